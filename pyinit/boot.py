@@ -1,0 +1,303 @@
+"""The boot and shutdown sequence, read top to bottom (see Init.run).
+
+One process, one event loop: every wait below is `loop.run_until(condition,
+timeout)`, which keeps reaping, forwarding signals and supervising services
+while the sequence waits. Nothing sleeps and nothing polls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Callable, Protocol
+
+from pyinit import environment, log, prctl, signals, spawn
+from pyinit.config import Config
+from pyinit.loop import EventLoop
+from pyinit.proctree import descendants, parent_map
+from pyinit.reaper import ExitStatus, Reaper
+
+
+class Services(Protocol):
+    """What the boot sequence needs from service supervision."""
+
+    def start(self) -> None: ...
+    def reload(self) -> None: ...
+    def stop_all(self, timeout: float) -> None: ...
+
+
+class Init:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = EventLoop()
+        self.reaper = Reaper()
+        self.inherited = signals.Inherited.capture()
+        self.signalfd: signals.SignalFd | None = None
+        self.services: Services | None = None
+        self.main_pid: int | None = None
+        self.main_status: ExitStatus | None = None
+        self.stop_signal: int | None = None
+        self.exit_request: int | None = None  # set by `svctl shutdown-container`
+        self.shutdown_deadline: float | None = None
+        self.is_pid1 = os.getpid() == 1
+
+    # --- the narrative -------------------------------------------------------
+    def run(self) -> int:
+        """Boot, wait for the end, shut down; returns pyinit's exit code."""
+        self.take_signals()
+        self.become_reaper()
+        self.import_environment()
+        failure = None if self.config.skip_startup_files else self.run_startup_scripts()
+        if failure is None and not self.stopping():
+            self.start_services()
+            failure = self.start_main_command()
+        if failure is None:
+            self.loop.run_until(self.stopping)
+        return self.shutdown(failure)
+
+    def shutdown(self, failure: int | None) -> int:
+        self.shutdown_deadline = self.loop.clock() + self.config.shutdown_timeout
+        log.debug("shutting down")
+        self.stop_main_command()
+        self.run_dir_scripts(self.config.pre_shutdown_dir, "pre-shutdown")
+        self.stop_services()
+        if self.config.kill_all_on_exit:
+            self.kill_all()
+        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
+        code = self.exit_code(failure)
+        log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
+        return code
+
+    # --- boot steps ----------------------------------------------------------
+    def take_signals(self) -> None:
+        """Block every handled signal and read them from a signalfd in the loop."""
+        self.signalfd = signals.SignalFd(signals.handled())
+        self.loop.add_reader(self.signalfd.fd, self.on_signals)
+        try:
+            prctl.set_name("pyinit")
+        except OSError:
+            pass
+
+    def become_reaper(self) -> None:
+        if self.is_pid1:
+            return
+        try:
+            prctl.set_child_subreaper(True)
+            log.debug("not PID 1: registered as child subreaper")
+        except OSError as exc:
+            log.warning(
+                f"not PID 1 and cannot become a child subreaper ({exc.strerror}): "
+                "orphans will not be reaped by pyinit"
+            )
+
+    def import_environment(self) -> None:
+        environment.import_dir(self.config.env_dir, override=False)
+        environment.export_dir(self.config.env_dir, os.environ)
+
+    def run_startup_scripts(self) -> int | None:
+        """Run the init dir, then rc.local; the exit code of the first failure, or None."""
+        scripts = executables(self.config.init_dir)
+        if is_executable(self.config.rc_local):
+            scripts.append(self.config.rc_local)
+        for path in scripts:
+            log.info(f"running {path}")
+            status = self.run_to_completion(path, timeout=None)
+            if status is None:  # stopped by a signal to pyinit
+                return None
+            environment.import_dir(self.config.env_dir, override=True)
+            environment.export_dir(self.config.env_dir, os.environ)
+            if status.shell_code != 0:
+                log.error(f"{path} failed with {status.describe()}; stopping the boot")
+                return status.shell_code
+        return None
+
+    def start_services(self) -> None:
+        if self.config.skip_services:
+            return
+        from pyinit.services import ServiceManager
+
+        self.services = ServiceManager(self)
+        self.services.start()
+
+    def start_main_command(self) -> int | None:
+        if not self.config.command:
+            return None
+        argv = self.config.command
+        spec = spawn.Spec(argv, pgroup=True, foreground=True)
+        try:
+            self.main_pid = spawn.spawn(spec, self.inherited)
+        except spawn.SpawnError as exc:
+            log.error(f"main command {exc}")
+            return exc.exit_code
+        self.reaper.watch(self.main_pid, self.on_main_exit)
+        log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
+        return None
+
+    # --- events --------------------------------------------------------------
+    def on_signals(self) -> None:
+        assert self.signalfd is not None
+        for got in self.signalfd.read():
+            if got.signum == signal.SIGCHLD:
+                self.reaper.reap()
+                continue
+            if got.code == signals.SI_USER and got.pid == os.getpid():
+                continue  # raised by pyinit itself (e.g. SIGPIPE from its own write)
+            self.on_signal(got.signum)
+        self.reaper.reap()
+
+    def on_signal(self, signum: int) -> None:
+        log.debug(f"received {signals.name(signum)}")
+        if self.main_pid is not None and self.main_status is None:
+            try:
+                os.kill(self.main_pid, signum)
+            except ProcessLookupError:
+                pass
+        if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
+            self.stop_signal = signum
+        elif signum == signal.SIGHUP and self.services is not None:
+            self.services.reload()
+
+    def on_main_exit(self, pid: int, status: ExitStatus) -> None:
+        self.main_status = status
+        log.debug(f"main command (pid {pid}) ended with {status.describe()}")
+
+    def request_exit(self, code: int) -> None:
+        """Shut the container down and exit with code (from the control socket)."""
+        if self.exit_request is None:
+            self.exit_request = code
+            if self.main_pid is not None and self.main_status is None:
+                self.kill_quietly(self.main_pid, signal.SIGTERM)
+
+    def stopping(self) -> bool:
+        return (
+            self.stop_signal is not None
+            or self.exit_request is not None
+            or (self.main_pid is not None and self.main_status is not None)
+        )
+
+    # --- shutdown steps --------------------------------------------------------
+    def remaining(self, wanted: float) -> float:
+        """wanted, cut to what is left of the shutdown budget."""
+        if self.shutdown_deadline is None:
+            return wanted
+        return max(0.0, min(wanted, self.shutdown_deadline - self.loop.clock()))
+
+    def stop_main_command(self) -> None:
+        if self.main_pid is None or self.main_status is not None:
+            return
+        exited = self.loop.run_until(
+            lambda: self.main_status is not None, self.remaining(self.config.kill_timeout)
+        )
+        if not exited:
+            log.warning(f"main command (pid {self.main_pid}) still running: sending SIGKILL")
+            self.kill_quietly(self.main_pid, signal.SIGKILL)
+            self.loop.run_until(lambda: self.main_status is not None)
+
+    def stop_services(self) -> None:
+        if self.services is not None:
+            self.services.stop_all(self.remaining(self.config.kill_timeout))
+
+    def kill_all(self) -> None:
+        """TERM (and CONT) every process left, wait, then KILL, reaping throughout."""
+        self.reaper.reap()
+        if not self.leftovers():
+            return
+        log.debug("sending SIGTERM to all remaining processes")
+        self.signal_all(signal.SIGTERM)
+        self.signal_all(signal.SIGCONT)
+        timeout = self.remaining(self.config.kill_all_timeout)
+        if self.loop.run_until(lambda: not self.leftovers(), timeout):
+            return
+        log.warning("processes still running after SIGTERM: sending SIGKILL")
+        self.signal_all(signal.SIGKILL)
+        if not self.loop.run_until(lambda: not self.leftovers(), 5.0):
+            log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
+
+    def leftovers(self) -> bool:
+        if self.is_pid1:
+            return self.reaper.has_children
+        return bool(self.reaper.has_children or descendants(parent_map(), os.getpid()))
+
+    def signal_all(self, signum: int) -> None:
+        if self.is_pid1:
+            self.kill_quietly(-1, signum)
+            return
+        for pid in descendants(parent_map(), os.getpid()):
+            self.kill_quietly(pid, signum)
+
+    def run_dir_scripts(self, directory: str, stage: str) -> None:
+        for path in executables(directory):
+            timeout = self.remaining(self.config.kill_timeout)
+            if timeout <= 0:
+                log.warning(f"no shutdown time left: skipping {stage} script {path}")
+                continue
+            log.info(f"running {stage} script {path}")
+            status = self.run_to_completion(path, timeout=timeout)
+            if status is not None and status.shell_code != 0:
+                log.warning(f"{stage} script {path} failed with {status.describe()}")
+
+    def exit_code(self, failure: int | None) -> int:
+        if failure is not None:
+            return failure
+        if self.exit_request is not None:
+            return self.exit_request
+        if self.main_status is not None:
+            return self.main_status.shell_code
+        return 0
+
+    # --- helpers ---------------------------------------------------------------
+    def run_to_completion(self, path: str, timeout: float | None) -> ExitStatus | None:
+        """Run one script and wait for it. None if pyinit was told to stop meanwhile
+        (the script is then stopped: SIGTERM, kill timeout, SIGKILL)."""
+        done: list[ExitStatus] = []
+        try:
+            pid = spawn.spawn(spawn.Spec([path]), self.inherited)
+        except spawn.SpawnError as exc:
+            log.error(str(exc))
+            return ExitStatus(code=exc.exit_code)
+        self.reaper.watch(pid, lambda _pid, status: done.append(status))
+        stop_waiting: Callable[[], bool]
+        if timeout is None:
+            stop_waiting = lambda: bool(done) or self.stopping()  # noqa: E731
+        else:
+            stop_waiting = lambda: bool(done)  # noqa: E731
+        self.loop.run_until(stop_waiting, timeout)
+        if done:
+            return done[0]
+        if timeout is not None:
+            log.warning(f"{path} still running after {timeout:g}s: stopping it")
+        self.kill_quietly(pid, signal.SIGTERM)
+        if not self.loop.run_until(lambda: bool(done), self.config.kill_timeout):
+            self.kill_quietly(pid, signal.SIGKILL)
+            self.loop.run_until(lambda: bool(done))
+        return None
+
+    @staticmethod
+    def kill_quietly(pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def executables(directory: str) -> list[str]:
+    """The executable files of directory in lexical order; others are noted and skipped."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning(f"cannot read {directory}: {exc.strerror}; skipping it")
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if is_executable(path):
+            out.append(path)
+        elif os.path.isfile(path):
+            log.info(f"skipping {path}: not executable")
+    return out

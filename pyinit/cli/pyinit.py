@@ -1,0 +1,45 @@
+"""The `pyinit` command: parse flags, run the boot sequence, exit with its code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyinit import log
+from pyinit.config import UsageError, build_parser, parse
+
+SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        config = parse(args, os.environ)
+    except UsageError as exc:
+        build_parser().print_usage(sys.stderr)
+        sys.stderr.write(f"pyinit: error: {exc}\n")
+        sys.exit(2)
+    log.configure(config.verbosity)
+
+    from pyinit.boot import Init
+
+    init = Init(config)
+    try:
+        code = init.run()
+    except Exception:
+        log.bug("the boot sequence")
+        try:
+            code = init.shutdown(SOFTWARE_ERROR)
+        except Exception:
+            log.bug("the shutdown sequence")
+            code = SOFTWARE_ERROR
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code & 0xFF)

@@ -1,0 +1,144 @@
+"""pyinit's settings: every path and timeout has a flag and an environment variable.
+
+Flags win over environment variables, which win over the defaults. Parsing is
+pure (argv and environ in, Config or a usage error out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from pyinit import __version__
+
+DEFAULTS = {
+    "env_dir": "/etc/container_environment",
+    "init_dir": "/etc/my_init.d",
+    "rc_local": "/etc/rc.local",
+    "pre_shutdown_dir": "/etc/my_init.pre_shutdown.d",
+    "post_shutdown_dir": "/etc/my_init.post_shutdown.d",
+    "run_dir": "/run/pyinit",
+}
+DEFAULT_SERVICE_DIRS = ("/etc/service", "/etc/services.d")
+ENV_VARS = {
+    "env_dir": "PYINIT_ENV_DIR",
+    "init_dir": "PYINIT_INIT_DIR",
+    "rc_local": "PYINIT_RC_LOCAL",
+    "pre_shutdown_dir": "PYINIT_PRE_SHUTDOWN_DIR",
+    "post_shutdown_dir": "PYINIT_POST_SHUTDOWN_DIR",
+    "run_dir": "PYINIT_RUN_DIR",
+    "service_dirs": "PYINIT_SERVICE_DIR",
+    "kill_timeout": "KILL_PROCESS_TIMEOUT",
+    "kill_all_timeout": "KILL_ALL_PROCESSES_TIMEOUT",
+    "shutdown_timeout": "PYINIT_SHUTDOWN_TIMEOUT",
+}
+
+
+@dataclass
+class Config:
+    command: list[str] = field(default_factory=list)
+    env_dir: str = DEFAULTS["env_dir"]
+    init_dir: str = DEFAULTS["init_dir"]
+    rc_local: str = DEFAULTS["rc_local"]
+    pre_shutdown_dir: str = DEFAULTS["pre_shutdown_dir"]
+    post_shutdown_dir: str = DEFAULTS["post_shutdown_dir"]
+    run_dir: str = DEFAULTS["run_dir"]
+    service_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_DIRS))
+    kill_timeout: float = 5.0
+    kill_all_timeout: float = 3.0
+    shutdown_timeout: float = 9.5
+    skip_startup_files: bool = False
+    skip_services: bool = False
+    kill_all_on_exit: bool = True
+    verbosity: int = 2  # log.INFO
+
+
+class UsageError(Exception):
+    """A bad flag or environment value: print it with the usage line, exit 2."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and value < 10**7):
+        raise argparse.ArgumentTypeError(f"out of range (0 to 10000000 seconds): {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pyinit",
+        usage="pyinit [options] [--] [COMMAND [ARGS...]]",
+        description="A small PID 1 for containers: reaps zombies, forwards signals, runs "
+        "startup scripts, supervises services and shuts everything down in bounded time.",
+        epilog="Every path and timeout can also be set by the environment variable named "
+        "in brackets. See docs/pyinit.md.",
+    )
+    p.add_argument("--version", action="version", version=f"pyinit {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (repeat)")
+    p.add_argument("--quiet", action="store_true", help="print errors only")
+    p.add_argument("--skip-startup-files", action="store_true",
+                   help="do not run the init dir and rc.local")
+    p.add_argument("--skip-runit", "--skip-services", dest="skip_services", action="store_true",
+                   help="do not supervise services")
+    p.add_argument("--no-kill-all-on-exit", dest="kill_all_on_exit", action="store_false",
+                   help="at exit, do not TERM/KILL the processes that are left")
+    p.add_argument("--kill-timeout", type=_seconds, metavar="SECS",
+                   help="seconds the main command and each service get to exit after "
+                   "SIGTERM before SIGKILL [KILL_PROCESS_TIMEOUT, 5]")
+    p.add_argument("--kill-all-timeout", type=_seconds, metavar="SECS",
+                   help="seconds left-over processes get after SIGTERM before SIGKILL "
+                   "[KILL_ALL_PROCESSES_TIMEOUT, 3]")
+    p.add_argument("--shutdown-timeout", type=_seconds, metavar="SECS",
+                   help="bound on the whole shutdown; every stage's wait is cut to fit "
+                   "[PYINIT_SHUTDOWN_TIMEOUT, 9.5]")
+    for key, flag, what in (
+        ("env_dir", "--env-dir", "container environment directory"),
+        ("init_dir", "--init-dir", "startup scripts directory"),
+        ("rc_local", "--rc-local", "script run after the init dir"),
+        ("pre_shutdown_dir", "--pre-shutdown-dir", "scripts run before services stop"),
+        ("post_shutdown_dir", "--post-shutdown-dir", "scripts run last"),
+        ("run_dir", "--run-dir", "runtime state and control socket directory"),
+    ):
+        p.add_argument(flag, dest=key, metavar="PATH",
+                       help=f"{what} [{ENV_VARS[key]}, {DEFAULTS[key]}]")
+    p.add_argument("--service-dir", dest="service_dirs", action="append", metavar="DIR",
+                   help="service directory, repeatable [PYINIT_SERVICE_DIR, colon-separated; "
+                   "/etc/service and /etc/services.d]")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the main command")
+    return p
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Build a Config; raises UsageError for a bad environment value."""
+    ns = build_parser().parse_args(list(argv))
+    cfg = Config()
+    command = list(ns.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    cfg.command = command
+    for key in DEFAULTS:
+        value = getattr(ns, key) or environ.get(ENV_VARS[key]) or DEFAULTS[key]
+        setattr(cfg, key, value)
+    if ns.service_dirs:
+        cfg.service_dirs = list(ns.service_dirs)
+    elif environ.get("PYINIT_SERVICE_DIR"):
+        cfg.service_dirs = [d for d in environ["PYINIT_SERVICE_DIR"].split(":") if d]
+    for key in ("kill_timeout", "kill_all_timeout", "shutdown_timeout"):
+        value = getattr(ns, key)
+        if value is None and environ.get(ENV_VARS[key]):
+            try:
+                value = _seconds(environ[ENV_VARS[key]])
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"{ENV_VARS[key]}: {exc}") from None
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg.skip_startup_files = ns.skip_startup_files
+    cfg.skip_services = ns.skip_services
+    cfg.kill_all_on_exit = ns.kill_all_on_exit
+    cfg.verbosity = 0 if ns.quiet else 2 + ns.verbose
+    return cfg

@@ -1,0 +1,163 @@
+"""The container environment directory, my_init style.
+
+`/etc/container_environment/NAME` holds one variable per file (its content
+without one trailing newline). pyinit imports it without overriding what is
+already set, then exports the whole environment back as files plus
+`<dir>.sh` (shell `export` lines) and `<dir>.json`. Parsing and rendering are
+pure; reading and writing are the thin functions at the bottom.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import re
+import shlex
+import tempfile
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from pyinit import log
+
+SKIPPED = frozenset({"HOME", "USER", "GROUP", "UID", "GID", "SHELL"})
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def valid_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+@dataclass
+class Parsed:
+    values: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_entries(entries: Mapping[str, bytes]) -> Parsed:
+    """Turn {file name: content} into variables, with a problem line per bad entry."""
+    out = Parsed()
+    for fname in sorted(entries):
+        if not valid_name(fname):
+            out.problems.append(f"skipping {fname!r}: not a valid variable name")
+            continue
+        raw = entries[fname]
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if b"\0" in raw:
+            out.problems.append(f"skipping {fname}: value contains a NUL byte")
+            continue
+        try:
+            out.values[fname] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            out.problems.append(f"skipping {fname}: value is not valid UTF-8")
+    return out
+
+
+def merge(current: Mapping[str, str], imported: Mapping[str, str], override: bool) -> dict[str, str]:
+    """current plus imported; imported wins only when override is set."""
+    merged = dict(current)
+    for key, value in imported.items():
+        if override or key not in merged:
+            merged[key] = value
+    return merged
+
+
+def exported(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables that get written back (my_init skips the per-user ones)."""
+    return {k: v for k, v in sorted(env.items()) if k not in SKIPPED and valid_name(k)}
+
+
+def render_sh(env: Mapping[str, str]) -> str:
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exported(env).items())
+
+
+def render_json(env: Mapping[str, str]) -> str:
+    return json.dumps(exported(env), indent=2, sort_keys=True) + "\n"
+
+
+# --- I/O -------------------------------------------------------------------
+
+
+def read_dir(path: str) -> Parsed:
+    """Read every regular file in path; a missing dir is an empty result."""
+    entries: dict[str, bytes] = {}
+    out = Parsed()
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        out.problems.append(f"cannot read {path}: {exc.strerror}")
+        return out
+    for fname in names:
+        full = os.path.join(path, fname)
+        try:
+            if not os.path.isfile(full):
+                continue
+            with open(full, "rb") as fh:
+                entries[fname] = fh.read()
+        except OSError as exc:
+            out.problems.append(f"cannot read {full}: {exc.strerror}")
+    parsed = parse_entries(entries)
+    parsed.problems[:0] = out.problems
+    return parsed
+
+
+def import_dir(path: str, override: bool) -> None:
+    """Merge the directory into os.environ, reporting bad entries as warnings."""
+    parsed = read_dir(path)
+    for problem in parsed.problems:
+        log.warning(f"{path}: {problem}")
+    merged = merge(os.environ, parsed.values, override)
+    for key, value in merged.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+def _modes() -> tuple[int, int, int]:
+    """(dir mode, file mode, gid) : 0700/0600 root, or 0750/0640 for group docker_env."""
+    try:
+        gid = grp.getgrnam("docker_env").gr_gid
+        return 0o750, 0o640, gid
+    except KeyError:
+        return 0o700, 0o600, -1
+
+
+def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pyinit-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        if gid >= 0:
+            os.chown(tmp, -1, gid)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def export_dir(path: str, env: Mapping[str, str]) -> bool:
+    """Write env to path/NAME, path.sh and path.json; warn and return False on failure."""
+    dmode, fmode, gid = _modes()
+    values = exported(env)
+    try:
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, dmode)
+        if gid >= 0:
+            os.chown(path, -1, gid)
+        for key, value in values.items():
+            _write_atomic(os.path.join(path, key), value, fmode, gid)
+        base = path.rstrip("/")
+        _write_atomic(base + ".sh", render_sh(values), fmode, gid)
+        _write_atomic(base + ".json", render_json(values), fmode, gid)
+    except OSError as exc:
+        where = exc.filename or path
+        log.warning(f"cannot export the environment to {where}: {exc.strerror}; carrying on")
+        return False
+    return True
