@@ -7,7 +7,6 @@ pure (argv and environ in, Config or a usage error out).
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 

@@ -54,7 +54,9 @@ def parse_entries(entries: Mapping[str, bytes]) -> Parsed:
     return out
 
 
-def merge(current: Mapping[str, str], imported: Mapping[str, str], override: bool) -> dict[str, str]:
+def merge(
+    current: Mapping[str, str], imported: Mapping[str, str], override: bool
+) -> dict[str, str]:
     """current plus imported; imported wins only when override is set."""
     merged = dict(current)
     for key, value in imported.items():

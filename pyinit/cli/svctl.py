@@ -1,0 +1,306 @@
+"""`svctl`: control and inspect pyinit's services, with runit's `sv` commands and output.
+
+Exit codes as sv: 0 all good; one more per failed or timed-out service (at most
+99); 100 for a usage error or when pyinit cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+USAGE = """usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]
+
+commands (runit sv):  status [--json]  up down once pause cont hup alarm interrupt
+                      quit 1 2 term kill exit
+LSB:                  start stop restart reload try-restart force-stop force-reload
+                      force-restart force-shutdown shutdown check
+pyinit:               tree  rescan  shutdown-container [--exit-code N]
+SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means all.
+`reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP."""
+
+USAGE_ERROR = 100
+DEFAULT_RUN_DIR = "/run/pyinit"
+
+
+@dataclass(frozen=True)
+class Command:
+    letters: str
+    wait: bool = False  # LSB commands wait by default
+    kill: bool = False  # send kill to services that time out
+
+
+SIMPLE = {
+    "up": "u", "down": "d", "once": "o", "pause": "p", "cont": "c", "hup": "h",
+    "alarm": "a", "interrupt": "i", "quit": "q", "1": "1", "2": "2", "term": "t",
+    "kill": "k", "exit": "x",
+}
+COMMANDS: dict[str, Command] = {name: Command(letters) for name, letters in SIMPLE.items()}
+COMMANDS.update({letter: Command(letter) for letter in SIMPLE.values()})
+COMMANDS.update(
+    {
+        "e": Command("x"),
+        "start": Command("u", wait=True),
+        "stop": Command("d", wait=True),
+        "restart": Command("tcu", wait=True),
+        "reload": Command("h", wait=True),
+        "shutdown": Command("x", wait=True),
+        "try-restart": Command("tc", wait=True),
+        "force-stop": Command("d", wait=True, kill=True),
+        "force-reload": Command("tc", wait=True, kill=True),
+        "force-restart": Command("tcu", wait=True, kill=True),
+        "force-shutdown": Command("x", wait=True, kill=True),
+        "check": Command("C", wait=True),
+    }
+)
+
+
+class Usage(Exception):
+    pass
+
+
+class Unreachable(Exception):
+    pass
+
+
+@dataclass
+class Args:
+    command: str
+    services: list[str]
+    run_dir: str
+    verbose: bool = False
+    wait: float = 7.0
+    json: bool = False
+    exit_code: int = 0
+
+
+def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
+    run_dir = environ.get("PYINIT_RUN_DIR") or DEFAULT_RUN_DIR
+    verbose = False
+    wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
+    rest = list(argv)
+    while rest and rest[0].startswith("-") and rest[0] != "-":
+        opt = rest.pop(0)
+        if opt in ("-h", "--help"):
+            raise Usage("")
+        if opt == "-v":
+            verbose = True
+        elif opt in ("-w", "--run-dir"):
+            if not rest:
+                raise Usage(f"{opt} needs a value")
+            value = rest.pop(0)
+            if opt == "-w":
+                wait, verbose = _seconds(value, "-w"), True
+            else:
+                run_dir = value
+        elif opt.startswith("-w") and len(opt) > 2:
+            wait, verbose = _seconds(opt[2:], "-w"), True
+        elif opt.startswith("--run-dir="):
+            run_dir = opt.split("=", 1)[1]
+        else:
+            raise Usage(f"unknown option {opt}")
+    if not rest:
+        raise Usage("no command given")
+    args = Args(rest.pop(0), [], run_dir, verbose, wait)
+    if args.command not in COMMANDS and args.command not in (
+        "status", "s", "tree", "rescan", "shutdown-container"
+    ):
+        raise Usage(f"unknown command {args.command!r}")
+    for word in rest:
+        if word == "--json" and args.command in ("status", "s", "tree"):
+            args.json = True
+        elif args.command == "shutdown-container" and word.startswith("--exit-code"):
+            continue
+        else:
+            args.services.append(word)
+    if args.command == "shutdown-container":
+        args.exit_code = _exit_code(rest)
+        args.services = [s for s in args.services if not s.lstrip("-").isdigit()]
+        if args.services:
+            raise Usage("shutdown-container takes no service")
+    return args
+
+
+def _exit_code(words: list[str]) -> int:
+    for i, word in enumerate(words):
+        value = None
+        if word.startswith("--exit-code="):
+            value = word.split("=", 1)[1]
+        elif word == "--exit-code":
+            value = words[i + 1] if i + 1 < len(words) else ""
+        if value is not None:
+            if not value.isdigit() or int(value) > 255:
+                raise Usage(f"--exit-code must be 0..255, not {value!r}")
+            return int(value)
+    return 0
+
+
+def _seconds(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise Usage(f"{what}: not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise Usage(f"{what}: out of range: {text!r}")
+    return value
+
+
+# --- talking to pyinit -----------------------------------------------------------
+def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0) -> dict[str, Any]:
+    from pyinit.control import SOCKET_NAME, request
+
+    path = os.path.join(args.run_dir, SOCKET_NAME)
+    try:
+        reply = request(path, payload, timeout)
+    except (OSError, ConnectionError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
+    if not reply.get("ok"):
+        raise Unreachable(f"pyinit refused: {reply.get('error', 'no reason given')}")
+    return reply
+
+
+# --- commands ----------------------------------------------------------------------
+def cmd_status(args: Args) -> int:
+    from pyinit.svstatus import sv_status_line
+
+    reply = ask(args, {"cmd": "status", "services": args.services})
+    records = reply["services"]
+    if args.json:
+        from pyinit.proctree_stats import add_usage
+
+        for rec in records:
+            add_usage(rec)
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return sum(1 for r in records if r.get("missing"))
+    now = time.time()
+    rc = 0
+    labels = args.services or [r["name"] for r in records]
+    for label, rec in zip(labels, records):
+        if rec.get("missing"):
+            print(f"fail: {label}: unable to change to service directory: file does not exist")
+            rc += 1
+        else:
+            print(sv_status_line(label, rec, now))
+    return rc
+
+
+def cmd_control(args: Args) -> int:
+    command = COMMANDS[args.command]
+    if args.command == "reload" and not args.services:
+        return cmd_rescan(args)
+    waiting = command.wait or args.verbose
+    payload: dict[str, Any] = {
+        "cmd": "wait" if command.letters == "C" else "control",
+        "action": command.letters,
+        "services": args.services,
+    }
+    if waiting:
+        payload["wait"] = args.wait
+    reply = ask(args, payload, timeout=(args.wait + 10) if waiting else 10)
+    rc = 0
+    for res in reply["results"]:
+        if not res.get("ok"):
+            print(f"fail: {res['service']}: {_explain(res.get('error', ''))}")
+            rc += 1
+    if waiting:
+        rc += report_waits(args, command, reply)
+    return rc
+
+
+def _explain(error: str) -> str:
+    if error == "no such service":
+        return "unable to change to service directory: file does not exist"
+    return error
+
+
+def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
+    from pyinit.svstatus import sv_part
+
+    deadline = time.monotonic() + args.wait
+    rc = 0
+    to_kill = []
+    for res in reply["results"]:
+        if not res.get("ok"):
+            continue
+        rec = res["status"]
+        done = res["done"]
+        if done and ("u" in command.letters or "C" in command.letters) and rec.get("pid"):
+            done = run_check(rec.get("path"), deadline)
+        now = time.time()
+        if done:
+            print("ok: " + sv_part(res["service"], rec, now))
+        else:
+            print(("kill: " if command.kill else "timeout: ") + sv_part(res["service"], rec, now))
+            rc += 1
+            to_kill.append(res["service"])
+    if to_kill:
+        ask(args, {"cmd": "control", "action": "k", "services": to_kill})
+    return rc
+
+
+def run_check(path: Optional[str], deadline: float) -> bool:
+    """Run the service's `check` until it exits 0 or the deadline passes (as sv does)."""
+    if not path:
+        return True
+    check = os.path.join(path, "check")
+    if not (os.path.isfile(check) and os.access(check, os.X_OK)):
+        return True
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            r = subprocess.run(["./check"], cwd=path, stdin=subprocess.DEVNULL,
+                               timeout=max(left, 0.1))
+            if r.returncode == 0:
+                return True
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if time.monotonic() + 0.25 > deadline:
+            return False
+        time.sleep(0.25)
+
+
+def cmd_rescan(args: Args) -> int:
+    ask(args, {"cmd": "reload"})
+    return 0
+
+
+def cmd_shutdown_container(args: Args) -> int:
+    ask(args, {"cmd": "shutdown", "exit_code": args.exit_code})
+    return 0
+
+
+def cmd_tree(args: Args) -> int:
+    from pyinit.proctree_stats import render_tree
+
+    reply = ask(args, {"cmd": "status", "services": args.services})
+    sys.stdout.write(render_tree(reply["services"], color=sys.stdout.isatty()))
+    return sum(1 for r in reply["services"] if r.get("missing"))
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    except Usage as exc:
+        if str(exc):
+            sys.stderr.write(f"svctl: error: {exc}\n")
+        sys.stderr.write(USAGE + "\n")
+        sys.exit(USAGE_ERROR)
+    handlers = {
+        "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
+        "shutdown-container": cmd_shutdown_container,
+    }
+    try:
+        rc = handlers.get(args.command, cmd_control)(args)
+    except Unreachable as exc:
+        sys.stderr.write(f"svctl: fatal: {exc}\n")
+        sys.exit(USAGE_ERROR)
+    except KeyboardInterrupt:
+        sys.exit(USAGE_ERROR)
+    sys.stdout.flush()
+    sys.exit(min(rc, 99))

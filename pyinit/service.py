@@ -1,0 +1,69 @@
+"""Reading service directories (runit's layout) into definitions.
+
+A service is a subdirectory (or a symlink to one) of a service dir, whose name
+does not start with '.', holding an executable `run`. Optional: `finish`,
+`check`, `down`, and `log/run` for a logger.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceDir:
+    name: str
+    path: str
+    normally_up: bool
+    has_log: bool
+    error: str | None = None  # why it cannot be started, shown by svctl status
+
+
+def is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def read_service(name: str, path: str) -> ServiceDir:
+    run = os.path.join(path, "run")
+    error = None
+    if not os.path.lexists(run):
+        error = "no run file"
+    elif not os.path.isfile(run):
+        error = "run is not a regular file"
+    elif not os.access(run, os.X_OK):
+        error = "run is not executable"
+    return ServiceDir(
+        name=name,
+        path=path,
+        normally_up=not os.path.exists(os.path.join(path, "down")),
+        has_log=is_executable(os.path.join(path, "log", "run")),
+        error=error,
+    )
+
+
+def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:
+    """Every service in service_dirs (first dir wins on a name clash), and problems."""
+    found: dict[str, ServiceDir] = {}
+    problems: list[str] = []
+    for base in service_dirs:
+        try:
+            names = sorted(os.listdir(base))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"cannot read service dir {base}: {exc.strerror}")
+            continue
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = os.path.join(base, name)
+            if not os.path.isdir(path):
+                if os.path.islink(path):
+                    problems.append(f"{path}: broken symlink, ignored")
+                continue
+            if name in found:
+                problems.append(f"{path}: a service named {name!r} exists already, ignored")
+                continue
+            found[name] = read_service(name, path)
+    return found, problems

@@ -1,0 +1,76 @@
+"""Service status records, runit's `sv status` line format, and sv's wait conditions.
+
+Pure functions over the status record that the control socket sends (a dict,
+see docs/control-protocol.md), shared by pyinit (to answer waits) and svctl
+(to print).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+Record = Mapping[str, Any]
+
+
+def sv_part(label: str, rec: Record, now: float) -> str:
+    """One `sv status` part: `run: NAME: (pid 123) 45s, normally down, ...`."""
+    pid = rec.get("pid") or 0
+    state = rec.get("state", "down")
+    text = f"{state}: {label}: "
+    if state != "down":
+        text += f"(pid {pid}) "
+    elapsed = max(0, math.floor(now - rec.get("since", now)))
+    text += f"{elapsed}s"
+    normally_up = rec.get("normally_up", True)
+    want = rec.get("want")
+    if pid and not normally_up:
+        text += ", normally down"
+    if not pid and normally_up:
+        text += ", normally up"
+    if pid and rec.get("paused"):
+        text += ", paused"
+    if not pid and want == "u":
+        text += ", want up"
+    if pid and want == "d":
+        text += ", want down"
+    if pid and rec.get("got_term"):
+        text += ", got TERM"
+    return text
+
+
+def sv_status_line(label: str, rec: Record, now: float) -> str:
+    """The whole `sv status` line for a service, with its logger after '; '."""
+    if rec.get("error"):
+        return f"fail: {label}: {rec['error']}"
+    line = sv_part(label, rec, now)
+    if rec.get("log"):
+        line += "; " + sv_part("log", rec["log"], now)
+    return line
+
+
+def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
+    """Has `letters` (as sent by svctl) taken effect? sv's check(), minus `check` scripts
+    (svctl runs those itself). asked_at and rec['since'] use the same clock."""
+    pid = rec.get("pid") or 0
+    state = rec.get("state", "down")
+    since = rec.get("since", 0.0)
+    for letter in letters:
+        if letter == "x":
+            return True
+        if letter == "u" and (not pid or state != "run"):
+            return False
+        if letter == "d" and (pid or state != "down"):
+            return False
+        if letter in "tk":
+            if not pid and rec.get("want") == "d":
+                continue
+            if asked_at > since or not pid or rec.get("got_term"):
+                return False
+        if letter == "o" and ((not pid and asked_at > since) or (pid and rec.get("want") != "d")):
+            return False
+        if letter == "p" and pid and not rec.get("paused"):
+            return False
+        if letter == "c" and pid and rec.get("paused"):
+            return False
+    return True

@@ -1,0 +1,206 @@
+"""Command line and environment parsing: flags win over env vars over defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyinit import __version__
+from pyinit.config import DEFAULT_SERVICE_DIRS, DEFAULTS, ENV_VARS, Config, UsageError, parse
+
+PATH_FLAGS = {
+    "env_dir": "--env-dir",
+    "init_dir": "--init-dir",
+    "rc_local": "--rc-local",
+    "pre_shutdown_dir": "--pre-shutdown-dir",
+    "post_shutdown_dir": "--post-shutdown-dir",
+    "run_dir": "--run-dir",
+}
+TIMEOUT_FLAGS = {
+    "kill_timeout": "--kill-timeout",
+    "kill_all_timeout": "--kill-all-timeout",
+    "shutdown_timeout": "--shutdown-timeout",
+}
+
+
+def test_defaults() -> None:
+    cfg = parse([], {})
+    assert cfg == Config()
+    assert cfg.command == []
+    assert cfg.env_dir == "/etc/container_environment"
+    assert cfg.init_dir == "/etc/my_init.d"
+    assert cfg.rc_local == "/etc/rc.local"
+    assert cfg.pre_shutdown_dir == "/etc/my_init.pre_shutdown.d"
+    assert cfg.post_shutdown_dir == "/etc/my_init.post_shutdown.d"
+    assert cfg.run_dir == "/run/pyinit"
+    assert cfg.service_dirs == list(DEFAULT_SERVICE_DIRS)
+    assert (cfg.kill_timeout, cfg.kill_all_timeout) == (5.0, 3.0)
+    assert cfg.kill_timeout + cfg.kill_all_timeout <= cfg.shutdown_timeout < 10
+    assert not cfg.skip_startup_files and not cfg.skip_services
+    assert cfg.kill_all_on_exit
+    assert cfg.verbosity == 2
+
+
+@pytest.mark.parametrize("key", sorted(PATH_FLAGS))
+def test_path_flag_beats_env_beats_default(key: str) -> None:
+    flag, var = PATH_FLAGS[key], ENV_VARS[key]
+    assert getattr(parse([], {}), key) == DEFAULTS[key]
+    assert getattr(parse([], {var: "/from/env"}), key) == "/from/env"
+    assert getattr(parse([flag, "/from/flag"], {var: "/from/env"}), key) == "/from/flag"
+    assert getattr(parse([f"{flag}=/eq"], {}), key) == "/eq"
+    # an empty variable is the same as an unset one
+    assert getattr(parse([], {var: ""}), key) == DEFAULTS[key]
+
+
+@pytest.mark.parametrize("key", sorted(TIMEOUT_FLAGS))
+def test_timeout_flag_beats_env_beats_default(key: str) -> None:
+    flag, var = TIMEOUT_FLAGS[key], ENV_VARS[key]
+    default = getattr(Config(), key)
+    assert getattr(parse([], {}), key) == default
+    assert getattr(parse([], {var: "7.5"}), key) == 7.5
+    assert getattr(parse([flag, "0.25"], {var: "7.5"}), key) == 0.25
+    assert getattr(parse([flag, "0"], {}), key) == 0.0
+    assert getattr(parse([], {var: ""}), key) == default
+
+
+def test_timeout_env_var_names_are_my_inits() -> None:
+    cfg = parse([], {"KILL_PROCESS_TIMEOUT": "2", "KILL_ALL_PROCESSES_TIMEOUT": "4"})
+    assert (cfg.kill_timeout, cfg.kill_all_timeout) == (2.0, 4.0)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "1e8", "1s", " "])
+def test_bad_timeout_env_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse([], {"KILL_PROCESS_TIMEOUT": value})
+    assert "KILL_PROCESS_TIMEOUT" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_kill_all_env_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="KILL_ALL_PROCESSES_TIMEOUT"):
+        parse([], {"KILL_ALL_PROCESSES_TIMEOUT": "soon"})
+
+
+def test_bad_env_is_ignored_when_the_flag_is_given() -> None:
+    cfg = parse(["--kill-timeout", "1"], {"KILL_PROCESS_TIMEOUT": "abc"})
+    assert cfg.kill_timeout == 1.0
+
+
+@pytest.mark.parametrize("flag", sorted(TIMEOUT_FLAGS.values()))
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "1e9", ""])
+def test_bad_timeout_flag_exits_2_with_usage(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse([flag, value], {})
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: pyinit [options] [--] [COMMAND [ARGS...]]")
+    assert flag in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--no-such-flag"], ["--kill-timeout"], ["-x"]])
+def test_unknown_or_incomplete_flag_exits_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(argv, {})
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: pyinit")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["sh", "-c", "exit 3"], ["sh", "-c", "exit 3"]),
+        (["--", "sh", "-c", "exit 3"], ["sh", "-c", "exit 3"]),
+        (["--", "-v", "x"], ["-v", "x"]),
+        (["--", "--kill-timeout", "1"], ["--kill-timeout", "1"]),
+        (["--", "--", "x"], ["--", "x"]),
+        (["--"], []),
+        ([], []),
+        # options after the command belong to the command
+        (["cmd", "--kill-timeout", "1", "-v"], ["cmd", "--kill-timeout", "1", "-v"]),
+        (["cmd", "--", "x"], ["cmd", "--", "x"]),
+    ],
+)
+def test_command_and_double_dash(argv: list[str], command: list[str]) -> None:
+    assert parse(argv, {}).command == command
+
+
+def test_options_before_the_command_are_pyinits() -> None:
+    cfg = parse(["-v", "--kill-timeout", "1", "--", "cmd", "-v"], {})
+    assert cfg.command == ["cmd", "-v"]
+    assert cfg.kill_timeout == 1.0
+    assert cfg.verbosity == 3
+    cfg = parse(["--quiet", "cmd", "--quiet"], {})
+    assert cfg.command == ["cmd", "--quiet"]
+    assert cfg.verbosity == 0
+
+
+def test_command_after_options_without_double_dash() -> None:
+    cfg = parse(["--skip-runit", "--init-dir", "/i", "bash", "-l"], {})
+    assert cfg.command == ["bash", "-l"]
+    assert cfg.skip_services and cfg.init_dir == "/i"
+
+
+def test_my_init_flags() -> None:
+    cfg = parse(["--skip-startup-files", "--skip-runit", "--no-kill-all-on-exit", "--quiet"], {})
+    assert cfg.skip_startup_files
+    assert cfg.skip_services
+    assert not cfg.kill_all_on_exit
+    assert cfg.verbosity == 0
+    assert parse(["--skip-services"], {}).skip_services
+
+
+@pytest.mark.parametrize(("argv", "level"), [([], 2), (["-v"], 3), (["-vv"], 4),
+                                             (["-v", "--verbose"], 4), (["--quiet"], 0),
+                                             (["--quiet", "-v"], 0)])
+def test_verbosity(argv: list[str], level: int) -> None:
+    assert parse(argv, {}).verbosity == level
+
+
+def test_service_dir_is_repeatable_and_beats_env() -> None:
+    env = {"PYINIT_SERVICE_DIR": "/e1:/e2"}
+    assert parse(["--service-dir", "/a", "--service-dir", "/b"], env).service_dirs == ["/a", "/b"]
+    assert parse(["--service-dir", "/only"], {}).service_dirs == ["/only"]
+
+
+@pytest.mark.parametrize(
+    ("value", "dirs"),
+    [
+        ("/e1:/e2", ["/e1", "/e2"]),
+        ("/one", ["/one"]),
+        ("/a::/b:", ["/a", "/b"]),
+        ("", list(DEFAULT_SERVICE_DIRS)),
+        (":", []),
+    ],
+)
+def test_service_dir_env_colon_list(value: str, dirs: list[str]) -> None:
+    assert parse([], {"PYINIT_SERVICE_DIR": value}).service_dirs == dirs
+
+
+def test_default_service_dirs_are_fresh_lists() -> None:
+    a, b = parse([], {}), parse([], {})
+    a.service_dirs.append("/x")
+    assert b.service_dirs == list(DEFAULT_SERVICE_DIRS)
+
+
+def test_help_documents_every_flag_and_env_var(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(["--help"], {})
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for flag in [*PATH_FLAGS.values(), *TIMEOUT_FLAGS.values(), "--service-dir",
+                 "--skip-startup-files", "--skip-runit", "--no-kill-all-on-exit", "--quiet",
+                 "--verbose", "--version"]:
+        assert flag in out, flag
+    for var in ENV_VARS.values():
+        assert var in out, var
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(["--version"], {})
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyinit {__version__}"

@@ -1,0 +1,379 @@
+"""The container environment directory: parsing, merging, rendering, exporting."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from pyinit import environment
+from pyinit.environment import (
+    SKIPPED,
+    export_dir,
+    import_dir,
+    merge,
+    parse_entries,
+    read_dir,
+    render_json,
+    render_sh,
+)
+
+TRICKY = {
+    "EMPTY": "",
+    "SPACES": "  a  b  ",
+    "SINGLE": "it's",
+    "DOUBLE": 'say "hi"',
+    "BOTH": "'\"'\"",
+    "DOLLAR": "$HOME ${PATH} $(echo no) `echo no`",
+    "BACKSLASH": "a\\b\\\\c\\",
+    "NEWLINES": "line1\nline2\n",
+    "LEADING_NL": "\nx",
+    "TAB": "a\tb",
+    "UNICODE": "héllo ☃ 日本 \U0001f600",
+    "GLOB": "* ? [a-z] ~",
+    "BANG": "!x !! ;& | > <",
+    "EQUALS": "a=b=c",
+    "DASH": "-n",
+}
+
+
+def docker_env_group() -> bool:
+    try:
+        grp.getgrnam("docker_env")
+    except KeyError:
+        return False
+    return True
+
+
+# --- parse_entries -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b"bar", "bar"),
+        (b"bar\n", "bar"),
+        (b"bar\n\n", "bar\n"),
+        (b"\n", ""),
+        (b"\n\n", "\n"),
+        (b"", ""),
+        (b"a\nb\n", "a\nb"),
+        (b"bar\r\n", "bar\r"),
+        (b"  spaced  ", "  spaced  "),
+        ("caf\u00e9 \u2603\n".encode(), "caf\u00e9 \u2603"),
+    ],
+)
+def test_parse_strips_exactly_one_trailing_newline(raw: bytes, value: str) -> None:
+    parsed = parse_entries({"FOO": raw})
+    assert parsed.values == {"FOO": value}
+    assert parsed.problems == []
+
+
+@pytest.mark.parametrize("name", ["1ABC", "A-B", "A.B", "A B", "", "É", "A=B", "-", "a/b"])
+def test_parse_rejects_invalid_names(name: str) -> None:
+    parsed = parse_entries({name: b"x", "GOOD": b"y"})
+    assert parsed.values == {"GOOD": "y"}
+    assert len(parsed.problems) == 1
+    assert repr(name) in parsed.problems[0]
+    assert "not a valid variable name" in parsed.problems[0]
+
+
+@pytest.mark.parametrize("name", ["A", "_", "_A1", "abc", "A_B_C", "x9"])
+def test_parse_accepts_valid_names(name: str) -> None:
+    assert parse_entries({name: b"v"}).values == {name: "v"}
+
+
+def test_parse_rejects_non_utf8() -> None:
+    parsed = parse_entries({"LATIN": b"caf\xe9\n", "OK": b"fine"})
+    assert parsed.values == {"OK": "fine"}
+    assert len(parsed.problems) == 1
+    assert "LATIN" in parsed.problems[0] and "UTF-8" in parsed.problems[0]
+
+
+@pytest.mark.parametrize("raw", [b"a\0b", b"\0", b"ab\0\n"])
+def test_parse_rejects_nul(raw: bytes) -> None:
+    parsed = parse_entries({"NUL": raw, "OK": b"fine"})
+    assert parsed.values == {"OK": "fine"}
+    assert len(parsed.problems) == 1
+    assert "NUL" in parsed.problems[0]
+
+
+def test_parse_reports_one_problem_per_bad_entry() -> None:
+    entries = {"1X": b"a", "BAD-NAME": b"b", "LATIN": b"\xff", "NUL": b"\0", "A": b"1"}
+    parsed = parse_entries(entries)
+    assert parsed.values == {"A": "1"}
+    assert len(parsed.problems) == 4
+    assert all("\n" not in p for p in parsed.problems)
+
+
+# --- merge -------------------------------------------------------------------
+
+
+def test_merge_without_override_keeps_current() -> None:
+    current = {"A": "1", "B": "2"}
+    merged = merge(current, {"B": "new", "C": "3"}, override=False)
+    assert merged == {"A": "1", "B": "2", "C": "3"}
+    assert current == {"A": "1", "B": "2"}  # not mutated
+
+
+def test_merge_with_override_takes_imported() -> None:
+    merged = merge({"A": "1", "B": "2"}, {"B": "new", "C": "3"}, override=True)
+    assert merged == {"A": "1", "B": "new", "C": "3"}
+
+
+def test_merge_keeps_empty_current_value_without_override() -> None:
+    assert merge({"A": ""}, {"A": "x"}, override=False) == {"A": ""}
+
+
+# --- rendering -----------------------------------------------------------------
+
+
+def _source(path: Path) -> dict[str, str]:
+    """The environment a shell gets after sourcing path (read NUL-separated)."""
+    out = subprocess.run(
+        ["env", "-i", "sh", "-c", '. "$1" && exec env -0', "sh", str(path)],
+        capture_output=True, check=True,
+    ).stdout
+    env = {}
+    for item in out.split(b"\0"):
+        if item:
+            key, _, value = item.partition(b"=")
+            env[key.decode()] = value.decode("utf-8")
+    return env
+
+
+def test_render_sh_round_trips_through_sh(tmp_path: Path) -> None:
+    script = tmp_path / "env.sh"
+    script.write_text(render_sh(TRICKY), encoding="utf-8")
+    sourced = _source(script)
+    for key, value in TRICKY.items():
+        assert sourced.get(key) == value, key
+
+
+def test_render_sh_is_one_export_per_variable_even_with_newlines() -> None:
+    text = render_sh({"A": "1", "B": "x"})
+    assert text == "export A=1\nexport B=x\n"
+    multi = render_sh({"NL": "a\nb"})
+    assert multi.startswith("export NL=") and multi.count("export") == 1
+
+
+def test_render_sh_skips_user_variables_and_invalid_names(tmp_path: Path) -> None:
+    env = {k: "skipped" for k in SKIPPED}
+    env.update({"KEPT": "yes", "BAD-NAME": "no", "1X": "no"})
+    text = render_sh(env)
+    assert text == "export KEPT=yes\n"
+    script = tmp_path / "env.sh"
+    script.write_text(text)
+    assert _source(script)["KEPT"] == "yes"
+
+
+def test_render_json() -> None:
+    env = dict(TRICKY)
+    env.update({k: "skipped" for k in SKIPPED})
+    env["BAD-NAME"] = "no"
+    text = render_json(env)
+    assert text.endswith("\n")
+    assert json.loads(text) == TRICKY
+    assert list(json.loads(text)) == sorted(TRICKY)
+
+
+def test_render_json_empty() -> None:
+    assert json.loads(render_json({})) == {}
+
+
+# --- reading and importing ---------------------------------------------------------
+
+
+def test_read_dir_missing_is_empty(tmp_path: Path) -> None:
+    parsed = read_dir(str(tmp_path / "missing"))
+    assert parsed.values == {} and parsed.problems == []
+
+
+def test_read_dir_not_a_directory_is_a_problem(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    parsed = read_dir(str(f))
+    assert parsed.values == {}
+    assert len(parsed.problems) == 1 and "cannot read" in parsed.problems[0]
+
+
+def test_read_dir_ignores_subdirectories(tmp_path: Path) -> None:
+    (tmp_path / "SUB").mkdir()
+    (tmp_path / "A").write_bytes(b"1\n")
+    parsed = read_dir(str(tmp_path))
+    assert parsed.values == {"A": "1"} and parsed.problems == []
+
+
+def test_import_dir_override_and_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("PYINIT_T_SET", "PYINIT_T_NEW"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PYINIT_T_SET", "outer")
+    (tmp_path / "PYINIT_T_SET").write_text("inner\n")
+    (tmp_path / "PYINIT_T_NEW").write_text("new\n")
+    (tmp_path / "BAD-NAME").write_text("x")
+    import_dir(str(tmp_path), override=False)
+    assert os.environ["PYINIT_T_SET"] == "outer"
+    assert os.environ["PYINIT_T_NEW"] == "new"
+    import_dir(str(tmp_path), override=True)
+    assert os.environ["PYINIT_T_SET"] == "inner"
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 2  # one warning per import for the bad name
+    assert all(line.startswith("pyinit: warning: ") and "BAD-NAME" in line for line in err)
+
+
+# --- exporting -------------------------------------------------------------------
+
+
+def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
+    target = tmp_path / "container_environment"
+    env = dict(TRICKY)
+    env.update({k: "skipped" for k in SKIPPED})
+    env["BAD-NAME"] = "no"
+    assert export_dir(str(target), env) is True
+
+    dmode, fmode = (0o750, 0o640) if docker_env_group() else (0o700, 0o600)
+    assert stat.S_IMODE(target.stat().st_mode) == dmode
+    names = sorted(os.listdir(target))
+    assert names == sorted(TRICKY)  # no temp files left, skipped names absent
+    for key, value in TRICKY.items():
+        path = target / key
+        assert path.read_bytes() == value.encode("utf-8"), key
+        assert stat.S_IMODE(path.stat().st_mode) == fmode
+    sh = tmp_path / "container_environment.sh"
+    js = tmp_path / "container_environment.json"
+    assert stat.S_IMODE(sh.stat().st_mode) == fmode
+    assert stat.S_IMODE(js.stat().st_mode) == fmode
+    assert json.loads(js.read_text(encoding="utf-8")) == TRICKY
+    sourced = _source(sh)
+    assert {k: sourced.get(k) for k in TRICKY} == TRICKY
+    for key in SKIPPED:
+        assert key not in json.loads(js.read_text(encoding="utf-8"))
+
+
+def test_export_dir_files_read_back_with_the_same_values(tmp_path: Path) -> None:
+    """Export then parse: one trailing newline is stripped on read, so a value
+    ending in a newline does not survive exactly; every other value does."""
+    target = tmp_path / "env"
+    export_dir(str(target), TRICKY)
+    parsed = read_dir(str(target))
+    assert parsed.problems == []
+    for key, value in TRICKY.items():
+        expected = value[:-1] if value.endswith("\n") else value
+        assert parsed.values[key] == expected
+
+
+def test_export_dir_replaces_atomically(tmp_path: Path) -> None:
+    """Existing files are replaced by rename, never rewritten in place: a reader
+    holding the old file keeps seeing the complete old content."""
+    target = tmp_path / "env"
+    export_dir(str(target), {"FOO": "old value"})
+    old_files = {
+        name: open(path, "rb")  # noqa: SIM115 - closed below
+        for name, path in (
+            ("FOO", target / "FOO"),
+            ("sh", tmp_path / "env.sh"),
+            ("json", tmp_path / "env.json"),
+        )
+    }
+    old_inodes = {
+        "FOO": (target / "FOO").stat().st_ino,
+        "sh": (tmp_path / "env.sh").stat().st_ino,
+        "json": (tmp_path / "env.json").stat().st_ino,
+    }
+    try:
+        assert export_dir(str(target), {"FOO": "new"}) is True
+        assert (target / "FOO").read_text() == "new"
+        assert (target / "FOO").stat().st_ino != old_inodes["FOO"]
+        assert (tmp_path / "env.sh").stat().st_ino != old_inodes["sh"]
+        assert (tmp_path / "env.json").stat().st_ino != old_inodes["json"]
+        assert old_files["FOO"].read() == b"old value"
+        assert b"old value" in old_files["sh"].read()
+        assert b"old value" in old_files["json"].read()
+    finally:
+        for fh in old_files.values():
+            fh.close()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".pyinit-")]
+    assert not [n for n in os.listdir(target) if n.startswith(".pyinit-")]
+
+
+def test_export_dir_tightens_an_existing_directory(tmp_path: Path) -> None:
+    target = tmp_path / "env"
+    target.mkdir(mode=0o777)
+    target.chmod(0o777)
+    export_dir(str(target), {"A": "1"})
+    expected = 0o750 if docker_env_group() else 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == expected
+
+
+def test_export_dir_uses_docker_env_group_when_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gid = os.getgid()
+    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, gid))
+    target = tmp_path / "env"
+    assert export_dir(str(target), {"A": "1"}) is True
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
+    assert stat.S_IMODE((target / "A").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o640
+    assert (target / "A").stat().st_gid == gid
+
+
+def _unwritable(tmp_path: Path, kind: str) -> Path:
+    if kind == "parent is a file":
+        (tmp_path / "file").write_text("")
+        return tmp_path / "file" / "env"
+    if kind == "path is a file":
+        (tmp_path / "env").write_text("")
+        return tmp_path / "env"
+    if kind == "dump is a directory":
+        (tmp_path / "env.sh").mkdir()
+        return tmp_path / "env"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["parent is a file", "path is a file", "dump is a directory"])
+def test_export_dir_unwritable_warns_once_and_returns_false(
+    tmp_path: Path, kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    target = _unwritable(tmp_path, kind)
+    assert export_dir(str(target), {"A": "1", "B": "2"}) is False
+    err = capfd.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyinit: warning: cannot export the environment to ")
+    assert "carrying on" in lines[0]
+    assert "Traceback" not in err
+    leftovers = [p for p in tmp_path.rglob(".pyinit-*")]
+    assert leftovers == []
+
+
+def test_export_dir_unwritable_for_non_root(tmp_path: Path) -> None:
+    """A read-only directory as a non-root user: warn, return False, no traceback."""
+    target = tmp_path / "env"
+    target.mkdir()
+    tmp_path.chmod(0o755)
+    code = (
+        "import os, sys\n"
+        "from pyinit.environment import export_dir\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "sys.exit(0 if export_dir(sys.argv[1], {'A': '1'}) is False else 1)\n"
+    )
+    if os.geteuid() != 0:
+        target.chmod(0o500)
+        code = code.replace("os.setgid(65534); os.setuid(65534)\n", "")
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyinit: warning: cannot export"), r.stderr
