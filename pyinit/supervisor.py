@@ -14,8 +14,8 @@ Rules:
 - A `run` that exits while wanted up is restarted after its `finish` (if any).
   If it lived less than MIN_UPTIME the restart waits `backoff` seconds, which
   doubles up to BACKOFF_MAX; uptime of BACKOFF_RESET or more resets it.
-- Stopping sends the stop signal then SIGCONT to the process group, and
-  SIGKILLs the group after kill_timeout.
+- Stopping sends the stop signal then SIGCONT to the process (as runit and
+  s6 do), and SIGKILLs its whole process group after kill_timeout.
 - A logger (term_grace > 0) is stopped by closing its pipe first, so it drains
   what is left and exits on EOF; it is signalled only after term_grace.
 - `finish` gets finish_timeout, then SIGKILL; it can never wedge supervision.
@@ -203,7 +203,7 @@ class Machine:
             return []
         self.paused = False
         self.kill_at = now + self.policy.kill_timeout
-        return [Signal(self.policy.stop_signal), Signal(signal.SIGCONT)]
+        return [Signal(self.policy.stop_signal, group=False), Signal(signal.SIGCONT, group=False)]
 
     def _signal(self, signum: int) -> list[Action]:
         if self.state != RUN or self.pid is None:
