@@ -16,17 +16,20 @@ import struct
 from typing import Any, Callable
 
 from pyinit import log
-from pyinit.loop import EventLoop
+from pyinit.loop import EventLoop, Timer
+from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
+    SOCKET_NAME,
+    VERSION,
+    ProtocolError,
+    parse_request,
+    request,
+)
 
-VERSION = 1
 MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
-SOCKET_NAME = "control.sock"
+MAX_CLIENTS = 128
+REQUEST_TIMEOUT = 10.0  # a client must send a whole request line within this
 _UCRED = struct.Struct("3i")
-
-
-class ProtocolError(Exception):
-    """A request that cannot be served; its text goes back to the client."""
 
 
 class Client:
@@ -42,6 +45,18 @@ class Client:
         self.outbuf = bytearray()
         self.closed = False
         self.on_close: list[Callable[[], None]] = []
+        self.deadline: Timer | None = None
+        self.expect_request()
+
+    def expect_request(self) -> None:
+        """Give the client REQUEST_TIMEOUT to send its next line (slow-loris guard)."""
+        if self.deadline is None:
+            self.deadline = self.server.loop.call_later(REQUEST_TIMEOUT, self.timed_out)
+
+    def timed_out(self) -> None:
+        self.deadline = None
+        self.send({"ok": False, "error": f"no complete request within {REQUEST_TIMEOUT:g}s"})
+        self.close()
 
     @property
     def privileged(self) -> bool:
@@ -72,6 +87,7 @@ class Client:
             del self.outbuf[:sent]
         if not self.closed:
             self.server.loop.remove_writer(self.fd)
+            self.expect_request()
 
     def readable(self) -> None:
         try:
@@ -90,6 +106,9 @@ class Client:
                 break
             line = bytes(self.inbuf[:end])
             del self.inbuf[: end + 1]
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
             self.server.dispatch(self, line)
         if len(self.inbuf) > MAX_REQUEST:
             self.send({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
@@ -99,6 +118,8 @@ class Client:
         if self.closed:
             return
         self.closed = True
+        if self.deadline is not None:
+            self.deadline.cancel()
         self.server.loop.remove(self.fd)
         self.server.clients.discard(self)
         self.sock.close()
@@ -136,6 +157,10 @@ class Server:
             except OSError as exc:
                 log.warning(f"control socket: accept failed: {exc.strerror}")
                 return
+            if len(self.clients) >= MAX_CLIENTS:
+                log.warning(f"control socket: more than {MAX_CLIENTS} clients, refusing one")
+                conn.close()
+                continue
             conn.setblocking(False)
             client = Client(self, conn)
             self.clients.add(client)
@@ -159,24 +184,6 @@ class Server:
             pass
 
 
-def parse_request(line: bytes) -> dict[str, Any]:
-    """Decode and validate the envelope of one request line."""
-    try:
-        request = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        raise ProtocolError("request is not valid JSON") from None
-    if not isinstance(request, dict):
-        raise ProtocolError("request must be a JSON object")
-    if request.get("v") != VERSION:
-        raise ProtocolError(f"unsupported protocol version {request.get('v')!r} (want {VERSION})")
-    if not isinstance(request.get("cmd"), str):
-        raise ProtocolError("request needs a string 'cmd'")
-    services = request.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        raise ProtocolError("'services' must be a list of strings")
-    return request
-
-
 def _remove_stale(path: str) -> None:
     try:
         st = os.lstat(path)
@@ -185,19 +192,3 @@ def _remove_stale(path: str) -> None:
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(f"{path} exists and is not a socket")
     os.unlink(path)
-
-
-def request(path: str, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
-    """Client side: send one request, return the one reply (blocking; for svctl)."""
-    payload = {"v": VERSION, **payload}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        buf = bytearray()
-        while b"\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("pyinit closed the connection without a reply")
-            buf += chunk
-    return json.loads(buf[: buf.index(b"\n")])

@@ -8,9 +8,12 @@ see docs/control-protocol.md), shared by pyinit (to answer waits) and svctl
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
 
-Record = Mapping[str, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
+
+    Record = Mapping[str, Any]
 
 
 def sv_part(label: str, rec: Record, now: float) -> str:

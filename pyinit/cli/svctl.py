@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 USAGE = """usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]
 
@@ -28,11 +29,15 @@ USAGE_ERROR = 100
 DEFAULT_RUN_DIR = "/run/pyinit"
 
 
-@dataclass(frozen=True)
 class Command:
-    letters: str
-    wait: bool = False  # LSB commands wait by default
-    kill: bool = False  # send kill to services that time out
+    """What an svctl command sends: runit letters, whether it waits, whether it kills."""
+
+    __slots__ = ("letters", "wait", "kill")
+
+    def __init__(self, letters: str, wait: bool = False, kill: bool = False) -> None:
+        self.letters = letters
+        self.wait = wait  # LSB commands wait by default
+        self.kill = kill  # send kill to services that time out
 
 
 SIMPLE = {
@@ -68,15 +73,18 @@ class Unreachable(Exception):
     pass
 
 
-@dataclass
 class Args:
-    command: str
-    services: list[str]
-    run_dir: str
-    verbose: bool = False
-    wait: float = 7.0
-    json: bool = False
-    exit_code: int = 0
+    """svctl's parsed command line."""
+
+    def __init__(self, command: str, services: list[str], run_dir: str,
+                 verbose: bool = False, wait: float = 7.0) -> None:
+        self.command = command
+        self.services = services
+        self.run_dir = run_dir
+        self.verbose = verbose
+        self.wait = wait
+        self.json = False
+        self.exit_code = 0
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
@@ -152,7 +160,7 @@ def _seconds(text: str, what: str) -> float:
 
 # --- talking to pyinit -----------------------------------------------------------
 def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0) -> dict[str, Any]:
-    from pyinit.control import SOCKET_NAME, request
+    from pyinit.protocol import SOCKET_NAME, request
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
     try:
@@ -248,6 +256,8 @@ def run_check(path: Optional[str], deadline: float) -> bool:
     """Run the service's `check` until it exits 0 or the deadline passes (as sv does)."""
     if not path:
         return True
+    import subprocess
+
     check = os.path.join(path, "check")
     if not (os.path.isfile(check) and os.access(check, os.X_OK)):
         return True
