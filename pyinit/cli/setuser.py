@@ -1,10 +1,83 @@
-"""The `setuser` command (privilege drop): not implemented yet."""
+"""`setuser USER COMMAND [ARGS...]`: run COMMAND as USER, like phusion's setuser and chpst -u.
+
+Exit codes as chpst: 111 for a failure before exec, 127 COMMAND not found,
+126 COMMAND not executable; a usage error is 100.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
+USAGE = """usage: setuser [--no-new-privs] [--drop-caps] [--clear-env]
+               USER[:GROUP] COMMAND [ARGS...]
 
-def main() -> None:
-    sys.stderr.write("setuser: not yet implemented in this version of pyinit\n")
-    sys.exit(111)
+Runs COMMAND as USER (a name or uid; GROUP a name or gid): supplementary groups
+from the group database, then gid, then uid; HOME, USER and LOGNAME from the
+passwd entry. --no-new-privs: setuid binaries cannot escalate. --drop-caps:
+clear every capability set. --clear-env: keep only PATH, TERM, LANG (plus
+HOME, USER, LOGNAME)."""
+
+FAILURE = 111
+USAGE_ERROR = 100
+
+
+def fail(text: str, code: int = FAILURE) -> None:
+    sys.stderr.write(f"setuser: error: {text}\n")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    options = {"--no-new-privs": False, "--drop-caps": False, "--clear-env": False,
+               "--keep-env": False}
+    while args and args[0].startswith("--"):
+        opt = args.pop(0)
+        if opt == "--":
+            break
+        if opt in ("--help",):
+            print(USAGE)
+            sys.exit(0)
+        if opt not in options:
+            sys.stderr.write(f"setuser: error: unknown option {opt}\n{USAGE}\n")
+            sys.exit(USAGE_ERROR)
+        options[opt] = True
+    if len(args) < 2:
+        sys.stderr.write(f"{USAGE}\n")
+        sys.exit(USAGE_ERROR)
+    spec, command = args[0], args[1:]
+
+    from pyinit import privileges, spawn
+
+    try:
+        identity = privileges.resolve(spec)
+    except privileges.PrivilegeError as exc:
+        fail(str(exc))
+    if os.geteuid() != 0 and identity.uid != os.geteuid():
+        fail(f"must be run as root to become {spec} (running as uid {os.geteuid()})")
+    env = privileges.environment(identity, dict(os.environ), clear=options["--clear-env"])
+    try:
+        program = spawn.resolve(command[0], env)
+    except spawn.SpawnError as exc:
+        fail(str(exc), exc.exit_code)
+    try:
+        if options["--drop-caps"]:
+            from pyinit import capabilities
+
+            capabilities.drop_bounding_set()
+            capabilities.clear_ambient()
+        privileges.drop(identity)
+        if options["--drop-caps"]:
+            capabilities.clear_process_sets()
+        if options["--no-new-privs"]:
+            from pyinit import prctl
+
+            prctl.set_no_new_privs()
+    except privileges.PrivilegeError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot become {spec}: {exc.strerror or exc}")
+    try:
+        os.execve(program, command, env)
+    except OSError as exc:
+        fail(f"cannot run {command[0]}: {exc.strerror}", spawn.NOT_EXECUTABLE)

@@ -1,0 +1,91 @@
+"""Dropping Linux capabilities: bounding set, ambient set, and the process's own sets.
+
+Uses python-prctl when installed (its capbset/cap_* objects), ctypes otherwise;
+the ambient set always goes through ctypes (python-prctl has no call for it).
+Set PYINIT_PRCTL=ctypes to force ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import struct
+from typing import Any
+
+from pyinit import prctl
+
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAP_V3 = 0x20080522
+_libc: Any = None
+
+
+def _lib() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    return _libc
+
+
+def _check(result: int, what: str) -> None:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def drop_bounding_set() -> None:
+    """Clear the bounding set (needs CAP_SETPCAP, so call it before dropping root)."""
+    py = prctl._py
+    if py is not None:
+        py.capbset.limit()
+        return
+    for cap in range(last_cap() + 1):
+        _check(_lib().prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP {cap}")
+
+
+def clear_ambient() -> None:
+    result = _lib().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if result < 0 and ctypes.get_errno() != 22:  # EINVAL: kernel without ambient caps
+        _check(result, "PR_CAP_AMBIENT_CLEAR_ALL")
+
+
+def clear_process_sets() -> None:
+    """Empty the effective, permitted and inheritable sets (capset)."""
+    py = prctl._py
+    if py is not None:
+        py.cap_effective.limit()
+        py.cap_inheritable.limit()
+        py.cap_permitted.limit()
+        return
+    header = ctypes.create_string_buffer(struct.pack("Ii", _CAP_V3, 0))
+    data = ctypes.create_string_buffer(24)  # two zeroed {effective, permitted, inheritable}
+    _check(_lib().capset(header, data), "capset")
+
+
+def drop_all() -> None:
+    """Bounding and ambient sets first (while still privileged), then the rest."""
+    drop_bounding_set()
+    clear_ambient()
+    clear_process_sets()
+
+
+def read_status(pid: str = "self") -> dict[str, int]:
+    """CapInh/CapPrm/CapEff/CapBnd/CapAmb of a process, as integers."""
+    out = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("Cap"):
+                key, value = line.split(":", 1)
+                out[key] = int(value.strip(), 16)
+    return out

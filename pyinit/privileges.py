@@ -1,0 +1,92 @@
+"""Looking up a user the way phusion's setuser and chpst do, and dropping to it for good.
+
+`resolve` is pure lookup (passwd/group databases); `drop` makes the system calls
+in the order that leaves no way back: supplementary groups, gid, uid (real,
+effective and saved), then checks that root cannot be regained.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from dataclasses import dataclass
+
+
+class PrivilegeError(Exception):
+    """A user or group that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str | None  # None for a numeric uid with no passwd entry
+    home: str
+
+
+def resolve(spec: str) -> Identity:
+    """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Identity."""
+    user, _, group = spec.partition(":")
+    if not user:
+        raise PrivilegeError(f"no user in {spec!r}")
+    entry = _passwd(user)
+    if entry is None:
+        if not user.isdigit():
+            raise PrivilegeError(f"unknown user {user!r}")
+        uid, gid, name, home = int(user), int(user), None, "/"
+    else:
+        uid, gid, name, home = entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir
+    if group:
+        gid = _group_id(group)
+    groups = tuple(sorted(set(os.getgrouplist(name, gid)))) if name else (gid,)
+    if group:
+        groups = tuple(sorted(set(groups) | {gid}))
+    return Identity(uid, gid, groups, name, home or "/")
+
+
+def _passwd(user: str) -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        pass
+    if user.isdigit():
+        try:
+            return pwd.getpwuid(int(user))
+        except KeyError:
+            return None
+    return None
+
+
+def _group_id(group: str) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise PrivilegeError(f"unknown group {group!r}") from None
+
+
+def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[str, str]:
+    """HOME, USER and LOGNAME from the passwd entry, over base (or over a minimal env)."""
+    env = {k: base[k] for k in ("PATH", "TERM", "LANG") if k in base} if clear else dict(base)
+    env["HOME"] = identity.home
+    if identity.name is not None:
+        env["USER"] = env["LOGNAME"] = identity.name
+    else:
+        env["USER"] = env["LOGNAME"] = str(identity.uid)
+    return env
+
+
+def drop(identity: Identity) -> None:
+    """setgroups, setresgid, setresuid, in that order; then prove root is gone."""
+    os.setgroups(list(identity.groups))
+    os.setresgid(identity.gid, identity.gid, identity.gid)
+    os.setresuid(identity.uid, identity.uid, identity.uid)
+    if identity.uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            return
+        raise PrivilegeError("could regain root after dropping privileges; refusing to go on")
