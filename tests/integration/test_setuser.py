@@ -1,0 +1,173 @@
+"""setuser as a real privilege drop: throwaway users, /proc/self/status read by the
+exec'd process itself, and every error path with chpst's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import psutil
+import pytest
+from helpers import ROOT, wait_for, write_script
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create users")
+
+USER, GROUP, EXTRA = "pyinit-su", "pyinit-sug", "pyinit-sux"
+# The venv's interpreter may live under /root, which the test user cannot read:
+# the probe and the unprivileged runs use the system interpreter.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+PROBE = r"""
+import json, os
+status = {}
+for line in open("/proc/self/status"):
+    k, v = line.split(":", 1)
+    status[k] = v.split()
+try:
+    os.setuid(0)
+    regained = True
+except PermissionError:
+    regained = False
+print(json.dumps({"status": status, "regained": regained, "env": dict(os.environ)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def user():
+    for cmd in (["groupadd", "-f", GROUP], ["groupadd", "-f", EXTRA]):
+        subprocess.run(cmd, check=True)
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "-m", "-d", f"/home/{USER}", "-G", EXTRA, USER], check=True)
+    import grp
+    import pwd
+
+    entry = pwd.getpwnam(USER)
+    yield {"uid": entry.pw_uid, "gid": entry.pw_gid, "extra": grp.getgrnam(EXTRA).gr_gid,
+           "group": grp.getgrnam(GROUP).gr_gid, "home": entry.pw_dir}
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["groupdel", GROUP], capture_output=True)
+    subprocess.run(["groupdel", EXTRA], capture_output=True)
+
+
+def setuser(*args: str, env: dict[str, str] | None = None, python: str = sys.executable,
+            **kw) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([python, "-m", "pyinit.cli.setuser_main", *args],
+                          capture_output=True, text=True, env=full, timeout=30, **kw)
+
+
+def probe(*args: str, env: dict[str, str] | None = None) -> dict:
+    r = setuser(*args, SYSTEM_PYTHON, "-c", PROBE, env=env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def ids(status: dict, key: str) -> set[int]:
+    return {int(x) for x in status[key]}
+
+
+def test_drop_by_name_is_complete_and_final(user):
+    out = probe(USER)
+    st = out["status"]
+    assert ids(st, "Uid") == {user["uid"]}  # real, effective, saved, fs
+    assert ids(st, "Gid") == {user["gid"]}
+    assert ids(st, "Groups") == {user["gid"], user["extra"]}
+    assert out["regained"] is False
+    assert out["env"]["HOME"] == user["home"]
+    assert out["env"]["USER"] == out["env"]["LOGNAME"] == USER
+    assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0
+
+
+def test_user_colon_group_and_numeric_uid(user):
+    st = probe(f"{USER}:{GROUP}")["status"]
+    assert ids(st, "Gid") == {user["group"]}
+    assert user["group"] in ids(st, "Groups")
+    out = probe("54321")
+    assert ids(out["status"], "Uid") == {54321}
+    assert ids(out["status"], "Gid") == {54321}
+    assert ids(out["status"], "Groups") == {54321}
+    assert out["env"]["HOME"] == "/" and out["env"]["USER"] == "54321"
+
+
+def test_keeps_environment_unless_cleared(user):
+    kept = probe(USER, env={"PYINIT_TEST_VAR": "x y"})["env"]
+    assert kept["PYINIT_TEST_VAR"] == "x y"
+    cleared = probe("--clear-env", USER, env={"PYINIT_TEST_VAR": "x"})["env"]
+    assert "PYINIT_TEST_VAR" not in cleared
+    assert set(cleared) <= {"PATH", "TERM", "LANG", "HOME", "USER", "LOGNAME", "LC_CTYPE"}
+
+
+def test_no_new_privs(user):
+    assert probe(USER)["status"]["NoNewPrivs"] == ["0"]
+    assert probe("--no-new-privs", USER)["status"]["NoNewPrivs"] == ["1"]
+
+
+@pytest.mark.parametrize("backend", ["ctypes", "python-prctl"])
+def test_drop_caps_empties_every_set(user, backend):
+    env = {"PYINIT_PRCTL": "ctypes"} if backend == "ctypes" else {}
+    if backend == "python-prctl":
+        pytest.importorskip("prctl", reason="python-prctl is not installed")
+    for who in ("root", USER):
+        st = probe("--drop-caps", who, env=env)["status"]
+        for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(st[key][0], 16) == 0, (who, key, st[key])
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["no-such-user-x", "true"], 111, "unknown user 'no-such-user-x'"),
+        ([f"{USER}:no-such-group-x", "true"], 111, "unknown group 'no-such-group-x'"),
+        ([USER, "no-such-command-x"], 127, "no-such-command-x: command not found"),
+        ([USER, "/etc/passwd"], 126, "not executable"),
+        (["--bogus", USER, "true"], 100, "unknown option --bogus"),
+        ([USER], 100, "usage"),
+    ],
+)
+def test_errors_are_one_line_with_chpst_codes(user, args, code, message):
+    r = setuser(*args)
+    assert r.returncode == code
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    if code != 100:
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_not_root_is_refused(user):
+    def become_user():
+        os.setgroups([])
+        os.setresgid(user["gid"], user["gid"], user["gid"])
+        os.setresuid(user["uid"], user["uid"], user["uid"])
+
+    r = setuser("root", "true", preexec_fn=become_user, cwd="/", python=SYSTEM_PYTHON)
+    assert r.returncode == 111
+    assert "must be run as root" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_runit_idiom_in_a_service(user, pyinit_run, tmp_path, tag):
+    """`exec setuser USER ...` in run: the supervised process runs as USER."""
+    setuser_bin = shutil.which("setuser") or str(ROOT / ".venv" / "bin" / "setuser")
+    if not os.path.exists(setuser_bin):
+        pytest.skip("setuser is not installed in this environment")
+    write_script(tmp_path / "service" / "app" / "run",
+                 f"#!/bin/sh\nexec {setuser_bin} {USER} sleep 1000 {tag}\n")
+    run = pyinit_run(flags=("--skip-startup-files",))
+
+    def app_pid():
+        for p in run.descendants():
+            try:
+                if p.name() == "sleep" and tag in " ".join(p.cmdline()):
+                    return p.pid  # after setuser's exec
+            except psutil.Error:
+                continue
+        return None
+
+    pid = wait_for(app_pid, 15, "the service as its user")
+    with open(f"/proc/{pid}/status") as fh:
+        status = {k: v.split() for k, v in (line.split(":", 1) for line in fh)}
+    assert ids(status, "Uid") == {user["uid"]}
+    assert ids(status, "Groups") == {user["gid"], user["extra"]}
+    run.kill(15)
+    assert run.wait(20) == 0
