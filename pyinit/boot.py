@@ -27,11 +27,11 @@ class Services(Protocol):
 
 
 class Init:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, inherited: signals.Inherited | None = None) -> None:
         self.config = config
         self.loop = EventLoop()
         self.reaper = Reaper()
-        self.inherited = signals.Inherited.capture()
+        self.inherited = inherited or signals.Inherited.capture()
         self.signalfd: signals.SignalFd | None = None
         self.services: Services | None = None
         self.main_pid: int | None = None
@@ -112,12 +112,11 @@ class Init:
         return None
 
     def start_services(self) -> None:
-        if self.config.skip_services:
-            return
+        """Supervise services; with --skip-runit only the control socket is served."""
         from pyinit.services import ServiceManager
 
         self.services = ServiceManager(self)
-        self.services.start()
+        self.services.start(scan=not self.config.skip_services)
 
     def start_main_command(self) -> int | None:
         if not self.config.command:
@@ -210,7 +209,7 @@ class Init:
             return
         log.warning("processes still running after SIGTERM: sending SIGKILL")
         self.signal_all(signal.SIGKILL)
-        if not self.loop.run_until(lambda: not self.leftovers(), 5.0):
+        if not self.loop.run_until(lambda: not self.leftovers(), max(self.remaining(5.0), 1.0)):
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
 
     def leftovers(self) -> bool:
@@ -267,7 +266,7 @@ class Init:
         if timeout is not None:
             log.warning(f"{path} still running after {timeout:g}s: stopping it")
         self.kill_quietly(pid, signal.SIGTERM)
-        if not self.loop.run_until(lambda: bool(done), self.config.kill_timeout):
+        if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
             self.kill_quietly(pid, signal.SIGKILL)
             self.loop.run_until(lambda: bool(done))
         return None

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"pyinit {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (repeat)")
-    p.add_argument("--quiet", action="store_true", help="print errors only")
+    p.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     p.add_argument("--skip-startup-files", action="store_true",
                    help="do not run the init dir and rc.local")
     p.add_argument("--skip-runit", "--skip-services", dest="skip_services", action="store_true",
@@ -139,5 +139,5 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     cfg.skip_startup_files = ns.skip_startup_files
     cfg.skip_services = ns.skip_services
     cfg.kill_all_on_exit = ns.kill_all_on_exit
-    cfg.verbosity = 0 if ns.quiet else 2 + ns.verbose
+    cfg.verbosity = 1 if ns.quiet else 2 + ns.verbose  # log.WARNING / log.INFO + n
     return cfg

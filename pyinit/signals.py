@@ -126,6 +126,10 @@ class Received:
     uid: int
 
 
+def block(signums: list[int]) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+
+
 class SignalFd:
     """Blocks the handled signals and exposes them as one readable, non-blocking fd."""
 
@@ -135,7 +139,7 @@ class SignalFd:
         libc.sigemptyset(sigset)
         for s in signums:
             libc.sigaddset(sigset, s)
-        signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+        block(signums)
         fd = libc.signalfd(-1, sigset, os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()

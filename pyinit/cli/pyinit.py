@@ -12,6 +12,12 @@ SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Block the signals pyinit handles before anything else, so one that arrives
+    # while Python is still importing waits in the queue instead of killing us.
+    from pyinit import signals
+
+    inherited = signals.Inherited.capture()
+    signals.block(signals.handled())
     args = sys.argv[1:] if argv is None else argv
     try:
         config = parse(args, os.environ)
@@ -23,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from pyinit.boot import Init
 
-    init = Init(config)
+    init = Init(config, inherited)
     try:
         code = init.run()
     except Exception:
