@@ -65,9 +65,28 @@ def merge(
     return merged
 
 
+def utf8(value: str) -> bool:
+    """False for a value holding undecodable bytes (os.environ keeps them as
+    surrogates): such a value cannot be written to a UTF-8 file."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def exported(env: Mapping[str, str]) -> dict[str, str]:
     """The variables that get written back (my_init skips the per-user ones)."""
-    return {k: v for k, v in sorted(env.items()) if k not in SKIPPED and valid_name(k)}
+    return {
+        k: v for k, v in sorted(env.items()) if k not in SKIPPED and valid_name(k) and utf8(v)
+    }
+
+
+def file_content(value: str) -> str:
+    """What NAME's file holds so that reading it back (one trailing newline
+    stripped) gives value exactly: the value as is (like my_init), plus a newline
+    when the value itself ends with one."""
+    return value + "\n" if value.endswith("\n") else value
 
 
 def render_sh(env: Mapping[str, str]) -> str:
@@ -106,11 +125,23 @@ def read_dir(path: str) -> Parsed:
     return parsed
 
 
+_reported: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    if line not in _reported:
+        _reported.add(line)
+        log.warning(line)
+
+
 def import_dir(path: str, override: bool) -> None:
-    """Merge the directory into os.environ, reporting bad entries as warnings."""
+    """Merge the directory into os.environ, reporting bad entries as warnings.
+
+    The directory is re-imported after every startup script; a bad entry is
+    reported once, not once per import."""
     parsed = read_dir(path)
     for problem in parsed.problems:
-        log.warning(f"{path}: {problem}")
+        _warn_once(f"{path}: {problem}")
     merged = merge(os.environ, parsed.values, override)
     for key, value in merged.items():
         if os.environ.get(key) != value:
@@ -148,13 +179,16 @@ def export_dir(path: str, env: Mapping[str, str]) -> bool:
     """Write env to path/NAME, path.sh and path.json; warn and return False on failure."""
     dmode, fmode, gid = _modes()
     values = exported(env)
+    for key in sorted(env):
+        if key not in SKIPPED and valid_name(key) and not utf8(env[key]):
+            _warn_once(f"not exporting {key}: its value is not valid UTF-8")
     try:
         os.makedirs(path, exist_ok=True)
         os.chmod(path, dmode)
         if gid >= 0:
             os.chown(path, -1, gid)
         for key, value in values.items():
-            _write_atomic(os.path.join(path, key), value, fmode, gid)
+            _write_atomic(os.path.join(path, key), file_content(value), fmode, gid)
         base = path.rstrip("/")
         _write_atomic(base + ".sh", render_sh(values), fmode, gid)
         _write_atomic(base + ".json", render_json(values), fmode, gid)

@@ -26,7 +26,7 @@ def configure(level: int, name: str = "pyinit") -> None:
 def format_line(level: int, text: str, service: str | None = None) -> str:
     """Render one message line; newlines in text are flattened."""
     where = f"[{service}] " if service else ""
-    flat = " ".join(text.splitlines()) if "\n" in text else text
+    flat = " ".join(text.splitlines())  # also a bare \r, which would overwrite the line
     return f"{prog}: {_NAMES.get(level, 'debug')}: {where}{flat}\n"
 
 

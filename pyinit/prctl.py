@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 from typing import Any
 
@@ -72,7 +73,10 @@ def get_child_subreaper() -> bool:
 
 def set_pdeathsig(signum: int) -> None:
     if _py is not None:
-        _py.set_pdeathsig(signum)
+        try:
+            _py.set_pdeathsig(signum)
+        except ValueError:  # python-prctl's own check; the same error as ctypes gives
+            raise OSError(errno.EINVAL, f"invalid signal {signum}") from None
     else:
         _call(PR_SET_PDEATHSIG, signum)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyinit import __version__
+from pyinit import __version__, log
 from pyinit.config import DEFAULT_SERVICE_DIRS, DEFAULTS, ENV_VARS, Config, UsageError, parse
 
 PATH_FLAGS = {
@@ -37,7 +37,7 @@ def test_defaults() -> None:
     assert cfg.kill_timeout + cfg.kill_all_timeout <= cfg.shutdown_timeout < 10
     assert not cfg.skip_startup_files and not cfg.skip_services
     assert cfg.kill_all_on_exit
-    assert cfg.verbosity == 2
+    assert cfg.verbosity == log.INFO
 
 
 @pytest.mark.parametrize("key", sorted(PATH_FLAGS))
@@ -132,10 +132,10 @@ def test_options_before_the_command_are_pyinits() -> None:
     cfg = parse(["-v", "--kill-timeout", "1", "--", "cmd", "-v"], {})
     assert cfg.command == ["cmd", "-v"]
     assert cfg.kill_timeout == 1.0
-    assert cfg.verbosity == 3
+    assert cfg.verbosity == log.DEBUG
     cfg = parse(["--quiet", "cmd", "--quiet"], {})
     assert cfg.command == ["cmd", "--quiet"]
-    assert cfg.verbosity == 0
+    assert cfg.verbosity == log.WARNING
 
 
 def test_command_after_options_without_double_dash() -> None:
@@ -149,13 +149,15 @@ def test_my_init_flags() -> None:
     assert cfg.skip_startup_files
     assert cfg.skip_services
     assert not cfg.kill_all_on_exit
-    assert cfg.verbosity == 0
+    assert cfg.verbosity == log.WARNING  # like my_init, --quiet keeps warnings
     assert parse(["--skip-services"], {}).skip_services
 
 
-@pytest.mark.parametrize(("argv", "level"), [([], 2), (["-v"], 3), (["-vv"], 4),
-                                             (["-v", "--verbose"], 4), (["--quiet"], 0),
-                                             (["--quiet", "-v"], 0)])
+@pytest.mark.parametrize(("argv", "level"), [([], log.INFO), (["-v"], log.DEBUG),
+                                             (["-vv"], log.DEBUG + 1),
+                                             (["-v", "--verbose"], log.DEBUG + 1),
+                                             (["--quiet"], log.WARNING),
+                                             (["--quiet", "-v"], log.WARNING)])
 def test_verbosity(argv: list[str], level: int) -> None:
     assert parse(argv, {}).verbosity == level
 

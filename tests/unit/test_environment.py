@@ -52,6 +52,12 @@ def docker_env_group() -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warnings are given once per process: start every test with none given."""
+    monkeypatch.setattr(environment, "_reported", set())
+
+
 # --- parse_entries -----------------------------------------------------------
 
 
@@ -226,8 +232,13 @@ def test_import_dir_override_and_not(
     import_dir(str(tmp_path), override=True)
     assert os.environ["PYINIT_T_SET"] == "inner"
     err = capfd.readouterr().err.splitlines()
-    assert len(err) == 2  # one warning per import for the bad name
-    assert all(line.startswith("pyinit: warning: ") and "BAD-NAME" in line for line in err)
+    assert len(err) == 1  # the bad name is reported once, not once per import
+    assert err[0].startswith("pyinit: warning: ") and "'BAD-NAME'" in err[0]
+    assert "not a valid variable name" in err[0]
+    (tmp_path / "OTHER-BAD").write_text("x")
+    import_dir(str(tmp_path), override=True)
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and "'OTHER-BAD'" in err[0]  # a new problem is reported
 
 
 # --- exporting -------------------------------------------------------------------
@@ -246,7 +257,8 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
     assert names == sorted(TRICKY)  # no temp files left, skipped names absent
     for key, value in TRICKY.items():
         path = target / key
-        assert path.read_bytes() == value.encode("utf-8"), key
+        expected = value + "\n" if value.endswith("\n") else value
+        assert path.read_bytes() == expected.encode("utf-8"), key
         assert stat.S_IMODE(path.stat().st_mode) == fmode
     sh = tmp_path / "container_environment.sh"
     js = tmp_path / "container_environment.json"
@@ -259,16 +271,28 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
         assert key not in json.loads(js.read_text(encoding="utf-8"))
 
 
-def test_export_dir_files_read_back_with_the_same_values(tmp_path: Path) -> None:
-    """Export then parse: one trailing newline is stripped on read, so a value
-    ending in a newline does not survive exactly; every other value does."""
+def test_export_then_import_round_trips_exactly(tmp_path: Path) -> None:
+    """pyinit re-imports its own export after every startup script: no value may
+    change, not even one ending in newlines (a file loses one newline on read)."""
     target = tmp_path / "env"
-    export_dir(str(target), TRICKY)
-    parsed = read_dir(str(target))
-    assert parsed.problems == []
-    for key, value in TRICKY.items():
-        expected = value[:-1] if value.endswith("\n") else value
-        assert parsed.values[key] == expected
+    env = dict(TRICKY)
+    env.update({"NL1": "x\n", "NL2": "y\n\n", "ONLY_NL": "\n"})
+    for _ in range(3):
+        assert export_dir(str(target), env) is True
+        parsed = read_dir(str(target))
+        assert parsed.problems == []
+        assert parsed.values == env
+        env = parsed.values
+
+
+def test_exported_files_match_my_init_for_ordinary_values(tmp_path: Path) -> None:
+    """A value without a trailing newline is written as is, like my_init does."""
+    target = tmp_path / "env"
+    export_dir(str(target), {"A": "plain", "B": "", "C": "a\nb"})
+    assert (target / "A").read_bytes() == b"plain"
+    assert (target / "B").read_bytes() == b""
+    assert (target / "C").read_bytes() == b"a\nb"
+    assert environment.file_content("x\n") == "x\n\n"
 
 
 def test_export_dir_replaces_atomically(tmp_path: Path) -> None:
@@ -377,3 +401,24 @@ def test_export_dir_unwritable_for_non_root(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("pyinit: warning: cannot export"), r.stderr
+
+
+def test_exported_skips_values_that_are_not_utf8() -> None:
+    env = {"GOOD": "caf\u00e9", "RAW": "caf\udce9"}  # os.environ's form of b"caf\xe9"
+    assert environment.exported(env) == {"GOOD": "caf\u00e9"}
+    assert "RAW" not in render_sh(env) and "RAW" not in render_json(env)
+
+
+def test_export_dir_with_an_inherited_non_utf8_value_warns_once(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A variable pyinit inherited with undecodable bytes cannot be written: it is
+    left out with one warning (it was a crash of the whole boot)."""
+    target = tmp_path / "env"
+    env = {"GOOD": "yes", "RAW": "caf\udce9"}
+    assert export_dir(str(target), env) is True
+    assert export_dir(str(target), env) is True  # re-exported after each script
+    assert sorted(os.listdir(target)) == ["GOOD"]
+    assert json.loads((tmp_path / "env.json").read_text()) == {"GOOD": "yes"}
+    err = capfd.readouterr().err.splitlines()
+    assert err == ["pyinit: warning: not exporting RAW: its value is not valid UTF-8"]

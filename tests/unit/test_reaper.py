@@ -117,6 +117,19 @@ def test_core_dump_is_reported_when_the_kernel_says_so() -> None:
 # --- the Reaper -------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_children() -> None:
+    """The Reaper waits for any child: collect exited leftovers (e.g. orphans
+    adopted by this process if it is a subreaper) so they are not counted."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _reap_all(reaper: Reaper, expected: int) -> int:
     total = 0
     # each child is already waited-for-able or about to be: block in waitid

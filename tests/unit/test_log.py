@@ -1,0 +1,103 @@
+"""pyinit's messages: one line each, with level and optional service tag."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pyinit import log
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log, "verbosity", log.INFO)
+    monkeypatch.setattr(log, "prog", "pyinit")
+
+
+@pytest.mark.parametrize(
+    ("level", "word"),
+    [(log.ERROR, "error"), (log.WARNING, "warning"), (log.INFO, "info"), (log.DEBUG, "debug")],
+)
+def test_format_line_levels(level: int, word: str) -> None:
+    assert log.format_line(level, "hello") == f"pyinit: {word}: hello\n"
+
+
+def test_format_line_with_service_tag() -> None:
+    assert log.format_line(log.INFO, "started", "web") == "pyinit: info: [web] started\n"
+    assert log.format_line(log.INFO, "started", "") == "pyinit: info: started\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["two\nlines", "trailing\n", "\nleading", "crlf\r\nline", "a\n\n\nb", "x\rz", "u\u2028v"],
+)
+def test_format_line_is_always_one_line(text: str) -> None:
+    line = log.format_line(log.WARNING, text, "svc")
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
+    assert "\r" not in line and "\u2028" not in line
+    assert line.startswith("pyinit: warning: [svc] ")
+
+
+def test_format_line_keeps_words_of_a_multi_line_message() -> None:
+    assert log.format_line(log.ERROR, "first\nsecond") == "pyinit: error: first second\n"
+
+
+def test_format_line_unknown_level_is_debug_like() -> None:
+    assert log.format_line(log.DEBUG + 1, "x") == "pyinit: debug: x\n"
+
+
+def test_configure_sets_program_name_and_clamps_level() -> None:
+    log.configure(log.DEBUG, "svctl")
+    assert log.format_line(log.INFO, "x") == "svctl: info: x\n"
+    log.configure(-5)
+    assert log.verbosity == log.ERROR
+    log.configure(99)
+    assert log.verbosity == log.DEBUG + 2
+
+
+def test_emit_respects_verbosity(capfd: pytest.CaptureFixture[str]) -> None:
+    log.configure(log.WARNING)
+    log.error("e")
+    log.warning("w")
+    log.info("i")
+    log.debug("d")
+    assert capfd.readouterr().err == "pyinit: error: e\npyinit: warning: w\n"
+    log.configure(log.DEBUG)
+    log.debug("d", "svc")
+    assert capfd.readouterr().err == "pyinit: debug: [svc] d\n"
+    log.configure(log.ERROR)  # --quiet
+    log.warning("hidden")
+    log.error("shown")
+    assert capfd.readouterr().err == "pyinit: error: shown\n"
+
+
+def test_emit_survives_a_closed_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    saved = os.dup(2)
+    try:
+        os.close(2)
+        log.error("nowhere to go")  # must not raise
+        log.bug("nowhere")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def test_emit_encodes_unencodable_text(capfd: pytest.CaptureFixture[str]) -> None:
+    log.warning("bad \udcff surrogate")
+    err = capfd.readouterr().err
+    assert err.startswith("pyinit: warning: bad ") and err.endswith("surrogate\n")
+    assert err.count("\n") == 1
+
+
+def test_bug_logs_the_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise KeyError("lost")
+    except KeyError:
+        log.bug("the widget handler")
+    err = capfd.readouterr().err
+    first, rest = err.split("\n", 1)
+    assert first == "pyinit: error: internal error in the widget handler (pyinit keeps running):"
+    assert rest.startswith("Traceback (most recent call last):")
+    assert "KeyError: 'lost'" in rest
