@@ -152,13 +152,14 @@ def test_runit_idiom_in_a_service(user, pyinit_run, tmp_path, tag):
     if not os.path.exists(setuser_bin):
         pytest.skip("setuser is not installed in this environment")
     write_script(tmp_path / "service" / "app" / "run",
-                 f"#!/bin/sh\nexec {setuser_bin} {USER} sleep 1000 {tag}\n")
+                 f"#!/bin/sh\nexec {setuser_bin} {USER} {SYSTEM_PYTHON} -c "
+                 f"'import time; time.sleep(1000)' {tag}\n")
     run = pyinit_run(flags=("--skip-startup-files",))
 
     def app_pid():
         for p in run.descendants():
             try:
-                if p.name() == "sleep" and tag in " ".join(p.cmdline()):
+                if "setuser" not in " ".join(p.cmdline()) and tag in p.cmdline():
                     return p.pid  # after setuser's exec
             except psutil.Error:
                 continue
