@@ -104,13 +104,15 @@ class Client:
             end = self.inbuf.find(b"\n")
             if end < 0:
                 break
+            if end > MAX_REQUEST:
+                break  # refused below, whether or not the line is complete
             line = bytes(self.inbuf[:end])
             del self.inbuf[: end + 1]
             if self.deadline is not None:
                 self.deadline.cancel()
                 self.deadline = None
             self.server.dispatch(self, line)
-        if len(self.inbuf) > MAX_REQUEST:
+        if not self.closed and len(self.inbuf) > MAX_REQUEST:
             self.send({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
             self.close()
 
@@ -169,9 +171,13 @@ class Server:
     def dispatch(self, client: Client, line: bytes) -> None:
         try:
             request = parse_request(line)
+            request.setdefault("services", [])
             self.handler(client, request)
         except ProtocolError as exc:
             client.send({"ok": False, "error": str(exc)})
+        except Exception:  # a bug must not leave the client waiting for a reply
+            log.bug(f"control request from pid {client.pid}")
+            client.send({"ok": False, "error": "internal error in pyinit (see its log)"})
 
     def close(self) -> None:
         for client in list(self.clients):

@@ -91,13 +91,15 @@ class ServiceManager:
         self._warned: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, scan: bool = True) -> None:
+        """Serve the control socket; supervise the service dirs unless scan is False."""
         self.open_control_socket()
-        self.watch_dirs()
-        self.rescan()
+        if scan:
+            self.watch_dirs()
+            self.rescan()
 
     def reload(self) -> None:
-        if not self.shutting_down:
+        if not self.shutting_down and not self.config.skip_services:
             log.info("rescanning service directories")
             self.rescan()
 
@@ -136,6 +138,8 @@ class ServiceManager:
 
     def rescan(self) -> None:
         self.rescan_timer = None
+        if self.shutting_down:
+            return  # a debounced rescan armed before shutdown must not start services
         found, problems = scan(self.config.service_dirs)
         for problem in problems:
             if problem not in self._warned:
@@ -335,6 +339,8 @@ class ServiceManager:
 
     def resolve(self, arg: str) -> Optional[tuple[Service, Slot]]:
         """A service by name, `name/log`, or path (as `sv` users type it)."""
+        if "\0" in arg:
+            return None  # no path holds a NUL (and os.path would raise)
         text = arg.rstrip("/")
         is_log = text.endswith("/log")
         base = text[: -len("/log")] if is_log else text

@@ -141,7 +141,10 @@ class Machine:
             return self._stop(now)
         if letter == "o":
             self.want = "d"
-            return self._start(now) if self.state == DOWN and self.start_at is None else []
+            if self.state == DOWN:  # down, or waiting out a backoff: start it now
+                self.start_at = None
+                return self._start(now)
+            return []
         return self._signal(LETTER_SIGNALS[letter])
 
     def spawned(self, pid: int, now: float) -> None:
@@ -190,8 +193,10 @@ class Machine:
         return [Start()]
 
     def _stop(self, now: float) -> list[Action]:
-        if self.state != RUN or self.pid is None or self.got_term:
+        if self.state != RUN or self.pid is None:
             return []
+        if self.kill_at is not None or self.term_at is not None:
+            return []  # already stopping (got_term alone may come from `svctl term`)
         self.got_term = True
         if self.policy.term_grace > 0:
             self.term_at = now + self.policy.term_grace

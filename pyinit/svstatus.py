@@ -59,8 +59,8 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
     state = rec.get("state", "down")
     since = rec.get("since", 0.0)
     for letter in letters:
-        if letter == "x":
-            return True
+        if letter == "x":  # sv waits for runsv to exit, i.e. for the service to be down
+            return not pid and state == "down"
         if letter == "u" and (not pid or state != "run"):
             return False
         if letter == "d" and (pid or state != "down"):

@@ -246,7 +246,8 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
         else:
             print(("kill: " if command.kill else "timeout: ") + sv_part(res["service"], rec, now))
             rc += 1
-            to_kill.append(res["service"])
+            if command.kill:  # only force-* kill what timed out, as sv -k
+                to_kill.append(res["service"])
     if to_kill:
         ask(args, {"cmd": "control", "action": "k", "services": to_kill})
     return rc

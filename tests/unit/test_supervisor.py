@@ -1,0 +1,603 @@
+"""supervisor.Machine, the pure state machine of one process slot: events in, actions out.
+
+No processes here: a test plays the I/O shell, calling spawned()/exited()/tick()
+with explicit times and checking the actions that come back.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyinit.reaper import ExitStatus
+from pyinit.supervisor import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    DOWN,
+    FINISH,
+    LETTER_SIGNALS,
+    LETTERS,
+    RUN,
+    ClosePipe,
+    Machine,
+    Policy,
+    Signal,
+    Start,
+    finish_args,
+)
+
+EXIT0 = ExitStatus(code=0)
+EXIT1 = ExitStatus(code=1)
+TERMED = ExitStatus(signal=signal.SIGTERM)
+KILLED = ExitStatus(signal=signal.SIGKILL)
+STOP = [Signal(signal.SIGTERM, group=False), Signal(signal.SIGCONT, group=False)]
+
+
+def machine(**policy) -> Machine:
+    return Machine(Policy(**policy))
+
+
+def running(pid: int = 100, now: float = 0.0, **policy) -> Machine:
+    """A machine that booted at `now` and whose run got `pid`."""
+    m = machine(**policy)
+    assert m.boot(now, normally_up=True) == [Start()]
+    m.spawned(pid, now)
+    return m
+
+
+def crash(m: Machine, at: float, pid: int, status: ExitStatus = EXIT1) -> list:
+    """The run (started at some earlier time) exits at `at`."""
+    assert m.state == RUN and m.pid == pid
+    return m.exited(status, at)
+
+
+# --- boot ------------------------------------------------------------------------------
+def test_boot_normally_up_starts_run() -> None:
+    m = machine()
+    assert m.boot(5.0, normally_up=True) == [Start()]
+    assert (m.state, m.want, m.pid, m.since) == (RUN, "u", None, 5.0)
+    m.spawned(42, 5.5)
+    assert (m.pid, m.since, m.started_at) == (42, 5.5, 5.5)
+    assert not m.is_down()
+    assert m.deadline() is None
+
+
+def test_boot_with_down_file_does_not_start() -> None:
+    m = machine()
+    assert m.boot(5.0, normally_up=False) == []
+    assert (m.state, m.want, m.pid, m.since) == (DOWN, "d", None, 5.0)
+    assert m.is_down()
+    assert m.deadline() is None
+    # nothing happens with time
+    assert m.tick(1000.0) == []
+    assert m.is_down()
+
+
+def test_up_starts_a_normally_down_service() -> None:
+    m = machine()
+    m.boot(0.0, normally_up=False)
+    assert m.command("u", 3.0) == [Start()]
+    assert (m.state, m.want) == (RUN, "u")
+    m.spawned(7, 3.0)
+    assert m.pid == 7
+    # u again while running: nothing
+    assert m.command("u", 4.0) == []
+
+
+# --- restarts and backoff ------------------------------------------------------------
+def test_exit_after_short_run_restarts_after_backoff() -> None:
+    m = running(pid=1, now=0.0)
+    assert crash(m, 0.5, 1) == []
+    assert (m.state, m.pid, m.since) == (DOWN, None, 0.5)
+    assert m.start_at == pytest.approx(0.5 + BACKOFF_INITIAL)
+    assert m.deadline() == m.start_at
+    assert m.last_exit == EXIT1
+    assert m.restarts == 1
+    assert not m.is_down()  # a restart is pending
+    assert m.tick(0.55) == []  # too early
+    assert m.tick(0.6) == [Start()]
+    assert m.start_at is None and m.state == RUN
+
+
+def test_backoff_doubles_to_ten_second_cap() -> None:
+    m = running(pid=1, now=0.0)
+    now, pid = 0.0, 1
+    delays = []
+    for _ in range(12):
+        now += 0.01  # lives 10 ms
+        assert crash(m, now, pid) == []
+        delays.append(round(m.start_at - now, 6))
+        now = m.start_at
+        assert m.tick(now) == [Start()]
+        pid += 1
+        m.spawned(pid, now)
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0, 10.0, 10.0, 10.0]
+    assert m.restarts == 12
+
+
+def test_uptime_between_1_and_10_seconds_restarts_at_once_without_reset() -> None:
+    m = running(pid=1, now=0.0)
+    for pid, t in ((1, 0.1), (2, 0.3)):  # two quick crashes: backoff now 0.4
+        crash(m, t, pid)
+        assert m.tick(m.start_at) == [Start()]
+        m.spawned(pid + 1, m.since)
+    start = m.since
+    assert crash(m, start + 5.0, 3) == [Start()]  # lived 5 s: restarted at once
+    assert m.start_at is None and m.state == RUN
+    m.spawned(4, start + 5.0)
+    crash(m, start + 5.2, 4)  # quick crash again: the backoff was not reset
+    assert m.start_at - (start + 5.2) == pytest.approx(0.4)
+
+
+def test_ten_seconds_of_uptime_resets_backoff() -> None:
+    m = running(pid=1, now=0.0)
+    now, pid = 0.0, 1
+    for _ in range(5):
+        now += 0.1
+        crash(m, now, pid)
+        now = m.start_at
+        m.tick(now)
+        pid += 1
+        m.spawned(pid, now)
+    assert m.backoff == pytest.approx(3.2)
+    assert crash(m, now + 10.0, pid) == [Start()]
+    pid += 1
+    m.spawned(pid, now + 10.0)
+    crash(m, now + 10.05, pid)
+    assert m.start_at - (now + 10.05) == pytest.approx(BACKOFF_INITIAL)
+
+
+def test_exactly_one_second_is_not_a_short_run() -> None:
+    m = running(pid=1, now=0.0)
+    assert crash(m, 1.0, 1) == [Start()]
+    m.spawned(2, 1.0)
+    assert crash(m, 1.999, 2) == []  # 0.999 s: short
+    assert m.start_at == pytest.approx(1.999 + BACKOFF_INITIAL)
+
+
+def test_uptime_is_measured_from_spawn_not_from_start_request() -> None:
+    m = machine()
+    m.boot(0.0, True)
+    m.spawned(1, 5.0)  # the shell took a while
+    assert crash(m, 5.5, 1) == []  # lived 0.5 s
+    assert m.start_at is not None
+
+
+# --- finish ----------------------------------------------------------------------------
+def test_finish_args() -> None:
+    assert finish_args(ExitStatus(code=0)) == ("0", "0")
+    assert finish_args(ExitStatus(code=3)) == ("3", "0")
+    assert finish_args(ExitStatus(code=255)) == ("255", "0")
+    assert finish_args(ExitStatus(signal=9)) == ("-1", "9")
+    assert finish_args(ExitStatus(signal=15, core=True)) == ("-1", "15")
+
+
+@pytest.mark.parametrize(
+    "status,args",
+    [(ExitStatus(code=3), ("3", "0")), (ExitStatus(signal=signal.SIGKILL), ("-1", "9"))],
+)
+def test_finish_runs_after_run_then_restart(status: ExitStatus, args) -> None:
+    m = running(pid=1, now=0.0, has_finish=True, finish_timeout=5.0)
+    assert m.exited(status, 2.0) == [Start(finish_args=args)]
+    assert (m.state, m.pid, m.since) == (FINISH, None, 2.0)
+    assert m.kill_at == 7.0 and m.deadline() == 7.0
+    assert not m.is_down()
+    m.spawned(2, 2.0)
+    assert m.pid == 2 and m.started_at is None
+    # finish exits: lived 2 s so restart at once
+    assert m.exited(EXIT0, 2.5) == [Start()]
+    assert (m.state, m.kill_at, m.last_exit) == (RUN, None, status)
+    assert m.restarts == 1
+
+
+def test_finish_after_quick_exit_then_backoff_from_finish_end() -> None:
+    m = running(pid=1, now=0.0, has_finish=True)
+    assert m.exited(EXIT1, 0.2) == [Start(finish_args=("1", "0"))]
+    m.spawned(2, 0.2)
+    assert m.exited(EXIT0, 0.3) == []
+    assert m.state == DOWN and m.start_at == pytest.approx(0.4)
+    assert m.tick(0.4) == [Start()]
+
+
+def test_finish_timeout_sigkills_finish_and_supervision_continues() -> None:
+    m = running(pid=1, now=0.0, has_finish=True, finish_timeout=2.0)
+    m.exited(EXIT0, 3.0)
+    m.spawned(2, 3.0)
+    assert m.tick(4.9) == []
+    assert m.tick(5.0) == [Signal(signal.SIGKILL, group=False)]
+    assert m.kill_at is None and m.deadline() is None
+    assert m.state == FINISH
+    assert m.exited(KILLED, 5.01) == [Start()]
+    assert m.state == RUN
+    # the finish's own death is not the run's last exit
+    assert m.last_exit == EXIT0
+
+
+def test_down_during_finish_prevents_restart() -> None:
+    m = running(pid=1, now=0.0, has_finish=True)
+    m.exited(EXIT1, 3.0)
+    m.spawned(2, 3.0)
+    assert m.command("d", 3.1) == []  # finish is not signalled
+    assert m.want == "d" and m.state == FINISH
+    assert m.exited(EXIT0, 3.2) == []
+    assert m.is_down() and m.deadline() is None
+
+
+def test_spawn_failed_finish_goes_on() -> None:
+    m = running(pid=1, now=0.0, has_finish=True)
+    m.exited(EXIT0, 5.0)
+    assert m.spawn_failed(5.0, ExitStatus(code=127)) == [Start()]
+    assert m.state == RUN and m.last_exit == EXIT0
+
+
+# --- stopping --------------------------------------------------------------------------
+def test_down_sends_stop_signal_and_cont_then_kill() -> None:
+    m = running(pid=10, now=0.0, kill_timeout=3.0)
+    assert m.command("d", 1.0) == STOP  # to the process, as runit does
+    assert (m.want, m.got_term, m.kill_at) == ("d", True, 4.0)
+    assert m.deadline() == 4.0
+    assert m.command("d", 1.5) == []  # already stopping
+    assert m.tick(3.9) == []
+    assert m.tick(4.0) == [Signal(signal.SIGKILL, group=True)]
+    assert m.deadline() is None
+    assert m.exited(KILLED, 4.01) == []
+    assert m.is_down() and m.last_exit == KILLED and not m.got_term
+    assert m.restarts == 0
+
+
+def test_down_exit_before_kill_timeout_disarms_kill() -> None:
+    m = running(pid=10, now=0.0, kill_timeout=3.0)
+    m.command("d", 1.0)
+    assert m.exited(TERMED, 1.2) == []
+    assert m.kill_at is None and m.deadline() is None
+    assert m.tick(10.0) == []
+
+
+def test_custom_stop_signal() -> None:
+    m = running(pid=10, stop_signal=signal.SIGINT)
+    assert m.command("d", 1.0) == [Signal(signal.SIGINT, False), Signal(signal.SIGCONT, False)]
+
+
+def test_down_runs_finish_but_no_restart() -> None:
+    m = running(pid=10, has_finish=True)
+    m.command("d", 1.0)
+    assert m.exited(TERMED, 1.1) == [Start(finish_args=("-1", "15"))]
+    m.spawned(11, 1.1)
+    assert m.exited(EXIT0, 1.2) == []
+    assert m.is_down()
+
+
+def test_down_during_backoff_cancels_the_restart() -> None:
+    m = running(pid=1, now=0.0)
+    crash(m, 0.1, 1)
+    assert m.start_at is not None
+    assert m.command("d", 0.15) == []
+    assert m.start_at is None and m.deadline() is None and m.is_down()
+    assert m.tick(100.0) == []
+    assert m.state == DOWN
+
+
+def test_up_during_backoff_starts_now() -> None:
+    m = running(pid=1, now=0.0)
+    crash(m, 0.1, 1)
+    for _ in range(3):  # build up some backoff
+        m.tick(m.start_at)
+        m.spawned(2, m.since)
+        crash(m, m.since + 0.1, 2)
+    assert m.start_at - m.since > 0.5
+    assert m.command("u", m.since + 0.01) == [Start()]
+    assert m.start_at is None and m.state == RUN
+
+
+def test_down_on_a_down_service_is_a_no_op() -> None:
+    m = machine()
+    m.boot(0.0, False)
+    assert m.command("d", 1.0) == []
+    assert m.is_down() and m.deadline() is None
+
+
+def test_paused_service_is_continued_when_stopped() -> None:
+    m = running(pid=10)
+    assert m.command("p", 1.0) == [Signal(signal.SIGSTOP, group=False)]
+    assert m.paused
+    assert m.command("d", 2.0) == STOP
+    assert not m.paused
+
+
+def test_down_after_term_still_arms_the_kill() -> None:
+    """`svctl term` then `svctl down` (or shutdown): the stop must still escalate to
+    SIGKILL after kill_timeout, as runsv re-sends TERM on every `d`."""
+    m = running(pid=10, kill_timeout=2.0)
+    assert m.command("t", 1.0) == [Signal(signal.SIGTERM, group=False)]
+    assert m.got_term and m.kill_at is None
+    assert m.command("d", 1.5) == STOP
+    assert m.kill_at == 3.5
+    assert m.tick(3.5) == [Signal(signal.SIGKILL, group=True)]
+
+
+# --- once ------------------------------------------------------------------------------
+def test_once_starts_a_down_service_and_never_restarts() -> None:
+    m = machine()
+    m.boot(0.0, False)
+    assert m.command("o", 1.0) == [Start()]
+    assert (m.state, m.want) == (RUN, "d")
+    m.spawned(5, 1.0)
+    assert m.exited(EXIT1, 1.1) == []
+    assert m.is_down() and m.deadline() is None and m.restarts == 0
+
+
+def test_once_on_a_running_service_only_drops_the_restart() -> None:
+    m = running(pid=5)
+    assert m.command("o", 1.0) == []
+    assert (m.state, m.pid, m.want, m.got_term) == (RUN, 5, "d", False)
+    assert m.exited(EXIT0, 20.0) == []
+    assert m.is_down()
+
+
+def test_once_during_backoff_starts_it_once() -> None:
+    m = running(pid=1, now=0.0)
+    crash(m, 0.1, 1)
+    assert m.start_at is not None
+    assert m.command("o", 0.12) == [Start()]
+    assert (m.state, m.want, m.start_at) == (RUN, "d", None)
+    m.spawned(2, 0.12)
+    assert m.exited(EXIT1, 0.2) == []
+    assert m.is_down()
+
+
+# --- signals, pause, got_term ----------------------------------------------------------
+@pytest.mark.parametrize("letter", sorted(LETTER_SIGNALS))
+def test_signal_letters_go_to_the_pid_only(letter: str) -> None:
+    m = running(pid=10)
+    assert m.command(letter, 1.0) == [Signal(LETTER_SIGNALS[letter], group=False)]
+    assert m.state == RUN and m.want == "u"
+
+
+@pytest.mark.parametrize("letter", sorted(LETTER_SIGNALS))
+def test_signal_letters_are_ignored_when_down(letter: str) -> None:
+    m = machine()
+    m.boot(0.0, False)
+    assert m.command(letter, 1.0) == []
+    assert not m.paused and not m.got_term
+
+
+def test_pause_and_cont_flags() -> None:
+    m = running(pid=10)
+    m.command("p", 1.0)
+    assert m.paused
+    m.command("c", 2.0)
+    assert not m.paused
+    m.command("p", 3.0)
+    m.exited(KILLED, 4.0)  # a paused process dies: the flag goes with it
+    assert not m.paused
+
+
+def test_term_sets_got_term_until_the_process_exits() -> None:
+    m = running(pid=10)
+    m.command("t", 1.0)
+    assert m.got_term and m.want == "u"
+    assert m.exited(TERMED, 3.0) == [Start()]  # lived 3 s: restarted at once
+    assert not m.got_term
+
+
+def test_letters_cover_runit() -> None:
+    assert set("udoxpchaiq12tk") == LETTERS
+
+
+# --- exit / removal --------------------------------------------------------------------
+def test_x_stops_and_marks_removed() -> None:
+    m = running(pid=10, kill_timeout=1.0)
+    assert m.command("x", 1.0) == STOP
+    assert m.removed and m.want == "d"
+    assert m.exited(TERMED, 1.1) == []
+    assert m.is_down() and m.removed
+
+
+def test_x_on_down_service_just_marks_it() -> None:
+    m = machine()
+    m.boot(0.0, False)
+    assert m.command("x", 1.0) == []
+    assert m.removed and m.is_down()
+
+
+def test_removed_service_is_not_restarted_after_finish() -> None:
+    m = running(pid=10, has_finish=True)
+    m.command("x", 1.0)
+    assert m.exited(TERMED, 1.1) == [Start(finish_args=("-1", "15"))]
+    m.spawned(11, 1.1)
+    assert m.exited(EXIT0, 1.2) == []
+    assert m.is_down()
+
+
+def test_up_revives_a_removed_service() -> None:
+    m = machine()
+    m.boot(0.0, False)
+    m.command("x", 1.0)
+    assert m.command("u", 2.0) == [Start()]
+    assert not m.removed
+
+
+# --- logger ----------------------------------------------------------------------------
+def test_logger_stop_closes_pipe_first_then_signals_after_grace() -> None:
+    m = running(pid=20, kill_timeout=3.0)
+    m.policy.term_grace = 1.0
+    assert m.command("d", 10.0) == [ClosePipe()]
+    assert m.got_term and m.term_at == 11.0 and m.kill_at is None
+    assert m.deadline() == 11.0
+    assert m.tick(10.9) == []
+    assert m.tick(11.0) == STOP
+    assert m.term_at is None and m.kill_at == 14.0
+    assert m.tick(14.0) == [Signal(signal.SIGKILL, group=True)]
+
+
+def test_logger_that_drains_and_exits_on_eof_is_never_signalled() -> None:
+    m = running(pid=20)
+    m.policy.term_grace = 1.0
+    m.command("d", 10.0)
+    assert m.exited(EXIT0, 10.2) == []
+    assert m.term_at is None and m.kill_at is None and m.deadline() is None
+    assert m.is_down()
+    assert m.tick(11.0) == []
+
+
+def test_dead_logger_is_restarted_like_any_service() -> None:
+    m = running(pid=20, term_grace=0.0)
+    assert m.exited(KILLED, 0.3) == []
+    assert m.tick(m.start_at) == [Start()]
+
+
+# --- spawn failures --------------------------------------------------------------------
+def test_spawn_failed_is_like_an_instant_exit() -> None:
+    m = machine()
+    assert m.boot(0.0, True) == [Start()]
+    assert m.spawn_failed(0.0, ExitStatus(code=127)) == []
+    assert m.state == DOWN and m.pid is None
+    assert m.last_exit == ExitStatus(code=127)
+    assert m.start_at == pytest.approx(0.1)
+    assert m.tick(0.1) == [Start()]
+    assert m.spawn_failed(0.1, ExitStatus(code=127)) == []
+    assert m.start_at == pytest.approx(0.3)
+
+
+def test_spawn_failures_back_off_to_the_cap() -> None:
+    m = machine()
+    m.boot(0.0, True)
+    now = 0.0
+    for _ in range(20):
+        assert m.spawn_failed(now, ExitStatus(code=126)) == []
+        gap = m.start_at - now
+        now = m.start_at
+        assert m.tick(now) == [Start()]
+    assert gap == BACKOFF_MAX
+    assert now < 20 * BACKOFF_MAX  # at most one attempt per 10 s once capped
+
+
+def test_spawn_failed_with_finish_runs_finish_with_the_code() -> None:
+    m = machine(has_finish=True)
+    m.boot(0.0, True)
+    assert m.spawn_failed(0.0, ExitStatus(code=127)) == [Start(finish_args=("127", "0"))]
+
+
+# --- misc ----------------------------------------------------------------------------
+def test_uptime_and_exit_in_down_state() -> None:
+    m = running(pid=1, now=2.0)
+    assert m.uptime(5.5) == 3.5
+    assert m.uptime(1.0) == 0.0
+    m2 = machine()
+    m2.boot(0.0, False)
+    assert m2.exited(EXIT0, 1.0) == []  # a stray exit while down changes nothing
+    assert m2.is_down()
+
+
+def test_deadline_is_the_earliest_pending_time() -> None:
+    m = running(pid=1, kill_timeout=5.0)
+    m.policy.term_grace = 2.0
+    m.command("d", 0.0)
+    assert m.deadline() == 2.0
+    m.tick(2.0)
+    assert m.deadline() == 7.0
+    m.exited(TERMED, 3.0)
+    assert m.deadline() is None
+
+
+# --- property test ---------------------------------------------------------------------
+EVENT = st.one_of(
+    st.tuples(st.just("cmd"), st.sampled_from(sorted(LETTERS))),
+    st.tuples(st.just("exit"), st.sampled_from([EXIT0, EXIT1, TERMED, KILLED])),
+    st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=15.0)),
+    st.tuples(st.just("logger_stop"), st.none()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    normally_up=st.booleans(),
+    has_finish=st.booleans(),
+    kill_timeout=st.floats(min_value=0.01, max_value=10.0),
+    finish_timeout=st.floats(min_value=0.01, max_value=10.0),
+    fail_spawns=st.lists(st.booleans(), max_size=8),
+    events=st.lists(EVENT, max_size=60),
+)
+def test_random_event_sequences_keep_the_invariants(
+    normally_up, has_finish, kill_timeout, finish_timeout, fail_spawns, events
+) -> None:
+    policy = Policy(kill_timeout=kill_timeout, finish_timeout=finish_timeout,
+                    has_finish=has_finish)
+    m = Machine(policy)
+    now = 0.0
+    next_pid = [100]
+    failures = list(fail_spawns)
+    longest = max(kill_timeout, finish_timeout, BACKOFF_MAX, 1.0)
+
+    def shell(actions: list) -> None:
+        """Play the I/O shell: start what is asked, feed spawn failures back."""
+        for action in actions:
+            if isinstance(action, Start):
+                if failures and failures.pop(0):
+                    shell(m.spawn_failed(now, ExitStatus(code=127)))
+                else:
+                    next_pid[0] += 1
+                    m.spawned(next_pid[0], now)
+            elif isinstance(action, Signal):
+                assert m.pid is not None and m.pid > 0, "signal with no process"
+                assert m.state in (RUN, FINISH)
+                if action.group:
+                    assert m.state == RUN and action.signum == signal.SIGKILL
+            elif isinstance(action, ClosePipe):
+                assert m.policy.term_grace > 0
+
+    def check() -> None:
+        if m.start_at is not None:
+            assert m.state == DOWN
+            assert m.want == "u" and not m.removed
+            assert now < m.start_at <= now + BACKOFF_MAX + 1e-9
+        assert m.is_down() == (m.state == DOWN and m.start_at is None)
+        if m.state == DOWN:
+            assert m.pid is None
+            assert m.kill_at is None and m.term_at is None
+            assert not m.paused and not m.got_term
+        else:
+            assert m.pid is not None and m.pid > 0
+        if m.state == DOWN and m.want == "u" and not m.removed:
+            assert m.start_at is not None, "wanted up, down, and no restart pending"
+        if m.term_at is not None:
+            assert m.state == RUN
+        if m.paused or m.got_term:
+            assert m.state == RUN
+        d = m.deadline()
+        if d is not None:
+            assert now < d <= now + longest + 1e-9
+        assert m.want in ("u", "d")
+        assert BACKOFF_INITIAL <= m.backoff <= BACKOFF_MAX
+
+    def advance(to: float) -> None:
+        """Move the clock, firing the machine's timer each time it is due."""
+        nonlocal now
+        while (d := m.deadline()) is not None and d <= to:
+            now = max(now, d)
+            shell(m.tick(now))
+            check()
+        now = to
+
+    shell(m.boot(now, normally_up))
+    check()
+    for kind, arg in events:
+        if kind == "wait":
+            advance(now + arg)
+        elif kind == "cmd":
+            shell(m.command(arg, now))
+            if arg in "dx" and m.state == RUN:
+                assert m.kill_at is not None or m.term_at is not None, "stop never escalates"
+        elif kind == "exit":
+            if m.state == DOWN:
+                continue  # no process to exit
+            shell(m.exited(arg, now))
+        elif kind == "logger_stop":
+            m.policy.term_grace = 1.0
+            shell(m.command("d", now))
+        check()
+        advance(now + 1e-3)
+        check()
