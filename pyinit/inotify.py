@@ -5,7 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from typing import Any
+import struct
+from typing import Any, NamedTuple
 
 IN_MODIFY = 0x002
 IN_ATTRIB = 0x004
@@ -14,6 +15,8 @@ IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
 IN_DELETE_SELF = 0x400
+IN_IGNORED = 0x8000
+IN_Q_OVERFLOW = 0x4000
 IN_ONLYDIR = 0x01000000
 DIR_CHANGES = (
     IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_ONLYDIR
@@ -29,19 +32,40 @@ class Inotify:
             raise OSError(err, f"inotify_init1: {os.strerror(err)}")
         self.fd: int = fd
 
-    def watch(self, path: str, mask: int = DIR_CHANGES) -> bool:
-        """Watch path; False when it cannot be watched (missing, not a dir)."""
-        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
-        return wd >= 0
+    def watch(self, path: str, mask: int = DIR_CHANGES) -> int:
+        """Watch path; returns the watch descriptor, or -1 when it cannot be watched."""
+        return int(self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask))
 
-    def drain(self) -> int:
-        """Discard pending events; returns how many bytes were read."""
-        total = 0
+    def read(self) -> list[Event]:
+        """Every pending event; never blocks."""
+        events: list[Event] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)
             except BlockingIOError:
-                return total
+                return events
             if not data:
-                return total
-            total += len(data)
+                return events
+            events.extend(parse(data))
+
+
+class Event(NamedTuple):
+    wd: int
+    mask: int
+    name: str
+
+
+_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len
+
+
+def parse(data: bytes) -> list[Event]:
+    """Decode a buffer of struct inotify_event records."""
+    out = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
+        offset += _HEADER.size
+        raw = data[offset : offset + length].split(b"\0", 1)[0]
+        offset += length
+        out.append(Event(wd, mask, os.fsdecode(raw)))
+    return out

@@ -67,3 +67,17 @@ def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:
                 continue
             found[name] = read_service(name, path)
     return found, problems
+
+
+# What a change in each kind of watched directory must touch to matter.
+SERVICE_FILES = frozenset({"run", "finish", "down", "check", "log"})
+
+
+def change_matters(kind: str, name: str) -> bool:
+    """Does a change to `name` in a watched dir of this kind ("base", "service" or
+    "log") affect the set of services? Files a service writes for itself do not."""
+    if kind == "base":
+        return not name.startswith(".")
+    if kind == "service":
+        return name in SERVICE_FILES
+    return name == "run"

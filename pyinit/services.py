@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyinit import control, log, spawn
-from pyinit.inotify import Inotify
+from pyinit.inotify import IN_IGNORED, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
 from pyinit.reaper import ExitStatus
-from pyinit.service import ServiceDir, is_executable, scan
+from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervisor import (
     LETTERS,
     ClosePipe,
@@ -85,6 +85,8 @@ class ServiceManager:
         self.waiters: list[Waiter] = []
         self.server: Optional[control.Server] = None
         self.inotify: Optional[Inotify] = None
+        self.watches: dict[int, str] = {}  # watch descriptor -> "base", "service" or "log"
+        self.rescans = 0
         self.rescan_timer: Optional[Timer] = None
         self.shutting_down = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -108,11 +110,15 @@ class ServiceManager:
         self.shutting_down = True
         now = self.loop.clock()
         for svc in self.services.values():
-            svc.run.machine.policy.kill_timeout = min(svc.run.machine.policy.kill_timeout, timeout)
+            for slot in svc.slots():
+                policy = slot.machine.policy
+                policy.kill_timeout = min(policy.kill_timeout, timeout)
+                policy.finish_timeout = min(policy.finish_timeout, timeout)
             self.apply(svc.run, svc.run.machine.command("d", now))
             if svc.log is not None and svc.run.machine.is_down():
                 self.stop_logger(svc)
-        budget = self.init.remaining(timeout + 5.0 + LOG_EOF_GRACE + timeout)
+        # run's stop, its finish, then the logger's EOF grace and stop: the worst case
+        budget = self.init.remaining(3 * timeout + LOG_EOF_GRACE)
         if not self.loop.run_until(self.all_down, budget):
             log.warning("services still running at the end of the shutdown budget")
         if self.server is not None:
@@ -132,12 +138,27 @@ class ServiceManager:
 
     def on_dir_change(self) -> None:
         assert self.inotify is not None
-        self.inotify.drain()
-        if self.rescan_timer is None and not self.shutting_down:
+        matters = False
+        for event in self.inotify.read():
+            if event.mask & IN_Q_OVERFLOW:
+                matters = True
+            elif event.mask & IN_IGNORED:
+                self.watches.pop(event.wd, None)
+            elif change_matters(self.watches.get(event.wd, "base"), event.name):
+                matters = True
+        if matters and self.rescan_timer is None and not self.shutting_down:
             self.rescan_timer = self.loop.call_later(RESCAN_DELAY, self.rescan)
+
+    def watch(self, paths: list[str], kind: str) -> None:
+        assert self.inotify is not None
+        for path in paths:
+            wd = self.inotify.watch(path)
+            if wd >= 0:
+                self.watches[wd] = kind
 
     def rescan(self) -> None:
         self.rescan_timer = None
+        self.rescans += 1
         if self.shutting_down:
             return  # a debounced rescan armed before shutdown must not start services
         found, problems = scan(self.config.service_dirs)
@@ -146,10 +167,9 @@ class ServiceManager:
                 self._warned.add(problem)
                 log.warning(problem)
         if self.inotify is not None:
-            for base in self.config.service_dirs:
-                self.inotify.watch(base)
-            for defn in found.values():
-                self.inotify.watch(defn.path)
+            self.watch(self.config.service_dirs, "base")
+            self.watch([d.path for d in found.values()], "service")
+            self.watch([os.path.join(d.path, "log") for d in found.values()], "log")
         now = self.loop.clock()
         for name in sorted(set(self.services) - set(found)):
             self.remove(self.services[name], now)
@@ -383,7 +403,7 @@ class ServiceManager:
             client.send({"ok": True})
         elif cmd == "shutdown":
             code = req.get("exit_code", 0)
-            if not isinstance(code, int) or not 0 <= code <= 255:
+            if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
                 raise control.ProtocolError("'exit_code' must be an integer from 0 to 255")
             log.info(f"shutdown requested by pid {client.pid} (exit code {code})")
             self.init.request_exit(code)
@@ -391,7 +411,9 @@ class ServiceManager:
         elif cmd == "ping":
             from pyinit import __version__
 
-            client.send({"ok": True, "version": __version__, "pid": os.getpid()})
+            client.send({"ok": True, "version": __version__, "pid": os.getpid(),
+                         "wakeups": self.loop.wakeups, "rescans": self.rescans,
+                         "orphans_reaped": self.init.reaper.strays})
         else:
             raise control.ProtocolError(f"unknown command {cmd!r}")
 
@@ -435,7 +457,7 @@ class ServiceManager:
                 errors.append({"service": name, "ok": False, "error": "no such service"})
                 continue
             svc, slot = found
-            if svc.defn.error:
+            if svc.defn.error and slot.machine.is_down():
                 errors.append({"service": name, "ok": False, "error": svc.defn.error})
                 continue
             targets.append((name, slot))

@@ -13,7 +13,8 @@ in runsv; `once` sets want down and starts the service if it is down.
 Rules:
 - A `run` that exits while wanted up is restarted after its `finish` (if any).
   If it lived less than MIN_UPTIME the restart waits `backoff` seconds, which
-  doubles up to BACKOFF_MAX; uptime of BACKOFF_RESET or more resets it.
+  doubles up to BACKOFF_MAX; uptime of BACKOFF_RESET or more resets it. An
+  exit after a stop or TERM that svctl asked for restarts at once.
 - Stopping sends the stop signal then SIGCONT to the process (as runit and
   s6 do), and SIGKILLs its whole process group after kill_timeout.
 - A logger (term_grace > 0) is stopped by closing its pipe first, so it drains
@@ -226,10 +227,13 @@ class Machine:
         self.last_exit = status
         self.kill_at = None
         self.term_at = None
+        asked_to_stop = self.got_term or self.want == "d"
         self.paused = False
         self.got_term = False
         self.started_at = None
-        if uptime < MIN_UPTIME:
+        if asked_to_stop:
+            self.delay = 0.0  # a stop someone asked for is not a crash
+        elif uptime < MIN_UPTIME:
             self.delay = self.backoff
             self.backoff = min(self.backoff * BACKOFF_FACTOR, BACKOFF_MAX)
         else:

@@ -44,7 +44,7 @@ def sv_part(label: str, rec: Record, now: float) -> str:
 
 def sv_status_line(label: str, rec: Record, now: float) -> str:
     """The whole `sv status` line for a service, with its logger after '; '."""
-    if rec.get("error"):
+    if rec.get("error") and not rec.get("pid"):
         return f"fail: {label}: {rec['error']}"
     line = sv_part(label, rec, now)
     if rec.get("log"):

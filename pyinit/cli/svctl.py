@@ -90,7 +90,11 @@ class Args:
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
     run_dir = environ.get("PYINIT_RUN_DIR") or DEFAULT_RUN_DIR
     verbose = False
-    wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
+    try:
+        wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
+    except Usage as exc:  # like sv, a bad SVWAIT does not stop svctl
+        sys.stderr.write(f"svctl: warning: {exc}; using 7\n")
+        wait = 7.0
     rest = list(argv)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         opt = rest.pop(0)
@@ -119,33 +123,32 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         "status", "s", "tree", "rescan", "shutdown-container"
     ):
         raise Usage(f"unknown command {args.command!r}")
+    if args.command == "shutdown-container":
+        args.exit_code = _exit_code(rest)
+        return args
     for word in rest:
         if word == "--json" and args.command in ("status", "s", "tree"):
             args.json = True
-        elif args.command == "shutdown-container" and word.startswith("--exit-code"):
-            continue
         else:
             args.services.append(word)
-    if args.command == "shutdown-container":
-        args.exit_code = _exit_code(rest)
-        args.services = [s for s in args.services if not s.lstrip("-").isdigit()]
-        if args.services:
-            raise Usage("shutdown-container takes no service")
     return args
 
 
 def _exit_code(words: list[str]) -> int:
-    for i, word in enumerate(words):
-        value = None
-        if word.startswith("--exit-code="):
-            value = word.split("=", 1)[1]
-        elif word == "--exit-code":
-            value = words[i + 1] if i + 1 < len(words) else ""
-        if value is not None:
-            if not value.isdigit() or int(value) > 255:
-                raise Usage(f"--exit-code must be 0..255, not {value!r}")
-            return int(value)
-    return 0
+    """`shutdown-container [--exit-code N | --exit-code=N | N]`, default 0."""
+    if words and words[0].startswith("--exit-code="):
+        words = [words[0].split("=", 1)[1], *words[1:]]
+    elif words and words[0] == "--exit-code":
+        if len(words) < 2:
+            raise Usage("--exit-code needs a value")
+        words = words[1:]
+    if not words:
+        return 0
+    if len(words) > 1:
+        raise Usage(f"shutdown-container takes one exit code, not {' '.join(words)!r}")
+    if not words[0].isdigit() or int(words[0]) > 255:
+        raise Usage(f"the exit code must be 0..255, not {words[0]!r}")
+    return int(words[0])
 
 
 def _seconds(text: str, what: str) -> float:
@@ -194,7 +197,9 @@ def cmd_status(args: Args) -> int:
             print(f"fail: {label}: unable to change to service directory: file does not exist")
             rc += 1
         else:
-            print(sv_status_line(label, rec, now))
+            line = sv_status_line(label, rec, now)
+            rc += line.startswith("fail: ")
+            print(line)
     return rc
 
 

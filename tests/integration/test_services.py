@@ -947,7 +947,9 @@ def test_bad_service_dirs_are_visible_and_leave_others_alone(box, tmp_path: Path
     # run not executable, run missing: shown as failed, not started
     assert recs["noexec"]["error"] == "run is not executable"
     assert recs["norun"]["error"] == "no run file"
-    assert_lines(b.ok("status", "noexec", "norun"),
+    r = b.svctl("status", "noexec", "norun")
+    assert r.returncode == 2  # one per failed service, as sv counts them
+    assert_lines(r.stdout,
                  line_re("fail: noexec: run is not executable"),
                  line_re("fail: norun: no run file"))
     r = b.svctl("up", "noexec")
@@ -1004,4 +1006,48 @@ def test_bad_service_dirs_are_visible_and_leave_others_alone(box, tmp_path: Path
     shutil.rmtree(good)
     proc.wait(3)
     wait_for(lambda: "good" not in b.status(), 3, "good to be forgotten")
+    b.stop()
+
+
+def ping(b: Box) -> dict:
+    reply = request(b.sock, {"cmd": "ping"}, timeout=5)
+    assert reply["ok"], reply
+    return reply
+
+
+def test_files_a_service_writes_in_its_dir_cause_no_rescan(box, tmp_path: Path,
+                                                           tag: str) -> None:
+    chatty = "trap 'exit 0' TERM\n" + READY + (
+        "i=0; while [ $i -lt 50 ]; do echo $i > state.$i; i=$((i+1)); done\n"
+        "echo done > written\nsleep 1000 & wait $!\n"
+    )
+    d = service(tmp_path, tag, "chatty", chatty)
+    b = box()
+    wait_for(lambda: (d / "written").exists(), 5, "the service's own files")
+    before = ping(b)["rescans"]
+    assert before == 1  # the boot scan
+    # the debounce is 0.1 s: a rescan caused by those writes would have run by now
+    time.sleep(0.5)
+    assert ping(b)["rescans"] == before
+    (d / "down").touch()  # a file that matters does cause one
+    wait_for(lambda: ping(b)["rescans"] > before, 3, "a rescan after `down` appeared")
+    wait_for(lambda: not b.rec("chatty")["normally_up"], 3, "normally down")
+    b.stop()
+
+
+def test_idle_pyinit_does_not_wake_up(box, tmp_path: Path, tag: str) -> None:
+    for i in range(20):
+        service(tmp_path, tag, f"idle{i}")
+    b = box()
+    for i in range(20):
+        b.ready(f"idle{i}")
+    status = Path(f"/proc/{b.run.init_pid}/status")
+
+    def switches() -> int:
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+    first = switches()
+    time.sleep(2.0)  # a periodic tick of 1 Hz or faster would show here
+    assert switches() - first == 0
     b.stop()

@@ -601,3 +601,13 @@ def test_random_event_sequences_keep_the_invariants(
         check()
         advance(now + 1e-3)
         check()
+
+
+def test_a_stop_that_was_asked_for_restarts_at_once_without_backoff() -> None:
+    """`svctl restart` (t, c, u) of a young service is not a crash: no delay, no doubling."""
+    m = running(pid=100, now=0.0)
+    m.command("t", 0.2)
+    assert m.got_term
+    actions = m.exited(ExitStatus(signal=signal.SIGTERM), 0.3)
+    assert actions == [Start()] and m.state == RUN and m.start_at is None
+    assert m.backoff == BACKOFF_INITIAL
