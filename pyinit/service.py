@@ -2,13 +2,16 @@
 
 A service is a subdirectory (or a symlink to one) of a service dir, whose name
 does not start with '.', holding an executable `run`. Optional: `finish`,
-`check`, `down`, and `log/run` for a logger.
+`check`, `down`, `log/run` for a logger, and `service.yaml` (schema.py).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
+
+from pyinit.privileges import Identity
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,10 @@ class ServiceDir:
     path: str
     normally_up: bool
     has_log: bool
-    error: str | None = None  # why it cannot be started, shown by svctl status
+    error: Optional[str] = None  # why it cannot be started, shown by svctl status
+    run_as: Optional[Identity] = None  # run, finish and check drop to this user
+    log_as: Optional[Identity] = None  # the logger drops to this one
+    user: Optional[str] = None  # run_as as written (USER[:GROUP]), for svctl
 
 
 def is_executable(path: str) -> bool:
@@ -33,13 +39,49 @@ def read_service(name: str, path: str) -> ServiceDir:
         error = "run is not a regular file"
     elif not os.access(run, os.X_OK):
         error = "run is not executable"
+    run_as = log_as = user = None
+    config_path = os.path.join(path, "service.yaml")
+    if error is None and os.path.lexists(config_path):
+        try:
+            run_as, log_as, user = read_identities(config_path)
+        except ValueError as exc:
+            error = str(exc)
     return ServiceDir(
         name=name,
         path=path,
         normally_up=not os.path.exists(os.path.join(path, "down")),
         has_log=is_executable(os.path.join(path, "log", "run")),
         error=error,
+        run_as=run_as,
+        log_as=log_as,
+        user=user,
     )
+
+
+def read_identities(
+    config_path: str,
+) -> tuple[Optional[Identity], Optional[Identity], Optional[str]]:
+    """The users service.yaml asks for, looked up now; ValueError with one line if not."""
+    from pyinit import privileges, schema
+
+    try:
+        config = schema.load(config_path)
+    except schema.ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    out: list[Optional[Identity]] = []
+    for key, wanted in (("user", config.run_as), ("log.user", config.log_as)):
+        spec = wanted.spec()
+        if spec is None:
+            out.append(None)
+            continue
+        try:
+            identity = privileges.resolve(spec)
+        except privileges.PrivilegeError as exc:
+            raise ValueError(f"{config_path}: {key}: {exc}") from None
+        if os.geteuid() != 0 and identity.uid != os.geteuid():
+            raise ValueError(f"{config_path}: {key}: pyinit is not root, cannot run as {spec}")
+        out.append(identity)
+    return out[0], out[1], config.run_as.spec()
 
 
 def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from pyinit import control, log, spawn
+from pyinit import control, log, privileges, spawn
 from pyinit.inotify import IN_IGNORED, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
 from pyinit.reaper import ExitStatus
@@ -248,6 +248,10 @@ class ServiceManager:
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
         argv = ["./run"] if action.finish_args is None else ["./finish", *action.finish_args]
         spec = spawn.Spec(argv, cwd=slot.cwd, session=True, stdin=stdin, stdout=stdout)
+        identity = svc.defn.log_as if is_log else svc.defn.run_as
+        if identity is not None:
+            spec.env = privileges.environment(identity, dict(os.environ), clear=False)
+            spec.pre_exec = lambda: privileges.drop(identity)
         now = self.loop.clock()
         try:
             pid = spawn.spawn(spec, self.init.inherited)
@@ -349,6 +353,7 @@ class ServiceManager:
             path=svc.defn.path,
             normally_up=svc.defn.normally_up,
             error=svc.defn.error,
+            user=svc.defn.user,
             ready=None,
             log=None,
         )

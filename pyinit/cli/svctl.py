@@ -244,7 +244,7 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
         rec = res["status"]
         done = res["done"]
         if done and ("u" in command.letters or "C" in command.letters) and rec.get("pid"):
-            done = run_check(rec.get("path"), deadline)
+            done = run_check(rec.get("path"), deadline, rec.get("user"))
         now = time.time()
         if done:
             print("ok: " + sv_part(res["service"], rec, now))
@@ -258,8 +258,9 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
     return rc
 
 
-def run_check(path: Optional[str], deadline: float) -> bool:
-    """Run the service's `check` until it exits 0 or the deadline passes (as sv does)."""
+def run_check(path: Optional[str], deadline: float, user: Optional[str] = None) -> bool:
+    """Run the service's `check` until it exits 0 or the deadline passes (as sv does),
+    as the service's user when service.yaml names one."""
     if not path:
         return True
     import subprocess
@@ -267,14 +268,25 @@ def run_check(path: Optional[str], deadline: float) -> bool:
     check = os.path.join(path, "check")
     if not (os.path.isfile(check) and os.access(check, os.X_OK)):
         return True
+    env, drop = None, None
+    if user and os.geteuid() == 0:
+        from pyinit import privileges
+
+        try:
+            identity = privileges.resolve(user)
+        except privileges.PrivilegeError as exc:
+            print(f"warning: cannot run check as {user}: {exc}", file=sys.stderr)
+            return False
+        env = privileges.environment(identity, dict(os.environ), clear=False)
+        drop = lambda: privileges.drop(identity)  # noqa: E731
     while True:
         left = deadline - time.monotonic()
         try:
-            r = subprocess.run(["./check"], cwd=path, stdin=subprocess.DEVNULL,
-                               timeout=max(left, 0.1))
+            r = subprocess.run(["./check"], cwd=path, stdin=subprocess.DEVNULL, env=env,
+                               preexec_fn=drop, timeout=max(left, 0.1))
             if r.returncode == 0:
                 return True
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, subprocess.SubprocessError):
             pass
         if time.monotonic() + 0.25 > deadline:
             return False

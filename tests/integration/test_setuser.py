@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -172,3 +173,80 @@ def test_runit_idiom_in_a_service(user, pyinit_run, tmp_path, tag):
     assert ids(status, "Groups") == {user["gid"], user["extra"]}
     run.kill(15)
     assert run.wait(20) == 0
+
+
+def test_service_yaml_user_runs_run_finish_check_and_logger_as_their_users(
+        user, pyinit_run, tmp_path, tag):
+    out = Path("/tmp") / f"{tag}-out"  # tmp_path's parents are private to root
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    try:
+        d = tmp_path / "service" / "app"
+        write_script(d / "run", f"""#!/bin/sh
+echo "$(id -u) $(id -G) $HOME $USER $LOGNAME" > {out}/run.txt
+echo "line from app"
+exec sleep 1000
+""")
+        write_script(d / "finish", f"#!/bin/sh\nid -u > {out}/finish.txt\n")
+        write_script(d / "check", f"#!/bin/sh\nid -u > {out}/check.txt\n")
+        write_script(d / "log" / "run",
+                     f"#!/bin/sh\nid -u > {out}/log.txt\nexec cat > {out}/log.out\n")
+        (d / "service.yaml").write_text(f"user: {USER}\nlog:\n  user: nobody\n")
+        write_script(tmp_path / "service" / "bad" / "run", "#!/bin/sh\nexec sleep 1000\n")
+        (tmp_path / "service" / "bad" / "service.yaml").write_text("usr: x\n")
+        write_script(tmp_path / "service" / "good" / "run", "#!/bin/sh\nexec sleep 1000\n")
+        run = pyinit_run(flags=("--skip-startup-files",))
+        sock = tmp_path / "run" / "control.sock"
+        wait_for(sock.exists, 10, "the control socket")
+        wait_for(lambda: (out / "log.out").exists() and (out / "log.out").read_text(), 10,
+                 "the line to reach the logger")
+
+        def svctl(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-c", "from pyinit.cli.svctl import main; main()",
+                 "--run-dir", str(tmp_path / "run"), *args],
+                capture_output=True, text=True, timeout=30,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+        uid, gid, extra = user["uid"], user["gid"], user["extra"]
+        fields = (out / "run.txt").read_text().split()
+        assert fields[0] == str(uid)
+        assert set(fields[1:-3]) == {str(gid), str(extra)}
+        assert fields[-3:] == [user["home"], USER, USER]
+        assert (out / "log.txt").read_text().strip() == "65534"
+        assert (out / "log.out").read_text() == "line from app\n"
+
+        r = svctl("check", "app")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (out / "check.txt").read_text().strip() == str(uid)
+        r = svctl("-w", "5", "down", "app")
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_for(lambda: (out / "finish.txt").exists(), 5, "finish")
+        assert (out / "finish.txt").read_text().strip() == str(uid)
+
+        status = svctl("status").stdout.splitlines()
+        bad = tmp_path / "service" / "bad" / "service.yaml"
+        assert f"fail: bad: {bad}: unknown key 'usr' (allowed: group, log, user)" in status
+        assert any(line.startswith("run: good: (pid ") for line in status), status
+        run.kill(15)
+        assert run.wait(20) == 0
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_service_yaml_unknown_user_fails_that_service_only(pyinit_run, tmp_path):
+    d = tmp_path / "service" / "ghost"
+    write_script(d / "run", "#!/bin/sh\nexec sleep 1000\n")
+    (d / "service.yaml").write_text("user: no-such-user-y\n")
+    run = pyinit_run(flags=("--skip-startup-files",))
+    sock = tmp_path / "run" / "control.sock"
+    wait_for(sock.exists, 10, "the control socket")
+    from pyinit.protocol import request
+
+    rec = wait_for(lambda: request(str(sock), {"cmd": "status", "services": []})["services"],
+                   5, "status")[0]
+    assert rec["error"] == f"{d}/service.yaml: user: unknown user 'no-such-user-y'"
+    assert rec["pid"] is None
+    run.kill(15)
+    assert run.wait(20) == 0
+    assert "Traceback" not in run.err
