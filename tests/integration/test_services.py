@@ -1051,3 +1051,44 @@ def test_idle_pyinit_does_not_wake_up(box, tmp_path: Path, tag: str) -> None:
     time.sleep(2.0)  # a periodic tick of 1 Hz or faster would show here
     assert switches() - first == 0
     b.stop()
+
+
+def test_slow_loris_and_a_10mb_request_do_not_delay_other_clients(box, tmp_path: Path,
+                                                                   tag: str) -> None:
+    import threading
+
+    service(tmp_path, tag, "web")
+    b = box()
+    b.wait_running("web")
+    loris = []
+    for _ in range(20):  # connect, send half a request, never finish it
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(b.sock)
+        s.sendall(b'{"v":1,"cmd":')
+        loris.append(s)
+    flood_error: list[BaseException] = []
+
+    def flood() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(b.sock)
+            try:
+                s.sendall(b"x" * (10 * 1024 * 1024))
+            except OSError as exc:  # pyinit hangs up after 64 KiB: expected
+                flood_error.append(exc)
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        t = time.monotonic()
+        for _ in range(5):
+            assert b.status()["web"]["state"] == "run"
+        # bounded well under the 10 s request timeout the stalled clients hold
+        assert time.monotonic() - t < 3.0
+        flooder.join(15)
+        assert not flooder.is_alive()
+        assert flood_error, "a 10 MB request line was read to the end instead of refused"
+    finally:
+        for s in loris:
+            s.close()
+    b.stop()
