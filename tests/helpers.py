@@ -165,3 +165,16 @@ def run_python(code: str, env: dict[str, str] | None = None,
                        env=full_env, timeout=timeout)
     assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     return r
+
+
+def unmanaged_ignored_bits() -> int:
+    """SigIgn bits this process inherited for signals Python cannot touch (glibc's
+    reserved 32 and 33): they pass through every exec unchanged, so children have them."""
+    import signal as _signal
+
+    valid = {int(s) for s in _signal.valid_signals()}
+    mask = sum(1 << (n - 1) for n in range(1, 65) if n not in valid)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return int(line.split(":", 1)[1].strip(), 16) & mask
+    return 0

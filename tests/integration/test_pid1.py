@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, Run, tagged_processes, wait_for, write_script
+from helpers import ROOT, Run, tagged_processes, unmanaged_ignored_bits, wait_for, write_script
 
 from pyinit import signals
 
@@ -289,7 +289,7 @@ def test_main_command_gets_exactly_the_inherited_signal_state(
     status = _sig_status(pid)
     assert status == {
         "SigBlk": _bits([int(s) for s in blocked]),
-        "SigIgn": _bits([int(s) for s in ignored]),
+        "SigIgn": _bits([int(s) for s in ignored]) | unmanaged_ignored_bits(),
         "SigCgt": 0,
     }
     run.kill(signal.SIGTERM)

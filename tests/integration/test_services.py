@@ -155,7 +155,9 @@ class Box:
                 continue
             if cmd[-2:] == [self.tag, name] and "./main.sh" in cmd:
                 found.append(p)
-        return found
+        # a subshell main.sh forks (`sleep & wait`) has the same command line until it execs
+        pids = {p.pid for p in found}
+        return [p for p in found if p.ppid() not in pids]
 
     def find(self, name: str) -> psutil.Process | None:
         procs = self.by_cmd(name)
