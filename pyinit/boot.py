@@ -56,7 +56,7 @@ class Init:
         return self.shutdown(failure)
 
     def shutdown(self, failure: int | None) -> int:
-        self.shutdown_deadline = self.loop.clock() + self.config.shutdown_timeout
+        self.start_shutdown_clock()
         log.debug("shutting down")
         self.stop_main_command()
         self.run_dir_scripts(self.config.pre_shutdown_dir, "pre-shutdown")
@@ -153,8 +153,15 @@ class Init:
                 pass
         if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
             self.stop_signal = signum
+            self.start_shutdown_clock()
         elif signum == signal.SIGHUP and self.services is not None:
             self.services.reload()
+
+    def start_shutdown_clock(self) -> None:
+        """The shutdown budget runs from the first request to stop (a signal may
+        arrive while a startup script still runs), not from when shutdown() starts."""
+        if self.shutdown_deadline is None:
+            self.shutdown_deadline = self.loop.clock() + self.config.shutdown_timeout
 
     def on_main_exit(self, pid: int, status: ExitStatus) -> None:
         self.main_status = status
@@ -164,6 +171,7 @@ class Init:
         """Shut the container down and exit with code (from the control socket)."""
         if self.exit_request is None:
             self.exit_request = code
+            self.start_shutdown_clock()
             if self.main_pid is not None and self.main_status is None:
                 self.kill_quietly(self.main_pid, signal.SIGTERM)
 
@@ -242,6 +250,8 @@ class Init:
             return self.exit_request
         if self.main_status is not None:
             return self.main_status.shell_code
+        if self.config.command and self.stop_signal is not None:
+            return 128 + self.stop_signal  # stopped before the main command could start
         return 0
 
     # --- helpers ---------------------------------------------------------------

@@ -29,6 +29,7 @@ MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
 MAX_CLIENTS = 128
 REQUEST_TIMEOUT = 10.0  # a client must send a whole request line within this
+ACCEPT_PAUSE = 0.5  # after accept() fails (out of fds), wait this long to retry
 _UCRED = struct.Struct("3i")
 
 
@@ -157,7 +158,12 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning(f"control socket: accept failed: {exc.strerror}")
+                # Out of fds (EMFILE/ENFILE): the socket stays readable, so stop
+                # watching it for a moment instead of spinning on accept().
+                log.warning(f"control socket: accept failed: {exc.strerror}; "
+                            f"pausing accepts for {ACCEPT_PAUSE:g}s")
+                self.loop.remove(self.sock.fileno())
+                self.loop.call_later(ACCEPT_PAUSE, self.resume_accepting)
                 return
             if len(self.clients) >= MAX_CLIENTS:
                 log.warning(f"control socket: more than {MAX_CLIENTS} clients, refusing one")
@@ -167,6 +173,10 @@ class Server:
             client = Client(self, conn)
             self.clients.add(client)
             self.loop.add_reader(client.fd, client.readable)
+
+    def resume_accepting(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.add_reader(self.sock.fileno(), self.accept)
 
     def dispatch(self, client: Client, line: bytes) -> None:
         try:

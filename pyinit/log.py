@@ -1,12 +1,18 @@
 """pyinit's own messages: one line each, `pyinit: LEVEL: [service] text`.
 
-Writes go straight to fd 2 with os.write so a slow or closed stderr can never
-raise into PID 1; a message that cannot be written is dropped.
+PID 1 must never block on its own stderr (a stalled log driver, a FIFO nobody
+reads, Ctrl-S on a terminal). fd 2 is shared with children, so it cannot be
+made non-blocking itself; `configure(nonblocking=True)` opens a private
+non-blocking description of the same pipe or terminal (or writes to a socket
+with MSG_DONTWAIT). A message that cannot be written at once is dropped and
+counted; the next message that gets through says how many were lost.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import stat
 import traceback
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
@@ -16,11 +22,51 @@ verbosity = INFO
 prog = "pyinit"
 
 
-def configure(level: int, name: str = "pyinit") -> None:
-    """Set the highest level printed (ERROR..DEBUG) and the program name."""
-    global verbosity, prog
+_write = None  # how to write without blocking; None: plain os.write(2)
+dropped = 0
+
+
+def configure(level: int, name: str = "pyinit", nonblocking: bool = False) -> None:
+    """Set the highest level printed (ERROR..DEBUG) and the program name; with
+    nonblocking, never wait for stderr (for PID 1)."""
+    global verbosity, prog, _write
     verbosity = max(ERROR, min(DEBUG + 2, level))
     prog = name
+    if nonblocking:
+        _write = _nonblocking_writer()
+
+
+def _nonblocking_writer():  # type: ignore[no-untyped-def]
+    """A write function for fd 2 that never blocks, or None if fd 2 cannot block."""
+    try:
+        mode = os.fstat(2).st_mode
+        if stat.S_ISSOCK(mode):
+            sock = socket.socket(fileno=os.dup(2))
+            return lambda data: sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+            fd = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            return lambda data: os.write(fd, data)
+    except OSError:
+        pass
+    return None  # a regular file (or no /proc): writes do not wait on a reader
+
+
+def _out(data: bytes) -> bool:
+    """Write data whole or not at all (as far as the kernel allows); False if dropped."""
+    global dropped
+    try:
+        if _write is None:
+            os.write(2, data)
+        else:
+            if dropped:
+                note = f"{prog}: warning: {dropped} messages dropped: stderr was full\n"
+                _write(note.encode())
+                dropped = 0
+            _write(data)
+    except OSError:  # BlockingIOError, EPIPE, ...
+        dropped += 1
+        return False
+    return True
 
 
 def format_line(level: int, text: str, service: str | None = None) -> str:
@@ -33,11 +79,7 @@ def format_line(level: int, text: str, service: str | None = None) -> str:
 def emit(level: int, text: str, service: str | None = None) -> None:
     if level > verbosity:
         return
-    data = format_line(level, text, service).encode("utf-8", "backslashreplace")
-    try:
-        os.write(2, data)
-    except OSError:
-        pass
+    _out(format_line(level, text, service).encode("utf-8", "backslashreplace"))
 
 
 def error(text: str, service: str | None = None) -> None:
@@ -59,7 +101,4 @@ def debug(text: str, service: str | None = None) -> None:
 def bug(where: str) -> None:
     """Log the current exception as a pyinit bug, with its traceback, and carry on."""
     emit(ERROR, f"internal error in {where} (pyinit keeps running):")
-    try:
-        os.write(2, traceback.format_exc().encode("utf-8", "backslashreplace"))
-    except OSError:
-        pass
+    _out(traceback.format_exc().encode("utf-8", "backslashreplace"))

@@ -24,7 +24,7 @@ def parse_request(line: bytes) -> dict[str, Any]:
     """Decode and validate the envelope of one request line."""
     try:
         request = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError("request is not valid JSON") from None
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")

@@ -7,13 +7,14 @@ watches the service dirs with inotify, and serves the control socket.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyinit import control, log, privileges, spawn
-from pyinit.inotify import IN_IGNORED, IN_Q_OVERFLOW, Inotify
+from pyinit.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
 from pyinit.reaper import ExitStatus
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
@@ -85,7 +86,9 @@ class ServiceManager:
         self.waiters: list[Waiter] = []
         self.server: Optional[control.Server] = None
         self.inotify: Optional[Inotify] = None
-        self.watches: dict[int, str] = {}  # watch descriptor -> "base", "service" or "log"
+        # watch descriptor -> "parent", "base", "service" or "log"
+        self.watches: dict[int, str] = {}
+        self.parent_names: dict[int, set[str]] = {}  # parent wd -> service dir names in it
         self.rescans = 0
         self.rescan_timer: Optional[Timer] = None
         self.shutting_down = False
@@ -144,6 +147,8 @@ class ServiceManager:
                 matters = True
             elif event.mask & IN_IGNORED:
                 self.watches.pop(event.wd, None)
+            elif self.watches.get(event.wd) == "parent":
+                matters = matters or event.name in self.parent_names.get(event.wd, ())
             elif change_matters(self.watches.get(event.wd, "base"), event.name):
                 matters = True
         if matters and self.rescan_timer is None and not self.shutting_down:
@@ -156,6 +161,17 @@ class ServiceManager:
             if wd >= 0:
                 self.watches[wd] = kind
 
+    def watch_parents(self) -> None:
+        """Watch the dir above each service dir, so one created (or deleted and
+        recreated) after boot is noticed too."""
+        assert self.inotify is not None
+        for base in self.config.service_dirs:
+            parent, name = os.path.split(os.path.abspath(base))
+            wd = self.inotify.watch(parent, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+            if wd >= 0:
+                self.watches[wd] = "parent"
+                self.parent_names.setdefault(wd, set()).add(name)
+
     def rescan(self) -> None:
         self.rescan_timer = None
         self.rescans += 1
@@ -167,6 +183,7 @@ class ServiceManager:
                 self._warned.add(problem)
                 log.warning(problem)
         if self.inotify is not None:
+            self.watch_parents()
             self.watch(self.config.service_dirs, "base")
             self.watch([d.path for d in found.values()], "service")
             self.watch([os.path.join(d.path, "log") for d in found.values()], "log")
@@ -190,14 +207,23 @@ class ServiceManager:
             log.error(f"cannot supervise: {defn.error}", defn.name)
             return
         log.debug(f"supervising {defn.path}", defn.name)
-        if defn.has_log:
-            self.add_logger(svc, now)
+        if defn.has_log and not self.add_logger(svc, now):
+            return
         self.apply(svc.run, svc.run.machine.boot(now, defn.normally_up))
 
-    def add_logger(self, svc: Service, now: float) -> None:
-        svc.pipe = os.pipe()
+    def add_logger(self, svc: Service, now: float) -> bool:
+        """Create the log pipe and start the logger; False (the service marked
+        failed, the others untouched) when no pipe can be had (out of fds)."""
+        try:
+            svc.pipe = os.pipe()
+        except OSError as exc:
+            svc.defn = dataclasses.replace(
+                svc.defn, error=f"cannot create the log pipe: {exc.strerror}")
+            log.error(svc.defn.error or "", svc.name)
+            return False
         svc.log = Slot(svc, "log", self.new_machine())
         self.apply(svc.log, svc.log.machine.boot(now, True))
+        return True
 
     def update(self, svc: Service, defn: ServiceDir, now: float) -> None:
         """The directory changed (run made executable, log/ added, ...)."""
@@ -205,8 +231,8 @@ class ServiceManager:
         svc.defn = defn
         if defn.error:
             return
-        if defn.has_log and svc.log is None:
-            self.add_logger(svc, now)
+        if defn.has_log and svc.log is None and not self.add_logger(svc, now):
+            return
         if fixed:
             log.info("run is usable now: starting", defn.name)
             self.apply(svc.run, svc.run.machine.boot(now, defn.normally_up))

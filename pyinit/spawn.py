@@ -73,7 +73,10 @@ def spawn(spec: Spec, inherited: Inherited) -> int:
     """Fork and exec spec; returns the child's pid. Raises SpawnError before forking."""
     env = dict(os.environ if spec.env is None else spec.env)
     program = resolve(spec.argv[0], env, spec.cwd)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # EAGAIN under a pids limit, ENOMEM
+        raise SpawnError(f"{spec.argv[0]}: cannot fork: {exc.strerror}", NOT_EXECUTABLE) from None
     if pid == 0:  # pragma: no cover - runs in the child, checked by integration tests
         _child(spec, program, env, inherited)
     return pid

@@ -631,7 +631,7 @@ def test_sigterm_during_a_long_startup_script(pyinit_run, tmp_path: Path) -> Non
     run.kill(signal.SIGTERM)
     code, _ = finish(run)
     assert time.monotonic() - t0 < 2
-    assert code == 0
+    assert code == 128 + signal.SIGTERM  # the main command was never started
     assert lines(log) == ["started"]
 
 
@@ -649,8 +649,25 @@ def test_sigterm_during_a_term_ignoring_startup_script(pyinit_run, tmp_path: Pat
     code, _ = finish(run)
     elapsed = time.monotonic() - t0
     assert 0.9 <= elapsed < 3, elapsed
-    assert code == 0
+    assert code == 128 + signal.SIGTERM
     assert lines(log) == ["started"]
+
+
+def test_shutdown_budget_counts_from_the_signal(pyinit_run, tmp_path: Path) -> None:
+    """A TERM-ignoring startup script and a TERM-ignoring pre-shutdown script, each
+    allowed 5 s: the whole shutdown still ends near the 1.5 s budget."""
+    write_script(tmp_path / "my_init.d" / "10-stubborn", "trap '' TERM\nsleep 1000\n")
+    write_script(tmp_path / "pre_shutdown.d" / "10-stubborn", "trap '' TERM\nsleep 1000\n")
+    run = start(pyinit_run, "true",
+                flags=("--kill-timeout", "5", "--shutdown-timeout", "1.5"))
+    wait_for(lambda: any(p.name() == "sleep" for p in run.descendants()), 10, "the script")
+    t0 = time.monotonic()
+    run.kill(signal.SIGTERM)
+    code, _ = finish(run)
+    elapsed = time.monotonic() - t0
+    # the budget, then at most 1 s to reap what SIGKILL hit
+    assert 1.4 <= elapsed < 3.5, elapsed
+    assert code == 128 + signal.SIGTERM
 
 
 # --- subreaper mode --------------------------------------------------------------------

@@ -1094,3 +1094,49 @@ def test_slow_loris_and_a_10mb_request_do_not_delay_other_clients(box, tmp_path:
         for s in loris:
             s.close()
     b.stop()
+
+
+def test_service_dir_created_after_boot_is_picked_up(box, tmp_path: Path, tag: str) -> None:
+    later = tmp_path / "later"  # a second service dir that does not exist at boot
+    b = box(flags=("--service-dir", str(later)))
+    assert b.status() == {}
+    later.mkdir()
+    service(tmp_path, tag, "late", base="later")
+    b.wait_running("late", timeout=3)
+    # deleted and recreated (as a rename or an image layer would): still watched
+    shutil.rmtree(later)
+    wait_for(lambda: "late" not in b.status(), 3, "late to be stopped and forgotten")
+    later.mkdir()
+    service(tmp_path, tag, "again", base="later")
+    b.wait_running("again", timeout=3)
+    b.stop()
+
+
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
+
+
+@pytest.mark.skipif(not (PIDS_CGROUP / "cgroup.procs").exists(),
+                    reason="no cgroup v1 pids controller to limit forks with")
+def test_fork_failure_is_a_failed_start_retried_with_backoff(box, tmp_path: Path,
+                                                             tag: str) -> None:
+    group = PIDS_CGROUP / tag
+    group.mkdir()
+    try:
+        service(tmp_path, tag, "steady")
+        service(tmp_path, tag, "flappy", "exit 1\n")
+        join = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh"]
+        b = box(wrapper=join)
+        b.wait_running("steady")
+        restarts = b.rec("flappy")["restarts"]
+        (group / "pids.max").write_text(f"{(group / 'pids.current').read_text().strip()}\n")
+        wait_for(lambda: "cannot fork" in b.run.err, 10, "a failed fork")
+        (group / "pids.max").write_text("max\n")
+        wait_for(lambda: b.rec("flappy")["restarts"] > restarts + 1, 15, "restarts to go on")
+        rec = b.rec("flappy")
+        assert rec["want"] == "u" and rec["state"] in ("run", "down")
+        assert "internal error" not in b.run.err
+        assert b.stop() < 5
+    finally:
+        (group / "pids.max").write_text("max\n")
+        wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), 10, "an empty cgroup")
+        group.rmdir()

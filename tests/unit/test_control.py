@@ -363,3 +363,42 @@ def test_request_client_against_a_one_shot_server(tmp_path: Path) -> None:
 def test_request_client_missing_socket(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         control.request(str(tmp_path / "none.sock"), {"cmd": "ping"}, timeout=1)
+
+
+def test_deeply_nested_json_is_a_protocol_error_not_a_bug(server, capfd) -> None:
+    loop, _srv, connect = server
+    peer = connect()
+    peer.send(b"[" * 60000 + b"\n")
+    until(loop, lambda: peer.replies(), timeout=5)
+    assert peer.replies()[0] == {"v": 1, "ok": False, "error": "request is not valid JSON"}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(server, monkeypatch,
+                                                                    capfd) -> None:
+    loop, srv, connect = server
+    calls = []
+
+    class OutOfFds:
+        """The listening socket, except that accept() fails with EMFILE."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def accept(self):
+            calls.append(1)
+            raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(srv, "sock", OutOfFds(srv.sock))
+    peer = connect(read=False)
+    before = loop.wakeups
+    loop.run_until(lambda: False, timeout=0.2)
+    assert len(calls) == 1  # not retried while the listening socket stays readable
+    assert loop.wakeups - before <= 2
+    monkeypatch.undo()
+    until(loop, lambda: srv.clients, timeout=5)  # accepting again after the pause
+    peer.close()
+    assert capfd.readouterr().err.count("accept failed") == 1

@@ -101,3 +101,56 @@ def test_bug_logs_the_traceback(capfd: pytest.CaptureFixture[str]) -> None:
     assert first == "pyinit: error: internal error in the widget handler (pyinit keeps running):"
     assert rest.startswith("Traceback (most recent call last):")
     assert "KeyError: 'lost'" in rest
+
+
+NONBLOCKING_PROBE = r"""
+import fcntl, os, time
+from pyinit import log
+r, w = os.pipe()
+os.dup2(w, 2)  # stderr is a pipe nobody reads yet
+filler = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(filler, b"x" * 4096)
+except BlockingIOError:
+    pass
+log.configure(log.INFO, nonblocking=True)
+assert fcntl.fcntl(2, fcntl.F_GETFL) & os.O_NONBLOCK == 0  # children's fd 2 untouched
+t = time.monotonic()
+for i in range(200):
+    log.info(f"message {i}")
+print("took", time.monotonic() - t, "dropped", log.dropped)
+fcntl.fcntl(r, fcntl.F_SETFL, os.O_NONBLOCK)
+while True:
+    try:
+        if not os.read(r, 65536):
+            break
+    except BlockingIOError:
+        break
+log.info("after the reader caught up")
+print(os.read(r, 65536).decode().strip())
+"""
+
+
+def test_a_full_stderr_pipe_never_blocks_and_drops_are_reported() -> None:
+    from helpers import run_python
+
+    out = run_python(NONBLOCKING_PROBE, timeout=20).stdout.splitlines()
+    took, dropped = float(out[0].split()[1]), int(out[0].split()[3])
+    assert dropped == 200 and took < 5  # a blocking write would hang until the timeout
+    assert out[1:] == [
+        "pyinit: warning: 200 messages dropped: stderr was full",
+        "pyinit: info: after the reader caught up",
+    ]
+
+
+def test_a_regular_file_stderr_is_written_directly(tmp_path) -> None:
+    from helpers import run_python
+
+    target = tmp_path / "err.txt"
+    code = (f"import os\nfd = os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)\n"
+            "os.dup2(fd, 2)\nfrom pyinit import log\n"
+            "log.configure(log.INFO, nonblocking=True)\nassert log._write is None\n"
+            "log.info('one'); log.info('two')\n")
+    run_python(code)
+    assert target.read_text() == "pyinit: info: one\npyinit: info: two\n"
