@@ -9,31 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import struct
-from typing import Any
 
 from pyinit import prctl
+from pyinit.libc import check, libc
 
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CAP_V3 = 0x20080522
-_libc: Any = None
-
-
-def _lib() -> Any:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-    return _libc
-
-
-def _check(result: int, what: str) -> None:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def last_cap() -> int:
@@ -51,13 +35,13 @@ def drop_bounding_set() -> None:
         py.capbset.limit()
         return
     for cap in range(last_cap() + 1):
-        _check(_lib().prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP {cap}")
+        check(libc().prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP {cap}")
 
 
 def clear_ambient() -> None:
-    result = _lib().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    result = libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     if result < 0 and ctypes.get_errno() != 22:  # EINVAL: kernel without ambient caps
-        _check(result, "PR_CAP_AMBIENT_CLEAR_ALL")
+        check(result, "PR_CAP_AMBIENT_CLEAR_ALL")
 
 
 def clear_process_sets() -> None:
@@ -70,7 +54,7 @@ def clear_process_sets() -> None:
         return
     header = ctypes.create_string_buffer(struct.pack("Ii", _CAP_V3, 0))
     data = ctypes.create_string_buffer(24)  # two zeroed {effective, permitted, inheritable}
-    _check(_lib().capset(header, data), "capset")
+    check(libc().capset(header, data), "capset")
 
 
 def drop_all() -> None:

@@ -6,7 +6,9 @@ import ctypes
 import ctypes.util
 import os
 import struct
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from pyinit.libc import libc
 
 IN_MODIFY = 0x002
 IN_ATTRIB = 0x004
@@ -25,7 +27,7 @@ DIR_CHANGES = (
 
 class Inotify:
     def __init__(self) -> None:
-        self._libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._libc = libc()
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()

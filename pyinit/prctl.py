@@ -12,6 +12,8 @@ import errno
 import os
 from typing import Any
 
+from pyinit.libc import libc
+
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
@@ -31,7 +33,6 @@ def _load_python_prctl() -> Any:
 
 
 _py = _load_python_prctl()
-_libc: Any = None
 
 
 def backend() -> str:
@@ -39,17 +40,8 @@ def backend() -> str:
     return "python-prctl" if _py is not None else "ctypes"
 
 
-def _lib() -> Any:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-        _libc.prctl.restype = ctypes.c_int
-    return _libc
-
-
 def _call(option: int, arg2: int = 0) -> int:
-    result = _lib().prctl(option, arg2, 0, 0, 0)
+    result = libc().prctl(option, arg2, 0, 0, 0)
     if result < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

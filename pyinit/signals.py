@@ -14,7 +14,8 @@ import os
 import signal
 import struct
 from dataclasses import dataclass
-from typing import Any
+
+from pyinit.libc import libc
 
 # Synchronous faults are about pyinit itself; SIGKILL/SIGSTOP cannot be caught.
 NOT_FORWARDED = frozenset(
@@ -134,13 +135,13 @@ class SignalFd:
     """Blocks the handled signals and exposes them as one readable, non-blocking fd."""
 
     def __init__(self, signums: list[int]) -> None:
-        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        lib = libc()
         sigset = ctypes.create_string_buffer(128)
-        libc.sigemptyset(sigset)
+        lib.sigemptyset(sigset)
         for s in signums:
-            libc.sigaddset(sigset, s)
+            lib.sigaddset(sigset, s)
         block(signums)
-        fd = libc.signalfd(-1, sigset, os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = lib.signalfd(-1, sigset, os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()
             raise OSError(err, f"signalfd: {os.strerror(err)}")
