@@ -112,7 +112,7 @@ def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:
 
 
 # What a change in each kind of watched directory must touch to matter.
-SERVICE_FILES = frozenset({"run", "finish", "down", "check", "log"})
+SERVICE_FILES = frozenset({"run", "finish", "down", "check", "log", "service.yaml"})
 
 
 def change_matters(kind: str, name: str) -> bool:

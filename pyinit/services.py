@@ -205,6 +205,7 @@ class ServiceManager:
         self.services[defn.name] = svc
         if defn.error:
             log.error(f"cannot supervise: {defn.error}", defn.name)
+            svc.run.machine.hold()
             return
         log.debug(f"supervising {defn.path}", defn.name)
         if defn.has_log and not self.add_logger(svc, now):
@@ -227,15 +228,19 @@ class ServiceManager:
 
     def update(self, svc: Service, defn: ServiceDir, now: float) -> None:
         """The directory changed (run made executable, log/ added, ...)."""
-        fixed = svc.defn.error and not defn.error
+        broke, fixed = defn.error and not svc.defn.error, svc.defn.error and not defn.error
         svc.defn = defn
+        if broke:  # never restart it on a bad definition (e.g. without its user)
+            log.error(f"{defn.error}: not restarted until fixed", defn.name)
+            svc.run.machine.hold()
+            self.arm(svc.run)
         if defn.error:
             return
         if defn.has_log and svc.log is None and not self.add_logger(svc, now):
             return
-        if fixed:
-            log.info("run is usable now: starting", defn.name)
-            self.apply(svc.run, svc.run.machine.boot(now, defn.normally_up))
+        if fixed and defn.normally_up:
+            log.info("usable again: wanted up", defn.name)
+            self.apply(svc.run, svc.run.machine.command("u", now))
 
     def remove(self, svc: Service, now: float) -> None:
         log.info("service directory removed: stopping it", svc.name)

@@ -148,6 +148,12 @@ class Machine:
             return []
         return self._signal(LETTER_SIGNALS[letter])
 
+    def hold(self) -> None:
+        """Do not start or restart (the service dir became unusable); a running
+        process is left alone until it exits."""
+        self.want = "d"
+        self.start_at = None
+
     def spawned(self, pid: int, now: float) -> None:
         """The shell started the process asked for by the last Start."""
         self.pid = pid

@@ -1049,6 +1049,12 @@ def test_idle_pyinit_does_not_wake_up(box, tmp_path: Path, tag: str) -> None:
         fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
         return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
 
+    def settled() -> bool:  # the services' own `ready` writes are inotify events
+        before = switches()
+        time.sleep(0.3)
+        return switches() == before
+
+    wait_for(settled, 10, "pyinit to go idle after the boot")
     first = switches()
     time.sleep(2.0)  # a periodic tick of 1 Hz or faster would show here
     assert switches() - first == 0
@@ -1140,3 +1146,40 @@ def test_fork_failure_is_a_failed_start_retried_with_backoff(box, tmp_path: Path
         (group / "pids.max").write_text("max\n")
         wait_for(lambda: not (group / "cgroup.procs").read_text().strip(), 10, "an empty cgroup")
         group.rmdir()
+
+
+def test_a_definition_that_breaks_while_running_is_never_restarted(box, tmp_path: Path,
+                                                                  tag: str) -> None:
+    d = service(tmp_path, tag, "app")
+    d.chmod(0o777)  # the service, as nobody, writes its `ready` file here
+    (d / "service.yaml").write_text("user: nobody\n")
+    b = box()
+    first = b.ready("app")
+    assert psutil.Process(b.host_pid(first)).uids().real == 65534
+    (d / "service.yaml").write_text("usr: nobody\n")  # edits are noticed (inotify)
+    wait_for(lambda: b.rec("app")["error"], 3, "the error to show")
+    assert b.rec("app")["pid"] == first  # the running process is left alone...
+    b.ok("kill", "app")
+    wait_for(lambda: b.rec("app")["pid"] is None, 5, "app to exit")
+    assert b.svctl("status", "app").stdout.startswith("fail: app: ")
+    (d / "service.yaml").write_text("user: nobody\n")  # ...and only a fixed one restarts
+    rec = wait_for(lambda: (r := b.rec("app"))["pid"] and r, 5, "the fixed service to run")
+    assert psutil.Process(b.host_pid(rec["pid"])).uids().real == 65534
+    b.stop()
+
+
+def test_run_removed_and_restored_while_running_keeps_one_process(box, tmp_path: Path,
+                                                                 tag: str) -> None:
+    d = service(tmp_path, tag, "app")
+    b = box()
+    pid = b.ready("app")
+    saved = (d / "run").read_bytes()
+    (d / "run").unlink()
+    wait_for(lambda: b.rec("app")["error"] == "no run file", 3, "the error to show")
+    (d / "run").write_bytes(saved)
+    (d / "run").chmod(0o755)
+    wait_for(lambda: b.rec("app")["error"] is None, 3, "the fix to be seen")
+    rec = b.rec("app")
+    assert rec["pid"] == pid and rec["want"] == "u"
+    assert len(b.by_cmd("app")) == 1
+    b.stop()
