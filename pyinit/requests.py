@@ -1,0 +1,236 @@
+"""The control socket's requests, served from the service manager's state.
+
+status, control (svctl's letters), wait (svctl -w: answered when the command
+took effect, re-checked on every state change, never by polling), reload,
+shutdown and ping. The protocol is in docs/control-protocol.md.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from pyinit import control, log
+from pyinit.loop import Timer
+from pyinit.supervisor import LETTERS
+from pyinit.svstatus import satisfied
+
+if TYPE_CHECKING:
+    from pyinit.services import Service, ServiceManager, Slot
+
+
+@dataclass
+class Waiter:
+    """A client waiting for its command to take effect (svctl -w)."""
+
+    client: control.Client
+    letters: str
+    targets: list[tuple[str, Slot]]
+    asked_at: float
+    errors: list[dict[str, Any]]
+    timer: Optional[Timer] = None
+
+
+class ControlRequests:
+    def __init__(self, manager: ServiceManager) -> None:
+        self.m = manager
+        self.waiters: list[Waiter] = []
+        self.server: Optional[control.Server] = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def record(self, slot: Slot) -> dict[str, Any]:
+        m = slot.machine
+        now = self.m.loop.clock()
+        wall = time.time()
+        rec: dict[str, Any] = {
+            "state": m.state,
+            "pid": m.pid if m.pid and m.pid > 0 else None,
+            "since": wall - (now - m.since),
+            "uptime": round(m.uptime(now), 3),
+            "want": m.want,
+            "paused": m.paused,
+            "got_term": m.got_term,
+            "restarts": m.restarts,
+            "last_exit_code": m.last_exit.code if m.last_exit else None,
+            "last_signal": m.last_exit.signal if m.last_exit else None,
+            "next_start_in": round(m.start_at - now, 3) if m.start_at else None,
+        }
+        return rec
+
+    def service_record(self, svc: Service) -> dict[str, Any]:
+        rec = self.record(svc.run)
+        rec.update(
+            name=svc.name,
+            path=svc.defn.path,
+            normally_up=svc.defn.normally_up,
+            error=svc.defn.error,
+            user=svc.defn.user,
+            ready=None,
+            log=None,
+        )
+        if svc.log is not None:
+            rec["log"] = self.record(svc.log)
+            rec["log"]["normally_up"] = True
+        return rec
+
+    def resolve(self, arg: str) -> Optional[tuple[Service, Slot]]:
+        """A service by name, `name/log`, or path (as `sv` users type it)."""
+        if "\0" in arg:
+            return None  # no path holds a NUL (and os.path would raise)
+        text = arg.rstrip("/")
+        is_log = text.endswith("/log")
+        base = text[: -len("/log")] if is_log else text
+        svc = self.m.services.get(base)
+        if svc is None and "/" in base:
+            real = os.path.realpath(base)
+            for candidate in self.m.services.values():
+                if os.path.realpath(candidate.defn.path) == real:
+                    svc = candidate
+                    break
+        if svc is None and is_log and arg in self.m.services:
+            svc, is_log = self.m.services[arg], False
+        if svc is None:
+            return None
+        slot = svc.log if is_log else svc.run
+        return (svc, slot) if slot is not None else None
+
+    def open_control_socket(self) -> None:
+        run_dir = self.m.config.run_dir
+        try:
+            os.makedirs(run_dir, mode=0o755, exist_ok=True)
+            path = os.path.join(run_dir, control.SOCKET_NAME)
+            self.server = control.Server(self.m.loop, path, self.handle_request)
+        except OSError as exc:
+            log.warning(f"no control socket in {run_dir} ({exc}): svctl will not work")
+            return
+        os.environ["PYINIT_RUN_DIR"] = run_dir
+        log.debug(f"control socket at {path}")
+
+    def handle_request(self, client: control.Client, req: dict[str, Any]) -> None:
+        cmd = req["cmd"]
+        if cmd in ("reload", "shutdown") and not client.privileged:
+            raise control.ProtocolError(f"permission denied: uid {client.uid} may only read status")
+        if cmd == "status":
+            client.send({"ok": True, "services": self.status(req["services"])})
+        elif cmd in ("control", "wait"):
+            self.control(client, req)
+        elif cmd == "reload":
+            self.m.reload()
+            client.send({"ok": True})
+        elif cmd == "shutdown":
+            code = req.get("exit_code", 0)
+            if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+                raise control.ProtocolError("'exit_code' must be an integer from 0 to 255")
+            log.info(f"shutdown requested by pid {client.pid} (exit code {code})")
+            self.m.init.request_exit(code)
+            client.send({"ok": True})
+        elif cmd == "ping":
+            from pyinit import __version__
+
+            client.send({"ok": True, "version": __version__, "pid": os.getpid(),
+                         "wakeups": self.m.loop.wakeups, "rescans": self.m.rescans,
+                         "orphans_reaped": self.m.init.reaper.strays})
+        else:
+            raise control.ProtocolError(f"unknown command {cmd!r}")
+
+    def status(self, names: list[str]) -> list[dict[str, Any]]:
+        if not names:
+            return [self.service_record(s) for _, s in sorted(self.m.services.items())]
+        out = []
+        for name in names:
+            found = self.resolve(name)
+            if found is None:
+                out.append({"name": name, "missing": True})
+                continue
+            svc, slot = found
+            rec = self.service_record(svc) if slot is svc.run else self.record(slot)
+            if slot is not svc.run:
+                rec.update(name=f"{svc.name}/log", normally_up=True, log=None, error=None)
+            out.append(rec)
+        return out
+
+    def control(self, client: control.Client, req: dict[str, Any]) -> None:
+        """Apply svctl letters to services; with "wait", reply once they took effect."""
+        letters = req.get("action")
+        if req["cmd"] == "wait":
+            allowed = LETTERS | {"C"}
+        elif not client.privileged:
+            raise control.ProtocolError(f"permission denied: uid {client.uid} may only read status")
+        else:
+            allowed = LETTERS
+        if not isinstance(letters, str) or not letters or set(letters) - allowed:
+            raise control.ProtocolError(f"'action' must be letters from {''.join(sorted(allowed))}")
+        wait = req.get("wait")
+        if wait is not None and (not isinstance(wait, (int, float)) or not 0 <= wait <= 86400):
+            raise control.ProtocolError("'wait' must be a number of seconds up to 86400")
+        if self.m.shutting_down and req["cmd"] == "control":
+            raise control.ProtocolError("pyinit is shutting down")
+        asked_at = self.m.loop.clock()
+        errors, targets = [], []
+        for name in req["services"] or sorted(self.m.services):
+            found = self.resolve(name)
+            if found is None:
+                errors.append({"service": name, "ok": False, "error": "no such service"})
+                continue
+            svc, slot = found
+            if svc.defn.error and slot.machine.is_down():
+                errors.append({"service": name, "ok": False, "error": svc.defn.error})
+                continue
+            targets.append((name, slot))
+        if req["cmd"] == "control":
+            for _, slot in targets:
+                for letter in letters:
+                    self.m.apply(slot, slot.machine.command(letter, self.m.loop.clock()))
+                svc = slot.service
+                if svc.run.machine.removed and svc.run.machine.is_down():
+                    self.m.forget(svc)
+        if wait is None:
+            ok = [{"service": name, "ok": True} for name, _ in targets]
+            client.send({"ok": True, "results": errors + ok})
+            return
+        waiter = Waiter(client, letters, targets, asked_at, errors)
+        waiter.timer = self.m.loop.call_later(float(wait), lambda: self.finish_wait(waiter, True))
+        self.waiters.append(waiter)
+        client.on_close.append(lambda: self.drop_waiter(waiter))
+        self.check_waiter(waiter)
+
+    def after_change(self, slot: Slot) -> None:
+        for waiter in list(self.waiters):
+            if any(s is slot for _, s in waiter.targets):
+                self.check_waiter(waiter)
+
+    def check_waiter(self, waiter: Waiter) -> None:
+        if all(self.wait_done(waiter, slot) for _, slot in waiter.targets):
+            self.finish_wait(waiter, False)
+
+    def wait_done(self, waiter: Waiter, slot: Slot) -> bool:
+        rec = self.record(slot)
+        rec["since"] = slot.machine.since
+        if slot.machine.start_at is not None and "u" in waiter.letters:
+            return False
+        return satisfied(waiter.letters, rec, waiter.asked_at)
+
+    def finish_wait(self, waiter: Waiter, timed_out: bool) -> None:
+        if waiter not in self.waiters:
+            return
+        self.drop_waiter(waiter)
+        results = list(waiter.errors)
+        for name, slot in waiter.targets:
+            done = self.wait_done(waiter, slot)
+            svc = slot.service
+            rec = self.service_record(svc) if slot is svc.run else self.record(slot)
+            results.append({"service": name, "ok": True, "done": done, "status": rec})
+        waiter.client.send({"ok": True, "timed_out": timed_out, "results": results})
+
+    def drop_waiter(self, waiter: Waiter) -> None:
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+
+
