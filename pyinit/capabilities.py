@@ -62,14 +62,3 @@ def drop_all() -> None:
     drop_bounding_set()
     clear_ambient()
     clear_process_sets()
-
-
-def read_status(pid: str = "self") -> dict[str, int]:
-    """CapInh/CapPrm/CapEff/CapBnd/CapAmb of a process, as integers."""
-    out = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("Cap"):
-                key, value = line.split(":", 1)
-                out[key] = int(value.strip(), 16)
-    return out

@@ -13,7 +13,7 @@ import errno
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from pyinit.signals import Inherited
@@ -44,7 +44,6 @@ class Spec:
     stdout: int | None = None
     stderr: int | None = None
     pre_exec: Callable[[], None] | None = None  # runs in the child last (privilege drop)
-    extra_fds: Sequence[int] = field(default_factory=tuple)
 
 
 def resolve(program: str, env: Mapping[str, str] | None, cwd: str | None = None) -> str:
@@ -94,8 +93,6 @@ def _child(spec: Spec, program: str, env: dict[str, str], inherited: Inherited) 
         for target, fd in ((0, spec.stdin), (1, spec.stdout), (2, spec.stderr)):
             if fd is not None and fd != target:
                 os.dup2(fd, target)
-        for fd in spec.extra_fds:
-            os.set_inheritable(fd, True)
         if spec.cwd is not None:
             os.chdir(spec.cwd)
         if spec.pre_exec is not None:
