@@ -1,0 +1,318 @@
+"""Probes: parsing of user input, and tcp/http probes against real sockets in a real loop."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Iterator, Optional
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pyinit import probes
+from pyinit.loop import EventLoop
+from pyinit.probes import Probe, parse_http, parse_tcp
+
+REQUEST = b"GET /health?x=1 HTTP/1.0\r\nHost: localhost:%d\r\nUser-Agent: pyinit\r\n"
+
+
+# parsing ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (8080, ("127.0.0.1", 8080)),
+        ("1", ("127.0.0.1", 1)),
+        ("65535", ("127.0.0.1", 65535)),
+        ("localhost:80", ("127.0.0.1", 80)),
+        ("LocalHost:80", ("127.0.0.1", 80)),
+        ("10.1.2.3:5432", ("10.1.2.3", 5432)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("[2001:DB8::0:1]:443", ("2001:db8::1", 443)),
+    ],
+)
+def test_parse_tcp_good(value: object, expected: tuple[str, int]) -> None:
+    assert parse_tcp(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "1 to 65535"),
+        (70000, "1 to 65535"),
+        (-1, "1 to 65535"),
+        ("0", "1 to 65535"),
+        ("70000", "1 to 65535"),
+        ("127.0.0.1:0", "1 to 65535"),
+        ("127.0.0.1:", "1 to 65535"),
+        ("127.0.0.1: 80", "1 to 65535"),
+        ("db:5432", "no DNS lookups"),
+        ("example.com:80", "no DNS lookups"),
+        (":80", "no DNS lookups"),
+        ("[fe80::1%eth0]:80", "no DNS lookups"),
+        ("127.0.0.1", "no port"),
+        ("localhost", "no port"),
+        ("[::1]", "no port"),
+        ("::1:80", "brackets"),
+        ("[127.0.0.1]:80", "brackets"),
+        ("[::1:80", "[IPV6-ADDRESS]:PORT"),
+        ("[::1]x80", "[IPV6-ADDRESS]:PORT"),
+        (True, "port number or a string"),
+        (80.0, "port number or a string"),
+        (None, "port number or a string"),
+        (["80"], "port number or a string"),
+    ],
+)
+def test_parse_tcp_bad(value: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_tcp(value)
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+@given(st.text())
+def test_parse_tcp_raises_only_value_error(text: str) -> None:
+    try:
+        host, port = parse_tcp(text)
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert 1 <= port <= 65535
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+
+
+@given(st.text())
+def test_parse_http_raises_only_value_error(text: str) -> None:
+    for url in (text, "http://" + text, "http://127.0.0.1" + text):
+        try:
+            host, port, path, header = parse_http(url)
+        except ValueError:
+            continue
+        assert path.startswith("/") and path.isascii() and " " not in path
+        assert "\r" not in header and "\n" not in header
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1", ("127.0.0.1", 80, "/", "127.0.0.1")),
+        ("http://localhost:8080/health", ("127.0.0.1", 8080, "/health", "localhost:8080")),
+        ("HTTP://10.0.0.1/a/b?c=d&e", ("10.0.0.1", 80, "/a/b?c=d&e", "10.0.0.1")),
+        ("http://10.0.0.1?q=1", ("10.0.0.1", 80, "/?q=1", "10.0.0.1")),
+        ("http://10.0.0.1/x#frag", ("10.0.0.1", 80, "/x", "10.0.0.1")),
+        ("http://[::1]:8443/ready", ("::1", 8443, "/ready", "[::1]:8443")),
+        ("http://[::1]/", ("::1", 80, "/", "[::1]")),
+    ],
+)
+def test_parse_http_good(url: str, expected: tuple[str, int, str, str]) -> None:
+    assert parse_http(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://127.0.0.1/", "https probes are not supported"),
+        ("HTTPS://127.0.0.1/", "https probes are not supported"),
+        ("ftp://127.0.0.1/", "must start with http://"),
+        ("127.0.0.1:80/health", "must start with http://"),
+        ("http://", "expected http://HOST"),
+        ("http:///path", "expected http://HOST"),
+        ("http://user@127.0.0.1/", "expected http://HOST"),
+        ("http://service:8080/health", "no DNS lookups"),
+        ("http://127.0.0.1:0/", "1 to 65535"),
+        ("http://127.0.0.1:99999/", "1 to 65535"),
+        ("http://127.0.0.1/a b", "without spaces"),
+        ("http://127.0.0.1/a\r\nX-Evil: 1", "without spaces"),
+        ("http://127.0.0.1/caf\u00e9", "ASCII"),
+        (8080, "URL string"),
+        (None, "URL string"),
+    ],
+)
+def test_parse_http_bad(url: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_http(url)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+# probing ------------------------------------------------------------------------
+class Result:
+    """Collects done() calls; truthy once one arrived."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, str]] = []
+
+    def __call__(self, ok: bool, detail: str) -> None:
+        self.calls.append((ok, detail))
+
+    def __bool__(self) -> bool:
+        return bool(self.calls)
+
+
+@pytest.fixture
+def loop() -> EventLoop:
+    return EventLoop()
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+class Server:
+    """A one-shot HTTP server driven by the same loop: reads the request, replies, closes."""
+
+    def __init__(self, loop: EventLoop, sock: socket.socket, response: bytes) -> None:
+        self.loop, self.sock, self.response = loop, sock, response
+        self.request = bytearray()
+        self.conn: Optional[socket.socket] = None
+        loop.add_reader(sock.fileno(), self.accept)
+
+    def accept(self) -> None:
+        self.conn, _ = self.sock.accept()
+        self.loop.remove(self.sock.fileno())
+        self.loop.add_reader(self.conn.fileno(), self.read)
+
+    def read(self) -> None:
+        assert self.conn is not None
+        data = self.conn.recv(65536)
+        self.request += data
+        if b"\r\n\r\n" in self.request or not data:
+            self.loop.remove(self.conn.fileno())
+            self.conn.setblocking(True)
+            self.conn.sendall(self.response)
+            self.conn.close()
+
+
+def run(loop: EventLoop, kind: str, target: tuple, timeout: float = 3.0) -> tuple[bool, str]:
+    result = Result()
+    probe = Probe(loop, kind, target, timeout, result)
+    probe.start()
+    assert not result, "done() must not be called from inside start()"
+    assert loop.run_until(lambda: bool(result), timeout=5)
+    loop.run_until(lambda: False, timeout=0.05)  # nothing further may arrive
+    assert len(result.calls) == 1
+    assert probe.sock is None and probe.timer is None
+    return result.calls[0]
+
+
+def free_port() -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_tcp_connects(loop: EventLoop, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    assert run(loop, "tcp", parse_tcp(f"localhost:{port}")) == (True, "connected")
+
+
+def test_tcp_refused(loop: EventLoop) -> None:
+    assert run(loop, "tcp", parse_tcp(free_port())) == (False, "connection refused")
+
+
+def test_http_ok_and_request_format(loop: EventLoop, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    server = Server(loop, listener, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    target = parse_http(f"http://localhost:{port}/health?x=1")
+    assert run(loop, "http", target) == (True, "HTTP 200")
+    assert bytes(server.request) == REQUEST % port + b"Connection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (b"HTTP/1.0 204 No Content\r\n\r\n", (True, "HTTP 204")),
+        (b"HTTP/1.1 302\r\n", (True, "HTTP 302")),
+        (b"HTTP/1.1 399 Odd\n", (True, "HTTP 399")),
+        (b"HTTP/1.1 503 Service Unavailable\r\n\r\n", (False, "HTTP 503")),
+        (b"HTTP/1.1 404 Not Found\r\n\r\n", (False, "HTTP 404")),
+        (b"HTTP/1.1 199 Early\r\n\r\n", (False, "HTTP 199")),
+        (b"garbage\r\n", (False, "bad HTTP response")),
+        (b"HTTP/1.1 2000 OK\r\n", (False, "bad HTTP response")),
+        (b"X" * 5000, (False, "bad HTTP response")),
+        (b"X" * 4095 + b"\n", (False, "bad HTTP response")),
+        (b"HTTP/1.1 20", (False, "connection closed before an HTTP status line")),
+        (b"", (False, "connection closed before an HTTP status line")),
+    ],
+)
+def test_http_responses(
+    loop: EventLoop, listener: socket.socket, response: bytes, expected: tuple[bool, str]
+) -> None:
+    Server(loop, listener, response)
+    assert run(loop, "http", parse_http(f"http://127.0.0.1:{listener.getsockname()[1]}/")) == (
+        expected
+    )
+
+
+def test_http_large_request_is_sent_in_pieces(
+    loop: EventLoop, listener: socket.socket
+) -> None:
+    server = Server(loop, listener, b"HTTP/1.0 200 OK\r\n\r\n")
+    path = "/" + "a" * (8 * 1024 * 1024)
+    target = ("127.0.0.1", listener.getsockname()[1], path, "x")
+    assert run(loop, "http", target, timeout=4) == (True, "HTTP 200")
+    assert server.request.startswith(f"GET {path} HTTP/1.0\r\n".encode())
+
+
+def test_http_refused(loop: EventLoop) -> None:
+    target = parse_http(f"http://127.0.0.1:{free_port()}/")
+    assert run(loop, "http", target) == (False, "connection refused")
+
+
+def test_http_timeout_when_server_never_answers(
+    loop: EventLoop, listener: socket.socket
+) -> None:
+    # The kernel completes the handshake from the backlog; nobody ever replies.
+    target = parse_http(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    assert run(loop, "http", target, timeout=0.2) == (False, "timed out after 0.2s")
+
+
+def test_cancel_means_no_callback(loop: EventLoop, listener: socket.socket) -> None:
+    for kind, target in [
+        ("tcp", parse_tcp(listener.getsockname()[1])),
+        ("http", parse_http(f"http://127.0.0.1:{listener.getsockname()[1]}/")),
+        ("tcp", parse_tcp(free_port())),
+    ]:
+        result = Result()
+        probe = Probe(loop, kind, target, 0.05, result)
+        probe.start()
+        probe.cancel()
+        assert probe.sock is None and probe.timer is None
+        loop.run_until(lambda: False, timeout=0.2)
+        assert not result
+
+
+def test_cancel_while_waiting_for_reply(loop: EventLoop, listener: socket.socket) -> None:
+    result = Result()
+    probe = Probe(loop, "http", parse_http(f"http://127.0.0.1:{listener.getsockname()[1]}/"),
+                  0.3, result)
+    probe.start()
+    loop.run_until(lambda: False, timeout=0.1)  # connected and sent, no reply yet
+    assert probe.sock is not None and not result
+    probe.cancel()
+    loop.run_until(lambda: False, timeout=0.4)
+    assert not result
+
+
+def test_socket_error_is_reported_from_the_loop(
+    loop: EventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fds(*args: object) -> socket.socket:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(probes.socket, "socket", no_fds)
+    assert run(loop, "tcp", ("127.0.0.1", 80)) == (False, "too many open files")
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(ValueError):
+        Probe(EventLoop(), "udp", ("127.0.0.1", 1), 1.0, Result())
