@@ -1,0 +1,234 @@
+"""An optional tiny HTTP server for Kubernetes httpGet probes (`--health-listen ADDR:PORT`).
+
+GET or HEAD /healthz (200 while pyinit runs), /readyz (200 or 503, from ready())
+and /status (status() as JSON); a query string is ignored, other paths get 404,
+other methods 405. Only the request line is read; the head must end within
+MAX_HEAD bytes (else 431). Like the control socket it never blocks: sockets are
+non-blocking, a reply is written from a buffer, the connection is closed after
+it, and any connection is dropped CLIENT_TIMEOUT seconds after it was accepted,
+whatever it is doing. Beyond MAX_CLIENTS connections, a new one is accepted and
+closed at once. While no client is connected it costs one listening fd, no timer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+from typing import Callable
+
+from pyinit import log
+from pyinit.loop import EventLoop
+
+MAX_HEAD = 8192
+MAX_CLIENTS = 64
+CLIENT_TIMEOUT = 5.0  # a connection's whole life: request, reply and close
+ACCEPT_PAUSE = 0.5  # after accept() fails (out of fds), wait this long to retry
+BACKLOG = 16
+TEXT = "text/plain; charset=utf-8"
+_END = re.compile(rb"\r?\n\r?\n")
+_LINE = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+) ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+_PATHS = ("/healthz", "/readyz", "/status")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Parse "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "PORT" (meaning 0.0.0.0).
+
+    ADDR is an IP literal or "localhost" (127.0.0.1); no name is ever resolved.
+    PORT is 0..65535, where 0 means any free port (see HealthServer.address).
+    """
+    host, sep, port = text.strip().rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"bad listen address {text!r}: {why}")
+
+    if not sep and not (port.isascii() and port.isdigit()):
+        raise bad("expected ADDR:PORT")
+    if host == "localhost" and not bracketed:
+        host = "127.0.0.1"
+    elif "[" in host or "]" in host:
+        raise bad("expected [V6ADDR]:PORT")
+    elif host or bracketed:
+        try:
+            version = ipaddress.ip_address(host).version
+        except ValueError:
+            raise bad(f"{host!r} is not an IP address (names are not resolved)") from None
+        if bracketed != (version == 6):
+            raise bad("write an IPv6 address in brackets, as [ADDR]:PORT, and only that")
+    else:
+        host = "0.0.0.0"
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise bad("the port must be a number from 0 to 65535")
+    return host, int(port)
+
+
+class HealthServer:
+    """Serve probes on host:port from loop; raises OSError if it cannot bind."""
+
+    def __init__(self, loop: EventLoop, host: str, port: int,
+                 ready: Callable[[], bool], status: Callable[[], dict]) -> None:
+        self.loop = loop
+        self.ready = ready
+        self.status = status
+        self.clients: set[_Client] = set()
+        self.closed = False
+        self._refusing = False
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, port))
+            self.sock.listen(BACKLOG)
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+        bound_host, bound_port = self.sock.getsockname()[:2]
+        self.address: tuple[str, int] = (bound_host, bound_port)
+        self.fd = self.sock.fileno()
+        loop.add_reader(self.fd, self.accept)
+
+    def accept(self) -> None:
+        for _ in range(MAX_CLIENTS):  # then let the loop serve others
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # Out of fds (EMFILE/ENFILE): the socket stays readable, so stop
+                # watching it for a moment instead of spinning on accept().
+                log.warning(f"health server: accept failed: {exc.strerror}; "
+                            f"pausing accepts for {ACCEPT_PAUSE:g}s")
+                self.loop.remove(self.fd)
+                self.loop.call_later(ACCEPT_PAUSE, self.resume_accepting)
+                return
+            if len(self.clients) >= MAX_CLIENTS:
+                if not self._refusing:
+                    log.warning(f"health server: more than {MAX_CLIENTS} clients, refusing")
+                self._refusing = True
+                conn.close()
+                continue
+            self._refusing = False
+            conn.setblocking(False)
+            self.clients.add(_Client(self, conn))
+
+    def resume_accepting(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.fd, self.accept)
+
+    def answer(self, method: str, path: str) -> tuple[int, str, str]:
+        """(status code, content type, body) for a well-formed request."""
+        if path not in _PATHS:
+            return 404, TEXT, "not found\n"
+        if method not in ("GET", "HEAD"):
+            return 405, TEXT, "method not allowed\n"
+        try:
+            if path == "/readyz":
+                return (200, TEXT, "ready\n") if self.ready() else (503, TEXT, "not ready\n")
+            if path == "/status":
+                body = json.dumps(self.status(), separators=(",", ":"))
+                return 200, "application/json", body + "\n"
+        except Exception:
+            log.bug(f"health server, {path}")
+            return 500, TEXT, "internal error\n"
+        return 200, TEXT, "ok\n"
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for client in list(self.clients):
+            client.close()
+        self.loop.remove(self.fd)
+        self.sock.close()
+
+
+class _Client:
+    def __init__(self, server: HealthServer, sock: socket.socket) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.answered = False
+        self.eof = False
+        self.closed = False
+        self.timer = self.loop.call_later(CLIENT_TIMEOUT, self.close)
+        self.loop.add_reader(self.fd, self.readable)
+
+    def readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if self.outbuf:  # half-closed by the client: finish the reply first
+                self.eof = True
+                self.loop.remove(self.fd)
+                self.loop.add_writer(self.fd, self.flush)
+            else:
+                self.close()
+            return
+        if self.answered:
+            return  # discard the rest, so that closing does not reset the connection
+        self.inbuf += data
+        end = _END.search(self.inbuf)
+        if end is not None and end.end() <= MAX_HEAD:
+            line = bytes(self.inbuf[: end.start()]).split(b"\n", 1)[0].rstrip(b"\r")
+            match = _LINE.fullmatch(line.decode("latin-1"))
+            if match is None:
+                self.reply(400, TEXT, "bad request\n")
+            else:
+                method, path = match.group(1), match.group(2).split("?", 1)[0]
+                self.reply(*self.server.answer(method, path), head_only=method == "HEAD")
+        elif len(self.inbuf) > MAX_HEAD:
+            self.reply(431, TEXT, "request head too large\n")
+
+    def reply(self, code: int, ctype: str, body: str, head_only: bool = False) -> None:
+        self.answered = True
+        self.inbuf = bytearray()
+        data = body.encode()
+        allow = "Allow: GET, HEAD\r\n" if code == 405 else ""
+        head = (f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(data)}\r\n{allow}Cache-Control: no-store\r\n"
+                "Connection: close\r\n\r\n")
+        self.outbuf = bytearray(head.encode() + (b"" if head_only else data))
+        self.flush()
+
+    def flush(self) -> None:
+        while self.outbuf:
+            try:
+                sent = self.sock.send(self.outbuf, socket.MSG_NOSIGNAL)
+            except BlockingIOError:
+                self.loop.add_writer(self.fd, self.flush)
+                return
+            except OSError:
+                self.close()
+                return
+            del self.outbuf[:sent]
+        self.loop.remove_writer(self.fd)
+        if self.eof:
+            self.close()
+            return
+        try:  # send FIN, then read until the client closes (or the timer fires)
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.timer.cancel()
+        self.loop.remove(self.fd)
+        self.server.clients.discard(self)
+        self.sock.close()
