@@ -1,0 +1,109 @@
+"""Service dependencies, as pure functions: checking the graph, what a service waits
+for before it may start, which requirement failed for good, and the shutdown order.
+
+`after: [x]` orders only: wait until x is ready, or will not start (down, failed).
+`requires: [x]` also needs x: wait until x is ready; if x fails for good, stop.
+Shutdown runs in reverse: a service is stopped once nothing that runs after it
+(by either key) is still up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Deps:
+    after: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.requires + self.after))
+
+
+@dataclass(frozen=True)
+class View:
+    """What dependency decisions need to know about one service now."""
+
+    ready: bool = False  # up and ready, or a oneshot that is done
+    settled: bool = False  # will not start by itself: wanted down, failed or broken
+    failed: bool = False  # failed for good (or its definition is broken)
+
+
+Graph = Mapping[str, Deps]
+
+
+def problems(graph: Graph) -> dict[str, str]:
+    """Unknown names and cycles: service name -> the one-line error for it."""
+    found: dict[str, str] = {}
+    for name, deps in graph.items():
+        unknown = [d for d in deps.all if d not in graph]
+        if unknown:
+            found[name] = "depends on unknown service " + ", ".join(repr(u) for u in unknown)
+    for cycle in cycles(graph):
+        text = "dependency cycle: " + " -> ".join(cycle + [cycle[0]])
+        for name in cycle:
+            found.setdefault(name, text)
+    return found
+
+
+def cycles(graph: Graph) -> list[list[str]]:
+    """Each dependency cycle once, as the list of names on it (iterative DFS)."""
+    out: list[list[str]] = []
+    color: dict[str, int] = {}  # 1 on the current path, 2 done
+    for root in sorted(graph):
+        if color.get(root):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(root, 0)]
+        while stack:
+            name, i = stack.pop()
+            if i == 0:
+                color[name] = 1
+                path.append(name)
+            targets = [d for d in graph[name].all if d in graph]
+            if i < len(targets):
+                stack.append((name, i + 1))
+                nxt = targets[i]
+                if color.get(nxt) == 1:
+                    out.append(path[path.index(nxt):])
+                elif not color.get(nxt):
+                    stack.append((nxt, 0))
+            else:
+                color[name] = 2
+                path.pop()
+    return out
+
+
+def blockers(name: str, graph: Graph, views: Mapping[str, View]) -> list[str]:
+    """The services `name` still waits for before it may start."""
+    deps = graph.get(name, Deps())
+    waiting = []
+    for target in deps.all:
+        view = views.get(target)
+        if view is None or view.ready:
+            continue
+        if target in deps.requires or not view.settled:
+            waiting.append(target)
+    return waiting
+
+
+def failed_requirement(name: str, graph: Graph, views: Mapping[str, View]) -> Optional[str]:
+    """A `requires` target of name that failed for good, if any."""
+    for target in graph.get(name, Deps()).requires:
+        view = views.get(target)
+        if view is not None and view.failed:
+            return target
+    return None
+
+
+def dependants(name: str, graph: Graph) -> list[str]:
+    """The services that list name in after or requires."""
+    return sorted(other for other, deps in graph.items() if name in deps.all)
+
+
+def may_stop(name: str, graph: Graph, running: set[str]) -> bool:
+    """At shutdown: nothing that started after `name` is still running."""
+    return not any(other in running for other in dependants(name, graph) if other != name)
