@@ -11,12 +11,22 @@ States follow runit's `sv status`: DOWN, RUN, FINISH. `want` is 'u' or 'd' as
 in runsv; `once` sets want down and starts the service if it is down.
 
 Rules:
-- A `run` that exits while wanted up is restarted after its `finish` (if any).
-  If it lived less than MIN_UPTIME the restart waits `backoff` seconds, which
-  doubles up to BACKOFF_MAX; uptime of BACKOFF_RESET or more resets it. An
-  exit after a stop or TERM that svctl asked for restarts at once.
-- Stopping sends the stop signal then SIGCONT to the process (as runit and
-  s6 do), and SIGKILLs its whole process group after kill_timeout.
+- A `run` that exits while wanted up is restarted after its `finish` (if any),
+  as the restart policy says: `always`, `on-failure` (an exit code outside
+  success_codes, or a signal) or `never`. If it lived less than MIN_UPTIME
+  the restart waits `backoff` seconds, multiplied by backoff_factor up to
+  backoff_max; uptime of BACKOFF_RESET or more resets it. An exit after a stop
+  or TERM that svctl asked for restarts at once and is no failure.
+- More than max_restarts restarts within restart_window: the service is
+  `failed` (supervisord's FATAL) and stays down until `svctl up`. A service
+  the policy does not restart gets an `outcome` ("done", "exited", "failed"),
+  which the shell acts on (essential services end the container).
+- A oneshot that exits with a success code is done and ready, and stays down.
+- `unhealthy` (readiness timed out, liveness failed) stops the process; its
+  exit then counts as a failure.
+- Stopping sends the stop signal then SIGCONT to the process, or its group
+  with stop_group (runit and s6 signal the process), and SIGKILLs the whole
+  process group (kill_group) or just the process after kill_timeout.
 - A logger (term_grace > 0) is stopped by closing its pipe first, so it drains
   what is left and exits on EOF; it is signalled only after term_grace.
 - `finish` gets finish_timeout, then SIGKILL; it can never wedge supervision.
@@ -82,8 +92,21 @@ class Policy:
     kill_timeout: float = 5.0
     finish_timeout: float = 5.0
     stop_signal: int = signal.SIGTERM
+    stop_group: bool = False
+    kill_group: bool = True
     term_grace: float = 0.0  # loggers: wait this long for EOF before signalling
     has_finish: bool = False
+    restart: str = "always"  # always, on-failure, never
+    success_codes: tuple[int, ...] = (0,)
+    oneshot: bool = False
+    backoff_initial: float = BACKOFF_INITIAL
+    backoff_factor: float = BACKOFF_FACTOR
+    backoff_max: float = BACKOFF_MAX
+    max_restarts: int = 0  # 0: no limit
+    restart_window: float = 60.0
+
+    def succeeded(self, status: ExitStatus) -> bool:
+        return status.signal is None and status.code in self.success_codes
 
 
 @dataclass
@@ -101,11 +124,23 @@ class Machine:
     removed: bool = False  # the service left the service dir (or got `exit`)
     restarts: int = 0
     last_exit: Optional[ExitStatus] = None
-    backoff: float = BACKOFF_INITIAL
+    backoff: float = -1.0  # set from the policy
+    ready: bool = False  # up and ready (or a oneshot that is done)
+    ever_ready: bool = False  # ready at least once since boot (or `svctl up`)
+    outcome: Optional[str] = None  # not restarted by policy: done, exited or failed
+    failed: Optional[str] = None  # why it is `failed` (shown by svctl status)
+    unhealthy: Optional[str] = None  # stopping because a probe failed
+    restart_times: list[float] = field(default_factory=list)
+    gated: bool = False  # kept current by the shell: dependencies not ready yet
+    waiting: bool = False  # wanted up, held back by the gate
     delay: float = 0.0  # the wait before the pending restart
     start_at: Optional[float] = None  # a delayed restart is pending
     term_at: Optional[float] = None  # a logger's graceful stop: signal at this time
     kill_at: Optional[float] = None  # SIGKILL the run group (or finish) at this time
+
+    def __post_init__(self) -> None:
+        if self.backoff < 0:
+            self.backoff = self.policy.backoff_initial
 
     # --- queries -------------------------------------------------------------
     def deadline(self) -> Optional[float]:
@@ -114,7 +149,7 @@ class Machine:
         return min(times) if times else None
 
     def is_down(self) -> bool:
-        return self.state == DOWN and self.start_at is None
+        return self.state == DOWN and self.start_at is None and not self.waiting
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.since)
@@ -128,6 +163,8 @@ class Machine:
 
     def command(self, letter: str, now: float) -> list[Action]:
         """An svctl letter: u d o x, or a signal letter (see LETTER_SIGNALS)."""
+        if letter in "uo":
+            self.forget_outcome()
         if letter == "u":
             self.want = "u"
             self.removed = False
@@ -139,6 +176,7 @@ class Machine:
             self.want = "d"
             self.removed = self.removed or letter == "x"
             self.start_at = None
+            self.waiting = False
             return self._stop(now)
         if letter == "o":
             self.want = "d"
@@ -148,11 +186,40 @@ class Machine:
             return []
         return self._signal(LETTER_SIGNALS[letter])
 
+    def forget_outcome(self) -> None:
+        """`svctl up` or `once`: a failed or finished service gets a fresh start."""
+        if self.outcome is not None or self.failed is not None:
+            self.outcome = self.failed = None
+            self.restart_times.clear()
+            self.backoff = self.policy.backoff_initial
+        if self.state == DOWN and self.ready:
+            self.ready = False  # a oneshot runs again
+
+    def became_ready(self) -> None:
+        """The shell saw the readiness signal of the running process."""
+        if self.state == RUN and self.pid is not None:
+            self.ready = self.ever_ready = True
+
+    def set_unhealthy(self, reason: str, now: float) -> list[Action]:
+        """A readiness timeout or failed liveness: stop it; the exit is a failure."""
+        if self.state != RUN or self.pid is None or self.unhealthy is not None:
+            return []
+        self.unhealthy = reason
+        return self._stop(now)
+
     def hold(self) -> None:
         """Do not start or restart (the service dir became unusable); a running
         process is left alone until it exits."""
         self.want = "d"
         self.start_at = None
+        self.waiting = False
+
+    def release(self, now: float) -> list[Action]:
+        """The gate opened: start a service that waited for its dependencies."""
+        if not self.waiting or self.gated:
+            return []
+        self.waiting = False
+        return self._start(now) if self.want == "u" and self.state == DOWN else []
 
     def spawned(self, pid: int, now: float) -> None:
         """The shell started the process asked for by the last Start."""
@@ -187,16 +254,22 @@ class Machine:
         if self.kill_at is not None and now >= self.kill_at:
             self.kill_at = None
             if self.pid is not None and self.pid > 0:
-                actions.append(Signal(signal.SIGKILL, group=self.state == RUN))
+                group = self.state == RUN and self.policy.kill_group
+                actions.append(Signal(signal.SIGKILL, group=group))
         return actions
 
     # --- transitions -----------------------------------------------------------
     def _start(self, now: float) -> list[Action]:
+        if self.gated:
+            self.waiting = True
+            return []
         self.state = RUN
         self.pid = None
         self.since = now
         self.paused = False
         self.got_term = False
+        self.ready = False
+        self.unhealthy = None
         return [Start()]
 
     def _stop(self, now: float) -> list[Action]:
@@ -215,7 +288,8 @@ class Machine:
             return []
         self.paused = False
         self.kill_at = now + self.policy.kill_timeout
-        return [Signal(self.policy.stop_signal, group=False), Signal(signal.SIGCONT, group=False)]
+        group = self.policy.stop_group
+        return [Signal(self.policy.stop_signal, group=group), Signal(signal.SIGCONT, group=group)]
 
     def _signal(self, signum: int) -> list[Action]:
         if self.state != RUN or self.pid is None:
@@ -233,19 +307,20 @@ class Machine:
         self.last_exit = status
         self.kill_at = None
         self.term_at = None
-        asked_to_stop = self.got_term or self.want == "d"
+        asked_to_stop = (self.got_term or self.want == "d") and self.unhealthy is None
+        succeeded = self.policy.succeeded(status) and self.unhealthy is None
         self.paused = False
         self.got_term = False
         self.started_at = None
+        self.ready = False
+        self.unhealthy = None
         if asked_to_stop:
             self.delay = 0.0  # a stop someone asked for is not a crash
-        elif uptime < MIN_UPTIME:
-            self.delay = self.backoff
-            self.backoff = min(self.backoff * BACKOFF_FACTOR, BACKOFF_MAX)
+        elif self.policy.oneshot and succeeded:
+            self.want, self.outcome, self.delay = "d", "done", 0.0
+            self.ready = self.ever_ready = True
         else:
-            self.delay = 0.0
-            if uptime >= BACKOFF_RESET:
-                self.backoff = BACKOFF_INITIAL
+            self._plan_restart(succeeded, uptime, now)
         if self.policy.has_finish:
             self.state = FINISH
             self.pid = None
@@ -253,6 +328,30 @@ class Machine:
             self.kill_at = now + self.policy.finish_timeout
             return [Start(finish_args=finish_args(status))]
         return self._after_finish(now)
+
+    def _plan_restart(self, succeeded: bool, uptime: float, now: float) -> None:
+        """After an exit nobody asked for: the restart policy, limit and backoff."""
+        policy = self.policy
+        self.delay = 0.0
+        if policy.restart == "never" or (succeeded and policy.restart == "on-failure"):
+            self.want = "d"
+            self.outcome = "exited" if succeeded else "failed"
+            if not succeeded:
+                self.failed = f"exited with {self.last_exit.describe() if self.last_exit else '?'}"
+            return
+        if policy.max_restarts:
+            self.restart_times = [t for t in self.restart_times if now - t < policy.restart_window]
+            if len(self.restart_times) >= policy.max_restarts:
+                self.want, self.outcome = "d", "failed"
+                self.failed = (f"{len(self.restart_times)} restarts within "
+                               f"{policy.restart_window:g}s; svctl up to retry")
+                return
+            self.restart_times.append(now)
+        if uptime < MIN_UPTIME:
+            self.delay = self.backoff
+            self.backoff = min(self.backoff * policy.backoff_factor, policy.backoff_max)
+        elif uptime >= BACKOFF_RESET:
+            self.backoff = policy.backoff_initial
 
     def _after_finish(self, now: float) -> list[Action]:
         self.state = DOWN
