@@ -1,36 +1,211 @@
-"""service.yaml: loading and validating against the documented schema.
+"""service.yaml and pyinit.yaml: loading and validating against the documented schema.
 
-Validation is table-driven and pure: a key table per mapping, each entry the
-Python types allowed and how to say it to a user. An unknown key or a wrong
-type is one line naming the file, the key and what is allowed. See
+Validation is table-driven and pure: each mapping has a table of key -> kind,
+and a kind checks one value and converts it (or says what is allowed). An
+unknown key or a bad value is one line naming the file, the key and what is
+allowed. Keys may be written with '-' or '_' (`notification-fd`). See
 docs/service-yaml.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+import re
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 FILE_NAME = "service.yaml"
+RESTART_POLICIES = ("always", "on-failure", "never")
+RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+           "nofile", "nproc", "rss", "rtprio", "sigpending", "stack")
+PROBES = ("check", "tcp", "http")
+READINESS = ("notification_fd", "sd_notify") + PROBES
+MAX_SECONDS = 10**7
 
 
 class ConfigError(Exception):
-    """A bad service.yaml; the message is the one line shown to the user."""
+    """A bad config file; the message is the one line shown to the user."""
 
 
-# key -> (allowed Python types, what the user is told is allowed)
-_ID = ((str, int), "a name or a number")
-LOG_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "user": _ID,
-    "group": _ID,
-}
-SERVICE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "user": _ID,
-    "group": _ID,
-    "log": ((dict,), "a mapping with keys " + ", ".join(sorted(LOG_KEYS))),
-}
+class _Bad(Exception):
+    """A value of the wrong kind; the message says what is allowed."""
 
 
+Kind = Callable[[Any], Any]
+
+
+# --- kinds: check one value, return it converted ------------------------------------
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "empty"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _wrong(wanted: str, value: Any) -> _Bad:
+    return _Bad(f"must be {wanted}, not {_type_name(value)}")
+
+
+def _ident(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _wrong("a name or a number", value)
+    return str(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong("true or false", value)
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _wrong("a number of seconds", value)
+    if not 0 <= value < MAX_SECONDS:
+        raise _Bad(f"must be from 0 to {MAX_SECONDS} seconds, not {value}")
+    return float(value)
+
+
+def _integer(low: int, high: int) -> Kind:
+    def kind(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong(f"an integer from {low} to {high}", value)
+        if not low <= value <= high:
+            raise _Bad(f"must be an integer from {low} to {high}, not {value}")
+        return value
+
+    return kind
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _wrong("a non-empty string", value if value != "" else None)
+    if "\0" in value:
+        raise _Bad("must not contain a NUL byte")
+    return value
+
+
+def _choice(*allowed: str) -> Kind:
+    def kind(value: Any) -> str:
+        if value not in allowed or not isinstance(value, str):
+            raise _Bad(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return kind
+
+
+def _list_of(item: Kind, what: str) -> Kind:
+    def kind(value: Any) -> tuple:
+        items = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+        if not isinstance(items, list):
+            raise _wrong(f"a list of {what}", value)
+        try:
+            return tuple(item(v) for v in items)
+        except _Bad as exc:
+            raise _Bad(f"must be a list of {what}: {exc}") from None
+
+    return kind
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _service_name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _Bad(f"{value!r} is not a service name")
+    return value
+
+
+def _signal(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < signal.NSIG:
+        return value
+    if isinstance(value, str):
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        signum = getattr(signal.Signals, name, None) if name.isidentifier() else None
+        if signum is not None:
+            return int(signum)
+    raise _Bad(f"must be a signal name such as TERM or a number, not {value!r}")
+
+
+def _umask(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
+        value = int(value, 8)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
+        raise _Bad(f"must be an octal mode such as '022', not {value!r}")
+    return value
+
+
+def _environment(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise _wrong("a mapping of NAME: value", value)
+    out = []
+    for name, val in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise _Bad(f"{name!r} is not a variable name")
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        if isinstance(val, (int, float)):
+            val = str(val)
+        if not isinstance(val, str) or "\0" in val:
+            raise _Bad(f"{name}: must be a string or a number, not {_type_name(val)}")
+        out.append((name, val))
+    return tuple(out)
+
+
+def _rlimit_value(value: Any) -> int:
+    import resource
+
+    if value in ("unlimited", "infinity"):
+        return resource.RLIM_INFINITY
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Bad(f"must be a number, 'unlimited' or [soft, hard], not {value!r}")
+    return value
+
+
+def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
+    if not isinstance(value, dict):
+        raise _wrong("a mapping of limit: value", value)
+    out = []
+    for name, val in value.items():
+        if name not in RLIMITS:
+            raise _Bad(f"unknown limit {name!r} (allowed: {', '.join(RLIMITS)})")
+        try:
+            if isinstance(val, list) and len(val) == 2:
+                soft, hard = _rlimit_value(val[0]), _rlimit_value(val[1])
+            else:
+                soft = hard = _rlimit_value(val)
+        except _Bad as exc:
+            raise _Bad(f"{name}: {exc}") from None
+        out.append((name, soft, hard))
+    return tuple(out)
+
+
+def _probe_target(kind: str) -> Kind:
+    def check(value: Any) -> Any:
+        from pyinit import probes
+
+        parse = probes.parse_tcp if kind == "tcp" else probes.parse_http
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise _Bad(str(exc)) from None
+
+    return check
+
+
+def _command(value: Any) -> tuple[str, ...]:
+    """`true` for the service dir's ./check, or a command line (split on spaces)."""
+    if value is True:
+        return ("./check",)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    if isinstance(value, str) and value.strip():
+        return tuple(value.split())
+    raise _Bad(f"must be true (run ./check), a command or a list, not {_type_name(value)}")
+
+
+# --- definitions -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Identity:
     """Who a process runs as: user and optional group, as written."""
@@ -46,9 +221,47 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A readiness or liveness test: how (kind, target) and how often."""
+
+    kind: str  # notification_fd, sd_notify, check, tcp, http
+    target: Any = None  # the fd, the command, (host, port) or (host, port, path, host header)
+    interval: float = 1.0
+    timeout: float = 1.0
+    start_timeout: Optional[float] = None  # readiness: not ready by then = a failed start
+    settle: float = 0.0  # readiness without a probe: up this long = ready
+    failures: int = 3  # liveness: this many failures in a row restart the service
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     run_as: Identity = Identity()
     log_as: Identity = Identity()
+    restart: str = "always"
+    backoff_initial: float = 0.1
+    backoff_factor: float = 2.0
+    backoff_max: float = 10.0
+    max_restarts: int = 0  # 0: no limit
+    restart_window: float = 60.0
+    success_exit_codes: tuple[int, ...] = (0,)
+    essential: bool = False
+    oneshot: bool = False
+    after: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    ready: Optional[Probe] = None
+    liveness: Optional[Probe] = None
+    watchdog: Optional[float] = None
+    environment: tuple[tuple[str, str], ...] = ()
+    env_file: Optional[str] = None
+    working_directory: Optional[str] = None
+    umask: Optional[int] = None
+    nice: Optional[int] = None
+    rlimits: tuple[tuple[str, int, int], ...] = ()
+    stop_signal: int = int(signal.SIGTERM)
+    stop_timeout: Optional[float] = None  # None: pyinit's --kill-timeout
+    stop_group: bool = False
+    kill_group: bool = True
+    finish_timeout: float = 5.0
 
 
 def _current_user() -> str:
@@ -57,49 +270,126 @@ def _current_user() -> str:
     return str(os.getuid())
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "empty"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+def _mapping(table: dict[str, Kind]) -> Kind:
+    allowed = ", ".join(sorted(table))
+
+    def kind(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _Bad(f"must be a mapping with keys {allowed}, not {_type_name(value)}")
+        return value
+
+    return kind
 
 
-def _check(where: str, data: dict, table: dict[str, tuple[tuple[type, ...], str]]) -> None:
-    for key, value in data.items():
-        if not isinstance(key, str) or key not in table:
-            allowed = ", ".join(sorted(table))
-            raise ConfigError(f"{where}: unknown key {key!r} (allowed: {allowed})")
-        types, wanted = table[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ConfigError(f"{where}: key {key!r} must be {wanted}, not {_type_name(value)}")
+LOG_KEYS: dict[str, Kind] = {"user": _ident, "group": _ident}
+BACKOFF_KEYS: dict[str, Kind] = {"initial": _seconds, "factor": _seconds, "max": _seconds}
+PROBE_KEYS: dict[str, Kind] = {
+    "check": _command, "tcp": _probe_target("tcp"), "http": _probe_target("http"),
+    "interval": _seconds, "timeout": _seconds,
+}
+READY_KEYS: dict[str, Kind] = {
+    **PROBE_KEYS, "notification_fd": _integer(3, 1023), "sd_notify": _flag,
+    "start_timeout": _seconds, "settle": _seconds,
+}
+LIVENESS_KEYS: dict[str, Kind] = {**PROBE_KEYS, "failures": _integer(1, 1000)}
+SERVICE_KEYS: dict[str, Kind] = {
+    "user": _ident, "group": _ident, "log": _mapping(LOG_KEYS),
+    "restart": _choice(*RESTART_POLICIES), "backoff": _mapping(BACKOFF_KEYS),
+    "max_restarts": _integer(0, 10**6), "restart_window": _seconds,
+    "success_exit_codes": _list_of(_integer(0, 255), "exit codes from 0 to 255"),
+    "essential": _flag, "oneshot": _flag,
+    "after": _list_of(_service_name, "service names"),
+    "requires": _list_of(_service_name, "service names"),
+    "ready": _mapping(READY_KEYS), "liveness": _mapping(LIVENESS_KEYS), "watchdog": _seconds,
+    "environment": _environment, "env_file": _text, "working_directory": _text,
+    "umask": _umask, "nice": _integer(-20, 19), "rlimits": _rlimits,
+    "stop_signal": _signal, "stop_timeout": _seconds, "stop_group": _flag,
+    "kill_group": _flag, "finish_timeout": _seconds,
+}
+GLOBAL_KEYS: dict[str, Kind] = {
+    "defaults": _mapping(SERVICE_KEYS), "wait_for_services": _flag,
+    "services_ready_timeout": _seconds, "health_listen": _text,
+}
 
 
-def _ident(value: Any) -> Optional[str]:
-    return None if value is None else str(value)
+def _check(where: str, data: Any, table: dict[str, Kind]) -> dict[str, Any]:
+    """data's keys checked and values converted; keys normalized to '_'."""
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = raw_key.replace("-", "_") if isinstance(raw_key, str) else raw_key
+        if key not in table:
+            raise ConfigError(f"{where}: unknown key {raw_key!r} ({_suggest(key, table)})")
+        try:
+            out[key] = table[key](value)
+        except _Bad as exc:
+            raise ConfigError(f"{where}: key {raw_key!r} {exc}") from None
+    return out
 
 
-def validate(data: Any, path: str) -> ServiceConfig:
-    """A parsed YAML document to a ServiceConfig, or ConfigError."""
+def _suggest(key: Any, table: dict[str, Kind]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), table, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "allowed: " + ", ".join(sorted(table))
+
+
+def _probe(where: str, raw: dict[str, Any], table: dict[str, Kind], **defaults: Any) -> Probe:
+    data = _check(where, raw, table)
+    kinds = [k for k in READINESS if k in data and data[k] is not False]
+    if len(kinds) > 1:
+        raise ConfigError(f"{where}: choose one of {', '.join(kinds)}, not several")
+    kind = kinds[0] if kinds else "settle"
+    if kind == "settle" and table is LIVENESS_KEYS:
+        raise ConfigError(f"{where}: needs one of {', '.join(PROBES)}")
+    values = {k: data[k] for k in ("interval", "timeout", "start_timeout", "settle", "failures")
+              if k in data}
+    return Probe(kind=kind, target=data.get(kind), **{**defaults, **values})
+
+
+def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
+    """A parsed YAML document (over pyinit.yaml's defaults) to a ServiceConfig, or ConfigError."""
     if data is None:
-        return ServiceConfig()
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of keys, not {_type_name(data)}")
-    _check(path, data, SERVICE_KEYS)
-    log = data.get("log", {})
-    _check(f"{path}: log", log, LOG_KEYS)
+    given = _check(path, data, SERVICE_KEYS)
+    merged = {**(defaults or {}), **given}
+    if "environment" in given and defaults and "environment" in defaults:
+        merged["environment"] = defaults["environment"] + given["environment"]
+    fields: dict[str, Any] = {k: v for k, v in merged.items() if k in _PLAIN}
+    log = _check(f"{path}: log", merged.get("log", {}), LOG_KEYS)
+    backoff = _check(f"{path}: backoff", merged.get("backoff", {}), BACKOFF_KEYS)
+    fields.update({f"backoff_{k}": v for k, v in backoff.items()})
+    if fields.get("backoff_factor", 2.0) < 1:
+        raise ConfigError(f"{path}: backoff: key 'factor' must be 1 or more")
+    if "ready" in given and merged.get("oneshot"):
+        raise ConfigError(f"{path}: key 'ready' does not apply to a oneshot "
+                          "(it is ready when it exits with a success code)")
+    if "ready" in merged and not merged.get("oneshot"):
+        fields["ready"] = _probe(f"{path}: ready", merged["ready"], READY_KEYS)
+    if "liveness" in merged:
+        fields["liveness"] = _probe(f"{path}: liveness", merged["liveness"], LIVENESS_KEYS,
+                                    interval=10.0, timeout=2.0)
     return ServiceConfig(
-        run_as=Identity(_ident(data.get("user")), _ident(data.get("group"))),
-        log_as=Identity(_ident(log.get("user")), _ident(log.get("group"))),
+        run_as=Identity(merged.get("user"), merged.get("group")),
+        log_as=Identity(log.get("user"), log.get("group")),
+        **fields,
     )
 
 
-def load(path: str) -> ServiceConfig:
-    """Read and validate one service.yaml (pyyaml's safe loader, the C one when present)."""
+_PLAIN = frozenset(SERVICE_KEYS) - {"user", "group", "log", "backoff", "ready", "liveness"}
+
+
+def load_yaml(path: str) -> Any:
+    """One YAML document, read with pyyaml's safe loader (the C one when present)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, "rb") as fh:
-            data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+            return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -107,4 +397,35 @@ def load(path: str) -> ServiceConfig:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    return validate(data, path)
+
+
+def load(path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
+    """Read and validate one service.yaml."""
+    return validate(load_yaml(path), path, defaults)
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    """/etc/pyinit.yaml: defaults for every service.yaml, and boot settings."""
+
+    defaults: dict[str, Any] = field(default_factory=dict)  # checked, keys normalized
+    wait_for_services: Optional[bool] = None
+    services_ready_timeout: Optional[float] = None
+    health_listen: Optional[str] = None
+
+
+def load_global(path: str) -> GlobalConfig:
+    """Read pyinit.yaml; a missing file is an empty one."""
+    import os
+
+    if not os.path.lexists(path):
+        return GlobalConfig()
+    data = load_yaml(path)
+    if data is None:
+        return GlobalConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of keys, not {_type_name(data)}")
+    top = _check(path, data, GLOBAL_KEYS)
+    raw = top.pop("defaults", {})
+    validate(raw, f"{path}: defaults")  # nested mappings and probe choices too
+    return GlobalConfig(defaults=_check(f"{path}: defaults", raw, SERVICE_KEYS), **top)

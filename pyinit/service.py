@@ -2,16 +2,19 @@
 
 A service is a subdirectory (or a symlink to one) of a service dir, whose name
 does not start with '.', holding an executable `run`. Optional: `finish`,
-`check`, `down`, `log/run` for a logger, and `service.yaml` (schema.py).
+`check`, `down`, `log/run` for a logger, `notification-fd` (s6) and
+`service.yaml` (schema.py), whose defaults come from pyinit.yaml.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from pyinit.privileges import Identity
+from pyinit.schema import ConfigError, Probe, ServiceConfig
 
 
 @dataclass(frozen=True)
@@ -24,13 +27,14 @@ class ServiceDir:
     run_as: Optional[Identity] = None  # run, finish and check drop to this user
     log_as: Optional[Identity] = None  # the logger drops to this one
     user: Optional[str] = None  # run_as as written (USER[:GROUP]), for svctl
+    config: ServiceConfig = ServiceConfig()
 
 
 def is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def read_service(name: str, path: str) -> ServiceDir:
+def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceDir:
     run = os.path.join(path, "run")
     error = None
     if not os.path.lexists(run):
@@ -40,10 +44,11 @@ def read_service(name: str, path: str) -> ServiceDir:
     elif not os.access(run, os.X_OK):
         error = "run is not executable"
     run_as = log_as = user = None
-    config_path = os.path.join(path, "service.yaml")
-    if error is None and os.path.lexists(config_path):
+    config = ServiceConfig()
+    if error is None:
         try:
-            run_as, log_as, user = read_identities(config_path)
+            config = read_config(path, defaults)
+            run_as, log_as, user = read_identities(config, os.path.join(path, "service.yaml"))
         except ValueError as exc:
             error = str(exc)
     return ServiceDir(
@@ -55,19 +60,42 @@ def read_service(name: str, path: str) -> ServiceDir:
         run_as=run_as,
         log_as=log_as,
         user=user,
+        config=config,
     )
 
 
+def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
+    """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
+    ValueError with one line if either is bad."""
+    from pyinit import schema
+
+    config_path = os.path.join(path, schema.FILE_NAME)
+    try:
+        if os.path.lexists(config_path):
+            config = schema.load(config_path, defaults)
+        else:
+            config = schema.validate({}, config_path, defaults)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    fd_path = os.path.join(path, "notification-fd")
+    if config.ready is None and os.path.lexists(fd_path):
+        try:
+            with open(fd_path) as fh:
+                fd = int(fh.read(64).strip())
+        except (OSError, ValueError, UnicodeDecodeError):
+            fd = -1
+        if not 3 <= fd <= 1023:
+            raise ValueError(f"{fd_path}: must hold a number from 3 to 1023")
+        config = dataclasses.replace(config, ready=Probe("notification_fd", target=fd))
+    return config
+
+
 def read_identities(
-    config_path: str,
+    config: ServiceConfig, config_path: str
 ) -> tuple[Optional[Identity], Optional[Identity], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
-    from pyinit import privileges, schema
+    from pyinit import privileges
 
-    try:
-        config = schema.load(config_path)
-    except schema.ConfigError as exc:
-        raise ValueError(str(exc)) from None
     out: list[Optional[Identity]] = []
     for key, wanted in (("user", config.run_as), ("log.user", config.log_as)):
         spec = wanted.spec()
@@ -84,7 +112,9 @@ def read_identities(
     return out[0], out[1], config.run_as.spec()
 
 
-def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:
+def scan(
+    service_dirs: list[str], defaults: Optional[dict[str, Any]] = None
+) -> tuple[dict[str, ServiceDir], list[str]]:
     """Every service in service_dirs (first dir wins on a name clash), and problems."""
     found: dict[str, ServiceDir] = {}
     problems: list[str] = []
@@ -107,12 +137,13 @@ def scan(service_dirs: list[str]) -> tuple[dict[str, ServiceDir], list[str]]:
             if name in found:
                 problems.append(f"{path}: a service named {name!r} exists already, ignored")
                 continue
-            found[name] = read_service(name, path)
+            found[name] = read_service(name, path, defaults)
     return found, problems
 
 
 # What a change in each kind of watched directory must touch to matter.
-SERVICE_FILES = frozenset({"run", "finish", "down", "check", "log", "service.yaml"})
+SERVICE_FILES = frozenset(
+    {"run", "finish", "down", "check", "log", "service.yaml", "notification-fd"})
 
 
 def change_matters(kind: str, name: str) -> bool:

@@ -13,7 +13,7 @@ import errno
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from pyinit.signals import Inherited
@@ -43,6 +43,7 @@ class Spec:
     stdin: int | None = None  # fds to dup2 onto 0/1/2 (None: inherit)
     stdout: int | None = None
     stderr: int | None = None
+    fds: dict[int, int] = field(default_factory=dict)  # more fds: child's fd -> pyinit's fd
     pre_exec: Callable[[], None] | None = None  # runs in the child last (privilege drop)
 
 
@@ -92,6 +93,11 @@ def _child(spec: Spec, program: str, env: dict[str, str], inherited: Inherited) 
             _take_terminal()
         for target, fd in ((0, spec.stdin), (1, spec.stdout), (2, spec.stderr)):
             if fd is not None and fd != target:
+                os.dup2(fd, target)
+        for target, fd in spec.fds.items():
+            if fd == target:
+                os.set_inheritable(fd, True)
+            else:
                 os.dup2(fd, target)
         if spec.cwd is not None:
             os.chdir(spec.cwd)

@@ -226,7 +226,7 @@ exec sleep 1000
 
         status = svctl("status").stdout.splitlines()
         bad = tmp_path / "service" / "bad" / "service.yaml"
-        assert f"fail: bad: {bad}: unknown key 'usr' (allowed: group, log, user)" in status
+        assert f"fail: bad: {bad}: unknown key 'usr' (did you mean 'user'?)" in status
         assert any(line.startswith("run: good: (pid ") for line in status), status
         run.kill(15)
         assert run.wait(20) == 0

@@ -1,0 +1,84 @@
+"""How a service's processes are set up from its service.yaml: environment, env_file,
+working directory, umask, nice, rlimits and the user, on top of spawn.Spec.
+
+The environment is built in pyinit (pure, testable); the limits and the drop
+run in the child between fork and exec, in that order (raising a limit needs
+root, so it comes before the drop).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, Optional
+
+from pyinit import privileges
+from pyinit.privileges import Identity
+from pyinit.schema import ServiceConfig
+
+_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+class LaunchError(Exception):
+    """The process cannot be set up (e.g. a bad env_file); one line."""
+
+
+def parse_env_file(text: str, path: str) -> list[tuple[str, str]]:
+    """KEY=VALUE lines (`export` allowed, '#' comments, values optionally quoted)."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise LaunchError(f"{path}: line {number}: expected NAME=VALUE")
+        name, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out.append((name, value))
+    return out
+
+
+def environment(config: ServiceConfig, service_path: str, identity: Optional[Identity],
+                base: dict[str, str]) -> dict[str, str]:
+    """The environment of run/finish/check: pyinit's, the user's HOME/USER, env_file,
+    then `environment` (later wins)."""
+    env = privileges.environment(identity, base, clear=False) if identity else dict(base)
+    if config.env_file is not None:
+        path = os.path.join(service_path, config.env_file)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                text = fh.read(1 << 20)
+        except OSError as exc:
+            raise LaunchError(f"env_file {path}: {exc.strerror}") from None
+        env.update(parse_env_file(text, path))
+    env.update(config.environment)
+    return env
+
+
+def working_directory(config: ServiceConfig, default: str) -> str:
+    if config.working_directory is None:
+        return default
+    return os.path.join(default, config.working_directory)
+
+
+def child_setup(config: ServiceConfig, identity: Optional[Identity]
+                ) -> Optional[Callable[[], None]]:
+    """What the child does last before exec: rlimits, nice, umask, then the drop."""
+    if not (config.rlimits or config.nice is not None or config.umask is not None or identity):
+        return None
+
+    def setup() -> None:
+        import resource
+
+        for name, soft, hard in config.rlimits:
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (soft, hard))
+        if config.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, config.nice)
+        if config.umask is not None:
+            os.umask(config.umask)
+        if identity is not None:
+            privileges.drop(identity)
+
+    return setup
