@@ -24,6 +24,7 @@ class Services(Protocol):
     def start(self) -> None: ...
     def reload(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
+    def all_started(self) -> bool: ...
 
 
 class Init:
@@ -39,6 +40,7 @@ class Init:
         self.stop_signal: int | None = None
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
+        self.health: object | None = None  # health.HealthServer with --health-listen
         self.is_pid1 = os.getpid() == 1
 
     # --- the narrative -------------------------------------------------------
@@ -50,6 +52,9 @@ class Init:
         failure = None if self.config.skip_startup_files else self.run_startup_scripts()
         if failure is None and not self.stopping():
             self.start_services()
+            self.start_health_endpoint()
+            self.wait_for_services()
+        if failure is None and not self.stopping():
             failure = self.start_main_command()
         if failure is None:
             self.loop.run_until(self.stopping)
@@ -60,6 +65,7 @@ class Init:
         log.debug("shutting down")
         self.stop_main_command()
         self.run_dir_scripts(self.config.pre_shutdown_dir, "pre-shutdown")
+        self.run_dir_scripts(self.config.cont_finish_dir, "cont-finish")
         self.stop_services()
         if self.config.kill_all_on_exit:
             self.kill_all()
@@ -95,8 +101,9 @@ class Init:
         environment.export_dir(self.config.env_dir, os.environ)
 
     def run_startup_scripts(self) -> int | None:
-        """Run the init dir, then rc.local; the exit code of the first failure, or None."""
-        scripts = executables(self.config.init_dir)
+        """Run the init dir, cont-init.d, then rc.local; the exit code of the first
+        failure, or None."""
+        scripts = executables(self.config.init_dir) + executables(self.config.cont_init_dir)
         if is_executable(self.config.rc_local):
             scripts.append(self.config.rc_local)
         for path in scripts:
@@ -117,6 +124,32 @@ class Init:
 
         self.services = ServiceManager(self)
         self.services.start(scan=not self.config.skip_services)
+
+    def start_health_endpoint(self) -> None:
+        """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
+        if not self.config.health_listen or self.services is None:
+            return
+        from pyinit import health
+        from pyinit.services import ServiceManager
+
+        services = self.services
+        assert isinstance(services, ServiceManager)
+        host, port = health.parse_listen(self.config.health_listen)
+        try:
+            self.health = health.HealthServer(
+                self.loop, host, port, ready=services.all_ready,
+                status=lambda: {"services": services.requests.status([])})
+        except OSError as exc:
+            log.error(f"cannot serve health checks on {self.config.health_listen}: {exc}")
+
+    def wait_for_services(self) -> None:
+        """Before the main command: wait until every service wanted up was ready once."""
+        services = self.services
+        if not self.config.command or not self.config.wait_for_services or services is None:
+            return
+        timeout = self.config.services_ready_timeout
+        if not self.loop.run_until(lambda: services.all_started() or self.stopping(), timeout):
+            log.warning(f"services not ready after {timeout:g}s: starting the main command anyway")
 
     def start_main_command(self) -> int | None:
         if not self.config.command:

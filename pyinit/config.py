@@ -15,19 +15,27 @@ from pyinit import __version__
 DEFAULTS = {
     "env_dir": "/etc/container_environment",
     "init_dir": "/etc/my_init.d",
+    "cont_init_dir": "/etc/cont-init.d",
     "rc_local": "/etc/rc.local",
     "pre_shutdown_dir": "/etc/my_init.pre_shutdown.d",
+    "cont_finish_dir": "/etc/cont-finish.d",
     "post_shutdown_dir": "/etc/my_init.post_shutdown.d",
     "run_dir": "/run/pyinit",
+    "config_file": "/etc/pyinit.yaml",
 }
 DEFAULT_SERVICE_DIRS = ("/etc/service", "/etc/services.d")
 ENV_VARS = {
     "env_dir": "PYINIT_ENV_DIR",
     "init_dir": "PYINIT_INIT_DIR",
+    "cont_init_dir": "PYINIT_CONT_INIT_DIR",
     "rc_local": "PYINIT_RC_LOCAL",
     "pre_shutdown_dir": "PYINIT_PRE_SHUTDOWN_DIR",
+    "cont_finish_dir": "PYINIT_CONT_FINISH_DIR",
     "post_shutdown_dir": "PYINIT_POST_SHUTDOWN_DIR",
     "run_dir": "PYINIT_RUN_DIR",
+    "config_file": "PYINIT_CONFIG",
+    "services_ready_timeout": "PYINIT_SERVICES_READY_TIMEOUT",
+    "health_listen": "PYINIT_HEALTH_LISTEN",
     "service_dirs": "PYINIT_SERVICE_DIR",
     "kill_timeout": "KILL_PROCESS_TIMEOUT",
     "kill_all_timeout": "KILL_ALL_PROCESSES_TIMEOUT",
@@ -40,10 +48,13 @@ class Config:
     command: list[str] = field(default_factory=list)
     env_dir: str = DEFAULTS["env_dir"]
     init_dir: str = DEFAULTS["init_dir"]
+    cont_init_dir: str = DEFAULTS["cont_init_dir"]
     rc_local: str = DEFAULTS["rc_local"]
     pre_shutdown_dir: str = DEFAULTS["pre_shutdown_dir"]
+    cont_finish_dir: str = DEFAULTS["cont_finish_dir"]
     post_shutdown_dir: str = DEFAULTS["post_shutdown_dir"]
     run_dir: str = DEFAULTS["run_dir"]
+    config_file: str = DEFAULTS["config_file"]
     service_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_DIRS))
     kill_timeout: float = 5.0
     kill_all_timeout: float = 3.0
@@ -52,6 +63,11 @@ class Config:
     skip_services: bool = False
     kill_all_on_exit: bool = True
     verbosity: int = 2  # log.INFO
+    # None: pyinit.yaml decides, then the default (wait, 60 s, no health endpoint)
+    wait_for_services: bool | None = None
+    services_ready_timeout: float | None = None
+    health_listen: str | None = None
+    service_defaults: dict = field(default_factory=dict)  # pyinit.yaml's `defaults`
 
 
 class UsageError(Exception):
@@ -95,13 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-timeout", type=_seconds, metavar="SECS",
                    help="bound on the whole shutdown; every stage's wait is cut to fit "
                    "[PYINIT_SHUTDOWN_TIMEOUT, 9.5]")
+    p.add_argument("--no-wait-for-services", dest="wait_for_services", action="store_false",
+                   default=None, help="start the main command without waiting for services "
+                   "to be ready")
+    p.add_argument("--services-ready-timeout", type=_seconds, metavar="SECS",
+                   help="wait at most this long for services before starting the main "
+                   "command anyway [PYINIT_SERVICES_READY_TIMEOUT, 60]")
+    p.add_argument("--health-listen", metavar="ADDR:PORT",
+                   help="serve /healthz, /readyz and /status over HTTP [PYINIT_HEALTH_LISTEN]")
     for key, flag, what in (
         ("env_dir", "--env-dir", "container environment directory"),
         ("init_dir", "--init-dir", "startup scripts directory"),
-        ("rc_local", "--rc-local", "script run after the init dir"),
+        ("cont_init_dir", "--cont-init-dir", "s6-overlay startup scripts, after the init dir"),
+        ("rc_local", "--rc-local", "script run after the startup dirs"),
         ("pre_shutdown_dir", "--pre-shutdown-dir", "scripts run before services stop"),
+        ("cont_finish_dir", "--cont-finish-dir", "s6-overlay scripts run before services stop"),
         ("post_shutdown_dir", "--post-shutdown-dir", "scripts run last"),
         ("run_dir", "--run-dir", "runtime state and control socket directory"),
+        ("config_file", "--config", "defaults for every service.yaml, and boot settings"),
     ):
         p.add_argument(flag, dest=key, metavar="PATH",
                        help=f"{what} [{ENV_VARS[key]}, {DEFAULTS[key]}]")
@@ -127,7 +154,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         cfg.service_dirs = list(ns.service_dirs)
     elif environ.get("PYINIT_SERVICE_DIR"):
         cfg.service_dirs = [d for d in environ["PYINIT_SERVICE_DIR"].split(":") if d]
-    for key in ("kill_timeout", "kill_all_timeout", "shutdown_timeout"):
+    for key in ("kill_timeout", "kill_all_timeout", "shutdown_timeout", "services_ready_timeout"):
         value = getattr(ns, key)
         if value is None and environ.get(ENV_VARS[key]):
             try:
@@ -136,8 +163,40 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
                 raise UsageError(f"{ENV_VARS[key]}: {exc}") from None
         if value is not None:
             setattr(cfg, key, value)
+    cfg.wait_for_services = ns.wait_for_services
+    cfg.health_listen = ns.health_listen or environ.get(ENV_VARS["health_listen"]) or None
     cfg.skip_startup_files = ns.skip_startup_files
     cfg.skip_services = ns.skip_services
     cfg.kill_all_on_exit = ns.kill_all_on_exit
     cfg.verbosity = 1 if ns.quiet else 2 + ns.verbose  # log.WARNING / log.INFO + n
+    return cfg
+
+
+SERVICES_READY_TIMEOUT = 60.0
+
+
+def read_config_file(cfg: Config) -> Config:
+    """Fill what flags and environment left open from pyinit.yaml, then the defaults.
+    A bad file is a UsageError naming the file and the key."""
+    from pyinit import schema
+
+    try:
+        settings = schema.load_global(cfg.config_file)
+    except schema.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    cfg.service_defaults = settings.defaults
+    if cfg.wait_for_services is None:
+        cfg.wait_for_services = settings.wait_for_services is not False
+    if cfg.services_ready_timeout is None:
+        cfg.services_ready_timeout = settings.services_ready_timeout
+    if cfg.services_ready_timeout is None:
+        cfg.services_ready_timeout = SERVICES_READY_TIMEOUT
+    cfg.health_listen = cfg.health_listen or settings.health_listen
+    if cfg.health_listen:
+        from pyinit import health
+
+        try:
+            health.parse_listen(cfg.health_listen)
+        except ValueError as exc:
+            raise UsageError(f"health listen address {cfg.health_listen!r}: {exc}") from None
     return cfg

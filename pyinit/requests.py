@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pyinit import control, log
 from pyinit.loop import Timer
 from pyinit.supervisor import LETTERS
-from pyinit.svstatus import satisfied
+from pyinit.svstatus import hopeless, satisfied
 
 if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
@@ -70,7 +70,13 @@ class ControlRequests:
             normally_up=svc.defn.normally_up,
             error=svc.defn.error,
             user=svc.defn.user,
-            ready=None,
+            ready=svc.run.machine.ready,
+            failed=svc.run.machine.failed,
+            outcome=svc.run.machine.outcome,
+            waiting_for=list(svc.waiting_for) if svc.run.machine.waiting else [],
+            status_text=svc.status_text,
+            oneshot=svc.config.oneshot,
+            essential=svc.config.essential,
             log=None,
         )
         if svc.log is not None:
@@ -205,11 +211,17 @@ class ControlRequests:
                 self.check_waiter(waiter)
 
     def check_waiter(self, waiter: Waiter) -> None:
-        if all(self.wait_done(waiter, slot) for _, slot in waiter.targets):
+        """Answer once every target is done, or (svctl check) failed for good."""
+        if all(self.wait_done(waiter, slot) or waiter.letters == "C"
+               and hopeless(self.status_of(slot)) for _, slot in waiter.targets):
             self.finish_wait(waiter, False)
 
+    def status_of(self, slot: Slot) -> dict[str, Any]:
+        svc = slot.service
+        return self.service_record(svc) if slot is svc.run else self.record(slot)
+
     def wait_done(self, waiter: Waiter, slot: Slot) -> bool:
-        rec = self.record(slot)
+        rec = self.status_of(slot)
         rec["since"] = slot.machine.since  # compared with asked_at, on the loop's clock
         return satisfied(waiter.letters, rec, waiter.asked_at)
 
@@ -220,8 +232,7 @@ class ControlRequests:
         results = list(waiter.errors)
         for name, slot in waiter.targets:
             done = self.wait_done(waiter, slot)
-            svc = slot.service
-            rec = self.service_record(svc) if slot is svc.run else self.record(slot)
+            rec = self.status_of(slot)
             results.append({"service": name, "ok": True, "done": done, "status": rec})
         waiter.client.send({"ok": True, "timed_out": timed_out, "results": results})
 

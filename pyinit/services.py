@@ -3,6 +3,7 @@
 For every service directory it keeps a Machine for `run` and one for `log/run`,
 spawns processes, routes their exits back, arms one loop timer per machine,
 watches the service dirs with inotify; control requests are served by requests.py.
+Readiness is tracked by readiness.py; start and stop order follow deps.py.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit import log, privileges, spawn
+from pyinit import deps, launch, log, spawn
 from pyinit.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
+from pyinit.readiness import Tracker
 from pyinit.reaper import ExitStatus
 from pyinit.requests import ControlRequests
+from pyinit.schema import ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervisor import (
     ClosePipe,
@@ -54,10 +57,19 @@ class Service:
     run: Slot = field(init=False)
     log: Optional[Slot] = None
     pipe: Optional[tuple[int, int]] = None  # (read end, write end), held by pyinit
+    tracker: Optional[Tracker] = None  # readiness of the running `run`
+    status_text: Optional[str] = None  # sd_notify STATUS=
+    waiting_for: list[str] = field(default_factory=list)  # dependencies not ready yet
+    stop_asked: bool = False  # at shutdown: its stop was sent
+    outcome_seen: Optional[str] = None  # the outcome acted on (essential services)
 
     @property
     def name(self) -> str:
         return self.defn.name
+
+    @property
+    def config(self) -> ServiceConfig:
+        return self.defn.config
 
     def slots(self) -> list[Slot]:
         return [self.run] + ([self.log] if self.log else [])
@@ -79,6 +91,9 @@ class ServiceManager:
         self.shutting_down = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._warned: set[str] = set()
+        self.graph: dict[str, deps.Deps] = {}
+        self._gating = False
+        self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -96,23 +111,45 @@ class ServiceManager:
     def stop_all(self, timeout: float) -> None:
         """Stop every service in parallel; loggers after their service. Bounded."""
         self.shutting_down = True
-        now = self.loop.clock()
         for svc in self.services.values():
             for slot in svc.slots():
                 policy = slot.machine.policy
                 policy.kill_timeout = min(policy.kill_timeout, timeout)
                 policy.finish_timeout = min(policy.finish_timeout, timeout)
-            self.apply(svc.run, svc.run.machine.command("d", now))
-            if svc.log is not None and svc.run.machine.is_down():
-                self.stop_logger(svc)
+        self.advance_shutdown()
         # run's stop, its finish, then the logger's EOF grace and stop: the worst case
         budget = self.init.remaining(3 * timeout + LOG_EOF_GRACE)
         if not self.loop.run_until(self.all_down, budget):
             log.warning("services still running at the end of the shutdown budget")
         self.requests.close()
+        if self.notify is not None:
+            self.notify.close()
+
+    def advance_shutdown(self) -> None:
+        """Stop every service that nothing still running depends on (reverse order)."""
+        running = {name for name, svc in self.services.items() if not svc.run.machine.is_down()}
+        now = self.loop.clock()
+        for name, svc in list(self.services.items()):
+            if svc.stop_asked or not deps.may_stop(name, self.graph, running):
+                continue
+            svc.stop_asked = True
+            self.apply(svc.run, svc.run.machine.command("d", now))
+            if svc.log is not None and svc.run.machine.is_down():
+                self.stop_logger(svc)
 
     def all_down(self) -> bool:
         return all(slot.machine.is_down() for svc in self.services.values() for slot in svc.slots())
+
+    def all_started(self) -> bool:
+        """Every service wanted up has been ready once, or will not be (the main
+        command waits for this)."""
+        return all(svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
+                   for svc in self.services.values())
+
+    def all_ready(self) -> bool:
+        """Every service that should be up is up and ready (/readyz)."""
+        return all(svc.run.machine.ready or svc.run.machine.want == "d" and not svc.defn.error
+                   and not svc.run.machine.failed for svc in self.services.values())
 
     # --- scanning --------------------------------------------------------------
     def watch_dirs(self) -> None:
@@ -161,7 +198,8 @@ class ServiceManager:
         self.rescans += 1
         if self.shutting_down:
             return  # a debounced rescan armed before shutdown must not start services
-        found, problems = scan(self.config.service_dirs)
+        found, problems = scan(self.config.service_dirs, self.config.service_defaults)
+        found = self.check_dependencies(found)
         for problem in problems:
             if problem not in self._warned:
                 self._warned.add(problem)
@@ -182,10 +220,20 @@ class ServiceManager:
                 self.add(defn, now)
             elif current.defn != defn:
                 self.update(current, defn, now)
+        self.update_gates()
+
+    def check_dependencies(self, found: dict[str, ServiceDir]) -> dict[str, ServiceDir]:
+        """Build the dependency graph; unknown names and cycles make a service fail."""
+        graph = {name: deps.Deps(d.config.after, d.config.requires) for name, d in found.items()
+                 if not d.error}
+        for name, problem in deps.problems(graph).items():
+            found[name] = dataclasses.replace(found[name], error=problem)
+        self.graph = {name: graph[name] for name in graph if not found[name].error}
+        return found
 
     def add(self, defn: ServiceDir, now: float) -> None:
         svc = Service(defn)
-        svc.run = Slot(svc, "run", self.new_machine())
+        svc.run = Slot(svc, "run", self.new_machine(defn))
         self.services[defn.name] = svc
         if defn.error:
             log.error(f"cannot supervise: {defn.error}", defn.name)
@@ -194,6 +242,7 @@ class ServiceManager:
         log.debug(f"supervising {defn.path}", defn.name)
         if defn.has_log and not self.add_logger(svc, now):
             return
+        svc.run.machine.gated = bool(self.graph.get(defn.name, deps.Deps()).all)
         self.apply(svc.run, svc.run.machine.boot(now, defn.normally_up))
 
     def add_logger(self, svc: Service, now: float) -> bool:
@@ -206,7 +255,7 @@ class ServiceManager:
                 svc.defn, error=f"cannot create the log pipe: {exc.strerror}")
             log.error(svc.defn.error or "", svc.name)
             return False
-        svc.log = Slot(svc, "log", self.new_machine())
+        svc.log = Slot(svc, "log", self.new_machine(None))
         self.apply(svc.log, svc.log.machine.boot(now, True))
         return True
 
@@ -214,6 +263,7 @@ class ServiceManager:
         """The directory changed (run made executable, log/ added, ...)."""
         broke, fixed = defn.error and not svc.defn.error, svc.defn.error and not defn.error
         svc.defn = defn
+        self.apply_policy(svc.run.machine, defn)
         if broke:  # never restart it on a bad definition (e.g. without its user)
             log.error(f"{defn.error}: not restarted until fixed", defn.name)
             svc.run.machine.hold()
@@ -241,8 +291,24 @@ class ServiceManager:
             del self.services[svc.name]
         self.close_pipe(svc)
 
-    def new_machine(self) -> Machine:
-        return Machine(Policy(kill_timeout=self.config.kill_timeout))
+    def new_machine(self, defn: Optional[ServiceDir]) -> Machine:
+        machine = Machine(Policy(kill_timeout=self.config.kill_timeout))
+        if defn is not None:
+            self.apply_policy(machine, defn)
+            machine.backoff = machine.policy.backoff_initial
+        return machine
+
+    def apply_policy(self, machine: Machine, defn: ServiceDir) -> None:
+        """service.yaml's restart and stop settings, from the next event on."""
+        c, p = defn.config, machine.policy
+        p.restart, p.success_codes, p.oneshot = c.restart, c.success_exit_codes, c.oneshot
+        p.backoff_initial, p.backoff_factor, p.backoff_max = (
+            c.backoff_initial, c.backoff_factor, c.backoff_max)
+        p.max_restarts, p.restart_window = c.max_restarts, c.restart_window
+        p.stop_signal, p.stop_group, p.kill_group = c.stop_signal, c.stop_group, c.kill_group
+        p.finish_timeout = c.finish_timeout
+        timeout = self.config.kill_timeout if c.stop_timeout is None else c.stop_timeout
+        p.kill_timeout = min(timeout, p.kill_timeout) if self.shutting_down else timeout
 
     # --- executing actions -------------------------------------------------------
     def apply(self, slot: Slot, actions: list[Any]) -> None:
@@ -254,7 +320,10 @@ class ServiceManager:
             elif isinstance(action, ClosePipe):
                 self.close_write_end(slot.service)
         self.arm(slot)
+        if slot is slot.service.run:
+            self.check_outcome(slot.service)
         self.requests.after_change(slot)
+        self.update_gates()
 
     def start_process(self, slot: Slot, action: Start) -> None:
         svc = slot.service
@@ -262,22 +331,94 @@ class ServiceManager:
         stdin = svc.pipe[0] if is_log and svc.pipe else self._devnull
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
         argv = ["./run"] if action.finish_args is None else ["./finish", *action.finish_args]
-        spec = spawn.Spec(argv, cwd=slot.cwd, session=True, stdin=stdin, stdout=stdout)
-        identity = svc.defn.log_as if is_log else svc.defn.run_as
-        if identity is not None:
-            spec.env = privileges.environment(identity, dict(os.environ), clear=False)
-            spec.pre_exec = lambda: privileges.drop(identity)
+        tracker = None
         now = self.loop.clock()
         try:
+            spec = self.process_spec(svc, argv, is_log, stdin=stdin, stdout=stdout)
+            if not is_log and action.finish_args is None and not svc.config.oneshot:
+                tracker = Tracker(self, svc)
+                tracker.prepare(spec)
             pid = spawn.spawn(spec, self.init.inherited)
-        except spawn.SpawnError as exc:
+        except (spawn.SpawnError, launch.LaunchError, OSError) as exc:
+            if tracker is not None:
+                tracker.close()
+            code = exc.exit_code if isinstance(exc, spawn.SpawnError) else spawn.NOT_EXECUTABLE
             log.error(f"cannot start {slot.label}: {exc}", svc.name)
-            self.apply(slot, slot.machine.spawn_failed(now, ExitStatus(code=exc.exit_code)))
+            self.apply(slot, slot.machine.spawn_failed(now, ExitStatus(code=code)))
             return
         slot.machine.spawned(pid, now)
         self.init.reaper.watch(pid, lambda _pid, status: self.on_exit(slot, status))
         what = "finish" if action.finish_args else slot.label
         log.debug(f"started {what} (pid {pid})", svc.name)
+        if tracker is not None:
+            svc.tracker = tracker
+            tracker.started()
+
+    def process_spec(self, svc: Service, argv: list[str], is_log: bool,
+                     stdin: Optional[int], stdout: Optional[int]) -> spawn.Spec:
+        """How to start run, finish, check or the logger (launch.LaunchError if it cannot)."""
+        if is_log:
+            identity, config = svc.defn.log_as, ServiceConfig()
+            cwd = os.path.join(svc.defn.path, "log")
+        else:
+            identity, config = svc.defn.run_as, svc.config
+            cwd = launch.working_directory(config, svc.defn.path)
+            if argv[0].startswith("./") and cwd != svc.defn.path:  # run, finish, ./check
+                argv = [os.path.join(svc.defn.path, argv[0][2:])] + argv[1:]
+        return spawn.Spec(
+            argv, cwd=cwd, session=True, stdin=stdin, stdout=stdout,
+            env=launch.environment(config, svc.defn.path, identity, dict(os.environ)),
+            pre_exec=launch.child_setup(config, identity),
+        )
+
+    def spawn_check(self, svc: Service, argv: list[str],
+                    done: Callable[[ExitStatus], None]) -> Optional[int]:
+        """Start a readiness or liveness check command; None (logged) if it cannot start."""
+        try:
+            spec = self.process_spec(svc, argv, False, stdin=self._devnull, stdout=self._devnull)
+            pid = spawn.spawn(spec, self.init.inherited)
+        except (spawn.SpawnError, launch.LaunchError) as exc:
+            log.warning(f"cannot run check: {exc}", svc.name)
+            return None
+        self.init.reaper.watch(pid, lambda _pid, status: done(status))
+        return pid
+
+    def notify_socket_path(self) -> Optional[str]:
+        if self.notify is None:
+            from pyinit.notify import SOCKET_NAME, NotifySocket
+
+            path = os.path.join(self.config.run_dir, SOCKET_NAME)
+            try:
+                self.notify = NotifySocket(self.loop, path, self.on_notify)
+            except OSError as exc:
+                log.error(f"cannot open the sd_notify socket {path}: {exc.strerror}")
+                return None
+        return self.notify.path
+
+    def on_notify(self, pid: int, fields: dict[str, str]) -> None:
+        try:
+            session = os.getsid(pid)
+        except OSError:
+            return
+        for svc in self.services.values():
+            if svc.run.machine.pid in (pid, session) and svc.tracker is not None:
+                if "STATUS" in fields:
+                    svc.status_text = fields["STATUS"][:200]
+                if fields.get("STOPPING") == "1":
+                    log.debug("sd_notify: stopping", svc.name)
+                svc.tracker.on_notify(fields)
+                return
+        log.debug(f"sd_notify message from pid {pid}, which is no service: ignored")
+
+    def on_ready(self, svc: Service) -> None:
+        svc.run.machine.became_ready()
+        level = log.INFO if svc.config.ready is not None else log.DEBUG
+        log.emit(level, "ready", svc.name)
+        self.apply(svc.run, [])
+
+    def on_unhealthy(self, svc: Service, reason: str) -> None:
+        log.warning(f"{reason}: restarting it", svc.name)
+        self.apply(svc.run, svc.run.machine.set_unhealthy(reason, self.loop.clock()))
 
     def send_signal(self, slot: Slot, action: Signal) -> None:
         pid = slot.machine.pid
@@ -300,11 +441,79 @@ class ServiceManager:
         if machine.state == "run":
             level = log.DEBUG if machine.want == "d" or self.shutting_down else log.INFO
             log.emit(level, f"{slot.label} exited with {status.describe()}", svc.name)
+            if slot is svc.run and svc.tracker is not None:
+                svc.tracker.close()
+                svc.tracker = None
         self.apply(slot, machine.exited(status, self.loop.clock()))
         if self.shutting_down and slot is svc.run and svc.run.machine.is_down():
             self.stop_logger(svc)
+            self.advance_shutdown()
         if machine.removed and svc.run.machine.is_down():
             self.forget(svc)
+
+    def check_outcome(self, svc: Service) -> None:
+        """A service the policy gave up on: say so; an essential one ends the container."""
+        machine = svc.run.machine
+        if machine.outcome == svc.outcome_seen:
+            return
+        svc.outcome_seen = machine.outcome
+        if machine.outcome is None or self.shutting_down:
+            return
+        if machine.failed:
+            log.error(f"failed: {machine.failed}", svc.name)
+        elif machine.outcome == "done":
+            log.info("done", svc.name)
+        if svc.config.essential and not (svc.config.oneshot and machine.outcome == "done"):
+            code = machine.last_exit.shell_code if machine.last_exit else 1
+            log.error(f"essential service {machine.outcome}: shutting the container down "
+                      f"with exit code {code}", svc.name)
+            self.init.request_exit(code)
+
+    # --- dependencies --------------------------------------------------------------
+    def views(self) -> dict[str, deps.View]:
+        out = {}
+        for name, svc in self.services.items():
+            m = svc.run.machine
+            broken = bool(svc.defn.error) or m.failed is not None
+            out[name] = deps.View(ready=m.ready, settled=broken or (m.want == "d"),
+                                  failed=broken)
+        return out
+
+    def update_gates(self) -> None:
+        """Start services whose dependencies became ready; stop those whose
+        requirement failed for good. Runs after every change, re-entrancy safe."""
+        if self._gating or not any(d.all for d in self.graph.values()):
+            return
+        self._gating = True
+        try:
+            changed = True
+            while changed:
+                changed = False
+                views = self.views()
+                for name, svc in self.services.items():
+                    changed = self.update_gate(name, svc, views) or changed
+                    if changed:
+                        break
+        finally:
+            self._gating = False
+
+    def update_gate(self, name: str, svc: Service, views: dict[str, deps.View]) -> bool:
+        machine = svc.run.machine
+        if name not in self.graph or machine.want != "u" or self.shutting_down:
+            svc.waiting_for = []
+            return False
+        failed = deps.failed_requirement(name, self.graph, views)
+        if failed is not None:
+            machine.failed = f"requires {failed}, which failed"
+            log.error(f"stopped: it requires {failed}, which failed", name)
+            self.apply(svc.run, machine.command("d", self.loop.clock()))
+            return True
+        svc.waiting_for = deps.blockers(name, self.graph, views)
+        machine.gated = bool(svc.waiting_for)
+        if machine.waiting and not machine.gated:
+            self.apply(svc.run, machine.release(self.loop.clock()))
+            return True
+        return False
 
     def stop_logger(self, svc: Service) -> None:
         if svc.log is None:

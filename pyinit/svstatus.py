@@ -29,7 +29,9 @@ def sv_part(label: str, rec: Record, now: float) -> str:
     want = rec.get("want")
     if pid and not normally_up:
         text += ", normally down"
-    if not pid and normally_up:
+    if not pid and rec.get("outcome") == "done":
+        text += ", done"
+    elif not pid and normally_up:
         text += ", normally up"
     if pid and rec.get("paused"):
         text += ", paused"
@@ -39,13 +41,18 @@ def sv_part(label: str, rec: Record, now: float) -> str:
         text += ", want down"
     if pid and rec.get("got_term"):
         text += ", got TERM"
+    if pid and state == "run" and rec.get("ready") is False:
+        text += ", not ready"
+    if rec.get("waiting_for"):
+        text += ", waiting for " + ", ".join(rec["waiting_for"])
     return text
 
 
 def sv_status_line(label: str, rec: Record, now: float) -> str:
     """The whole `sv status` line for a service, with its logger after '; '."""
-    if rec.get("error") and not rec.get("pid"):
-        return f"fail: {label}: {rec['error']}"
+    problem = rec.get("error") or rec.get("failed")
+    if problem and not rec.get("pid"):
+        return f"fail: {label}: {problem}"
     line = sv_part(label, rec, now)
     if rec.get("log"):
         line += "; " + sv_part("log", rec["log"], now)
@@ -76,4 +83,20 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
             return False
         if letter == "c" and pid and rec.get("paused"):
             return False
+        if letter == "C" and not healthy(rec):
+            return False
     return True
+
+
+def healthy(rec: Record) -> bool:
+    """svctl check: a service that should be up is up and ready (a oneshot: done)."""
+    if hopeless(rec):
+        return False
+    if rec.get("outcome") == "done" or rec.get("want") != "u":
+        return True
+    return bool(rec.get("pid")) and rec.get("state") == "run" and rec.get("ready") is not False
+
+
+def hopeless(rec: Record) -> bool:
+    """Failed for good (or never startable): waiting for it to be healthy is pointless."""
+    return bool((rec.get("error") or rec.get("failed")) and not rec.get("pid"))

@@ -6,7 +6,7 @@ import os
 import sys
 
 from pyinit import log
-from pyinit.config import UsageError, build_parser, parse
+from pyinit.config import UsageError, build_parser, parse, read_config_file
 
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     signals.block(signals.handled())
     args = sys.argv[1:] if argv is None else argv
     try:
-        config = parse(args, os.environ)
+        config = read_config_file(parse(args, os.environ))
     except UsageError as exc:
         build_parser().print_usage(sys.stderr)
         sys.stderr.write(f"pyinit: error: {exc}\n")
