@@ -1,0 +1,46 @@
+"""`pyinit-env COMMAND [ARGS...]`: run COMMAND with the container environment.
+
+s6-overlay's `with-contenv`: the variables saved in the env dir (by pyinit at
+boot and by startup scripts since) are laid over the current environment, then
+COMMAND is exec'd. Useful in `run` scripts and `svctl`-started shells.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+USAGE = "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
+DEFAULT_ENV_DIR = "/etc/container_environment"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    env_dir = os.environ.get("PYINIT_ENV_DIR") or DEFAULT_ENV_DIR
+    if args[:1] == ["--env-dir"] and len(args) >= 2:
+        env_dir, args = args[1], args[2:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not args else sys.stdout)
+        sys.exit(2 if not args else 0)
+    from pyinit import environment, spawn
+
+    parsed = environment.read_dir(env_dir)
+    for problem in parsed.problems:
+        print(f"pyinit-env: warning: {env_dir}: {problem}", file=sys.stderr)
+    env = environment.merge(os.environ, parsed.values, True)
+    try:
+        program = spawn.resolve(args[0], env)
+    except spawn.SpawnError as exc:
+        print(f"pyinit-env: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    try:
+        os.execve(program, args, env)
+    except OSError as exc:
+        print(f"pyinit-env: cannot run {args[0]}: {exc.strerror}", file=sys.stderr)
+        sys.exit(spawn.NOT_EXECUTABLE)
+
+
+if __name__ == "__main__":
+    main()
