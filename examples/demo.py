@@ -2,8 +2,9 @@
 
 It copies the example into a temporary directory, starts pyinit in a new pid
 namespace (`unshare`, as root or through a user namespace) or, where neither is
-allowed, as a child subreaper; shows `svctl status`, starts the `down` service,
-then sends SIGTERM and shows the clean shutdown.
+allowed, as a child subreaper; shows `svctl status` (db becomes ready, then the
+migrate oneshot runs, then web starts), `svctl check`, starts the `down`
+service, then sends SIGTERM and shows the shutdown in reverse dependency order.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main() -> int:
         PYINIT_POST_SHUTDOWN_DIR=str(etc / "my_init.post_shutdown.d"),
         PYINIT_SERVICE_DIR=str(etc / "service"),
         PYINIT_RUN_DIR=str(work / "run"),
+        PYINIT_CONFIG=str(etc / "pyinit.yaml"),
+        PYINIT_CONT_INIT_DIR=str(etc / "cont-init.d"),
+        PYINIT_CONT_FINISH_DIR=str(etc / "cont-finish.d"),
     )
     prefix, how = namespace_prefix()
     say(f"booting pyinit as {how}, example tree in {etc}")
@@ -77,9 +81,11 @@ def main() -> int:
         if not wait_until(sock.exists, 15):
             print("pyinit did not open its control socket", file=sys.stderr)
             return 1
-        time.sleep(1.5)  # a demo, not a test: let the services print a few lines
+        time.sleep(2.5)  # a demo, not a test: let the services print a few lines
         say("services, as `svctl status` shows them (runit's sv format)")
         svctl("status", env=env)
+        say("is every service that should be up, up and ready? (a HEALTHCHECK)")
+        svctl("check", env=env)
         say("`batch` has a down file; start it and wait until it runs")
         svctl("-w", "5", "up", "batch", env=env)
         svctl("status", "batch", env=env)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from pyinit import environment, log, prctl, signals, spawn
 from pyinit.config import Config
 from pyinit.loop import EventLoop
 from pyinit.proctree import descendants, parent_map
 from pyinit.reaper import ExitStatus, Reaper
+
+if TYPE_CHECKING:
+    from pyinit.health import HealthServer
 
 
 class Services(Protocol):
@@ -40,7 +43,7 @@ class Init:
         self.stop_signal: int | None = None
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
-        self.health: object | None = None  # health.HealthServer with --health-listen
+        self.health: HealthServer | None = None  # with --health-listen
         self.is_pid1 = os.getpid() == 1
 
     # --- the narrative -------------------------------------------------------
@@ -67,6 +70,8 @@ class Init:
         self.run_dir_scripts(self.config.pre_shutdown_dir, "pre-shutdown")
         self.run_dir_scripts(self.config.cont_finish_dir, "cont-finish")
         self.stop_services()
+        if self.health is not None:
+            self.health.close()
         if self.config.kill_all_on_exit:
             self.kill_all()
         self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")

@@ -154,7 +154,7 @@ class ControlRequests:
                 out.append({"name": name, "missing": True})
                 continue
             svc, slot = found
-            rec = self.service_record(svc) if slot is svc.run else self.record(slot)
+            rec = self.status_of(slot)
             if slot is not svc.run:
                 rec.update(name=f"{svc.name}/log", normally_up=True, log=None, error=None)
             out.append(rec)

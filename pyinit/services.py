@@ -505,6 +505,7 @@ class ServiceManager:
         failed = deps.failed_requirement(name, self.graph, views)
         if failed is not None:
             machine.failed = f"requires {failed}, which failed"
+            machine.outcome = "failed"
             log.error(f"stopped: it requires {failed}, which failed", name)
             self.apply(svc.run, machine.command("d", self.loop.clock()))
             return True
