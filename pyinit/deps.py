@@ -83,9 +83,9 @@ def blockers(name: str, graph: Graph, views: Mapping[str, View]) -> list[str]:
     waiting = []
     for target in deps.all:
         view = views.get(target)
-        if view is None or view.ready:
+        if view is not None and view.ready:
             continue
-        if target in deps.requires or not view.settled:
+        if view is None or target in deps.requires or not view.settled:  # None: not seen yet
             waiting.append(target)
     return waiting
 

@@ -19,7 +19,7 @@ from pyinit.loop import Timer
 from pyinit.readiness import Tracker
 from pyinit.reaper import ExitStatus
 from pyinit.requests import ControlRequests
-from pyinit.schema import ServiceConfig
+from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervisor import (
     ClosePipe,
@@ -224,10 +224,11 @@ class ServiceManager:
 
     def check_dependencies(self, found: dict[str, ServiceDir]) -> dict[str, ServiceDir]:
         """Build the dependency graph; unknown names and cycles make a service fail."""
-        graph = {name: deps.Deps(d.config.after, d.config.requires) for name, d in found.items()
-                 if not d.error}
+        graph = {name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
+                 for name, d in found.items()}
         for name, problem in deps.problems(graph).items():
-            found[name] = dataclasses.replace(found[name], error=problem)
+            where = os.path.join(found[name].path, FILE_NAME)
+            found[name] = dataclasses.replace(found[name], error=f"{where}: {problem}")
         self.graph = {name: graph[name] for name in graph if not found[name].error}
         return found
 
