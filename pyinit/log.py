@@ -14,6 +14,7 @@ import os
 import socket
 import stat
 import traceback
+from typing import Callable
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
 _NAMES = {ERROR: "error", WARNING: "warning", INFO: "info", DEBUG: "debug"}
@@ -33,22 +34,27 @@ def configure(level: int, name: str = "pyinit", nonblocking: bool = False) -> No
     verbosity = max(ERROR, min(DEBUG + 2, level))
     prog = name
     if nonblocking:
-        _write = _nonblocking_writer()
+        _write, poll_fd = nonblocking_writer(2)
+        if poll_fd is None:
+            _write = None
 
 
-def _nonblocking_writer():  # type: ignore[no-untyped-def]
-    """A write function for fd 2 that never blocks, or None if fd 2 cannot block."""
+def nonblocking_writer(fd: int) -> tuple[Callable[[bytes], int], int | None]:
+    """A write function for fd that never blocks (raising BlockingIOError instead), and
+    the fd to poll for writability; None if fd cannot block (a regular file)."""
     try:
-        mode = os.fstat(2).st_mode
+        mode = os.fstat(fd).st_mode
         if stat.S_ISSOCK(mode):
-            sock = socket.socket(fileno=os.dup(2))
-            return lambda data: sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+            sock = socket.socket(fileno=os.dup(fd))
+            os.set_inheritable(sock.fileno(), False)
+            return (lambda data: sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL),
+                    sock.fileno())
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-            fd = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            return lambda data: os.write(fd, data)
+            own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            return (lambda data: os.write(own, data)), own
     except OSError:
         pass
-    return None  # a regular file (or no /proc): writes do not wait on a reader
+    return (lambda data: os.write(fd, data)), None  # a file (or no /proc): never waits
 
 
 def _out(data: bytes) -> bool:
