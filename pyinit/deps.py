@@ -50,31 +50,49 @@ def problems(graph: Graph) -> dict[str, str]:
 
 
 def cycles(graph: Graph) -> list[list[str]]:
-    """Each dependency cycle once, as the list of names on it (iterative DFS)."""
+    """Dependency cycles, as lists of names (each following the next's dependency);
+    every service on some cycle is on at least one of them."""
+    edges = {name: [d for d in graph[name].all if d in graph] for name in sorted(graph)}
+    reach = {name: _reachable(name, edges) for name in edges}
     out: list[list[str]] = []
-    color: dict[str, int] = {}  # 1 on the current path, 2 done
-    for root in sorted(graph):
-        if color.get(root):
+    covered: set[str] = set()
+    for name in edges:
+        if name in covered or name not in reach[name]:
             continue
-        path: list[str] = []
-        stack: list[tuple[str, int]] = [(root, 0)]
-        while stack:
-            name, i = stack.pop()
-            if i == 0:
-                color[name] = 1
-                path.append(name)
-            targets = [d for d in graph[name].all if d in graph]
-            if i < len(targets):
-                stack.append((name, i + 1))
-                nxt = targets[i]
-                if color.get(nxt) == 1:
-                    out.append(path[path.index(nxt):])
-                elif not color.get(nxt):
-                    stack.append((nxt, 0))
-            else:
-                color[name] = 2
-                path.pop()
+        component = {other for other in reach[name] if name in reach[other]}
+        cycle = _shortest_cycle(name, edges, component)
+        out.append(cycle)
+        covered.update(cycle)
     return out
+
+
+def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
+    """Names reachable from start in one step or more."""
+    seen: set[str] = set()
+    stack = list(edges[start])
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(edges[name])
+    return seen
+
+
+def _shortest_cycle(start: str, edges: Mapping[str, list[str]], within: set[str]) -> list[str]:
+    """The shortest path from start back to start inside `within` (breadth first)."""
+    parent: dict[str, str] = {}
+    queue = [start]
+    for name in queue:
+        for nxt in edges[name]:
+            if nxt == start:
+                path = [name]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return path[::-1]
+            if nxt in within and nxt not in parent:
+                parent[nxt] = name
+                queue.append(nxt)
+    return [start]  # not reached: start is on a cycle
 
 
 def blockers(name: str, graph: Graph, views: Mapping[str, View]) -> list[str]:

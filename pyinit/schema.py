@@ -16,8 +16,8 @@ from typing import Any, Callable, Optional
 
 FILE_NAME = "service.yaml"
 RESTART_POLICIES = ("always", "on-failure", "never")
-RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
-           "nofile", "nproc", "rss", "rtprio", "sigpending", "stack")
+RLIMITS = ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", "nofile",
+           "nproc", "rss", "rtprio", "sigpending", "stack")
 PROBES = ("check", "tcp", "http")
 READINESS = ("notification_fd", "sd_notify") + PROBES
 MAX_SECONDS = 10**7
@@ -36,8 +36,10 @@ Kind = Callable[[Any], Any]
 
 # --- kinds: check one value, return it converted ------------------------------------
 def _type_name(value: Any) -> str:
+    name = type(value).__name__
+    article = "an" if name[:1] in "aeiou" else "a"
     return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "empty"}.get(
-        type(value), f"a {type(value).__name__}"
+        type(value), f"{article} {name}"
     )
 
 
@@ -164,6 +166,8 @@ def _rlimit_value(value: Any) -> int:
 
 
 def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
+    import resource
+
     if not isinstance(value, dict):
         raise _wrong("a mapping of limit: value", value)
     out = []
@@ -177,6 +181,8 @@ def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
                 soft = hard = _rlimit_value(val)
         except _Bad as exc:
             raise _Bad(f"{name}: {exc}") from None
+        if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+            raise _Bad(f"{name}: the soft limit must not be above the hard one")
         out.append((name, soft, hard))
     return tuple(out)
 
@@ -323,6 +329,8 @@ def _check(where: str, data: Any, table: dict[str, Kind]) -> dict[str, Any]:
             out[key] = table[key](value)
         except _Bad as exc:
             raise ConfigError(f"{where}: key {raw_key!r} {exc}") from None
+        except ValueError:  # e.g. an integer too long to turn into text
+            raise ConfigError(f"{where}: key {raw_key!r} has a value out of range") from None
     return out
 
 

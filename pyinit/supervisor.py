@@ -204,6 +204,8 @@ class Machine:
         """A readiness timeout or failed liveness: stop it; the exit is a failure."""
         if self.state != RUN or self.pid is None or self.unhealthy is not None:
             return []
+        if self.want == "d" or self.got_term:
+            return []  # already stopping on request: that stays no failure
         self.unhealthy = reason
         return self._stop(now)
 
@@ -314,11 +316,11 @@ class Machine:
         self.started_at = None
         self.ready = False
         self.unhealthy = None
-        if asked_to_stop:
-            self.delay = 0.0  # a stop someone asked for is not a crash
-        elif self.policy.oneshot and succeeded:
+        if self.policy.oneshot and succeeded:  # also when run by `once` (want down)
             self.want, self.outcome, self.delay = "d", "done", 0.0
             self.ready = self.ever_ready = True
+        elif asked_to_stop:
+            self.delay = 0.0  # a stop someone asked for is not a crash
         else:
             self._plan_restart(succeeded, uptime, now)
         if self.policy.has_finish:

@@ -17,7 +17,10 @@ DEFAULT_ENV_DIR = "/etc/container_environment"
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     env_dir = os.environ.get("PYINIT_ENV_DIR") or DEFAULT_ENV_DIR
-    if args[:1] == ["--env-dir"] and len(args) >= 2:
+    if args[:1] == ["--env-dir"]:
+        if len(args) < 2:
+            print(f"pyinit-env: --env-dir needs a DIR\n{USAGE}", file=sys.stderr)
+            sys.exit(2)
         env_dir, args = args[1], args[2:]
     if args[:1] == ["--"]:
         args = args[1:]

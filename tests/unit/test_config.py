@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pyinit import __version__, log
-from pyinit.config import DEFAULT_SERVICE_DIRS, DEFAULTS, ENV_VARS, Config, UsageError, parse
+from pyinit.config import (
+    DEFAULT_SERVICE_DIRS,
+    DEFAULTS,
+    ENV_VARS,
+    SERVICES_READY_TIMEOUT,
+    Config,
+    UsageError,
+    parse,
+    read_config_file,
+)
 
 PATH_FLAGS = {
     "env_dir": "--env-dir",
@@ -14,6 +23,9 @@ PATH_FLAGS = {
     "pre_shutdown_dir": "--pre-shutdown-dir",
     "post_shutdown_dir": "--post-shutdown-dir",
     "run_dir": "--run-dir",
+    "cont_init_dir": "--cont-init-dir",
+    "cont_finish_dir": "--cont-finish-dir",
+    "config_file": "--config",
 }
 TIMEOUT_FLAGS = {
     "kill_timeout": "--kill-timeout",
@@ -195,7 +207,8 @@ def test_help_documents_every_flag_and_env_var(capsys: pytest.CaptureFixture[str
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     for flag in [*PATH_FLAGS.values(), *TIMEOUT_FLAGS.values(), "--service-dir",
                  "--skip-startup-files", "--skip-runit", "--no-kill-all-on-exit", "--quiet",
-                 "--verbose", "--version"]:
+                 "--verbose", "--version", "--no-wait-for-services",
+                 "--services-ready-timeout", "--health-listen"]:
         assert flag in out, flag
     for var in ENV_VARS.values():
         assert var in out, var
@@ -206,3 +219,140 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         parse(["--version"], {})
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"pyinit {__version__}"
+
+
+# --- service configuration settings (issue 4) ---------------------------------------------
+def test_new_defaults() -> None:
+    cfg = parse([], {})
+    assert cfg.cont_init_dir == "/etc/cont-init.d"
+    assert cfg.cont_finish_dir == "/etc/cont-finish.d"
+    assert cfg.config_file == "/etc/pyinit.yaml"
+    # left open for pyinit.yaml
+    assert (cfg.wait_for_services, cfg.services_ready_timeout, cfg.health_listen) == (
+        None, None, None)
+    assert cfg.service_defaults == {}
+
+
+def test_no_wait_for_services_flag() -> None:
+    assert parse(["--no-wait-for-services"], {}).wait_for_services is False
+    assert parse(["--no-wait-for-services", "cmd"], {}).command == ["cmd"]
+
+
+def test_services_ready_timeout_flag_beats_env() -> None:
+    var = "PYINIT_SERVICES_READY_TIMEOUT"
+    assert ENV_VARS["services_ready_timeout"] == var
+    assert parse([], {var: "12.5"}).services_ready_timeout == 12.5
+    assert parse(["--services-ready-timeout", "3"], {var: "12.5"}).services_ready_timeout == 3.0
+    assert parse(["--services-ready-timeout", "0"], {}).services_ready_timeout == 0.0
+    assert parse([], {var: ""}).services_ready_timeout is None
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "1e9"])
+def test_bad_services_ready_timeout_env(value: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse([], {"PYINIT_SERVICES_READY_TIMEOUT": value})
+    assert str(info.value).startswith("PYINIT_SERVICES_READY_TIMEOUT: ")
+    assert repr(value) in str(info.value)
+
+
+def test_bad_services_ready_timeout_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(["--services-ready-timeout", "x"], {})
+    assert info.value.code == 2
+    assert "--services-ready-timeout" in capsys.readouterr().err
+
+
+def test_health_listen_flag_beats_env() -> None:
+    var = "PYINIT_HEALTH_LISTEN"
+    assert ENV_VARS["health_listen"] == var
+    assert parse([], {var: ":9000"}).health_listen == ":9000"
+    assert parse(["--health-listen", "127.0.0.1:1"], {var: ":9000"}).health_listen == (
+        "127.0.0.1:1")
+    assert parse([], {var: ""}).health_listen is None
+
+
+def pyinit_yaml(tmp_path, text: str) -> str:
+    path = tmp_path / "pyinit.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_read_config_file_missing_file_gives_the_defaults(tmp_path) -> None:
+    cfg = read_config_file(parse(["--config", str(tmp_path / "none.yaml")], {}))
+    assert cfg.wait_for_services is True
+    assert cfg.services_ready_timeout == SERVICES_READY_TIMEOUT == 60.0
+    assert cfg.health_listen is None
+    assert cfg.service_defaults == {}
+
+
+def test_read_config_file_uses_the_file_when_flags_are_absent(tmp_path) -> None:
+    path = pyinit_yaml(tmp_path, "wait_for_services: false\nservices_ready_timeout: 7\n"
+                       "health_listen: '127.0.0.1:8081'\n"
+                       "defaults:\n  restart: on-failure\n  stop-timeout: 3\n")
+    cfg = read_config_file(parse([], {"PYINIT_CONFIG": path}))
+    assert cfg.config_file == path
+    assert cfg.wait_for_services is False
+    assert cfg.services_ready_timeout == 7.0
+    assert cfg.health_listen == "127.0.0.1:8081"
+    assert cfg.service_defaults == {"restart": "on-failure", "stop_timeout": 3.0}
+
+
+def test_read_config_file_flags_and_env_win(tmp_path) -> None:
+    path = pyinit_yaml(tmp_path, "wait_for_services: true\nservices_ready_timeout: 7\n"
+                       "health_listen: '127.0.0.1:8081'\n")
+    cfg = read_config_file(parse(["--config", path, "--no-wait-for-services",
+                                  "--services-ready-timeout", "2",
+                                  "--health-listen", "[::1]:9"], {}))
+    assert (cfg.wait_for_services, cfg.services_ready_timeout, cfg.health_listen) == (
+        False, 2.0, "[::1]:9")
+    env = {"PYINIT_SERVICES_READY_TIMEOUT": "4", "PYINIT_HEALTH_LISTEN": ":7"}
+    cfg = read_config_file(parse(["--config", path], env))
+    assert (cfg.wait_for_services, cfg.services_ready_timeout, cfg.health_listen) == (
+        True, 4.0, ":7")
+
+
+def test_read_config_file_partial_file(tmp_path) -> None:
+    path = pyinit_yaml(tmp_path, "health_listen: ':0'\n")
+    cfg = read_config_file(parse(["--config", path], {}))
+    assert (cfg.wait_for_services, cfg.services_ready_timeout, cfg.health_listen) == (
+        True, 60.0, ":0")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("wait_for_services: maybe\n", "P: key 'wait_for_services' must be true or false, not a str"),
+    ("wait: true\n", "P: unknown key 'wait' (allowed: defaults, health_listen, "
+                     "services_ready_timeout, wait_for_services)"),
+    ("defaults:\n  usr: x\n", "P: defaults: unknown key 'usr' (did you mean 'user'?)"),
+    ("a: b: c\n", "P: not valid YAML (line 1, column 5): mapping values are not allowed in "
+                  "this context"),
+])
+def test_read_config_file_bad_file_is_a_usage_error(tmp_path, text: str, message: str) -> None:
+    path = pyinit_yaml(tmp_path, text)
+    with pytest.raises(UsageError) as info:
+        read_config_file(parse(["--config", path], {}))
+    assert str(info.value) == message.replace("P", path, 1)
+
+
+@pytest.mark.parametrize("flag, why", [
+    ("bogus", "expected ADDR:PORT"),
+    ("db:80", "'db' is not an IP address (names are not resolved)"),
+    (":70000", "the port must be a number from 0 to 65535"),
+    ("::1:80", "write an IPv6 address in brackets, as [ADDR]:PORT, and only that"),
+])
+def test_bad_health_listen_is_a_usage_error(tmp_path, flag: str, why: str) -> None:
+    cfg = parse(["--config", str(tmp_path / "none.yaml"), "--health-listen", flag], {})
+    with pytest.raises(UsageError) as info:
+        read_config_file(cfg)
+    assert str(info.value) == f"health listen address {flag!r}: bad listen address {flag!r}: {why}"
+
+
+def test_bad_health_listen_from_the_file_is_a_usage_error(tmp_path) -> None:
+    path = pyinit_yaml(tmp_path, "health_listen: 'localhost'\n")
+    with pytest.raises(UsageError, match="^health listen address 'localhost': "):
+        read_config_file(parse(["--config", path], {}))
+
+
+def test_good_health_listen_addresses(tmp_path) -> None:
+    for addr in ("8080", ":8080", "0.0.0.0:1", "localhost:9", "[::]:80"):
+        cfg = parse(["--config", str(tmp_path / "none.yaml"), "--health-listen", addr], {})
+        assert read_config_file(cfg).health_listen == addr

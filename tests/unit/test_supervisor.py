@@ -611,3 +611,379 @@ def test_a_stop_that_was_asked_for_restarts_at_once_without_backoff() -> None:
     actions = m.exited(ExitStatus(signal=signal.SIGTERM), 0.3)
     assert actions == [Start()] and m.state == RUN and m.start_at is None
     assert m.backoff == BACKOFF_INITIAL
+
+
+# --- restart policy ----------------------------------------------------------------------
+SEGV = ExitStatus(signal=signal.SIGSEGV)
+
+
+@pytest.mark.parametrize("restart, status, outcome, failed", [
+    ("never", EXIT0, "exited", None),
+    ("never", EXIT1, "failed", "exited with exit code 1"),
+    ("never", SEGV, "failed", "exited with signal SIGSEGV"),
+    ("on-failure", EXIT0, "exited", None),
+])
+def test_policies_that_leave_it_down(restart: str, status: ExitStatus, outcome: str,
+                                     failed) -> None:
+    m = running(pid=1, now=0.0, restart=restart)
+    assert m.exited(status, 5.0) == []
+    assert (m.outcome, m.failed, m.want) == (outcome, failed, "d")
+    assert m.is_down() and m.deadline() is None and m.restarts == 0
+    assert m.tick(100.0) == []
+
+
+@pytest.mark.parametrize("restart, status", [
+    ("always", EXIT0), ("always", EXIT1), ("always", SEGV),
+    ("on-failure", EXIT1), ("on-failure", SEGV), ("on-failure", ExitStatus(code=255)),
+])
+def test_policies_that_restart(restart: str, status: ExitStatus) -> None:
+    m = running(pid=1, now=0.0, restart=restart)
+    assert m.exited(status, 5.0) == [Start()]  # lived 5 s: at once
+    assert (m.outcome, m.failed, m.want, m.state) == (None, None, "u", RUN)
+    m.spawned(2, 5.0)
+    assert m.exited(status, 5.1) == []  # quick: after the backoff
+    assert m.start_at == pytest.approx(5.1 + BACKOFF_INITIAL) and m.outcome is None
+
+
+def test_success_exit_codes() -> None:
+    m = running(pid=1, now=0.0, restart="on-failure", success_codes=(0, 3))
+    assert m.exited(ExitStatus(code=3), 5.0) == []
+    assert (m.outcome, m.failed, m.want) == ("exited", None, "d")
+    m = running(pid=1, now=0.0, restart="on-failure", success_codes=(3,))
+    assert m.exited(EXIT0, 5.0) == [Start()]  # 0 is not a success here
+    m = running(pid=1, now=0.0, restart="never", success_codes=(3,))
+    m.exited(EXIT0, 5.0)
+    assert (m.outcome, m.failed) == ("failed", "exited with exit code 0")
+
+
+@pytest.mark.parametrize("status", [TERMED, KILLED, ExitStatus(signal=signal.SIGABRT, core=True)])
+def test_a_signal_exit_is_a_failure_even_with_code_zero_listed(status: ExitStatus) -> None:
+    policy = Policy(success_codes=(0,))
+    assert not policy.succeeded(status)
+    assert policy.succeeded(EXIT0) and not policy.succeeded(EXIT1)
+    m = running(pid=1, now=0.0, restart="never")
+    m.exited(status, 5.0)
+    assert m.outcome == "failed" and m.failed.startswith("exited with signal SIG")
+
+
+def test_a_stop_that_was_asked_for_is_no_failure_whatever_the_policy() -> None:
+    m = running(pid=1, now=0.0, restart="never")
+    assert m.command("d", 1.0) == STOP
+    assert m.exited(TERMED, 1.1) == []
+    assert (m.outcome, m.failed) == (None, None) and m.is_down()
+
+
+# --- max_restarts / restart_window -----------------------------------------------------------
+def crash_loop(m: Machine, times: list[float], pid: int = 1) -> int:
+    """The run crashes at each time (after living 5 s, so no backoff); returns the last pid."""
+    for t in times:
+        assert m.state == RUN
+        m.spawned(pid, t - 5.0)
+        actions = m.exited(EXIT1, t)
+        if m.want == "u":
+            assert actions == [Start()]
+        pid += 1
+    return pid
+
+
+def test_max_restarts_within_the_window_fails_then_up_resets() -> None:
+    m = running(pid=1, now=0.0, max_restarts=2, restart_window=60.0)
+    pid = crash_loop(m, [10.0, 20.0])
+    assert m.restarts == 2 and m.outcome is None and m.want == "u"
+    m.spawned(pid, 25.0)
+    assert m.exited(EXIT1, 30.0) == []  # the third within 60 s
+    assert (m.want, m.outcome) == ("d", "failed")
+    assert m.failed == "2 restarts within 60s; svctl up to retry"
+    assert m.is_down() and m.restarts == 2
+    assert m.tick(1000.0) == []
+    assert m.command("u", 31.0) == [Start()]
+    assert (m.outcome, m.failed, m.restart_times, m.want) == (None, None, [], "u")
+    crash_loop(m, [40.0, 50.0], pid=10)  # a fresh allowance
+    assert m.outcome is None and m.state == RUN
+
+
+def test_restarts_outside_the_window_do_not_count() -> None:
+    m = running(pid=1, now=0.0, max_restarts=2, restart_window=10.0)
+    crash_loop(m, [10.0, 20.0, 30.0, 40.0, 50.0, 60.0])  # 10 s apart: never 2 in 10 s
+    assert m.outcome is None and m.state == RUN and m.restarts == 6
+    m.spawned(99, 62.0)
+    m.exited(EXIT1, 65.0)  # 60 and 65: two within 10 s
+    assert m.outcome is None and m.state == RUN  # two within 10 s are allowed
+    m.spawned(100, 66.0)
+    m.exited(EXIT1, 67.0)
+    assert m.outcome == "failed" and m.failed == "2 restarts within 10s; svctl up to retry"
+
+
+def test_no_limit_when_max_restarts_is_zero() -> None:
+    m = running(pid=1, now=0.0, max_restarts=0, restart_window=1000.0)
+    crash_loop(m, [float(t) for t in range(10, 510, 10)])
+    assert m.outcome is None and m.restarts == 50
+
+
+def test_once_clears_a_failed_service_too() -> None:
+    m = running(pid=1, now=0.0, restart="never")
+    m.exited(EXIT1, 2.0)
+    assert m.outcome == "failed"
+    assert m.command("o", 3.0) == [Start()]
+    assert (m.outcome, m.failed, m.want) == (None, None, "d")
+
+
+# --- backoff from the policy -----------------------------------------------------------------
+def test_backoff_initial_factor_and_max_from_the_policy() -> None:
+    m = running(pid=1, now=0.0, backoff_initial=0.5, backoff_factor=3.0, backoff_max=5.0)
+    assert m.backoff == 0.5
+    now, pid, delays = 0.0, 1, []
+    for _ in range(5):
+        now += 0.1
+        assert m.exited(EXIT1, now) == []
+        delays.append(round(m.start_at - now, 6))
+        now = m.start_at
+        assert m.tick(now) == [Start()]
+        pid += 1
+        m.spawned(pid, now)
+    assert delays == [0.5, 1.5, 4.5, 5.0, 5.0]
+    assert m.exited(EXIT1, now + 10.0) == [Start()]  # a long run resets to backoff_initial
+    m.spawned(pid + 1, now + 10.0)
+    m.exited(EXIT1, now + 10.1)
+    assert m.start_at - (now + 10.1) == pytest.approx(0.5)
+
+
+def test_backoff_factor_one_keeps_a_constant_delay() -> None:
+    m = running(pid=1, now=0.0, backoff_initial=2.0, backoff_factor=1.0)
+    for pid in range(1, 5):
+        m.exited(EXIT1, m.since + 0.1)
+        assert m.start_at - m.since == pytest.approx(2.0)
+        m.tick(m.start_at)
+        m.spawned(pid + 1, m.since)
+
+
+# --- oneshot ---------------------------------------------------------------------------------
+def test_oneshot_success_is_done_ready_and_stays_down() -> None:
+    m = running(pid=1, now=0.0, oneshot=True)
+    assert not m.ready
+    assert m.exited(EXIT0, 0.2) == []
+    assert (m.outcome, m.ready, m.ever_ready, m.want) == ("done", True, True, "d")
+    assert m.failed is None and m.is_down() and m.deadline() is None
+    assert m.tick(100.0) == []
+
+
+def test_oneshot_with_finish_is_done_after_finish() -> None:
+    m = running(pid=1, now=0.0, oneshot=True, has_finish=True)
+    assert m.exited(EXIT0, 0.2) == [Start(finish_args=("0", "0"))]
+    assert m.outcome == "done"
+    m.spawned(2, 0.2)
+    assert m.exited(EXIT0, 0.3) == []
+    assert m.is_down() and m.ready
+
+
+@pytest.mark.parametrize("status", [EXIT1, KILLED])
+def test_oneshot_failure_restarts_with_backoff(status: ExitStatus) -> None:
+    m = running(pid=1, now=0.0, oneshot=True)
+    assert m.exited(status, 0.2) == []
+    assert (m.outcome, m.ready, m.want) == (None, False, "u")
+    assert m.start_at == pytest.approx(0.2 + BACKOFF_INITIAL)
+    assert m.tick(m.start_at) == [Start()]
+    m.spawned(2, m.since)
+    assert m.exited(EXIT0, m.since + 0.1) == []
+    assert m.outcome == "done" and m.ready
+
+
+def test_oneshot_failure_with_restart_never_fails() -> None:
+    m = running(pid=1, now=0.0, oneshot=True, restart="never")
+    m.exited(EXIT1, 0.2)
+    assert (m.outcome, m.failed, m.ready) == ("failed", "exited with exit code 1", False)
+
+
+def test_up_reruns_a_done_oneshot() -> None:
+    m = running(pid=1, now=0.0, oneshot=True)
+    m.exited(EXIT0, 0.2)
+    assert m.command("u", 5.0) == [Start()]
+    assert (m.outcome, m.ready, m.ever_ready, m.want) == (None, False, True, "u")
+    m.spawned(2, 5.0)
+    assert m.exited(EXIT0, 5.5) == []
+    assert (m.outcome, m.ready, m.want) == ("done", True, "d")
+
+
+def test_once_reruns_a_done_oneshot() -> None:
+    m = running(pid=1, now=0.0, oneshot=True)
+    m.exited(EXIT0, 0.2)
+    assert m.command("o", 5.0) == [Start()]
+    assert (m.outcome, m.ready, m.want, m.state) == (None, False, "d", RUN)
+    m.spawned(2, 5.0)
+    assert m.exited(EXIT1, 5.5) == []  # once: no restart
+    assert m.is_down()
+
+
+def test_once_run_of_a_oneshot_that_succeeds_is_done_and_ready() -> None:
+    m = running(pid=1, now=0.0, oneshot=True)
+    m.exited(EXIT0, 0.2)
+    m.command("o", 5.0)
+    m.spawned(2, 5.0)
+    m.exited(EXIT0, 5.5)
+    assert (m.outcome, m.ready) == ("done", True)
+
+
+# --- unhealthy -----------------------------------------------------------------------------
+def test_unhealthy_stops_and_the_exit_is_a_failure() -> None:
+    m = running(pid=1, now=0.0, kill_timeout=3.0)
+    assert m.set_unhealthy("readiness timed out", 0.5) == STOP
+    assert m.unhealthy == "readiness timed out" and m.kill_at == 3.5
+    assert m.set_unhealthy("again", 0.6) == []  # once per process
+    assert m.exited(TERMED, 0.7) == []  # lived 0.7 s: a failure, with backoff
+    assert m.unhealthy is None and m.want == "u"
+    assert m.start_at == pytest.approx(0.7 + BACKOFF_INITIAL)
+    assert m.backoff == pytest.approx(BACKOFF_INITIAL * 2)
+
+
+def test_unhealthy_exit_with_code_zero_is_still_a_failure() -> None:
+    m = running(pid=1, now=0.0, restart="on-failure")
+    m.set_unhealthy("liveness failed", 20.0)
+    assert m.exited(EXIT0, 20.1) == [Start()]  # restarted: not a success
+    m = running(pid=1, now=0.0, restart="never")
+    m.set_unhealthy("liveness failed", 20.0)
+    m.exited(EXIT0, 20.1)
+    assert m.outcome == "failed" and m.failed == "exited with exit code 0"
+    m = running(pid=1, now=0.0, oneshot=True)
+    m.set_unhealthy("liveness failed", 20.0)
+    m.exited(EXIT0, 20.1)
+    assert m.outcome is None and not m.ready
+
+
+def test_unhealthy_exits_count_toward_max_restarts() -> None:
+    m = running(pid=1, now=0.0, max_restarts=1, restart_window=60.0)
+    m.set_unhealthy("liveness failed", 5.0)
+    assert m.exited(TERMED, 5.1) == [Start()]
+    m.spawned(2, 5.1)
+    m.set_unhealthy("liveness failed", 10.0)
+    assert m.exited(TERMED, 10.1) == []
+    assert m.outcome == "failed" and m.failed == "1 restarts within 60s; svctl up to retry"
+
+
+def test_unhealthy_needs_a_running_process() -> None:
+    m = machine()
+    m.boot(0.0, normally_up=False)
+    assert m.set_unhealthy("x", 1.0) == [] and m.unhealthy is None
+    m = machine()
+    m.boot(0.0, normally_up=True)  # Start asked for, not spawned yet
+    assert m.set_unhealthy("x", 0.0) == [] and m.unhealthy is None
+
+
+def test_unhealthy_uses_the_stop_signal_and_group() -> None:
+    m = running(pid=1, stop_signal=signal.SIGINT, stop_group=True)
+    assert m.set_unhealthy("x", 1.0) == [Signal(signal.SIGINT, group=True),
+                                        Signal(signal.SIGCONT, group=True)]
+
+
+def test_unhealthy_during_an_asked_for_stop_is_no_failure() -> None:
+    m = running(pid=1, now=0.0, restart="never")
+    m.command("d", 1.0)
+    m.set_unhealthy("liveness failed", 1.1)
+    m.exited(TERMED, 1.2)
+    assert (m.outcome, m.failed) == (None, None)
+
+
+# --- readiness ---------------------------------------------------------------------------
+def test_became_ready_only_while_running() -> None:
+    m = machine(has_finish=True)
+    m.boot(0.0, normally_up=True)
+    m.became_ready()  # Start asked for, no pid yet
+    assert not m.ready and not m.ever_ready
+    m.spawned(1, 0.0)
+    m.became_ready()
+    assert m.ready and m.ever_ready
+    m.exited(EXIT1, 5.0)  # now in finish
+    assert m.state == FINISH and not m.ready
+    m.spawned(2, 5.0)
+    m.became_ready()
+    assert not m.ready and m.ever_ready
+    m.command("d", 5.1)
+    m.exited(EXIT0, 5.2)
+    m.became_ready()
+    assert m.is_down() and not m.ready
+
+
+def test_ready_is_cleared_on_exit_and_on_start() -> None:
+    m = running(pid=1)
+    m.became_ready()
+    assert m.exited(EXIT1, 5.0) == [Start()]
+    assert not m.ready and m.ever_ready
+    m.spawned(2, 5.0)
+    m.became_ready()
+    m.command("d", 6.0)
+    m.exited(TERMED, 6.1)
+    assert not m.ready
+
+
+# --- dependency gate ----------------------------------------------------------------------
+def test_gated_start_waits_then_release_starts_it() -> None:
+    m = machine()
+    m.gated = True
+    assert m.boot(0.0, normally_up=True) == []
+    assert m.waiting and m.state == DOWN and not m.is_down()
+    assert m.release(1.0) == []  # still gated
+    assert m.waiting
+    m.gated = False
+    assert m.release(2.0) == [Start()]
+    assert not m.waiting and m.state == RUN
+    assert m.release(3.0) == []  # nothing waits any more
+
+
+def test_gated_restart_waits_too() -> None:
+    m = running(pid=1, now=0.0)
+    m.gated = True
+    assert m.exited(EXIT1, 5.0) == []
+    assert m.waiting and not m.is_down()
+    m.gated = False
+    assert m.release(6.0) == [Start()]
+
+
+def test_gated_backoff_restart_waits_at_the_timer() -> None:
+    m = running(pid=1, now=0.0)
+    m.exited(EXIT1, 0.1)
+    m.gated = True
+    assert m.tick(m.start_at) == []
+    assert m.waiting and m.start_at is None and not m.is_down()
+
+
+def test_down_clears_waiting() -> None:
+    m = machine()
+    m.gated = True
+    m.boot(0.0, normally_up=True)
+    assert m.command("d", 1.0) == []
+    assert not m.waiting and m.is_down() and m.want == "d"
+    m.gated = False
+    assert m.release(2.0) == []
+
+
+def test_release_does_not_start_a_service_wanted_down() -> None:
+    m = machine()
+    m.gated = True
+    m.boot(0.0, normally_up=True)
+    m.hold()
+    assert not m.waiting and m.is_down()
+    m.gated = False
+    assert m.release(1.0) == [] and m.state == DOWN
+
+
+def test_up_on_a_gated_service_waits() -> None:
+    m = machine()
+    m.boot(0.0, normally_up=False)
+    m.gated = True
+    assert m.command("u", 1.0) == []
+    assert m.waiting and m.want == "u"
+
+
+# --- stop_group / kill_group ------------------------------------------------------------------
+@pytest.mark.parametrize("stop_group, kill_group", [(False, True), (True, True), (True, False),
+                                                    (False, False)])
+def test_stop_and_kill_group_choose_group_signals(stop_group: bool, kill_group: bool) -> None:
+    m = running(pid=1, kill_timeout=2.0, stop_group=stop_group, kill_group=kill_group,
+                stop_signal=signal.SIGQUIT)
+    assert m.command("d", 1.0) == [Signal(signal.SIGQUIT, group=stop_group),
+                                   Signal(signal.SIGCONT, group=stop_group)]
+    assert m.tick(3.0) == [Signal(signal.SIGKILL, group=kill_group)]
+
+
+def test_signal_letters_ignore_stop_group() -> None:
+    m = running(pid=1, stop_group=True)
+    assert m.command("t", 1.0) == [Signal(signal.SIGTERM, group=False)]

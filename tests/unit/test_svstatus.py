@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyinit.svstatus import satisfied, sv_part, sv_status_line
+from pyinit.svstatus import healthy, hopeless, satisfied, sv_part, sv_status_line
 
 NOW = 1_700_000_000.0
 
@@ -194,3 +194,99 @@ def test_restart_letters_tcu() -> None:
 def test_missing_fields_default_to_down() -> None:
     assert satisfied("d", {}, T0)
     assert not satisfied("u", {}, T0)
+
+
+# --- service configuration: done, not ready, waiting for, failed -------------------------
+def test_done_oneshot_replaces_normally_up() -> None:
+    r = rec(state="down", pid=None, ago=7, want="d", outcome="done", ready=True)
+    assert sv_part("migrate", r, NOW) == "down: migrate: 7s, done"
+    r = rec(state="down", pid=None, ago=7, want="d", normally_up=False, outcome="done")
+    assert sv_part("migrate", r, NOW) == "down: migrate: 7s, done"
+
+
+def test_done_is_not_shown_while_running_again() -> None:
+    r = rec(pid=5, ago=1, outcome="done")
+    assert sv_part("migrate", r, NOW) == "run: migrate: (pid 5) 1s"
+
+
+def test_other_outcomes_are_not_done() -> None:
+    r = rec(state="down", pid=None, ago=3, want="d", outcome="exited")
+    assert sv_part("x", r, NOW) == "down: x: 3s, normally up"
+
+
+def test_not_ready() -> None:
+    assert sv_part("db", rec(pid=5, ago=2, ready=False), NOW) == "run: db: (pid 5) 2s, not ready"
+    assert sv_part("db", rec(pid=5, ago=2, ready=True), NOW) == "run: db: (pid 5) 2s"
+    assert sv_part("db", rec(pid=5, ago=2), NOW) == "run: db: (pid 5) 2s"  # no field: ready
+
+
+def test_not_ready_only_in_run_state_with_a_pid() -> None:
+    r = rec(state="finish", pid=6, ago=1, ready=False)
+    assert sv_part("db", r, NOW) == "finish: db: (pid 6) 1s"
+    r = rec(state="down", pid=None, ago=1, want="d", ready=False)
+    assert sv_part("db", r, NOW) == "down: db: 1s, normally up"
+
+
+def test_not_ready_comes_after_the_runit_flags() -> None:
+    r = rec(pid=5, ago=2, want="d", got_term=True, ready=False)
+    assert sv_part("db", r, NOW) == "run: db: (pid 5) 2s, want down, got TERM, not ready"
+
+
+def test_waiting_for() -> None:
+    r = rec(state="down", pid=None, ago=4, want="u", waiting_for=["db", "cache"])
+    assert sv_part("web", r, NOW) == "down: web: 4s, normally up, want up, waiting for db, cache"
+    r = rec(state="down", pid=None, ago=4, want="u", waiting_for=[])
+    assert sv_part("web", r, NOW) == "down: web: 4s, normally up, want up"
+
+
+def test_waiting_for_in_the_whole_line() -> None:
+    r = rec(state="down", pid=None, ago=0, want="u", waiting_for=["db"],
+            log=rec(pid=8, ago=3))
+    assert sv_status_line("web", r, NOW) == (
+        "down: web: 0s, normally up, want up, waiting for db; run: log: (pid 8) 3s")
+
+
+def test_failed_service_line() -> None:
+    r = rec(state="down", pid=None, want="d", outcome="failed",
+            failed="5 restarts within 60s; svctl up to retry", log=rec(pid=8))
+    assert sv_status_line("api", r, NOW) == (
+        "fail: api: 5 restarts within 60s; svctl up to retry")
+
+
+def test_error_wins_over_failed() -> None:
+    r = rec(state="down", pid=None, error="bad service.yaml", failed="exited with exit code 1")
+    assert sv_status_line("api", r, NOW) == "fail: api: bad service.yaml"
+
+
+def test_failed_is_not_shown_while_a_process_runs() -> None:
+    r = rec(state="finish", pid=9, ago=1, failed="exited with exit code 1")
+    assert sv_status_line("api", r, NOW) == "finish: api: (pid 9) 1s"
+
+
+@pytest.mark.parametrize("record, is_healthy, is_hopeless", [
+    (rec(pid=5, ready=True), True, False),
+    (rec(pid=5), True, False),  # no readiness field: up is enough
+    (rec(pid=5, ready=False), False, False),
+    (rec(state="finish", pid=5), False, False),
+    (rec(state="down", pid=None, want="u"), False, False),  # backing off or waiting
+    (rec(state="down", pid=None, want="u", waiting_for=["db"]), False, False),
+    (rec(state="down", pid=None, want="d"), True, False),  # not wanted up
+    (rec(state="down", pid=None, want="d", outcome="done"), True, False),
+    (rec(state="down", pid=None, want="u", outcome="done"), True, False),
+    (rec(state="down", pid=None, want="d", outcome="exited"), True, False),
+    (rec(state="down", pid=None, want="d", outcome="failed", failed="x"), False, True),
+    (rec(state="down", pid=None, want="u", error="bad run"), False, True),
+    (rec(pid=5, error="service.yaml turned bad"), True, False),  # still running
+    (rec(pid=5, ready=False, failed="x"), False, False),
+])
+def test_healthy_and_hopeless(record, is_healthy: bool, is_hopeless: bool) -> None:
+    assert healthy(record) is is_healthy
+    assert hopeless(record) is is_hopeless
+    assert satisfied("C", record, T0) is is_healthy
+
+
+def test_C_combines_with_other_letters() -> None:
+    up_not_ready = dict(st(), ready=False)
+    assert satisfied("u", up_not_ready, T0)
+    assert not satisfied("uC", up_not_ready, T0)
+    assert satisfied("uC", dict(st(), ready=True), T0)
