@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 from pyinit import __version__
 
+LOG_MODES = ("inherit", "prefix", "file")
 DEFAULTS = {
     "env_dir": "/etc/container_environment",
     "init_dir": "/etc/my_init.d",
@@ -36,6 +37,9 @@ ENV_VARS = {
     "config_file": "PYINIT_CONFIG",
     "services_ready_timeout": "PYINIT_SERVICES_READY_TIMEOUT",
     "health_listen": "PYINIT_HEALTH_LISTEN",
+    "log_mode": "PYINIT_LOG_MODE",
+    "log_format": "PYINIT_LOG_FORMAT",
+    "log_timestamps": "PYINIT_LOG_TIMESTAMPS",
     "service_dirs": "PYINIT_SERVICE_DIR",
     "kill_timeout": "KILL_PROCESS_TIMEOUT",
     "kill_all_timeout": "KILL_ALL_PROCESSES_TIMEOUT",
@@ -68,6 +72,9 @@ class Config:
     services_ready_timeout: float | None = None
     health_listen: str | None = None
     service_defaults: dict = field(default_factory=dict)  # pyinit.yaml's `defaults`
+    log_mode: str = "inherit"  # services without log/run or a `log: mode`
+    log_format: str = "text"  # prefix mode: text (NAME | line) or json
+    log_timestamps: bool = False
 
 
 class UsageError(Exception):
@@ -117,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--services-ready-timeout", type=_seconds, metavar="SECS",
                    help="wait at most this long for services before starting the main "
                    "command anyway [PYINIT_SERVICES_READY_TIMEOUT, 60]")
+    p.add_argument("--log-mode", choices=LOG_MODES, help="where the output of services "
+                   "without log/run or a `log:` setting goes [PYINIT_LOG_MODE, inherit]")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   help="prefix mode lines: 'NAME | line' or JSON [PYINIT_LOG_FORMAT, text]")
+    p.add_argument("--log-timestamps", action="store_true", default=None,
+                   help="timestamp service lines in prefix and file mode "
+                   "[PYINIT_LOG_TIMESTAMPS=1]")
     p.add_argument("--health-listen", metavar="ADDR:PORT",
                    help="serve /healthz, /readyz and /status over HTTP [PYINIT_HEALTH_LISTEN]")
     for key, flag, what in (
@@ -163,6 +177,15 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
                 raise UsageError(f"{ENV_VARS[key]}: {exc}") from None
         if value is not None:
             setattr(cfg, key, value)
+    for key, allowed in (("log_mode", LOG_MODES), ("log_format", ("text", "json"))):
+        value = getattr(ns, key) or environ.get(ENV_VARS[key])
+        if value and value not in allowed:
+            raise UsageError(f"{ENV_VARS[key]}: must be one of {', '.join(allowed)}, "
+                             f"not {value!r}")
+        if value:
+            setattr(cfg, key, value)
+    stamps = environ.get(ENV_VARS["log_timestamps"], "")
+    cfg.log_timestamps = bool(ns.log_timestamps) or stamps.lower() in ("1", "true", "yes")
     cfg.wait_for_services = ns.wait_for_services
     cfg.health_listen = ns.health_listen or environ.get(ENV_VARS["health_listen"]) or None
     cfg.skip_startup_files = ns.skip_startup_files
