@@ -1,0 +1,126 @@
+"""`log: {mode: file}`: a service's lines in a directory, as svlogd keeps them.
+
+`current` is appended to; when the next line would take it past max_size it is
+renamed to `@TAI64N.s` (svlogd's name for a finished file) and a new `current`
+starts; only the newest max_files finished files are kept. `rotate()` also
+runs on `svctl hup NAME`. Writes only append (no seek, so never "Illegal
+seek"), and every open is non-blocking, so a FIFO in the way cannot hang PID 1. A failed write
+(disk full, directory gone) drops the line and counts it, warns once, and is
+retried with the next line, so logging resumes when space returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from typing import Optional
+
+from pyinit import log
+
+TAI_OFFSET = 2**62 + 37  # TAI64 label of the Unix epoch, plus TAI-UTC leap seconds
+
+
+def tai64n(now: float) -> str:
+    secs = int(now)
+    return f"@{TAI_OFFSET + secs:016x}{int((now - secs) * 1e9):08x}"
+
+
+class FileLog:
+    def __init__(self, directory: str, source: str, max_size: int = 1_000_000,
+                 max_files: int = 10) -> None:
+        self.directory = directory
+        self.source = source
+        self.max_size = max_size
+        self.max_files = max_files
+        self.fd: Optional[int] = None
+        self.size = 0
+        self.dropped = 0
+        self.failing: Optional[str] = None
+
+    @property
+    def current(self) -> str:
+        return os.path.join(self.directory, "current")
+
+    def open(self) -> None:
+        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+        self.fd = os.open(self.current, flags, 0o644)  # O_NONBLOCK: a FIFO must not hang us
+        self.size = os.fstat(self.fd).st_size
+
+    def write(self, data: bytes) -> None:
+        """Append whole lines; rotate first if they would not fit."""
+        try:
+            if self.fd is None:
+                self.open()
+            if self.size and self.size + len(data) > self.max_size:
+                self.rotate()
+            assert self.fd is not None
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+                self.size += n
+        except OSError as exc:
+            self.failed(exc, len(data))
+            return
+        if self.failing is not None:
+            log.info(f"writing {self.directory} again ({self.dropped} bytes dropped so far)",
+                     self.source)
+            self.failing = None
+
+    def failed(self, exc: OSError, lost: int) -> None:
+        self.dropped += lost
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            self.close()  # reopen (e.g. the directory was recreated) on the next line
+        if self.failing is None:
+            self.failing = exc.strerror or str(exc)
+            log.warning(f"cannot write {self.directory}: {self.failing}; dropping lines "
+                        "until it works again", self.source)
+
+    def rotate(self) -> None:
+        """Finish `current` as @TAI64N.s and start a new one; keep max_files finished ones."""
+        if self.fd is None:
+            self.open()
+        if self.size == 0:
+            return
+        self.close()
+        os.rename(self.current, os.path.join(self.directory, tai64n(time.time()) + ".s"))
+        self.prune()
+        self.open()
+
+    def prune(self) -> None:
+        done = sorted(n for n in os.listdir(self.directory)
+                      if n.startswith("@") and n.endswith(".s"))
+        for name in done[: max(0, len(done) - self.max_files)]:
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def tail(self, n: int, limit: int = 1 << 20) -> list[bytes]:
+        """The last n lines of `current` (read from its last `limit` bytes)."""
+        try:
+            fd = os.open(self.current, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                return []
+            with open(fd, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                start = max(0, fh.tell() - limit)
+                fh.seek(start)
+                data = fh.read()
+        except OSError:
+            return []
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        if start > 0 and lines:
+            lines.pop(0)  # cut in the middle
+        return lines[-n:] if n > 0 else []
