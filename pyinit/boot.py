@@ -26,6 +26,7 @@ class Services(Protocol):
 
     def start(self) -> None: ...
     def reload(self) -> None: ...
+    def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
     def all_started(self) -> bool: ...
 
@@ -193,7 +194,7 @@ class Init:
             self.stop_signal = signum
             self.start_shutdown_clock()
         elif signum == signal.SIGHUP and self.services is not None:
-            self.services.reload()
+            self.services.hangup()
 
     def start_shutdown_clock(self) -> None:
         """The shutdown budget runs from the first request to stop (a signal may

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (repeat)")
     p.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     p.add_argument("--skip-startup-files", action="store_true",
-                   help="do not run the init dir and rc.local")
+                   help="do not run the init dir, cont-init.d and rc.local")
     p.add_argument("--skip-runit", "--skip-services", dest="skip_services", action="store_true",
                    help="do not supervise services")
     p.add_argument("--no-kill-all-on-exit", dest="kill_all_on_exit", action="store_false",

@@ -47,11 +47,12 @@ class Client:
         self.closed = False
         self.on_close: list[Callable[[], None]] = []
         self.deadline: Timer | None = None
+        self.streaming = False  # `logs -f`: replies keep coming, no next request expected
         self.expect_request()
 
     def expect_request(self) -> None:
         """Give the client REQUEST_TIMEOUT to send its next line (slow-loris guard)."""
-        if self.deadline is None:
+        if self.deadline is None and not self.streaming:
             self.deadline = self.server.loop.call_later(REQUEST_TIMEOUT, self.timed_out)
 
     def timed_out(self) -> None:

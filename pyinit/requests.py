@@ -78,6 +78,9 @@ class ControlRequests:
             oneshot=svc.config.oneshot,
             essential=svc.config.essential,
             log=None,
+            log_mode=svc.capture.settings.mode if svc.capture else
+            ("runit" if svc.log else "inherit"),
+            dropped_bytes=svc.capture.dropped() if svc.capture else 0,
         )
         if svc.log is not None:
             rec["log"] = self.record(svc.log)
@@ -135,6 +138,8 @@ class ControlRequests:
             log.info(f"shutdown requested by pid {client.pid} (exit code {code})")
             self.m.init.request_exit(code)
             client.send({"ok": True})
+        elif cmd == "logs":
+            self.logs(client, req)
         elif cmd == "ping":
             from pyinit import __version__
 
@@ -143,6 +148,36 @@ class ControlRequests:
                          "orphans_reaped": self.m.init.reaper.strays})
         else:
             raise control.ProtocolError(f"unknown command {cmd!r}")
+
+    def logs(self, client: control.Client, req: dict[str, Any]) -> None:
+        """The last `lines` lines of a service in prefix or file mode; with `follow`,
+        every new line after them, until the client goes away."""
+        if not client.privileged:
+            raise control.ProtocolError(f"permission denied: uid {client.uid} may not read logs")
+        names, count = req["services"], req.get("lines", 10)
+        if len(names) != 1:
+            raise control.ProtocolError("'logs' takes exactly one service")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100000:
+            raise control.ProtocolError("'lines' must be an integer from 0 to 100000")
+        found = self.resolve(names[0])
+        if found is None:
+            raise control.ProtocolError(f"no such service {names[0]!r}")
+        svc = found[0]
+        capture = svc.capture
+        if capture is None:
+            where = ("its own logger (log/run) has them" if svc.log else
+                     "it writes to the container's output directly (log mode inherit)")
+            raise control.ProtocolError(f"pyinit keeps no lines of {svc.name}: {where}")
+        follow = bool(req.get("follow"))
+        client.streaming = follow
+        client.send({"ok": True, "follow": follow,
+                     "lines": [_text(line) for line in capture.tail(count)]})
+        if follow and not client.closed:
+            def send(line: bytes) -> None:
+                client.send({"line": _text(line)})
+
+            capture.followers.append(send)
+            client.on_close.append(lambda: svc.capture and _discard(svc.capture.followers, send))
 
     def status(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:
@@ -180,6 +215,9 @@ class ControlRequests:
         errors, targets = [], []
         for name in req["services"] or sorted(self.m.services):
             found = self.resolve(name)
+            if found is None and self.rotate_file_log(name, letters, req["cmd"]):
+                errors.append({"service": name, "ok": True})
+                continue
             if found is None:
                 errors.append({"service": name, "ok": False, "error": "no such service"})
                 continue
@@ -204,6 +242,16 @@ class ControlRequests:
         self.waiters.append(waiter)
         client.on_close.append(lambda: self.drop_waiter(waiter))
         self.check_waiter(waiter)
+
+    def rotate_file_log(self, name: str, letters: str, cmd: str) -> bool:
+        """`svctl hup NAME/log` for a service in file mode: a new `current`."""
+        base = name.rstrip("/")[: -len("/log")] if name.rstrip("/").endswith("/log") else None
+        svc = self.m.services.get(base) if base else None
+        if svc is None or svc.capture is None or svc.capture.file is None or letters != "h":
+            return False
+        if cmd == "control":
+            svc.capture.rotate()
+        return True
 
     def after_change(self, slot: Slot) -> None:
         for waiter in list(self.waiters):
@@ -243,3 +291,13 @@ class ControlRequests:
                 waiter.timer.cancel()
 
 
+
+
+def _text(line: bytes) -> str:
+    """A line for JSON; bytes that are not UTF-8 survive as surrogate escapes."""
+    return line.decode("utf-8", "surrogateescape")
+
+
+def _discard(items: list, item: object) -> None:
+    if item in items:
+        items.remove(item)

@@ -19,6 +19,7 @@ RESTART_POLICIES = ("always", "on-failure", "never")
 RLIMITS = ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", "nofile",
            "nproc", "rss", "rtprio", "sigpending", "stack")
 PROBES = ("check", "tcp", "http")
+LOG_MODES = ("inherit", "prefix", "file")
 READINESS = ("notification_fd", "sd_notify") + PROBES
 MAX_SECONDS = 10**7
 
@@ -135,6 +136,17 @@ def _umask(value: Any) -> int:
         value = int(value, 8)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
         raise _Bad(f"must be an octal mode such as '022', not {value!r}")
+    return value
+
+
+def _size(value: Any) -> int:
+    """Bytes: a number, or with a k, M or G suffix (powers of 1024)."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,12})\s*([kKmMgG]?)[bB]?\s*", value)
+        if match:
+            value = int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+    if isinstance(value, bool) or not isinstance(value, int) or not 4096 <= value <= 2**40:
+        raise _Bad(f"must be a size from 4096 bytes to 1T, such as 10M, not {value!r}")
     return value
 
 
@@ -268,6 +280,12 @@ class ServiceConfig:
     stop_group: bool = False
     kill_group: bool = True
     finish_timeout: float = 5.0
+    log_mode: Optional[str] = None  # None: log/run if there is one, else pyinit's --log-mode
+    log_format: Optional[str] = None  # None: pyinit's --log-format
+    log_timestamps: Optional[bool] = None
+    log_dir: Optional[str] = None  # file mode; None: /var/log/pyinit/NAME
+    log_max_size: int = 1024 * 1024
+    log_max_files: int = 10
 
 
 def _current_user() -> str:
@@ -287,7 +305,10 @@ def _mapping(table: dict[str, Kind]) -> Kind:
     return kind
 
 
-LOG_KEYS: dict[str, Kind] = {"user": _ident, "group": _ident}
+LOG_KEYS: dict[str, Kind] = {
+    "user": _ident, "group": _ident, "mode": _choice(*LOG_MODES), "format": _choice("text", "json"),
+    "timestamps": _flag, "dir": _text, "max_size": _size, "max_files": _integer(1, 1000),
+}
 BACKOFF_KEYS: dict[str, Kind] = {"initial": _seconds, "factor": _seconds, "max": _seconds}
 PROBE_KEYS: dict[str, Kind] = {
     "check": _command, "tcp": _probe_target("tcp"), "http": _probe_target("http"),
@@ -298,8 +319,15 @@ READY_KEYS: dict[str, Kind] = {
     "start_timeout": _seconds, "settle": _seconds,
 }
 LIVENESS_KEYS: dict[str, Kind] = {**PROBE_KEYS, "failures": _integer(1, 1000)}
+def _log(value: Any) -> dict[str, Any]:
+    """`log: MODE` is short for `log: {mode: MODE}`."""
+    if isinstance(value, str):
+        return {"mode": _choice(*LOG_MODES)(value)}
+    return _mapping(LOG_KEYS)(value)
+
+
 SERVICE_KEYS: dict[str, Kind] = {
-    "user": _ident, "group": _ident, "log": _mapping(LOG_KEYS),
+    "user": _ident, "group": _ident, "log": _log,
     "restart": _choice(*RESTART_POLICIES), "backoff": _mapping(BACKOFF_KEYS),
     "max_restarts": _integer(0, 10**6), "restart_window": _seconds,
     "success_exit_codes": _list_of(_integer(0, 255), "exit codes from 0 to 255"),
@@ -367,7 +395,8 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     if "environment" in given and defaults and "environment" in defaults:
         merged["environment"] = defaults["environment"] + given["environment"]
     fields: dict[str, Any] = {k: v for k, v in merged.items() if k in _PLAIN}
-    log = _check(f"{path}: log", merged.get("log", {}), LOG_KEYS)
+    log = _check(f"{path}: log", _log(merged.get("log", {})), LOG_KEYS)
+    fields.update({f"log_{k}": v for k, v in log.items() if k not in ("user", "group")})
     backoff = _check(f"{path}: backoff", merged.get("backoff", {}), BACKOFF_KEYS)
     fields.update({f"backoff_{k}": v for k, v in backoff.items()})
     if fields.get("backoff_factor", 2.0) < 1:

@@ -45,6 +45,7 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
         error = "run is not executable"
     run_as = log_as = user = None
     config = ServiceConfig()
+    has_log = is_executable(os.path.join(path, "log", "run"))
     if error is None:
         try:
             config = read_config(path, defaults)
@@ -55,7 +56,7 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
         name=name,
         path=path,
         normally_up=not os.path.exists(os.path.join(path, "down")),
-        has_log=is_executable(os.path.join(path, "log", "run")),
+        has_log=has_log,
         error=error,
         run_as=run_as,
         log_as=log_as,

@@ -3,7 +3,8 @@
 For every service directory it keeps a Machine for `run` and one for `log/run`,
 spawns processes, routes their exits back, arms one loop timer per machine,
 watches the service dirs with inotify; control requests are served by requests.py.
-Readiness is tracked by readiness.py; start and stop order follow deps.py.
+Readiness is tracked by readiness.py; start and stop order follow deps.py;
+output in prefix and file mode is captured by capture.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit import deps, launch, log, spawn
+from pyinit.capture import Capture, Settings
 from pyinit.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
 from pyinit.readiness import Tracker
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
     from pyinit.boot import Init
 
 RESCAN_DELAY = 0.1  # debounce inotify bursts (mkdir + write run + chmod)
+OUTPUT_FLUSH = 2.0  # at exit, the longest wait for the container's stdout to take lines
 LOG_EOF_GRACE = 1.0
+LOG_ROOT = "/var/log/pyinit"  # file mode's default: LOG_ROOT/NAME
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Service:
     log: Optional[Slot] = None
     pipe: Optional[tuple[int, int]] = None  # (read end, write end), held by pyinit
     tracker: Optional[Tracker] = None  # readiness of the running `run`
+    capture: Optional[Capture] = None  # stdout/stderr pipes in prefix and file mode
     status_text: Optional[str] = None  # sd_notify STATUS=
     waiting_for: list[str] = field(default_factory=list)  # dependencies not ready yet
     stop_asked: bool = False  # at shutdown: its stop was sent
@@ -94,6 +99,7 @@ class ServiceManager:
         self.graph: dict[str, deps.Deps] = {}
         self._gating = False
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
+        self.sinks: Optional[dict[str, Any]] = None  # the container's stdout/stderr (output.py)
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -104,9 +110,17 @@ class ServiceManager:
             self.rescan()
 
     def reload(self) -> None:
+        """`svctl rescan` (and SIGHUP): rescan the service dirs."""
         if not self.shutting_down and not self.config.skip_services:
             log.info("rescanning service directories")
             self.rescan()
+
+    def hangup(self) -> None:
+        """SIGHUP to pyinit: rescan, and start new files for every file-mode log."""
+        self.reload()
+        for svc in self.services.values():
+            if svc.capture is not None:
+                svc.capture.rotate()
 
     def stop_all(self, timeout: float) -> None:
         """Stop every service in parallel; loggers after their service. Bounded."""
@@ -121,6 +135,7 @@ class ServiceManager:
         budget = self.init.remaining(3 * timeout + LOG_EOF_GRACE)
         if not self.loop.run_until(self.all_down, budget):
             log.warning("services still running at the end of the shutdown budget")
+        self.flush_output()
         self.requests.close()
         if self.notify is not None:
             self.notify.close()
@@ -139,6 +154,16 @@ class ServiceManager:
 
     def all_down(self) -> bool:
         return all(slot.machine.is_down() for svc in self.services.values() for slot in svc.slots())
+
+    def flush_output(self) -> None:
+        """Every captured line out before exit (bounded by the shutdown budget)."""
+        for svc in self.services.values():
+            if svc.capture is not None:
+                svc.capture.drain()
+        sinks = [s for s in (self.sinks or {}).values() if s is not None]
+        if not self.loop.run_until(lambda: all(s.empty() for s in sinks),
+                                   self.init.remaining(OUTPUT_FLUSH)):
+            log.warning("service output still unwritten at exit: dropped")
 
     def all_started(self) -> bool:
         """Every service wanted up has been ready once, or will not be (the main
@@ -238,6 +263,7 @@ class ServiceManager:
         self.services[defn.name] = svc
         if defn.error:
             log.error(f"cannot supervise: {defn.error}", defn.name)
+            svc.run.machine.since = now
             svc.run.machine.hold()
             return
         log.debug(f"supervising {defn.path}", defn.name)
@@ -291,6 +317,10 @@ class ServiceManager:
         if self.services.get(svc.name) is svc:
             del self.services[svc.name]
         self.close_pipe(svc)
+        if svc.capture is not None:
+            svc.capture.drain()
+            svc.capture.close()
+            svc.capture = None
 
     def new_machine(self, defn: Optional[ServiceDir]) -> Machine:
         machine = Machine(Policy(kill_timeout=self.config.kill_timeout))
@@ -331,11 +361,17 @@ class ServiceManager:
         is_log = slot.label == "log"
         stdin = svc.pipe[0] if is_log and svc.pipe else self._devnull
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
+        stderr = None
+        if not is_log and action.finish_args is None:
+            self.reconcile_capture(svc)
+        if not is_log and svc.capture is not None:
+            stdout, stderr = svc.capture.fd("stdout"), svc.capture.fd("stderr")
         argv = ["./run"] if action.finish_args is None else ["./finish", *action.finish_args]
         tracker = None
         now = self.loop.clock()
         try:
             spec = self.process_spec(svc, argv, is_log, stdin=stdin, stdout=stdout)
+            spec.stderr = stderr
             if not is_log and action.finish_args is None and not svc.config.oneshot:
                 tracker = Tracker(self, svc)
                 tracker.prepare(spec)
@@ -371,6 +407,44 @@ class ServiceManager:
             env=launch.environment(config, svc.defn.path, identity, dict(os.environ)),
             pre_exec=launch.child_setup(config, identity),
         )
+
+    def capture_settings(self, svc: Service) -> Optional[Settings]:
+        """Where run's output goes: None for inherit, and for log/run (which wins over
+        a `log: mode`, so pyinit.yaml defaults never break a runit logger)."""
+        c = svc.config
+        mode = "runit" if svc.defn.has_log else (c.log_mode or self.config.log_mode)
+        if mode not in ("prefix", "file"):
+            return None
+        return Settings(
+            mode=mode, fmt=c.log_format or self.config.log_format,
+            timestamps=self.config.log_timestamps if c.log_timestamps is None
+            else c.log_timestamps,
+            directory=c.log_dir or os.path.join(LOG_ROOT, svc.name),
+            max_size=c.log_max_size, max_files=c.log_max_files)
+
+    def reconcile_capture(self, svc: Service) -> None:
+        """Before run starts: pipes for prefix or file mode, as service.yaml says now."""
+        settings = self.capture_settings(svc)
+        current = svc.capture
+        if current is not None and current.settings == settings:
+            return
+        if current is not None:
+            current.drain()
+            current.close()
+            svc.capture = None
+        if settings is None:
+            return
+        if self.sinks is None:
+            from pyinit import output
+
+            self.sinks = output.sinks(self.loop)
+        try:
+            svc.capture = Capture(self.loop, svc.name, settings, self.sinks)
+            if current is not None:  # `svctl logs` keeps its history and followers
+                svc.capture.ring, svc.capture.followers = current.ring, current.followers
+        except OSError as exc:
+            log.error(f"cannot capture output ({exc.strerror}): it goes to pyinit's stdout",
+                      svc.name)
 
     def spawn_check(self, svc: Service, argv: list[str],
                     done: Callable[[ExitStatus], None]) -> Optional[int]:
@@ -445,6 +519,7 @@ class ServiceManager:
             if slot is svc.run and svc.tracker is not None:
                 svc.tracker.close()
                 svc.tracker = None
+                svc.status_text = None
         self.apply(slot, machine.exited(status, self.loop.clock()))
         if self.shutting_down and slot is svc.run and svc.run.machine.is_down():
             self.stop_logger(svc)

@@ -345,7 +345,8 @@ class Machine:
             self.restart_times = [t for t in self.restart_times if now - t < policy.restart_window]
             if len(self.restart_times) >= policy.max_restarts:
                 self.want, self.outcome = "d", "failed"
-                self.failed = (f"{len(self.restart_times)} restarts within "
+                n = len(self.restart_times)
+                self.failed = (f"{n} restart{'s' if n != 1 else ''} within "
                                f"{policy.restart_window:g}s; svctl up to retry")
                 return
             self.restart_times.append(now)

@@ -22,6 +22,7 @@ commands (runit sv):  status [--json]  up down once pause cont hup alarm interru
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
 pyinit:               tree  rescan  shutdown-container [--exit-code N]
+                      logs [-f] [-n N] SERVICE
 SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means all.
 `reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP."""
 
@@ -85,6 +86,8 @@ class Args:
         self.wait = wait
         self.json = False
         self.exit_code = 0
+        self.follow = False
+        self.lines = 10
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
@@ -120,11 +123,14 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         raise Usage("no command given")
     args = Args(rest.pop(0), [], run_dir, verbose, wait)
     if args.command not in COMMANDS and args.command not in (
-        "status", "s", "tree", "rescan", "shutdown-container"
+        "status", "s", "tree", "rescan", "shutdown-container", "logs"
     ):
         raise Usage(f"unknown command {args.command!r}")
     if args.command == "shutdown-container":
         args.exit_code = _exit_code(rest)
+        return args
+    if args.command == "logs":
+        _logs_args(args, rest)
         return args
     for word in rest:
         if word == "--json" and args.command in ("status", "s", "tree"):
@@ -132,6 +138,27 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         else:
             args.services.append(word)
     return args
+
+
+def _logs_args(args: Args, words: list[str]) -> None:
+    """`logs [-f] [-n N] SERVICE` (also -nN, --follow, --lines N)."""
+    args.follow, args.lines = False, 10
+    while words:
+        word = words.pop(0)
+        if word in ("-f", "--follow"):
+            args.follow = True
+        elif word in ("-n", "--lines") or word.startswith("-n"):
+            value = word[2:] if word.startswith("-n") and len(word) > 2 else (
+                words.pop(0) if words else "")
+            if not value.isdigit() or int(value) > 100000:
+                raise Usage(f"-n needs a number of lines up to 100000, not {value!r}")
+            args.lines = int(value)
+        elif word.startswith("-"):
+            raise Usage(f"unknown option {word} for logs")
+        else:
+            args.services.append(word)
+    if len(args.services) != 1:
+        raise Usage("logs takes exactly one SERVICE")
 
 
 def _exit_code(words: list[str]) -> int:
@@ -239,14 +266,18 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
     rc = 0
     to_kill = []
     for res in reply["results"]:
-        if not res.get("ok"):
+        if not res.get("ok") or "status" not in res:  # e.g. hup NAME/log rotating a file log
             continue
         rec = res["status"]
         done = res["done"]
         if done and ("u" in command.letters or "C" in command.letters) and rec.get("pid"):
             done = run_check(rec.get("path"), deadline, rec.get("user"))
         now = time.time()
-        if done:
+        problem = rec.get("error") or rec.get("failed")
+        if not done and problem and not rec.get("pid"):
+            print(f"fail: {res['service']}: {problem}")
+            rc += 1
+        elif done:
             print("ok: " + sv_part(res["service"], rec, now))
         else:
             print(("kill: " if command.kill else "timeout: ") + sv_part(res["service"], rec, now))
@@ -303,6 +334,45 @@ def cmd_shutdown_container(args: Args) -> int:
     return 0
 
 
+def cmd_logs(args: Args) -> int:
+    """Print a service's last lines; with -f, keep printing new ones until interrupted."""
+    import socket
+
+    from pyinit.protocol import SOCKET_NAME, VERSION
+
+    path = os.path.join(args.run_dir, SOCKET_NAME)
+    payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,
+               "follow": args.follow}
+    out = sys.stdout.buffer
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            reader = sock.makefile("rb")
+            first = json.loads(reader.readline() or b"{}")
+            if not first.get("ok"):
+                raise Unreachable(f"pyinit refused: {first.get('error', 'no reply')}")
+            for line in first["lines"]:
+                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            out.flush()
+            sock.settimeout(None)
+            while args.follow:
+                raw = reader.readline()
+                if not raw:
+                    return 0  # pyinit went away (shutdown)
+                msg = json.loads(raw)
+                if "line" in msg:
+                    out.write(msg["line"].encode("utf-8", "surrogateescape") + b"\n")
+                    out.flush()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def cmd_tree(args: Args) -> int:
     from pyinit.proctree_stats import render_tree
 
@@ -321,7 +391,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(USAGE_ERROR)
     handlers = {
         "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
-        "shutdown-container": cmd_shutdown_container,
+        "shutdown-container": cmd_shutdown_container, "logs": cmd_logs,
     }
     try:
         rc = handlers.get(args.command, cmd_control)(args)

@@ -410,7 +410,7 @@ def test_essential_service_failed_by_restart_limit_subreaper(box, tmp_path: Path
     (crit / "go").touch()
     assert b.run.wait(10) == 5, b.run.err
     assert len(read_lines(crit / "starts")) == 2
-    assert "[crit] failed: 1 restarts within 60s; svctl up to retry" in b.run.err
+    assert "[crit] failed: 1 restart within 60s; svctl up to retry" in b.run.err
     assert "essential service failed: shutting the container down with exit code 5" in b.run.err
 
 

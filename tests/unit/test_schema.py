@@ -52,6 +52,13 @@ GOOD = [
     ({"user": "app", "group": 50}, {"run_as": Identity("app", "50")}),
     ({"log": {"user": "nobody"}}, {"log_as": Identity("nobody", None)}),
     ({"log": {"user": 65534, "group": "nogroup"}}, {"log_as": Identity("65534", "nogroup")}),
+    ({"log": "prefix"}, {"log_mode": "prefix"}),
+    ({"log": {"mode": "file", "dir": "/var/log/web", "max_size": "10M", "max_files": 3,
+              "timestamps": True, "format": "json"}},
+     {"log_mode": "file", "log_dir": "/var/log/web", "log_max_size": 10 * 1024 * 1024,
+      "log_max_files": 3, "log_timestamps": True, "log_format": "json"}),
+    ({"log": {"max_size": 8192}}, {"log_max_size": 8192}),
+    ({"log": {"max_size": "64k"}}, {"log_max_size": 65536}),
     ({"restart": "always"}, {"restart": "always"}),
     ({"restart": "on-failure"}, {"restart": "on-failure"}),
     ({"restart": "never"}, {"restart": "never"}),
@@ -124,7 +131,8 @@ def test_the_good_table_covers_every_key() -> None:
     for data, _ in GOOD:
         seen["service"] |= set(data)
         for sub in ("ready", "liveness", "backoff", "log"):
-            seen[sub] |= set(data.get(sub, {}))
+            if isinstance(data.get(sub), dict):
+                seen[sub] |= set(data[sub])
     assert seen["service"] == set(SERVICE_KEYS)
     assert seen["ready"] == set(READY_KEYS)
     assert seen["liveness"] == set(LIVENESS_KEYS)
@@ -160,7 +168,20 @@ BAD = [
     ({"user": ["a"]}, "f: key 'user' must be a name or a number, not a list"),
     ({"user": True}, "f: key 'user' must be a name or a number, not true/false"),
     ({"group": None}, "f: key 'group' must be a name or a number, not empty"),
-    ({"log": "yes"}, "f: key 'log' must be a mapping with keys group, user, not a str"),
+    ({"log": "yes"}, "f: key 'log' must be one of inherit, prefix, file, not 'yes'"),
+    ({"log": 3}, "f: key 'log' must be a mapping with keys dir, format, group, max_files, "
+     "max_size, mode, timestamps, user, not an int"),
+    ({"log": {"mode": "svlogd"}}, "f: log: key 'mode' must be one of inherit, prefix, file, "
+     "not 'svlogd'"),
+    ({"log": {"format": "xml"}}, "f: log: key 'format' must be one of text, json, not 'xml'"),
+    ({"log": {"timestamps": "yes"}}, "f: log: key 'timestamps' must be true or false, not a str"),
+    ({"log": {"dir": ""}}, "f: log: key 'dir' must be a non-empty string, not empty"),
+    ({"log": {"max_size": "10X"}}, "f: log: key 'max_size' must be a size from 4096 bytes to "
+     "1T, such as 10M, not '10X'"),
+    ({"log": {"max_size": 100}}, "f: log: key 'max_size' must be a size from 4096 bytes to "
+     "1T, such as 10M, not 100"),
+    ({"log": {"max_files": 0}}, "f: log: key 'max_files' must be an integer from 1 to 1000, "
+     "not 0"),
     ({"restart": "sometimes"},
      "f: key 'restart' must be one of always, on-failure, never, not 'sometimes'"),
     ({"restart": ["always"]},
@@ -213,7 +234,8 @@ BAD = [
      "f: key 'finish_timeout' must be from 0 to 10000000 seconds, not 1000000000.0"),
     # LOG_KEYS
     ({"log": {"usr": "x"}}, "f: log: unknown key 'usr' (did you mean 'user'?)"),
-    ({"log": {"level": 3}}, "f: log: unknown key 'level' (allowed: group, user)"),
+    ({"log": {"level": 3}}, "f: log: unknown key 'level' (allowed: dir, format, group, "
+     "max_files, max_size, mode, timestamps, user)"),
     ({"log": {"group": 1.5}}, "f: log: key 'group' must be a name or a number, not a float"),
     ({"log": {"user": []}}, "f: log: key 'user' must be a name or a number, not a list"),
     # BACKOFF_KEYS
@@ -541,7 +563,8 @@ def test_defaults_do_not_leak_between_services(tmp_path) -> None:
     ("defaults:\n  nice: 99\n", "P: defaults: key 'nice' must be an integer from -20 to 19, "
                                 "not 99"),
     ("defaults:\n  log: {level: 1}\n", "P: defaults: log: unknown key 'level' "
-                                       "(allowed: group, user)"),
+                                       "(allowed: dir, format, group, max_files, max_size, "
+                                       "mode, timestamps, user)"),
     ("defaults:\n  ready: {tcp: 80, check: true}\n",
      "P: defaults: ready: choose one of check, tcp, not several"),
     ("defaults:\n  backoff: {factor: 0.5}\n", "P: defaults: backoff: key 'factor' must be 1 "

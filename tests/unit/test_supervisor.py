@@ -856,7 +856,7 @@ def test_unhealthy_exits_count_toward_max_restarts() -> None:
     m.spawned(2, 5.1)
     m.set_unhealthy("liveness failed", 10.0)
     assert m.exited(TERMED, 10.1) == []
-    assert m.outcome == "failed" and m.failed == "1 restarts within 60s; svctl up to retry"
+    assert m.outcome == "failed" and m.failed == "1 restart within 60s; svctl up to retry"
 
 
 def test_unhealthy_needs_a_running_process() -> None:
