@@ -21,18 +21,21 @@ _NAMES = {ERROR: "error", WARNING: "warning", INFO: "info", DEBUG: "debug"}
 
 verbosity = INFO
 prog = "pyinit"
+json_lines = False  # --log-format json: one JSON object per message, like service lines
 
 
 _write = None  # how to write without blocking; None: plain os.write(2)
 dropped = 0
 
 
-def configure(level: int, name: str = "pyinit", nonblocking: bool = False) -> None:
-    """Set the highest level printed (ERROR..DEBUG) and the program name; with
-    nonblocking, never wait for stderr (for PID 1)."""
-    global verbosity, prog, _write
+def configure(level: int, name: str = "pyinit", nonblocking: bool = False,
+              fmt: str = "text") -> None:
+    """Set the highest level printed (ERROR..DEBUG), the program name and the format
+    (text or json); with nonblocking, never wait for stderr (for PID 1)."""
+    global verbosity, prog, _write, json_lines
     verbosity = max(ERROR, min(DEBUG + 2, level))
     prog = name
+    json_lines = fmt == "json"
     if nonblocking:
         _write, poll_fd = nonblocking_writer(2)
         if poll_fd is None:
@@ -77,8 +80,17 @@ def _out(data: bytes) -> bool:
 
 def format_line(level: int, text: str, service: str | None = None) -> str:
     """Render one message line; newlines in text are flattened."""
-    where = f"[{service}] " if service else ""
     flat = " ".join(text.splitlines())  # also a bare \r, which would overwrite the line
+    if json_lines:
+        import json
+        import time
+
+        from pyinit.lines import timestamp
+
+        return json.dumps({"ts": timestamp(time.time()), "service": service or prog,
+                           "stream": "stderr", "level": _NAMES.get(level, "debug"),
+                           "line": flat, "from": prog}) + "\n"
+    where = f"[{service}] " if service else ""
     return f"{prog}: {_NAMES.get(level, 'debug')}: {where}{flat}\n"
 
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         build_parser().print_usage(sys.stderr)
         sys.stderr.write(f"pyinit: error: {exc}\n")
         sys.exit(2)
-    log.configure(config.verbosity, nonblocking=True)
+    log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
 
     from pyinit.boot import Init
 

@@ -154,3 +154,23 @@ def test_a_regular_file_stderr_is_written_directly(tmp_path) -> None:
             "log.info('one'); log.info('two')\n")
     run_python(code)
     assert target.read_text() == "pyinit: info: one\npyinit: info: two\n"
+
+
+def test_json_format_gives_one_json_object_per_message() -> None:
+    import json
+
+    from pyinit import log
+
+    try:
+        log.configure(log.INFO, fmt="json")
+        line = log.format_line(log.WARNING, "two\nlines", "web")
+        plain = log.format_line(log.INFO, "boot")
+    finally:
+        log.configure(log.INFO)
+    assert line.endswith("\n") and line.count("\n") == 1
+    obj = json.loads(line)
+    assert {k: obj[k] for k in ("service", "stream", "level", "line", "from")} == {
+        "service": "web", "stream": "stderr", "level": "warning", "line": "two lines",
+        "from": "pyinit"}
+    assert json.loads(plain)["service"] == "pyinit"
+    assert log.format_line(log.INFO, "boot") == "pyinit: info: boot\n"
