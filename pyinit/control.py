@@ -16,6 +16,7 @@ import struct
 from typing import Any, Callable
 
 from pyinit import log
+from pyinit.listener import Listener
 from pyinit.loop import EventLoop, Timer
 from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
     SOCKET_NAME,
@@ -29,7 +30,6 @@ MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
 MAX_CLIENTS = 128
 REQUEST_TIMEOUT = 10.0  # a client must send a whole request line within this
-ACCEPT_PAUSE = 0.5  # after accept() fails (out of fds), wait this long to retry
 _UCRED = struct.Struct("3i")
 
 
@@ -149,35 +149,13 @@ class Server:
             os.umask(old)
         os.chmod(path, 0o600)
         self.sock.listen(128)
-        self.sock.setblocking(False)
-        loop.add_reader(self.sock.fileno(), self.accept)
+        self.listener = Listener(loop, self.sock, "control socket", MAX_CLIENTS,
+                                 lambda: len(self.clients), self.add_client)
 
-    def accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                # Out of fds (EMFILE/ENFILE): the socket stays readable, so stop
-                # watching it for a moment instead of spinning on accept().
-                log.warning(f"control socket: accept failed: {exc.strerror}; "
-                            f"pausing accepts for {ACCEPT_PAUSE:g}s")
-                self.loop.remove(self.sock.fileno())
-                self.loop.call_later(ACCEPT_PAUSE, self.resume_accepting)
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                log.warning(f"control socket: more than {MAX_CLIENTS} clients, refusing one")
-                conn.close()
-                continue
-            conn.setblocking(False)
-            client = Client(self, conn)
-            self.clients.add(client)
-            self.loop.add_reader(client.fd, client.readable)
-
-    def resume_accepting(self) -> None:
-        if self.sock.fileno() >= 0:
-            self.loop.add_reader(self.sock.fileno(), self.accept)
+    def add_client(self, conn: socket.socket) -> None:
+        client = Client(self, conn)
+        self.clients.add(client)
+        self.loop.add_reader(client.fd, client.readable)
 
     def dispatch(self, client: Client, line: bytes) -> None:
         try:
@@ -193,8 +171,7 @@ class Server:
     def close(self) -> None:
         for client in list(self.clients):
             client.close()
-        self.loop.remove(self.sock.fileno())
-        self.sock.close()
+        self.listener.close()
         try:
             os.unlink(self.path)
         except OSError:

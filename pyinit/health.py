@@ -19,12 +19,12 @@ import socket
 from typing import Callable
 
 from pyinit import log
+from pyinit.listener import Listener
 from pyinit.loop import EventLoop
 
 MAX_HEAD = 8192
 MAX_CLIENTS = 64
 CLIENT_TIMEOUT = 5.0  # a connection's whole life: request, reply and close
-ACCEPT_PAUSE = 0.5  # after accept() fails (out of fds), wait this long to retry
 BACKLOG = 16
 TEXT = "text/plain; charset=utf-8"
 _END = re.compile(rb"\r?\n\r?\n")
@@ -79,48 +79,19 @@ class HealthServer:
         self.status = status
         self.clients: set[_Client] = set()
         self.closed = False
-        self._refusing = False
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind((host, port))
-            self.sock.listen(BACKLOG)
-            self.sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(BACKLOG)
         except OSError:
-            self.sock.close()
+            sock.close()
             raise
-        bound_host, bound_port = self.sock.getsockname()[:2]
+        bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
-        self.fd = self.sock.fileno()
-        loop.add_reader(self.fd, self.accept)
-
-    def accept(self) -> None:
-        for _ in range(MAX_CLIENTS):  # then let the loop serve others
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                # Out of fds (EMFILE/ENFILE): the socket stays readable, so stop
-                # watching it for a moment instead of spinning on accept().
-                log.warning(f"health server: accept failed: {exc.strerror}; "
-                            f"pausing accepts for {ACCEPT_PAUSE:g}s")
-                self.loop.remove(self.fd)
-                self.loop.call_later(ACCEPT_PAUSE, self.resume_accepting)
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                if not self._refusing:
-                    log.warning(f"health server: more than {MAX_CLIENTS} clients, refusing")
-                self._refusing = True
-                conn.close()
-                continue
-            self._refusing = False
-            conn.setblocking(False)
-            self.clients.add(_Client(self, conn))
-
-    def resume_accepting(self) -> None:
-        if not self.closed:
-            self.loop.add_reader(self.fd, self.accept)
+        self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
+                                 lambda: len(self.clients),
+                                 lambda conn: self.clients.add(_Client(self, conn)))
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
@@ -145,8 +116,7 @@ class HealthServer:
         self.closed = True
         for client in list(self.clients):
             client.close()
-        self.loop.remove(self.fd)
-        self.sock.close()
+        self.listener.close()
 
 
 class _Client:

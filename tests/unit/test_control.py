@@ -255,8 +255,8 @@ def test_client_that_sends_nothing_is_timed_out(server, monkeypatch) -> None:
 
 
 def test_too_many_clients_are_refused_not_queued_forever(server, monkeypatch) -> None:
-    monkeypatch.setattr(control, "MAX_CLIENTS", 3)
     loop, srv, connect = server
+    monkeypatch.setattr(srv.listener, "limit", 3)
     peers = [connect() for _ in range(5)]
     until(loop, lambda: sum(p.eof for p in peers) == 2)
     assert len(srv.clients) == 3
@@ -392,7 +392,7 @@ def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(server, monke
             calls.append(1)
             raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(srv, "sock", OutOfFds(srv.sock))
+    monkeypatch.setattr(srv.listener, "sock", OutOfFds(srv.listener.sock))
     peer = connect(read=False)
     before = loop.wakeups
     loop.run_until(lambda: False, timeout=0.2)
