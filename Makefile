@@ -40,3 +40,14 @@ lint: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Output throughput: pyinit's prefix and file modes against svlogd and s6-log (about 2 min).
+# runit and s6 are installed with apt when missing (best effort; their rows are skipped otherwise).
+.PHONY: bench
+bench: $(VENV)/.installed
+	@if ! command -v svlogd >/dev/null || ! command -v s6-log >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q runit s6) >/dev/null 2>&1 \
+	      || echo "bench: could not install runit/s6: their rows will be skipped"; \
+	  else echo "bench: svlogd/s6-log missing: their rows will be skipped"; fi; fi
+	$(PY) bench/output_throughput.py
