@@ -75,7 +75,7 @@ class Capture:
                 for follow in list(self.followers):
                     follow(line)
         s = self.settings
-        now = time.time() if s.timestamps or s.fmt == "json" else None
+        now = time.time() if s.timestamps or (s.fmt == "json" and self.file is None) else None
         if self.file is not None:
             self.file.write(render_plain(block, now))
             return

@@ -37,7 +37,18 @@ class Splitter:
             block += b"\n".join(pieces) + b"\n"
             rest = rest[cut:]
         self.partial = rest
+        if len(block) > self.max_line + 1 and max(map(len, block.split(b"\n"))) > self.max_line:
+            block = self.cut(block)
         return block
+
+    def cut(self, block: bytes) -> bytes:
+        """The block with every line longer than max_line cut into max_line pieces."""
+        out = []
+        for line in block[:-1].split(b"\n"):
+            out.extend(line[i:i + self.max_line] for i in range(0, len(line), self.max_line))
+            if not line:
+                out.append(line)
+        return b"\n".join(out) + b"\n"
 
     def flush(self) -> bytes:
         """The held partial line as a block (at EOF or shutdown), or b""."""

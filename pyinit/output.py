@@ -37,9 +37,13 @@ class Sink:
         self.dropped: dict[str, int] = {}  # source -> bytes dropped, ever
         self.dropping: set[str] = set()
         self.waiting = False  # registered for writability
+        self.broken: Optional[str] = None  # the destination failed for good (EPIPE)
 
     def put(self, source: str, data: bytes) -> None:
         """Queue data (whole lines) from source, or drop and count it."""
+        if self.broken is not None:
+            self.dropped[source] = self.dropped.get(source, 0) + len(data)
+            return
         if self.pending.get(source, 0) + len(data) > self.limit:
             self.dropped[source] = self.dropped.get(source, 0) + len(data)
             if source not in self.dropping:
@@ -63,8 +67,9 @@ class Sink:
                 n = self.write(bytes(self.buffer[:CHUNK]))
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as exc:  # EPIPE: nobody will ever read; drop it all
-                self.discard(f"cannot write: {exc.strerror}")
+            except OSError as exc:  # EPIPE: nobody will ever read; drop it all from now on
+                self.broken = exc.strerror or str(exc)
+                self.discard(f"cannot write: {self.broken}; dropping service output to it")
                 return
             self.consume(n)
         self.set_waiting(bool(self.buffer))

@@ -78,8 +78,7 @@ class ControlRequests:
             oneshot=svc.config.oneshot,
             essential=svc.config.essential,
             log=None,
-            log_mode=svc.capture.settings.mode if svc.capture else
-            ("runit" if svc.log else "inherit"),
+            log_mode=self.log_mode(svc),
             dropped_bytes=svc.capture.dropped() if svc.capture else 0,
         )
         if svc.log is not None:
@@ -165,8 +164,10 @@ class ControlRequests:
         svc = found[0]
         capture = svc.capture
         if capture is None:
-            where = ("its own logger (log/run) has them" if svc.log else
-                     "it writes to the container's output directly (log mode inherit)")
+            mode = self.log_mode(svc)
+            where = {"runit": "its own logger (log/run) has them",
+                     "inherit": "it writes to the container's output directly (log mode "
+                     "inherit)"}.get(mode, f"it has not started yet (log mode {mode})")
             raise control.ProtocolError(f"pyinit keeps no lines of {svc.name}: {where}")
         follow = bool(req.get("follow"))
         client.streaming = follow
@@ -178,6 +179,14 @@ class ControlRequests:
 
             capture.followers.append(send)
             client.on_close.append(lambda: svc.capture and _discard(svc.capture.followers, send))
+
+    def log_mode(self, svc: Service) -> str:
+        if svc.capture is not None:
+            return svc.capture.settings.mode
+        settings = self.m.capture_settings(svc)
+        if settings is not None:
+            return settings.mode
+        return "runit" if svc.defn.has_log else "inherit"
 
     def status(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:

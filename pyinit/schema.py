@@ -142,9 +142,9 @@ def _umask(value: Any) -> int:
 def _size(value: Any) -> int:
     """Bytes: a number, or with a k, M or G suffix (powers of 1024)."""
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d{1,12})\s*([kKmMgG]?)[bB]?\s*", value)
+        match = re.fullmatch(r"\s*(\d{1,12})\s*([kKmMgGtT]?)[bB]?\s*", value)
         if match:
-            value = int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+            value = int(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " ")
     if isinstance(value, bool) or not isinstance(value, int) or not 4096 <= value <= 2**40:
         raise _Bad(f"must be a size from 4096 bytes to 1T, such as 10M, not {value!r}")
     return value

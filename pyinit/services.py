@@ -419,7 +419,8 @@ class ServiceManager:
             mode=mode, fmt=c.log_format or self.config.log_format,
             timestamps=self.config.log_timestamps if c.log_timestamps is None
             else c.log_timestamps,
-            directory=c.log_dir or os.path.join(LOG_ROOT, svc.name),
+            directory=os.path.join(svc.defn.path, c.log_dir) if c.log_dir
+            else os.path.join(LOG_ROOT, svc.name),
             max_size=c.log_max_size, max_files=c.log_max_files)
 
     def reconcile_capture(self, svc: Service) -> None:
@@ -443,8 +444,8 @@ class ServiceManager:
             if current is not None:  # `svctl logs` keeps its history and followers
                 svc.capture.ring, svc.capture.followers = current.ring, current.followers
         except OSError as exc:
-            log.error(f"cannot capture output ({exc.strerror}): it goes to pyinit's stdout",
-                      svc.name)
+            log.error(f"cannot capture output ({exc.strerror}): it goes to pyinit's "
+                      "stdout and stderr", svc.name)
 
     def spawn_check(self, svc: Service, argv: list[str],
                     done: Callable[[ExitStatus], None]) -> Optional[int]:
