@@ -15,7 +15,10 @@ def libc() -> Any:
     """The shared CDLL handle (errno kept for check())."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        try:  # glibc's soname; find_library("c") would fork ldconfig at every start
+            _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:  # musl and others
+            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
         _libc.prctl.restype = ctypes.c_int
     return _libc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Reaper:
         self._owners: dict[int, OnExit] = {}
         self.strays = 0
         self.has_children = True
+        self.on_stray: Optional[OnExit] = None  # called for each adopted orphan reaped
 
     def watch(self, pid: int, on_exit: OnExit) -> None:
         """Call on_exit(pid, status) when pid is reaped."""
@@ -73,6 +74,8 @@ class Reaper:
             owner = self._owners.pop(pid, None)
             if owner is None:
                 self.strays += 1
+                owner = self.on_stray
+            if owner is None:
                 continue
             try:
                 owner(pid, ExitStatus.decode(status))

@@ -11,7 +11,15 @@ from pyinit.config import UsageError, build_parser, parse, read_config_file
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
 
+PERSONALITIES = {"tini": "pyinit.cli.tini"}  # argv[0]'s basename -> its module
+
+
 def main(argv: list[str] | None = None) -> None:
+    if argv is None and os.path.basename(sys.argv[0]) in PERSONALITIES:
+        import importlib
+
+        importlib.import_module(PERSONALITIES[os.path.basename(sys.argv[0])]).main()
+        return
     # Block the signals pyinit handles before anything else, so one that arrives
     # while Python is still importing waits in the queue instead of killing us.
     from pyinit import signals

@@ -1,0 +1,158 @@
+"""pyinit as `tini`: tini 0.19's command line, environment, messages and exit codes.
+
+Used when pyinit is run under the name `tini` (a symlink). Parsing is pure
+(`parse`); the run is child_init's single-child loop.
+"""
+
+from __future__ import annotations
+
+import getopt
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+TINI_VERSION = "0.19.0"
+PREFIXES = {0: "FATAL", 1: "WARN ", 2: "INFO ", 3: "DEBUG", 4: "TRACE"}
+NOT_REAPING = (
+    "Tini is not running as PID 1 and isn't registered as a child subreaper.\n"
+    "Zombie processes will not be re-parented to Tini, so zombie reaping won't work.\n"
+    "To fix the problem, use the -s option or set the environment variable TINI_SUBREAPER "
+    "to register Tini as a child subreaper, or run Tini as PID 1."
+)
+USAGE = f"""tini (tini version {TINI_VERSION})
+Usage: tini [OPTIONS] PROGRAM -- [ARGS] | --version
+
+Execute a program under the supervision of a valid init process (tini)
+
+Command line options:
+
+  --version: Show version and exit.
+  -h: Show this help message and exit.
+  -s: Register as a process subreaper (requires Linux >= 3.4).
+  -p SIGNAL: Trigger SIGNAL when parent dies, e.g. "-p SIGKILL".
+  -v: Generate more verbose output. Repeat up to 3 times.
+  -w: Print a warning when processes are getting reaped.
+  -g: Send signals to the child's process group.
+  -e EXIT_CODE: Remap EXIT_CODE (from 0 to 255) to 0.
+  -l: Show license and exit.
+
+Environment variables:
+
+  TINI_SUBREAPER: Register as a process subreaper (requires Linux >= 3.4).
+  TINI_VERBOSITY: Set the verbosity level (default: 1).
+  TINI_KILL_PROCESS_GROUP: Send signals to the child's process group.
+
+"""
+LICENSE = "MIT License (tini's interface; implemented by pyinit, see its license)\n"
+
+
+class Exit(Exception):
+    """Stop with this code after printing `out` to stdout and `err` to stderr."""
+
+    def __init__(self, code: int, out: str = "", err: str = "") -> None:
+        super().__init__(code)
+        self.code, self.out, self.err = code, out, err
+
+
+@dataclass
+class TiniArgs:
+    argv: list[str]
+    subreaper: bool = False
+    pdeathsig: Optional[int] = None
+    verbosity: int = 1
+    warn_reaped: bool = False
+    group: bool = False
+    expect: set[int] = field(default_factory=set)
+
+
+def fatal(text: str) -> str:
+    return f"[FATAL tini ({os.getpid()})] {text}\n"
+
+
+def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> TiniArgs:
+    """tini's parse_args + parse_env; raises Exit for --version, -h, -l and errors.
+    prog is argv[0], which getopt's messages start with."""
+    if args == ["--version"]:
+        raise Exit(0, out=f"tini version {TINI_VERSION}\n")
+    scan = getopt.getopt if "POSIXLY_CORRECT" in environ else getopt.gnu_getopt
+    try:
+        opts, rest = scan(args, "p:hvwgle:s")
+    except getopt.GetoptError as exc:
+        opt = exc.opt if len(exc.opt) == 1 else "-"  # glibc: `--version x` is option '-'
+        what = (f"option requires an argument -- '{opt}'" if "requires" in exc.msg
+                else f"invalid option -- '{opt}'")
+        raise Exit(1, err=f"{prog}: {what}\n{USAGE}") from None
+    out = TiniArgs(argv=rest)
+    for opt, value in opts:
+        if opt == "-h":
+            raise Exit(0, out=USAGE)
+        if opt == "-l":
+            raise Exit(0, out=LICENSE)
+        if opt == "-s":
+            out.subreaper = True
+        elif opt == "-v":
+            out.verbosity += 1
+        elif opt == "-w":
+            out.warn_reaped = True
+        elif opt == "-g":
+            out.group = True
+        elif opt == "-p":
+            out.pdeathsig = _pdeathsig(value)
+        elif opt == "-e":
+            if not value.isdigit() or int(value) > 255:
+                raise Exit(1, err=fatal(f"Not a valid option for -e: {value}"))
+            out.expect.add(int(value))
+    if "TINI_SUBREAPER" in environ:
+        out.subreaper = True
+    if "TINI_KILL_PROCESS_GROUP" in environ:
+        out.group = True
+    if "TINI_VERBOSITY" in environ:
+        try:
+            out.verbosity = int(environ["TINI_VERBOSITY"])
+        except ValueError:
+            value = environ["TINI_VERBOSITY"]
+            raise Exit(1, err=fatal(f"Invalid TINI_VERBOSITY: {value}")) from None
+    if not out.argv:
+        raise Exit(1, err=USAGE)
+    return out
+
+
+def _pdeathsig(name: str) -> int:
+    """tini accepts exact names SIGHUP..SIGSYS only."""
+    allowed = {s.name: int(s) for s in signal.Signals
+               if s.name.startswith("SIG") and not s.name.startswith("SIG_")
+               and int(s) < int(signal.SIGRTMIN)}
+    if name not in allowed:
+        raise Exit(1, err=fatal(f"Not a valid option for -p: {name}"))
+    return allowed[name]
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    from pyinit import child_init, signals
+
+    inherited = signals.Inherited.capture()
+    signals.block(signals.handled())
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
+    except Exit as stop:
+        sys.stdout.write(stop.out)
+        sys.stderr.write(stop.err)
+        sys.stdout.flush()
+        os._exit(stop.code)
+    pid = os.getpid()
+
+    def say(level: int, text: str) -> None:
+        if level <= args.verbosity:  # as tini: fatal and warnings on stderr, the rest stdout
+            line = f"[{PREFIXES[level]} tini ({pid})] {text}\n"
+            try:
+                os.write(2 if level <= 1 else 1, line.encode("utf-8", "backslashreplace"))
+            except OSError:
+                pass
+
+    code = child_init.run(child_init.Options(
+        argv=args.argv, say=say, subreaper=args.subreaper, pdeathsig=args.pdeathsig,
+        group=args.group, warn_reaped=args.warn_reaped, expect=frozenset(args.expect),
+        not_reaping_warning=NOT_REAPING), inherited)
+    os._exit(code & 0xFF)

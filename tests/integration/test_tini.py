@@ -1,0 +1,180 @@
+"""pyinit as `tini` (a symlink named tini): flags, environment, messages and exit codes,
+compared with Debian's real tini side by side where it is installed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import can_unshare, wait_for
+
+REAL_TINI = shutil.which("tini")
+
+
+@pytest.fixture(scope="module")
+def tini(tmp_path_factory) -> str:
+    """pyinit's console script under the name tini."""
+    d = tmp_path_factory.mktemp("tini")
+    link = d / "tini"
+    link.symlink_to(Path(sys.executable).parent / "pyinit")
+    return str(link)
+
+
+def run(binary: str, args: list[str], env: dict[str, str] | None = None,
+        pid1: bool = False) -> tuple[int, str, str]:
+    prefix = ["unshare", "--pid", "--fork", "--mount-proc"] if pid1 else []
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TINI_")}
+    full_env.update(env or {})
+    r = subprocess.run(prefix + [binary, *args], capture_output=True, text=True, timeout=30,
+                       env=full_env)
+    return (r.returncode, normalize(r.stdout).replace(binary, "TINI"),
+            normalize(r.stderr).replace(binary, "TINI"))
+
+
+def normalize(text: str) -> str:
+    """Pids differ between runs: `tini (123)` -> `tini (N)`, `pid '45'` -> `pid 'N'`."""
+    text = re.sub(r"tini \(\d+\)", "tini (N)", text)
+    return re.sub(r"pid: '\d+'|pid '\d+'|pid=\d+", "pid=N", text)
+
+
+CASES = [
+    ["--version"],
+    ["-h"],
+    [],
+    ["-e", "300", "true"],
+    ["-e", "x", "true"],
+    ["-p", "FOO", "true"],
+    ["-p", "SIGRTMIN", "true"],
+    ["-x", "true"],
+    ["-e"],
+    ["-s", "--", "nosuchcommand-xyz"],
+    ["-s", "--", "/etc/passwd"],
+    ["-s", "--", "sh", "-c", "exit 3"],
+    ["-s", "-e", "3", "--", "sh", "-c", "exit 3"],
+    ["-s", "-e", "3", "-e", "4", "--", "sh", "-c", "exit 4"],
+    ["-s", "--", "sh", "-c", "kill -9 $$"],
+    ["-s", "-e", "137", "--", "sh", "-c", "kill -9 $$"],
+    ["-s", "-vvv", "--", "sh", "-c", "exit 5"],
+    ["-s", "sh", "-c", "exit 6"],
+    ["--version", "x"],
+    ["true"],
+]
+
+
+@pytest.mark.skipif(REAL_TINI is None, reason="Debian's tini is not installed")
+@pytest.mark.parametrize("args", CASES, ids=lambda a: " ".join(a) or "(none)")
+def test_same_exit_code_and_messages_as_real_tini(tini: str, args: list[str]) -> None:
+    assert REAL_TINI is not None
+    ours, theirs = run(tini, args), run(REAL_TINI, args)
+    if "-vvv" in args:  # tini's SIGCHLD count and its "No child to wait" line vary
+        drop = re.compile(r".*(Received SIGCHLD|No child to wait).*\n")
+        ours = (ours[0], drop.sub("", ours[1]), ours[2])
+        theirs = (theirs[0], drop.sub("", theirs[1]), theirs[2])
+    assert ours == theirs
+
+
+def test_every_exit_code_passes_through_and_e_maps_it_to_zero(tini: str) -> None:
+    """All 256 codes: as is without -e, and 0 with `-e CODE` (8 at a time)."""
+    env = {**os.environ, "TINI_SUBREAPER": ""}
+    procs = []
+    for code in range(256):
+        for expect in (False, True):
+            args = [tini] + (["-e", str(code)] if expect else []) + ["--", "sh", "-c",
+                                                                   f"exit {code}"]
+            procs.append((code, expect, subprocess.Popen(args, env=env)))
+        if len(procs) >= 16 or code == 255:
+            for c, e, p in procs:
+                assert p.wait(30) == (0 if e else c), (c, e)
+            procs.clear()
+
+
+def test_env_vars_count_when_empty_and_verbosity_overrides(tini: str) -> None:
+    rc, out, err = run(tini, ["--", "true"], {"TINI_SUBREAPER": ""})
+    assert (rc, err) == (0, "")  # subreaper: no "zombie reaping won't work" warning
+    rc, out, err = run(tini, ["-vvv", "--", "true"], {"TINI_SUBREAPER": "",
+                                                       "TINI_VERBOSITY": "0"})
+    assert (rc, out, err) == (0, "", "")
+    rc, out, _ = run(tini, ["--", "true"], {"TINI_SUBREAPER": "", "TINI_VERBOSITY": "2"})
+    assert "[INFO  tini (N)] Spawned child process 'true' with pid=N" in out
+
+
+def test_posixly_correct_stops_options_at_the_command(tini: str) -> None:
+    rc, _, err = run(tini, ["-s", "sh", "-c", "exit 4"])
+    assert rc == 1 and "invalid option -- 'c'" in err  # GNU permutation: -c is tini's
+    rc, _, err = run(tini, ["-s", "sh", "-c", "exit 4"], {"POSIXLY_CORRECT": "1"})
+    assert (rc, err) == (4, "")  # here -c belongs to sh
+    rc, _, _ = run(tini, ["-s", "true", "-e", "0"])
+    assert rc == 0
+
+
+@pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
+def test_as_pid1_warns_for_each_reaped_zombie_with_w(tini: str) -> None:
+    script = 'sh -c "sleep 0.1 &"; sleep 0.5'
+    rc, out, err = run(tini, ["-w", "--", "sh", "-c", script], pid1=True)
+    assert rc == 0
+    assert err == "[WARN  tini (N)] Reaped zombie process with pid=N\n"
+    rc, out, err = run(tini, ["--", "sh", "-c", script], pid1=True)
+    assert (rc, err) == (0, "")
+
+
+def test_signals_are_forwarded_to_the_child_or_its_group(tini: str, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    body = (f"trap 'echo child > {marks}/child; exit 7' USR1\n"
+            f"(trap 'echo grandchild > {marks}/grand; exit 0' USR1; "
+            f"touch {marks}/ready2; while :; do sleep 0.05; done) &\n"
+            f"touch {marks}/ready; while :; do sleep 0.05; done\n")
+    for group in (False, True):
+        for f in marks.iterdir():
+            f.unlink()
+        args = [tini, "-s"] + (["-g"] if group else []) + ["--", "sh", "-c", body]
+        proc = subprocess.Popen(args, start_new_session=True)
+        try:
+            wait_for(lambda: (marks / "ready").exists() and (marks / "ready2").exists(), 10,
+                     "the child's traps")
+            proc.send_signal(signal.SIGUSR1)
+            assert proc.wait(10) == 7
+            assert (marks / "child").read_text() == "child\n"
+            if group:
+                wait_for(lambda: (marks / "grand").exists(), 5, "the grandchild's trap")
+            else:  # only the child was signalled
+                assert not (marks / "grand").exists()
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def test_parent_death_signal_reaches_the_child(tini: str, tmp_path: Path) -> None:
+    """-p SIGTERM: when tini's parent dies tini gets SIGTERM and passes it on."""
+    out = tmp_path / "got"
+    parent = subprocess.Popen(
+        ["sh", "-c", f"{tini} -s -p SIGTERM -- sh -c "
+         f"\"trap 'echo term > {out}; exit 0' TERM; while :; do sleep 0.05; done\" & "
+         "echo $!; sleep 0.5"], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert parent.stdout is not None
+        tini_pid = int(parent.stdout.readline())
+        assert parent.wait(10) == 0  # the parent exits: the kernel sends tini SIGTERM
+        wait_for(lambda: out.exists(), 10, "the child to get SIGTERM")
+        wait_for(lambda: gone(tini_pid), 10, "tini to exit")
+    finally:
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
