@@ -11,7 +11,8 @@ from pyinit.config import UsageError, build_parser, parse, read_config_file
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
 
-PERSONALITIES = {"tini": "pyinit.cli.tini"}  # argv[0]'s basename -> its module
+# argv[0]'s basename -> the module that takes that tool's command line
+PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init"}
 
 
 def main(argv: list[str] | None = None) -> None:

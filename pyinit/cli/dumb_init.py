@@ -1,0 +1,219 @@
+"""pyinit as `dumb-init`: dumb-init 1.2.5's command line, environment, messages and exit codes.
+
+Used when pyinit is run under the name `dumb-init`. In the default setsid mode
+the child leads a new session with the controlling terminal, and every signal
+goes to its whole process group; TSTP, TTOU and TTIN are passed on as SIGSTOP
+and pyinit then stops itself, so job control works; SIGCONT resumes both.
+When the child exits, SIGTERM (through the rewrite map) goes to its group and
+pyinit exits at once with the child's code or 128+signal.
+"""
+
+from __future__ import annotations
+
+import getopt
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+VERSION = "dumb-init v1.2.5\n"
+HELP = """dumb-init v1.2.5
+Usage: {prog} [option] command [[arg] ...]
+
+dumb-init is a simple process supervisor that forwards signals to children.
+It is designed to run as PID1 in minimal container environments.
+
+Optional arguments:
+   -c, --single-child   Run in single-child mode.
+                        In this mode, signals are only proxied to the
+                        direct child and not any of its descendants.
+   -r, --rewrite s:r    Rewrite received signal s to new signal r before proxying.
+                        To ignore (not proxy) a signal, rewrite it to 0.
+                        This option can be specified multiple times.
+   -v, --verbose        Print debugging information to stderr.
+   -h, --help           Print this help message and exit.
+   -V, --version        Print the current version and exit.
+
+Full help is available online at https://github.com/Yelp/dumb-init
+"""
+SHORT_USAGE = "Usage: {prog} [option] program [args]\nTry {prog} --help for full usage.\n"
+REWRITE_USAGE = ("Usage: -r option takes <signum>:<signum>, where <signum> is between 1 and 31.\n"
+                 "This option can be specified multiple times.\nUse --help for full usage.\n")
+MAXSIG = 31
+TTY_SIGNALS = (signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN)
+
+
+class Exit(Exception):
+    def __init__(self, code: int, err: str = "") -> None:
+        super().__init__(code)
+        self.code, self.err = code, err
+
+
+@dataclass
+class DumbArgs:
+    argv: list[str]
+    setsid: bool = True
+    debug: bool = False
+    rewrite: dict[int, int] = field(default_factory=dict)
+
+
+def parse(args: list[str], environ: Mapping[str, str], prog: str = "dumb-init") -> DumbArgs:
+    """dumb-init's parse_command_line: options stop at the first non-option."""
+    try:
+        opts, rest = getopt.getopt(args, "+hvVcr:", ["help", "single-child", "rewrite=",
+                                                     "verbose", "version"])
+    except getopt.GetoptError as exc:
+        opt = exc.opt if len(exc.opt) == 1 else "-"
+        what = "option requires an argument" if "requires" in exc.msg else "invalid option"
+        raise Exit(1, f"{prog}: {what} -- '{opt}'\n") from None
+    out = DumbArgs(argv=rest)
+    for opt, value in opts:
+        if opt in ("-h", "--help"):
+            raise Exit(0, HELP.format(prog=prog))
+        if opt in ("-V", "--version"):
+            raise Exit(0, VERSION)
+        if opt in ("-v", "--verbose"):
+            out.debug = True
+        elif opt in ("-c", "--single-child"):
+            out.setsid = False
+        else:
+            source, target = _rewrite(value)
+            out.rewrite[source] = target
+    if environ.get("DUMB_INIT_DEBUG") == "1":
+        out.debug = True
+    if environ.get("DUMB_INIT_SETSID") == "0":
+        out.setsid = False
+    if not out.argv:
+        raise Exit(1, SHORT_USAGE.format(prog=prog))
+    if out.setsid:
+        for signum in TTY_SIGNALS:
+            out.rewrite.setdefault(int(signum), int(signal.SIGSTOP))
+    return out
+
+
+def _rewrite(value: str) -> tuple[int, int]:
+    source, sep, target = value.partition(":")
+    if not (sep and source.isdigit() and target.isdigit() and 1 <= int(source) <= MAXSIG
+            and 0 <= int(target) <= MAXSIG):
+        raise Exit(1, REWRITE_USAGE)
+    return int(source), int(target)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    from pyinit import signals
+
+    inherited = signals.Inherited.capture()
+    every = [s for s in range(1, MAXSIG + 1) if s not in (signal.SIGKILL, signal.SIGSTOP)]
+    signals.block(every)
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
+    except Exit as stop:
+        sys.stderr.write(stop.err)
+        sys.stderr.flush()
+        os._exit(stop.code)
+    os._exit(run(args, inherited, every) & 0xFF)
+
+
+def run(args: DumbArgs, inherited: object, every: list[int]) -> int:
+    import fcntl
+    import termios
+
+    from pyinit import signals, spawn
+    from pyinit.loop import EventLoop
+    from pyinit.reaper import ExitStatus, Reaper
+
+    def debug(text: str) -> None:
+        if args.debug:
+            _say(f"[dumb-init] {text}")
+
+    if os.environ.get("DUMB_INIT_DEBUG") == "1":
+        debug("Running in debug mode.")
+    ignore_once: set[int] = set()
+    if os.environ.get("DUMB_INIT_SETSID") == "0":
+        debug("Not running in setsid mode.")  # said for the variable only, as dumb-init does
+    if args.setsid:
+        try:
+            fcntl.ioctl(0, termios.TIOCNOTTY)
+        except OSError as exc:
+            debug(f"Unable to detach from controlling tty (errno={exc.errno} {exc.strerror}).")
+        else:
+            if os.getsid(0) == os.getpid():
+                debug("Detached from controlling tty, ignoring the first SIGHUP and SIGCONT "
+                      "we receive.")
+                ignore_once = {int(signal.SIGHUP), int(signal.SIGCONT)}
+            else:
+                debug("Detached from controlling tty, but was not session leader.")
+
+    def in_child() -> None:
+        if args.setsid:
+            try:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            except OSError as exc:
+                debug(f"Unable to attach to controlling tty (errno={exc.errno} "
+                      f"{exc.strerror}).")
+            debug("setsid complete.")
+
+    spec = spawn.Spec(args.argv, session=args.setsid, pre_exec=in_child)
+    try:
+        child = spawn.spawn(spec, inherited)  # type: ignore[arg-type]
+    except spawn.SpawnError as exc:
+        reason = "No such file or directory" if exc.exit_code == spawn.NOT_FOUND else (
+            "Permission denied")
+        _say(f"[dumb-init] {args.argv[0]}: {reason}")
+        return 2
+    debug(f"Child spawned with PID {child}.")
+    os.chdir("/")
+    loop, reaper, fd = EventLoop(), Reaper(), signals.SignalFd(every)
+    ended: list[int] = []
+
+    def forward(signum: int) -> None:
+        target = args.rewrite.get(signum, signum)
+        if target == 0:
+            debug(f"Not forwarding signal {signum} to children (ignored).")
+            return
+        try:
+            os.kill(-child if args.setsid else child, target)
+        except (ProcessLookupError, PermissionError):
+            pass
+        debug(f"Forwarded signal {target} to children.")
+
+    def on_exit(pid: int, status: ExitStatus) -> None:
+        if status.signal is None:
+            debug(f"A child with PID {pid} exited with exit status {status.code}.")
+        else:
+            debug(f"A child with PID {pid} was terminated by signal {status.signal}.")
+        if pid == child:
+            forward(int(signal.SIGTERM))
+            debug(f"Child exited with status {status.shell_code}. Goodbye.")
+            ended.append(status.shell_code)
+
+    def on_signals() -> None:
+        for got in fd.read():
+            signum = got.signum
+            debug(f"Received signal {signum}.")
+            if signum in ignore_once:
+                debug(f"Ignoring tty hand-off signal {signum}.")
+                ignore_once.discard(signum)
+            elif signum == signal.SIGCHLD:
+                reaper.reap()
+            else:
+                forward(signum)
+                if signum in TTY_SIGNALS:
+                    debug("Suspending self due to TTY signal.")
+                    os.kill(os.getpid(), signal.SIGSTOP)
+            if ended:
+                return
+
+    reaper.watch(child, on_exit)
+    reaper.on_stray = on_exit
+    loop.add_reader(fd.fd, on_signals)
+    loop.run_until(lambda: bool(ended))
+    return ended[0]
+
+
+def _say(line: str) -> None:
+    try:
+        os.write(2, (line + "\n").encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
