@@ -291,6 +291,8 @@ class Init:
             return self.main_status.shell_code
         if self.config.command and self.stop_signal is not None:
             return 128 + self.stop_signal  # stopped before the main command could start
+        if self.stop_signal is not None and self.config.signalled_exit_code is not None:
+            return self.config.signalled_exit_code  # my_init: "Init system aborted." (2)
         return 0
 
     # --- helpers ---------------------------------------------------------------

@@ -72,6 +72,7 @@ class Config:
     services_ready_timeout: float | None = None
     health_listen: str | None = None
     service_defaults: dict = field(default_factory=dict)  # pyinit.yaml's `defaults`
+    signalled_exit_code: int | None = None  # no main command, stopped by a signal (my_init: 2)
     log_mode: str = "inherit"  # services without log/run or a `log: mode`
     log_format: str = "text"  # prefix mode: text (NAME | line) or json
     log_timestamps: bool = False

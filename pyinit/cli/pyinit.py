@@ -12,10 +12,13 @@ SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
 
 # argv[0]'s basename -> the module that takes that tool's command line
-PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init"}
+PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
+                 "my_init": "pyinit.cli.my_init"}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
+         notes: list[str] | None = None) -> None:
+    """Run pyinit (or, by argv[0]'s name, a personality); never returns."""
     if argv is None and os.path.basename(sys.argv[0]) in PERSONALITIES:
         import importlib
 
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"pyinit: error: {exc}\n")
         sys.exit(2)
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
+    config.signalled_exit_code = signalled_exit_code
+    for note in notes or []:
+        log.warning(note)
 
     from pyinit.boot import Init
 
