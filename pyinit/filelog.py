@@ -51,24 +51,38 @@ class FileLog:
 
     def write(self, data: bytes) -> None:
         """Append whole lines; rotate first if they would not fit."""
+        start = -1
         try:
             if self.fd is None:
                 self.open()
             if self.size and self.size + len(data) > self.max_size:
                 self.rotate()
             assert self.fd is not None
+            start = self.size
             view = memoryview(data)
             while view:
                 n = os.write(self.fd, view)
                 view = view[n:]
                 self.size += n
         except OSError as exc:
+            if start >= 0:
+                self.undo_partial(start)
             self.failed(exc, len(data))
             return
         if self.failing is not None:
             log.info(f"writing {self.directory} again ({self.dropped} bytes dropped so far)",
                      self.source)
             self.failing = None
+
+    def undo_partial(self, start: int) -> None:
+        """A write cut short (disk full): cut `current` back to the last whole line,
+        so the next line is not glued to half of this one."""
+        if self.fd is not None and self.size > start:
+            try:
+                os.ftruncate(self.fd, start)
+                self.size = start
+            except OSError:
+                pass
 
     def failed(self, exc: OSError, lost: int) -> None:
         self.dropped += lost

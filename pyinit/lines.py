@@ -32,7 +32,7 @@ class Splitter:
         last = buf.rfind(b"\n")
         block, rest = (buf[: last + 1], buf[last + 1:]) if last >= 0 else (b"", buf)
         if len(rest) > self.max_line:
-            cut = len(rest) - len(rest) % self.max_line
+            cut = len(rest) - (len(rest) % self.max_line or self.max_line)  # keep a piece
             pieces = [rest[i:i + self.max_line] for i in range(0, cut, self.max_line)]
             block += b"\n".join(pieces) + b"\n"
             rest = rest[cut:]

@@ -44,7 +44,8 @@ class Sink:
         if self.broken is not None:
             self.dropped[source] = self.dropped.get(source, 0) + len(data)
             return
-        if self.pending.get(source, 0) + len(data) > self.limit:
+        waiting = self.pending.get(source, 0)
+        if waiting and waiting + len(data) > self.limit:  # one block always gets a chance
             self.dropped[source] = self.dropped.get(source, 0) + len(data)
             if source not in self.dropping:
                 self.dropping.add(source)

@@ -1,0 +1,213 @@
+"""filelog.FileLog: a service's lines in an svlogd-style directory."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pyinit import filelog, log
+from pyinit.filelog import FileLog, tai64n
+
+DONE = re.compile(r"@[0-9a-f]{24}\.s")
+
+
+@pytest.fixture(autouse=True)
+def plain_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log, "_write", None)
+    monkeypatch.setattr(log, "verbosity", log.INFO)
+    monkeypatch.setattr(log, "prog", "pyinit")
+    monkeypatch.setattr(log, "json_lines", False)
+
+
+@pytest.fixture
+def flog(tmp_path: Path):
+    logs: list[FileLog] = []
+
+    def make(max_size: int = 1_000_000, max_files: int = 10, sub: str = "web") -> FileLog:
+        f = FileLog(str(tmp_path / sub), "web", max_size, max_files)
+        logs.append(f)
+        return f
+
+    yield make
+    for f in logs:
+        f.close()
+
+
+def finished(d: Path) -> list[str]:
+    names = sorted(n for n in os.listdir(d) if n != "current")
+    assert all(DONE.fullmatch(n) for n in names), names
+    return names
+
+
+def line(i: int) -> bytes:
+    return b"line %05d\n" % i  # 11 bytes
+
+
+def test_tai64n_labels_sort_by_time() -> None:
+    assert tai64n(0.0) == "@400000000000002500000000"
+    assert tai64n(1.5) < tai64n(2.25) < tai64n(1_700_000_000.0)
+    assert DONE.fullmatch(tai64n(1_700_000_000.123) + ".s")
+
+
+def test_write_creates_dir_and_appends(flog, tmp_path: Path) -> None:
+    f = flog()
+    f.write(b"one\n")
+    f.write(b"two\n")
+    assert (tmp_path / "web" / "current").read_bytes() == b"one\ntwo\n"
+    f.close()
+    f2 = flog()
+    f2.write(b"three\n")  # a new FileLog appends and knows the size
+    assert (tmp_path / "web" / "current").read_bytes() == b"one\ntwo\nthree\n"
+    assert f2.size == 14
+
+
+def test_rotation_by_size_keeps_max_files(flog, tmp_path: Path) -> None:
+    f = flog(max_size=100, max_files=3)
+    for i in range(100):
+        f.write(line(i))
+    d = tmp_path / "web"
+    done = finished(d)
+    assert len(done) == 3
+    for name in done:
+        assert 0 < (d / name).stat().st_size <= 100
+    assert (d / "current").stat().st_size <= 100
+    kept = b"".join((d / n).read_bytes() for n in done) + (d / "current").read_bytes()
+    # nothing lost or reordered in what is kept: the newest lines, contiguous
+    assert kept == b"".join(line(i) for i in range(100 - len(kept) // 11, 100))
+    assert f.dropped == 0
+
+
+def test_a_block_larger_than_max_size_is_still_written(flog, tmp_path: Path) -> None:
+    f = flog(max_size=20, max_files=2)
+    f.write(b"x" * 50 + b"\n")
+    f.write(b"y\n")
+    d = tmp_path / "web"
+    assert (d / "current").read_bytes() == b"y\n"
+    assert [(d / n).read_bytes() for n in finished(d)] == [b"x" * 50 + b"\n"]
+
+
+def test_rotate_starts_a_new_current(flog, tmp_path: Path) -> None:
+    f = flog()
+    f.rotate()  # nothing written yet: no empty finished file
+    assert finished(tmp_path / "web") == []
+    f.write(b"before\n")
+    f.rotate()
+    f.write(b"after\n")
+    d = tmp_path / "web"
+    done = finished(d)
+    assert [(d / n).read_bytes() for n in done] == [b"before\n"]
+    assert (d / "current").read_bytes() == b"after\n"
+    f.rotate()
+    f.rotate()  # current is empty now: nothing to finish
+    assert len(finished(d)) == 2
+
+
+def test_tail(flog) -> None:
+    f = flog()
+    assert f.tail(5) == []  # no current yet
+    for i in range(20):
+        f.write(line(i))
+    assert f.tail(3) == [b"line 00017", b"line 00018", b"line 00019"]
+    assert f.tail(0) == []
+    assert len(f.tail(100)) == 20
+    # reading only the last 30 bytes: the cut first line is left out
+    assert f.tail(100, limit=30) == [b"line 00018", b"line 00019"]
+
+
+def test_disk_full_drops_counts_warns_once_and_resumes(flog, tmp_path: Path, capfd,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    f = flog()
+    f.write(b"first\n")
+    real_write = os.write
+    full = True
+
+    def write(fd: int, data) -> int:
+        if full and fd == f.fd:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(filelog.os, "write", write)
+    capfd.readouterr()
+    f.write(b"lost 1\n")
+    f.write(b"lost 22\n")
+    assert f.dropped == 15
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"pyinit: warning: [web] cannot write {tmp_path / 'web'}: No space left on "
+                   "device; dropping lines until it works again"]
+    full = False
+    f.write(b"back\n")
+    f.write(b"more\n")
+    assert (tmp_path / "web" / "current").read_bytes() == b"first\nback\nmore\n"
+    assert f.dropped == 15 and f.failing is None
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"pyinit: info: [web] writing {tmp_path / 'web'} again (15 bytes dropped "
+                   "so far)"]
+
+
+def test_directory_removed_is_recreated(flog, tmp_path: Path, capfd) -> None:
+    f = flog()
+    f.write(b"a\n")
+    d = tmp_path / "web"
+    (d / "current").unlink()
+    d.rmdir()
+    f.write(b"b\n")  # the open fd still works: written to the unlinked file
+    f.close()
+    f.write(b"c\n")
+    assert (d / "current").read_bytes() == b"c\n"
+    assert f.dropped == 0 and capfd.readouterr().err == ""
+
+
+def test_unwritable_place_is_counted_and_retried(flog, tmp_path: Path, capfd) -> None:
+    (tmp_path / "blocker").write_text("a file where the directory should be")
+    f = FileLog(str(tmp_path / "blocker" / "web"), "web")
+    f.write(b"a\n")
+    f.write(b"bb\n")
+    assert f.dropped == 5 and f.fd is None
+    assert capfd.readouterr().err.count("cannot write") == 1
+    (tmp_path / "blocker").unlink()
+    (tmp_path / "blocker").mkdir()
+    f.write(b"ccc\n")
+    f.close()
+    assert (tmp_path / "blocker" / "web" / "current").read_bytes() == b"ccc\n"
+
+
+@pytest.mark.timeout(10)
+def test_fifo_at_current_does_not_block(flog, tmp_path: Path, capfd) -> None:
+    d = tmp_path / "web"
+    d.mkdir()
+    os.mkfifo(d / "current")
+    f = flog()
+    f.write(b"nobody reads this\n")  # open(O_NONBLOCK) of a FIFO without reader: ENXIO
+    assert f.dropped == 18 and f.fd is None
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 1 and "cannot write" in err[0], err
+    assert f.tail(5) == []  # not a regular file: nothing to read, and no hang
+
+
+def test_short_write_at_disk_full_leaves_no_glued_line(flog, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    f = flog()
+    f.write(b"first\n")
+    real_write = os.write
+    room = [3]  # the disk takes 3 more bytes, then is full
+
+    def write(fd: int, data) -> int:
+        if fd != f.fd or room[0] is None:
+            return real_write(fd, data)
+        if room[0] == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real_write(fd, bytes(data[: room[0]]))
+        room[0] -= n
+        return n
+
+    monkeypatch.setattr(filelog.os, "write", write)
+    f.write(b"lost line\n")
+    assert f.dropped > 0
+    room[0] = None  # space again
+    f.write(b"back\n")
+    lines = (tmp_path / "web" / "current").read_bytes().split(b"\n")
+    assert lines[0] == b"first" and b"back" in lines, lines
