@@ -163,3 +163,64 @@ def test_terminal_hand_off_matches_real_dumb_init(ours: str) -> None:
     assert code_ours == code_real == 5
     assert "child-has-tty" in text_ours
     assert sorted(text_ours.splitlines()) == sorted(text_real.splitlines())
+
+
+class Terminal:
+    """An interactive `sh -i` on a new pseudo-terminal, typed at like a user would."""
+
+    def __init__(self) -> None:
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:  # pragma: no cover - the child
+            try:
+                os.execvp("sh", ["sh", "-i"])
+            finally:
+                os._exit(127)
+
+    def read_until(self, token: bytes, timeout: float = 10.0) -> bytes:
+        buf, deadline = b"", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    buf += os.read(self.master, 4096)
+                except OSError:
+                    break
+                if token in buf:
+                    return buf
+        raise AssertionError(f"timed out waiting for {token!r}; got {buf!r}")
+
+    def type(self, text: bytes) -> None:
+        os.write(self.master, text)
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.master)
+
+
+@pytest.mark.parametrize("which", ["ours", "real"])
+def test_job_control_in_an_interactive_shell(ours: str, which: str) -> None:
+    """Ctrl-Z stops the job (dumb-init and its child), `fg` resumes it, Ctrl-C ends it
+    with 130, as with Debian's dumb-init."""
+    binary = ours if which == "ours" else REAL
+    if binary is None:
+        pytest.skip("Debian's dumb-init is not installed")
+    term = Terminal()
+    try:
+        prompt = term.read_until(b"# " if os.geteuid() == 0 else b"$ ")[-2:]
+        term.type(f"{binary} sh -c 'echo R$((1+1))UN; while :; do sleep 0.05; done'\n"
+                  .encode())
+        term.read_until(b"R2UN")
+        term.type(b"\x1a")
+        assert b"Stopped" in term.read_until(prompt)
+        term.type(b"fg\n")
+        term.read_until(b"done")  # the shell echoes the resumed job's command line
+        term.type(b"\x03")
+        term.read_until(prompt)
+        term.type(b"echo rc=$?\n")
+        term.read_until(b"rc=130")  # SIGINT through dumb-init to the job: 128+2
+    finally:
+        term.close()
