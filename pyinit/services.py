@@ -23,6 +23,7 @@ from pyinit.reaper import ExitStatus
 from pyinit.requests import ControlRequests
 from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
+from pyinit.supervise_dir import SuperviseDirs
 from pyinit.supervisor import (
     ClosePipe,
     Machine,
@@ -100,6 +101,7 @@ class ServiceManager:
         self._gating = False
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
         self.sinks: Optional[dict[str, Any]] = None  # the container's stdout/stderr (output.py)
+        self.supervise = SuperviseDirs(self)  # runit's supervise/ dirs (sv, runsvstat)
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -137,6 +139,7 @@ class ServiceManager:
             log.warning("services still running at the end of the shutdown budget")
         self.flush_output()
         self.requests.close()
+        self.supervise.close_all()
         if self.notify is not None:
             self.notify.close()
 
@@ -265,6 +268,7 @@ class ServiceManager:
             log.error(f"cannot supervise: {defn.error}", defn.name)
             svc.run.machine.since = now
             svc.run.machine.hold()
+            self.supervise.update(svc.run)
             return
         log.debug(f"supervising {defn.path}", defn.name)
         if defn.has_log and not self.add_logger(svc, now):
@@ -295,6 +299,7 @@ class ServiceManager:
             log.error(f"{defn.error}: not restarted until fixed", defn.name)
             svc.run.machine.hold()
             self.arm(svc.run)
+        self.supervise.update(svc.run)
         if defn.error:
             return
         if defn.has_log and svc.log is None and not self.add_logger(svc, now):
@@ -316,6 +321,7 @@ class ServiceManager:
             return
         if self.services.get(svc.name) is svc:
             del self.services[svc.name]
+        self.supervise.close(svc)
         self.close_pipe(svc)
         if svc.capture is not None:
             svc.capture.drain()
@@ -350,6 +356,7 @@ class ServiceManager:
                 self.send_signal(slot, action)
             elif isinstance(action, ClosePipe):
                 self.close_write_end(slot.service)
+        self.supervise.update(slot)
         self.arm(slot)
         if slot is slot.service.run:
             self.check_outcome(slot.service)
