@@ -3,10 +3,12 @@
 `current` is appended to; when the next line would take it past max_size it is
 renamed to `@TAI64N.s` (svlogd's name for a finished file) and a new `current`
 starts; only the newest max_files finished files are kept. `rotate()` also
-runs on `svctl hup NAME`. Writes only append (no seek, so never "Illegal
-seek"), and every open is non-blocking, so a FIFO in the way cannot hang PID 1. A failed write
-(disk full, directory gone) drops the line and counts it, warns once, and is
-retried with the next line, so logging resumes when space returns.
+runs on `svctl hup NAME/log` and SIGHUP. Writes only append (no seek, so never
+"Illegal seek"), and every open is non-blocking, so a FIFO in the way cannot
+hang PID 1. A failed write (disk full, directory gone) drops the lines, counts
+them and warns once; the next lines try again (after a full disk, only once
+RESUME_FREE bytes are free, so a nearly full disk does not flap between failing
+and working). A write cut short is truncated back to the last whole line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Optional
 
 from pyinit import log
 
+RESUME_FREE = 16 * 1024  # after "disk full", wait for this much free space before writing
 TAI_OFFSET = 2**62 + 37  # TAI64 label of the Unix epoch, plus TAI-UTC leap seconds
 
 
@@ -38,6 +41,7 @@ class FileLog:
         self.size = 0
         self.dropped = 0
         self.failing: Optional[str] = None
+        self.full = False  # the last failure was a full disk or quota
 
     @property
     def current(self) -> str:
@@ -51,6 +55,9 @@ class FileLog:
 
     def write(self, data: bytes) -> None:
         """Append whole lines; rotate first if they would not fit."""
+        if self.full and not self.has_room():
+            self.dropped += len(data)  # no write until there is room: no flapping warnings
+            return
         start = -1
         try:
             if self.fd is None:
@@ -69,6 +76,7 @@ class FileLog:
                 self.undo_partial(start)
             self.failed(exc, len(data))
             return
+        self.full = False
         if self.failing is not None:
             log.info(f"writing {self.directory} again ({self.dropped} bytes dropped so far)",
                      self.source)
@@ -84,8 +92,16 @@ class FileLog:
             except OSError:
                 pass
 
+    def has_room(self) -> bool:
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return True  # let the write say what is wrong
+        return st.f_bavail * st.f_frsize >= RESUME_FREE
+
     def failed(self, exc: OSError, lost: int) -> None:
         self.dropped += lost
+        self.full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             self.close()  # reopen (e.g. the directory was recreated) on the next line
         if self.failing is None:
