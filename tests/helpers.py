@@ -142,6 +142,26 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session sid (a test's start_new_session=True child and
+    everything it started, whatever process groups they moved to)."""
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError):
+            if pid != os.getpid() and os.getsid(pid) == sid:
+                os.kill(pid, signal.SIGKILL)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL pid and all its descendants (whatever session or group they are in),
+    then whatever is left of its session."""
+    with contextlib.suppress(psutil.Error):
+        procs = psutil.Process(pid).children(recursive=True)
+        for p in [psutil.Process(pid), *procs]:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+    kill_session(pid)
+
+
 def tagged_processes(tag: str) -> list[psutil.Process]:
     """Processes whose command line holds tag (tests mark what they start with it)."""
     out = []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import wait_for
+from helpers import kill_tree, wait_for
 
 REAL = shutil.which("dumb-init")
 needs_real = pytest.mark.skipif(REAL is None, reason="Debian's dumb-init is not installed")
@@ -90,15 +90,7 @@ def test_tstp_stops_the_child_and_itself_and_cont_resumes_both(ours: str, tmp_pa
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 128 + signal.SIGTERM
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if setsid:
-            try:
-                os.killpg(child, signal.SIGKILL)
-            except (ProcessLookupError, UnboundLocalError):
-                pass
+        kill_tree(proc.pid)
         proc.wait()
 
 
@@ -116,10 +108,7 @@ def test_rewrite_and_ignore(ours: str, tmp_path: Path) -> None:
         assert proc.wait(10) == 9
         assert got.read_text() == "usr2\n"
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(proc.pid)
         proc.wait()
 
 
@@ -193,10 +182,7 @@ class Terminal:
         os.write(self.master, text)
 
     def close(self) -> None:
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(self.pid)
         os.waitpid(self.pid, 0)
         os.close(self.master)
 

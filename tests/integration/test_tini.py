@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import can_unshare, wait_for
+from helpers import can_unshare, kill_tree, wait_for
 
 REAL_TINI = shutil.which("tini")
 
@@ -146,10 +146,7 @@ def test_signals_are_forwarded_to_the_child_or_its_group(tini: str, tmp_path: Pa
             else:  # only the child was signalled
                 assert not (marks / "grand").exists()
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_tree(proc.pid)  # the grandchild too, in the child's process group
             proc.wait()
 
 
@@ -167,10 +164,8 @@ def test_parent_death_signal_reaches_the_child(tini: str, tmp_path: Path) -> Non
         wait_for(lambda: out.exists(), 10, "the child to get SIGTERM")
         wait_for(lambda: gone(tini_pid), 10, "tini to exit")
     finally:
-        try:
-            os.killpg(parent.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(parent.pid)
+        parent.wait()
 
 
 def gone(pid: int) -> bool:
