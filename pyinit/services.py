@@ -175,9 +175,10 @@ class ServiceManager:
                    for svc in self.services.values())
 
     def all_ready(self) -> bool:
-        """Every service that should be up is up and ready (/readyz)."""
-        return all(svc.run.machine.ready or svc.run.machine.want == "d" and not svc.defn.error
-                   and not svc.run.machine.failed for svc in self.services.values())
+        """/readyz: every service passes what `svctl check` asks (svstatus.healthy)."""
+        from pyinit.svstatus import healthy
+
+        return all(healthy(self.requests.service_record(svc)) for svc in self.services.values())
 
     # --- scanning --------------------------------------------------------------
     def watch_dirs(self) -> None:
@@ -588,10 +589,9 @@ class ServiceManager:
             return False
         failed = deps.failed_requirement(name, self.graph, views)
         if failed is not None:
-            machine.failed = f"requires {failed}, which failed"
-            machine.outcome = "failed"
             log.error(f"stopped: it requires {failed}, which failed", name)
-            self.apply(svc.run, machine.command("d", self.loop.clock()))
+            self.apply(svc.run, machine.fail(f"requires {failed}, which failed",
+                                             self.loop.clock()))
             return True
         svc.waiting_for = deps.blockers(name, self.graph, views)
         machine.gated = bool(svc.waiting_for)

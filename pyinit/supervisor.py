@@ -209,6 +209,12 @@ class Machine:
         self.unhealthy = reason
         return self._stop(now)
 
+    def fail(self, reason: str, now: float) -> list[Action]:
+        """Failed for good from outside (a `requires` target failed): stop, stay down
+        until `svctl up`."""
+        self.failed, self.outcome = reason, "failed"
+        return self.command("d", now)
+
     def hold(self) -> None:
         """Do not start or restart (the service dir became unusable); a running
         process is left alone until it exits."""

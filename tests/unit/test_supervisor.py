@@ -987,3 +987,15 @@ def test_stop_and_kill_group_choose_group_signals(stop_group: bool, kill_group: 
 def test_signal_letters_ignore_stop_group() -> None:
     m = running(pid=1, stop_group=True)
     assert m.command("t", 1.0) == [Signal(signal.SIGTERM, group=False)]
+
+
+def test_fail_from_outside_stops_and_stays_down_until_up() -> None:
+    m = Machine()
+    assert m.boot(0.0, True) == [Start()]
+    m.spawned(10, 0.0)
+    actions = m.fail("requires db, which failed", 1.0)
+    assert Signal(signal.SIGTERM, group=False) in actions
+    assert (m.want, m.outcome, m.failed) == ("d", "failed", "requires db, which failed")
+    assert m.exited(ExitStatus(signal=signal.SIGTERM), 1.5) == []
+    m.command("u", 2.0)
+    assert (m.outcome, m.failed, m.state) == (None, None, "run")
