@@ -8,7 +8,6 @@ Set PYINIT_PRCTL=ctypes to force ctypes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import struct
 
 from pyinit import prctl

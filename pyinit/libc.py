@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Any
 
@@ -18,7 +17,9 @@ def libc() -> Any:
         try:  # glibc's soname; find_library("c") would fork ldconfig at every start
             _libc = ctypes.CDLL("libc.so.6", use_errno=True)
         except OSError:  # musl and others
-            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            from ctypes.util import find_library
+
+            _libc = ctypes.CDLL(find_library("c"), use_errno=True)
         _libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
         _libc.prctl.restype = ctypes.c_int
     return _libc

@@ -7,7 +7,6 @@ Set PYINIT_PRCTL=ctypes to force the ctypes path (the tests run both).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from typing import Any

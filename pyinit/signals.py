@@ -9,7 +9,6 @@ pyinit's own write caused is not mistaken for one to forward.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import struct
