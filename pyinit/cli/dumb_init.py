@@ -15,7 +15,10 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
+
+if TYPE_CHECKING:
+    from pyinit.signals import Inherited
 
 VERSION = "dumb-init v1.2.5\n"
 HELP = """dumb-init v1.2.5
@@ -115,7 +118,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     os._exit(run(args, inherited, every) & 0xFF)
 
 
-def run(args: DumbArgs, inherited: object, every: list[int]) -> int:
+def run(args: DumbArgs, inherited: Inherited, every: list[int]) -> int:
     import fcntl
     import termios
 
@@ -156,7 +159,7 @@ def run(args: DumbArgs, inherited: object, every: list[int]) -> int:
 
     spec = spawn.Spec(args.argv, session=args.setsid, pre_exec=in_child)
     try:
-        child = spawn.spawn(spec, inherited)  # type: ignore[arg-type]
+        child = spawn.spawn(spec, inherited)
     except spawn.SpawnError as exc:
         reason = "No such file or directory" if exc.exit_code == spawn.NOT_FOUND else (
             "Permission denied")
