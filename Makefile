@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test unit integration lint prctl-extra clean
+.PHONY: demo test unit integration lint prctl-extra test-deps dist deb clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,18 @@ prctl-extra: $(VENV)/.test-installed
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
-test: prctl-extra
+# What the tests compare against or run in, installed when root with apt (skipped,
+# with the reason, otherwise): Debian's tini, dumb-init and runit for the drop-in
+# comparisons, and iptables so podman's default (bridge) network works.
+TEST_PACKAGES := tini dumb-init runit iptables
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing for the tests"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing) >/dev/null 2>&1 \
+	    || echo "could not install$$missing: the tests that need them will be skipped"; fi
+
+test: prctl-extra test-deps
 	$(VENV)/bin/ruff check pyinit tests examples
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
@@ -37,6 +48,13 @@ unit: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check pyinit tests examples
 	$(VENV)/bin/ruff format --check pyinit tests examples
+
+# Wheel and sdist (pure Python) in dist/, then the Debian package beside them.
+dist: $(VENV)/.test-installed
+	$(PY) -m build --outdir dist .
+
+deb:
+	packaging/debian/build-deb.sh dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
