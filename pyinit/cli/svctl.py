@@ -189,15 +189,25 @@ def _seconds(text: str, what: str) -> float:
 
 
 # --- talking to pyinit -----------------------------------------------------------
-def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0) -> dict[str, Any]:
+def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
+        patience: float = 0.0) -> dict[str, Any]:
+    """One request. With patience (a waiting command's -w), a socket that is not there
+    yet (pyinit still booting, e.g. right after `podman start`) is retried until then."""
     from pyinit.protocol import SOCKET_NAME, request
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
-    try:
-        reply = request(path, payload, timeout)
-    except (OSError, ConnectionError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            reply = request(path, payload, timeout)
+            break
+        except (OSError, ConnectionError, ValueError) as exc:
+            booting = isinstance(exc, (FileNotFoundError, ConnectionRefusedError))
+            if booting and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
     if not reply.get("ok"):
         raise Unreachable(f"pyinit refused: {reply.get('error', 'no reason given')}")
     return reply
@@ -242,7 +252,8 @@ def cmd_control(args: Args) -> int:
     }
     if waiting:
         payload["wait"] = args.wait
-    reply = ask(args, payload, timeout=(args.wait + 10) if waiting else 10)
+    reply = ask(args, payload, timeout=(args.wait + 10) if waiting else 10,
+                patience=args.wait if waiting else 0.0)
     rc = 0
     for res in reply["results"]:
         if not res.get("ok"):

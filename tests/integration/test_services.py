@@ -1183,3 +1183,29 @@ def test_run_removed_and_restored_while_running_keeps_one_process(box, tmp_path:
     assert rec["pid"] == pid and rec["want"] == "u"
     assert len(b.by_cmd("app")) == 1
     b.stop()
+
+
+def test_waiting_svctl_waits_for_pyinit_to_boot(pyinit_run, tmp_path: Path, tag: str):
+    """`svctl -w N check` started before pyinit (right after `podman start`) waits for
+    the control socket within N seconds; without -w it fails at once (exit 100)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYINIT_RUN_DIR", None)
+    argv = [sys.executable, "-c", SVCTL_CODE, "--run-dir", str(tmp_path / "run")]
+    r = subprocess.run([*argv, "status"], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 100 and "No such file or directory" in r.stderr
+    r = subprocess.run([*argv, "-w", "0.3", "check"], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 100 and "No such file or directory" in r.stderr
+    waiter = subprocess.Popen([*argv, "-w", "30", "check"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        service(tmp_path, tag, "web")
+        b = Box(pyinit_run(), tmp_path, tag, tmp_path / "run")
+        out, err = waiter.communicate(timeout=40)
+        assert waiter.returncode == 0, out + err
+        assert out.startswith("ok: run: web: (pid "), out
+        b.stop()
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
