@@ -35,9 +35,9 @@ def test_multi_service(containers: Containers, multi_service: str):
     for svc in ("app", "cron", "nginx"):
         assert re.search(rf"^run: {svc}: \(pid \d+\)", status, re.M), status
     # through nginx to the app, which serves the first-boot instance id
-    first = json.loads(fetch(name, "http://127.0.0.1/"))
+    first = json.loads(fetch(name, "http://127.0.0.1:8080/"))
     assert re.fullmatch(r"[0-9a-f-]{36}", first["instance"]) and first["visits"] == 1
-    assert json.loads(fetch(name, "http://127.0.0.1/"))["visits"] == 2
+    assert json.loads(fetch(name, "http://127.0.0.1:8080/"))["visits"] == 2
     out = wait_log(name, 'nginx | 127.0.0.1 - - [')  # nginx's access log, prefixed
     assert f"first-boot: created instance id {first['instance']}" in out
     assert "app | listening on 127.0.0.1:8000" in out
@@ -51,7 +51,7 @@ def test_multi_service(containers: Containers, multi_service: str):
     # a restart of the same container skips first boot and keeps the identity
     podman("restart", "-t", "20", name, timeout=90)
     assert exec_(name, "svctl", "-w", "60", "check", timeout=90).returncode == 0
-    assert json.loads(fetch(name, "http://127.0.0.1/"))["instance"] == first["instance"]
+    assert json.loads(fetch(name, "http://127.0.0.1:8080/"))["instance"] == first["instance"]
     assert f"first-boot: already set up ({first['instance']})" in logs(name)
 
     t0 = time.monotonic()

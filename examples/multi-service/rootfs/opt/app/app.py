@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 visits = 0
+STATE = [Path("/var/lib/app/instance-id"), Path("/run/app/instance-id")]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -16,7 +17,7 @@ class Handler(BaseHTTPRequestHandler):
             body = b"ok\n"
         else:
             visits += 1
-            instance = Path("/var/lib/app/instance-id").read_text().strip()
+            instance = next(p for p in STATE if p.exists()).read_text().strip()
             body = json.dumps({"instance": instance, "visits": visits}).encode() + b"\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
