@@ -49,3 +49,9 @@ def containers(podman_ok: None):
     c = Containers()
     yield c
     c.cleanup()
+
+
+@pytest.fixture(scope="session")
+def multi_service(base_image: str) -> str:
+    """examples/multi-service on the Debian base image."""
+    return build(ROOT / "examples" / "multi-service", "multi-service", args={"BASE": base_image})

@@ -159,3 +159,14 @@ def wait_log(name: str, text: str, timeout: float = 60) -> str:
             raise AssertionError(
                 f"timed out after {timeout}s waiting for {text!r} in:\n{out[-3000:]}")
         time.sleep(0.2)
+
+
+FETCH = ("import sys, urllib.request;"
+         "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())")
+
+
+def fetch(name: str, url: str) -> str:
+    """GET URL from inside the container (its python3), failing the test on an error."""
+    r = exec_(name, "python3", "-c", FETCH, url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout

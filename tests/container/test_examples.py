@@ -8,24 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from podmanlib import ROOT, Containers, build, exec_, logs, podman, state, wait_log
+from podmanlib import ROOT, Containers, build, exec_, fetch, logs, podman, state, wait_log
 
 EXAMPLES = ROOT / "examples"
-
-FETCH = ("import sys, urllib.request;"
-         "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())")
-
-
-def fetch(name: str, url: str) -> str:
-    r = exec_(name, "python3", "-c", FETCH, url)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
-
-
-@pytest.fixture(scope="module")
-def multi_service(base_image: str) -> str:
-    return build(EXAMPLES / "multi-service", "multi-service", args={"BASE": base_image})
-
 
 def test_multi_service(containers: Containers, multi_service: str):
     name = containers.start(multi_service)

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 visits = 0
-STATE = [Path("/var/lib/app/instance-id"), Path("/run/app/instance-id")]
+STATE = [Path(d, "instance-id") for d in ("/var/lib/app", "/run/app", "/tmp/app")]
 
 
 class Handler(BaseHTTPRequestHandler):
