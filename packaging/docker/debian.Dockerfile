@@ -1,22 +1,26 @@
-# pyinit on Debian or Ubuntu: the distribution's python3, pyinit and its two
-# dependencies (psutil, pyyaml: wheels, no compiler) in a venv under /opt/pyinit,
-# its commands linked into /usr/local/bin.
+# pyinit on Debian or Ubuntu: the distribution's python3 with Debian's own psutil
+# and pyyaml packages (python3-psutil, python3-yaml: no compiler, no download from
+# PyPI), pyinit itself in a venv that sees them (--system-site-packages), its
+# commands linked into /usr/local/bin.
 #
 #   make dist     # dist/pyinit-VERSION-py3-none-any.whl
-#   podman build -f packaging/docker/debian.Dockerfile -t pyinit-debian .
+#   podman build -f packaging/docker/debian.Dockerfile -t localhost/pyinit-debian .
 #
 # Tested by tests/container with Debian 12 (bookworm). Ubuntu 22.04/24.04: same
-# recipe, untested here. Build with `--build-arg BASE=ubuntu:24.04` for Ubuntu.
+# recipe, untested here (--build-arg BASE=ubuntu:24.04).
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv procps \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      python3 python3-venv python3-psutil python3-yaml procps \
  && rm -rf /var/lib/apt/lists/*
 
 COPY dist/ /tmp/pyinit-dist/
-RUN python3 -m venv /opt/pyinit \
- && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: /tmp/pyinit-dist/pyinit-*.whl \
+RUN python3 -m venv --system-site-packages /opt/pyinit \
+ && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps \
+      /tmp/pyinit-dist/pyinit-*.whl \
+ && /opt/pyinit/bin/python -c 'import psutil, yaml, pyinit' \
  && ln -s /opt/pyinit/bin/pyinit /opt/pyinit/bin/svctl /opt/pyinit/bin/setuser /opt/pyinit/bin/pyinit-env /usr/local/bin/ \
  && rm -rf /tmp/pyinit-dist \
  && mkdir -p /etc/service /etc/my_init.d /etc/container_environment

@@ -30,7 +30,7 @@ def test_wheel_is_pure_python_and_sdist_is_complete(dist: Path):
     assert "pyproject.toml" in sdist and "pyinit/boot.py" in sdist
 
 
-def test_debian_image_installs_only_wheels(containers: Containers, base_image: str):
+def test_debian_image_has_pyinit_and_its_dependencies(containers: Containers, base_image: str):
     r = containers.run(base_image, "--", "/opt/pyinit/bin/python", "-c", (
         "import importlib.metadata as m, json;"
         "print(json.dumps({d: m.version(d) for d in ('pyinit', 'psutil', 'PyYAML')}))"),
@@ -38,11 +38,24 @@ def test_debian_image_installs_only_wheels(containers: Containers, base_image: s
     assert r.returncode == 0, r.stdout + r.stderr
     versions = json.loads(r.stdout.strip().splitlines()[-1])
     assert versions["pyinit"] == "0.1.0" and versions["psutil"] and versions["PyYAML"]
-    # --only-binary=:all: in the recipe: no compiler in the image, none needed
-    r = containers.run(base_image, "--", "sh", "-c",
-                       "command -v gcc cc || echo no-compiler; ls -l /usr/local/bin/svctl",
+    r = containers.run(base_image, "--", "sh", "-c", "ls -l /usr/local/bin/svctl", opts=["--rm"])
+    assert "/opt/pyinit/bin/svctl" in r.stdout, r.stdout + r.stderr
+
+
+def test_pip_install_of_the_wheel_takes_only_wheels(containers: Containers, dist: Path):
+    """The one-command path: pip pulls psutil and pyyaml from PyPI as binary wheels
+    (--only-binary=:all: fails if anything would need building) into a bare image."""
+    containerfile(dist, f"""FROM {BASE}
+COPY dist/ /tmp/dist/
+RUN python3 -m venv /v && /v/bin/pip install -q --only-binary=:all: /tmp/dist/pyinit-*.whl
+ENTRYPOINT ["/v/bin/pyinit", "--"]
+""")
+    image = build(dist, "pip-wheel")
+    r = containers.run(image, "sh", "-c", "command -v gcc cc || echo no-compiler;"
+                       " /v/bin/python -c 'import psutil, yaml; print(psutil.__file__)'",
                        opts=["--rm"])
-    assert "no-compiler" in r.stdout and "/opt/pyinit/bin/svctl" in r.stdout, r.stdout
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no-compiler" in r.stdout and "/v/lib/python3" in r.stdout, r.stdout
 
 
 def test_deb_installs_with_debian_dependencies(containers: Containers, tmp_path: Path):
