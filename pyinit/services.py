@@ -101,7 +101,7 @@ class ServiceManager:
         self._gating = False
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
         self.sinks: Optional[dict[str, Any]] = None  # the container's stdout/stderr (output.py)
-        self.supervise = SuperviseDirs(self)  # runit's supervise/ dirs (sv, runsvstat)
+        self.supervise = SuperviseDirs(self, run_dir=init.run_dir)  # runit's supervise/ dirs
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:

@@ -91,7 +91,9 @@ class Args:
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
-    run_dir = environ.get("PYINIT_RUN_DIR") or DEFAULT_RUN_DIR
+    from pyinit import rundir
+
+    run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
     verbose = False
     try:
         wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
