@@ -189,8 +189,9 @@ def write_dump(path: str, env: Mapping[str, str]) -> None:
         try:
             os.chown(path, -1, gid)
         except PermissionError as exc:
-            _warn_once(f"cannot give {path} to group docker_env ({exc.strerror}; needs "
-                       f"CAP_CHOWN): its files are readable by uid {os.geteuid()} only")
+            _warn_once(f"cannot give the environment files to group docker_env "
+                       f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
+                       f"{os.geteuid()} only")
             dmode, fmode, gid = PRIVATE_MODES
     try:
         os.chmod(path, dmode)

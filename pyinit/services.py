@@ -475,7 +475,10 @@ class ServiceManager:
             try:
                 self.notify = NotifySocket(self.loop, path, self.on_notify)
             except OSError as exc:
-                log.error(f"cannot open the sd_notify socket {path}: {exc.strerror}")
+                problem = f"cannot open the sd_notify socket {path}: {exc.strerror}"
+                if problem not in self._warned:  # once, not at every start
+                    self._warned.add(problem)
+                    log.error(problem)
                 return None
         return self.notify.path
 

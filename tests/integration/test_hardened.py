@@ -1,0 +1,223 @@
+"""Hardened runtimes (issue 10), each as a pid-namespace test: pyinit as PID 1 under
+an arbitrary uid with gid 0 (OpenShift), on a read-only root with tmpfs on /run and
+/tmp, with no capabilities and no_new_privs, and all three at once.
+
+The file system comes from `hardened-env` (a private mount namespace: nothing
+touches the host's mounts), the uid and capabilities from setpriv(1) in front of
+pyinit. svctl runs the same way, entered into pyinit's namespaces with nsenter and
+without PYINIT_RUN_DIR, so it has to find the run dir by the same rule as pyinit.
+In every case the services come up, `svctl status`, `restart` and `logs` work,
+SIGTERM ends everything gracefully with exit code 0, no traceback appears, and
+every degradation is exactly one line, the same for every setting and run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, wait_for, write_script
+
+UID = 1000770000  # no passwd entry, as OpenShift picks them
+DOCKER_ENV_GID = 4242
+SYSTEM_PY = "/usr/bin/python3"  # one a uid other than root can run (~root/ may be 0700)
+HARDENED_ENV = Path(__file__).with_name("hardened-env")
+SVCTL_CODE = "from pyinit.cli.svctl import main; main()"
+SERVICES = ("web", "notify", "logged", "filer")
+# a long-running process with the test's tag in its command line, ending on SIGTERM
+LONG = "exec /bin/sh -c 'trap \"kill $! 2>/dev/null; exit 0\" TERM; sleep 1000 & wait $!' {tag}\n"
+
+
+@dataclass(frozen=True)
+class Setting:
+    ro: bool = False
+    uid: int | None = None
+    nocaps: bool = False
+
+    def setpriv(self) -> list[str]:
+        """setpriv in front of a command, for this uid and capability set."""
+        args = []
+        if self.uid is not None:
+            args += [f"--reuid={self.uid}", "--regid=0", "--clear-groups"]
+        if self.nocaps:
+            args += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        return ["setpriv", *args, "--"] if args else []
+
+    @property
+    def run_dir(self) -> str:
+        return "/run/pyinit" if self.uid is None else f"/tmp/pyinit-{self.uid}"
+
+    @property
+    def python(self) -> str:
+        return SYSTEM_PY if self.uid is not None else sys.executable
+
+
+SETTINGS = {
+    "uid": Setting(uid=UID),
+    "read-only": Setting(ro=True),
+    "no-caps": Setting(nocaps=True),
+    "all-three": Setting(ro=True, uid=UID, nocaps=True),
+}
+
+
+def expected_lines(s: Setting, k: Path) -> list[str]:
+    """Every warning and error pyinit prints in this setting (regexes), each once."""
+    who = "uid" if s.uid is not None else None
+    why = "Read-only file system" if s.ro else "Permission denied"
+    out = []
+    if s.uid is not None or s.nocaps:
+        uid = s.uid if s.uid is not None else 0
+        out.append(re.escape(
+            "pyinit: warning: cannot give the environment files to group docker_env "
+            f"(Operation not permitted; needs CAP_CHOWN): they are readable by uid {uid} only"))
+    if s.ro or who:
+        out += [
+            re.escape(f"pyinit: warning: cannot write the container environment to "
+                      f"{k}/container_environment ({why}): writing it to "
+                      f"{s.run_dir}/container_environment instead"),
+            re.escape(f"pyinit: warning: [filer] cannot write its log file in "
+                      f"{k}/service/filer/logs ({why}): prefix mode instead"),
+            re.escape(f"pyinit: warning: cannot create supervise/ in service dirs such as "
+                      f"{k}/service/") + r"\w+(/log)?" + re.escape(
+                f"/supervise ({why}): keeping them in {s.run_dir}/services instead"),
+        ]
+    reason = ("pyinit is not root" if who else
+              "pyinit has no CAP_SETUID or CAP_SETGID (capabilities dropped)" if s.nocaps
+              else None)
+    if reason:
+        out.append(re.escape(f"pyinit: error: [asroot] cannot supervise: "
+                             f"{k}/service/asroot/service.yaml: user: {reason}, cannot run "
+                             "as nobody"))
+    return out
+
+
+def build_tree(k: Path, python: str, tag: str) -> None:
+    """The multi-service container: env dir, a startup script passing a variable on,
+    services ready by notification fd and by sd_notify, a runit logger, a file-mode
+    log, and a service that wants another user."""
+    k.chmod(0o755)  # the uid must get in (hardened-env recreates the parents 0755)
+    (k / "container_environment").mkdir()
+    (k / "container_environment" / "APP_ENV").write_text("demo")
+    groups = Path("/etc/group").read_text()
+    (k / "group").write_text(groups + f"docker_env:x:{DOCKER_ENV_GID}:\n")
+    write_script(k / "my_init.d" / "10-env", 'echo from-script > "$PYINIT_ENV_DIR/FROM_SCRIPT"\n')
+    svc = k / "service"
+    long = LONG.format(tag=tag)
+    write_script(svc / "web" / "run", 'echo "web $(id -u) $APP_ENV $FROM_SCRIPT"; echo >&3\n'
+                 + long)
+    (svc / "web" / "service.yaml").write_text("ready:\n  notification_fd: 3\n")
+    notify = ("import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+              "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])")
+    write_script(svc / "notify" / "run", f'{python} -c "{notify}"\n' + long)
+    (svc / "notify" / "service.yaml").write_text("ready:\n  sd_notify: true\n")
+    write_script(svc / "logged" / "run", long)
+    write_script(svc / "logged" / "log" / "run", long)
+    write_script(svc / "filer" / "run", "echo filer line\n" + long)
+    (svc / "filer" / "service.yaml").write_text("log:\n  mode: file\n  dir: logs\n")
+    write_script(svc / "asroot" / "run", long)
+    (svc / "asroot" / "service.yaml").write_text("user: nobody\n")
+
+
+def usable(s: Setting) -> str | None:
+    """Why this setting cannot be tested here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (mounts, setpriv)"
+    for tool in ("setpriv", "nsenter", "mount"):
+        if shutil.which(tool) is None:
+            return f"{tool}(1) is not installed"
+    if s.uid is not None:
+        r = subprocess.run(["setpriv", f"--reuid={s.uid}", "--regid=0", "--clear-groups",
+                            SYSTEM_PY, "-c", "import yaml, pyinit"], capture_output=True,
+                           env={"PYTHONPATH": str(ROOT)})
+        if r.returncode != 0:
+            return f"no python with pyyaml that uid {s.uid} can run"
+    return None
+
+
+class Hardened:
+    """pyinit started in one setting, and svctl run the same way inside it."""
+
+    def __init__(self, pyinit_run, k: Path, s: Setting) -> None:
+        self.s = s
+        wrapper = [str(HARDENED_ENV), *(["--ro"] if s.ro else []),
+                   "--bind", str(k / "group"), "/etc/group", str(k), "--", *s.setpriv()]
+        env = {"PYINIT_LOG_MODE": "inherit"}
+        self.run = pyinit_run(wrapper=wrapper, python=s.python, run_dir=False, env=env)
+
+    def svctl(self, *args: str, as_root: bool = False) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYINIT_RUN_DIR", "XDG_RUNTIME_DIR")}
+        env["PYTHONPATH"] = str(ROOT)
+        privs = [] if as_root else self.s.setpriv()
+        python = sys.executable if as_root else self.s.python
+        argv = ["nsenter", "-t", str(self.run.init_pid), "-p", "-m", "--", *privs,
+                python, "-c", SVCTL_CODE, *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+
+    def status(self, *names: str) -> dict[str, str]:
+        r = self.svctl("status", *names)
+        return {line.split(": ")[1]: line for line in r.stdout.splitlines() if ": " in line}
+
+    def pid(self, name: str) -> int:
+        m = re.search(r"\(pid (\d+)\)", self.status(name).get(name, ""))
+        return int(m.group(1)) if m else 0
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_multi_service_container(name: str, pyinit_run, tmp_path: Path, tag: str) -> None:
+    s = SETTINGS[name]
+    reason = usable(s)
+    if reason:
+        pytest.skip(reason)
+    build_tree(tmp_path, s.python, tag)
+    box = Hardened(pyinit_run, tmp_path, s)
+
+    def all_up() -> bool:
+        lines = box.status(*SERVICES)
+        return len(lines) == len(SERVICES) and all(
+            line.startswith("run: ") and "not ready" not in line for line in lines.values())
+
+    wait_for(all_up, 20, f"every service up and ready ({box.run.err})")
+    uid = s.uid if s.uid is not None else 0
+    assert f"web {uid} demo from-script" in box.run.out  # env dir in, script's variable on
+    asroot = box.status("asroot")["asroot"]
+    if s.uid is None and not s.nocaps:
+        assert asroot.startswith("run: "), asroot
+    else:
+        assert not asroot.startswith("run: "), asroot
+
+    # svctl as the same uid, then as root (podman exec -u 0): both find the run dir
+    old = box.pid("web")
+    r = box.svctl("restart", "web")
+    assert r.returncode == 0 and r.stdout.startswith("ok: run: web: "), (r.stdout, r.stderr)
+    assert box.pid("web") not in (0, old)
+    r = box.svctl("status", "web", as_root=True)
+    assert r.returncode == 0 and r.stdout.startswith("run: web: "), (r.stdout, r.stderr)
+    r = box.svctl("logs", "filer")
+    assert r.returncode == 0 and r.stdout == "filer line\n", (r.stdout, r.stderr)
+    if s.ro or s.uid is not None:
+        assert "filer | filer line" in box.run.out  # prefix mode instead of the file
+    else:
+        assert (tmp_path / "service" / "filer" / "logs" / "current").read_text() == (
+            "filer line\n")
+
+    box.run.kill(signal.SIGTERM)
+    assert box.run.wait(20) == 0, box.run.err
+    err = box.run.err
+    assert "Traceback" not in err and "internal error" not in err, err
+    said = [line for line in err.splitlines()
+            if line.startswith(("pyinit: warning: ", "pyinit: error: "))]
+    expected = expected_lines(s, tmp_path)
+    for pattern in expected:
+        assert len([x for x in said if re.fullmatch(pattern, x)]) == 1, (pattern, err)
+    assert len(said) == len(expected), err  # nothing else went wrong
+    if s.uid is not None:
+        assert err.count(f"pyinit: info: run dir {s.run_dir} (/run/pyinit: "
+                         "Permission denied)\n") == 1, err
