@@ -74,27 +74,44 @@ def expected_lines(s: Setting, k: Path) -> list[str]:
     out = []
     if s.uid is not None or s.nocaps:
         uid = s.uid if s.uid is not None else 0
-        out.append(re.escape(
-            "pyinit: warning: cannot give the environment files to group docker_env "
-            f"(Operation not permitted; needs CAP_CHOWN): they are readable by uid {uid} only"))
+        out.append(
+            re.escape(
+                "pyinit: warning: cannot give the environment files to group docker_env "
+                f"(Operation not permitted; needs CAP_CHOWN): they are readable by uid {uid} only"
+            )
+        )
     if s.ro or who:
         out += [
-            re.escape(f"pyinit: warning: cannot write the container environment to "
-                      f"{k}/container_environment ({why}): writing it to "
-                      f"{s.run_dir}/container_environment instead"),
-            re.escape(f"pyinit: warning: [filer] cannot write its log file in "
-                      f"{k}/service/filer/logs ({why}): prefix mode instead"),
-            re.escape(f"pyinit: warning: cannot create supervise/ in service dirs such as "
-                      f"{k}/service/") + r"\w+(/log)?" + re.escape(
-                f"/supervise ({why}): keeping them in {s.run_dir}/services instead"),
+            re.escape(
+                f"pyinit: warning: cannot write the container environment to "
+                f"{k}/container_environment ({why}): writing it to "
+                f"{s.run_dir}/container_environment instead"
+            ),
+            re.escape(
+                f"pyinit: warning: [filer] cannot write its log file in "
+                f"{k}/service/filer/logs ({why}): prefix mode instead"
+            ),
+            re.escape(
+                f"pyinit: warning: cannot create supervise/ in service dirs such as {k}/service/"
+            )
+            + r"\w+(/log)?"
+            + re.escape(f"/supervise ({why}): keeping them in {s.run_dir}/services instead"),
         ]
-    reason = ("pyinit is not root" if who else
-              "pyinit has no CAP_SETUID or CAP_SETGID (capabilities dropped)" if s.nocaps
-              else None)
+    reason = (
+        "pyinit is not root"
+        if who
+        else "pyinit has no CAP_SETUID or CAP_SETGID (capabilities dropped)"
+        if s.nocaps
+        else None
+    )
     if reason:
-        out.append(re.escape(f"pyinit: error: [asroot] cannot supervise: "
-                             f"{k}/service/asroot/service.yaml: user: {reason}, cannot run "
-                             "as nobody"))
+        out.append(
+            re.escape(
+                f"pyinit: error: [asroot] cannot supervise: "
+                f"{k}/service/asroot/service.yaml: user: {reason}, cannot run "
+                "as nobody"
+            )
+        )
     return out
 
 
@@ -110,11 +127,14 @@ def build_tree(k: Path, python: str, tag: str) -> None:
     write_script(k / "my_init.d" / "10-env", 'echo from-script > "$PYINIT_ENV_DIR/FROM_SCRIPT"\n')
     svc = k / "service"
     long = LONG.format(tag=tag)
-    write_script(svc / "web" / "run", 'echo "web $(id -u) $APP_ENV $FROM_SCRIPT"; echo >&3\n'
-                 + long)
+    write_script(
+        svc / "web" / "run", 'echo "web $(id -u) $APP_ENV $FROM_SCRIPT"; echo >&3\n' + long
+    )
     (svc / "web" / "service.yaml").write_text("ready:\n  notification_fd: 3\n")
-    notify = ("import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-              "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])")
+    notify = (
+        "import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+        "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])"
+    )
     write_script(svc / "notify" / "run", f'{python} -c "{notify}"\n' + long)
     (svc / "notify" / "service.yaml").write_text("ready:\n  sd_notify: true\n")
     write_script(svc / "logged" / "run", long)
@@ -133,9 +153,19 @@ def usable(s: Setting) -> str | None:
         if shutil.which(tool) is None:
             return f"{tool}(1) is not installed"
     if s.uid is not None:
-        r = subprocess.run(["setpriv", f"--reuid={s.uid}", "--regid=0", "--clear-groups",
-                            SYSTEM_PY, "-c", "import yaml, pyinit"], capture_output=True,
-                           env={"PYTHONPATH": str(ROOT)})
+        r = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={s.uid}",
+                "--regid=0",
+                "--clear-groups",
+                SYSTEM_PY,
+                "-c",
+                "import yaml, pyinit",
+            ],
+            capture_output=True,
+            env={"PYTHONPATH": str(ROOT)},
+        )
         if r.returncode != 0:
             return f"no python with pyyaml that uid {s.uid} can run"
     return None
@@ -146,19 +176,39 @@ class Hardened:
 
     def __init__(self, pyinit_run, k: Path, s: Setting) -> None:
         self.s = s
-        wrapper = [str(HARDENED_ENV), *(["--ro"] if s.ro else []),
-                   "--bind", str(k / "group"), "/etc/group", str(k), "--", *s.setpriv()]
+        wrapper = [
+            str(HARDENED_ENV),
+            *(["--ro"] if s.ro else []),
+            "--bind",
+            str(k / "group"),
+            "/etc/group",
+            str(k),
+            "--",
+            *s.setpriv(),
+        ]
         env = {"PYINIT_LOG_MODE": "inherit"}
         self.run = pyinit_run(wrapper=wrapper, python=s.python, run_dir=False, env=env)
 
     def svctl(self, *args: str, as_root: bool = False) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYINIT_RUN_DIR", "XDG_RUNTIME_DIR")}
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("PYINIT_RUN_DIR", "XDG_RUNTIME_DIR")
+        }
         env["PYTHONPATH"] = str(ROOT)
         privs = [] if as_root else self.s.setpriv()
         python = sys.executable if as_root else self.s.python
-        argv = ["nsenter", "-t", str(self.run.init_pid), "-p", "-m", "--", *privs,
-                python, "-c", SVCTL_CODE, *args]
+        argv = [
+            "nsenter",
+            "-t",
+            str(self.run.init_pid),
+            "-p",
+            "-m",
+            "--",
+            *privs,
+            python,
+            "-c",
+            SVCTL_CODE,
+            *args,
+        ]
         return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
 
     def status(self, *names: str) -> dict[str, str]:
@@ -182,7 +232,8 @@ def test_multi_service_container(name: str, pyinit_run, tmp_path: Path, tag: str
     def all_up() -> bool:
         lines = box.status(*SERVICES)
         return len(lines) == len(SERVICES) and all(
-            line.startswith("run: ") and "not ready" not in line for line in lines.values())
+            line.startswith("run: ") and "not ready" not in line for line in lines.values()
+        )
 
     wait_for(all_up, 20, f"every service up and ready ({box.run.err})")
     uid = s.uid if s.uid is not None else 0
@@ -205,19 +256,63 @@ def test_multi_service_container(name: str, pyinit_run, tmp_path: Path, tag: str
     if s.ro or s.uid is not None:
         assert "filer | filer line" in box.run.out  # prefix mode instead of the file
     else:
-        assert (tmp_path / "service" / "filer" / "logs" / "current").read_text() == (
-            "filer line\n")
+        assert (tmp_path / "service" / "filer" / "logs" / "current").read_text() == ("filer line\n")
 
     box.run.kill(signal.SIGTERM)
     assert box.run.wait(20) == 0, box.run.err
     err = box.run.err
     assert "Traceback" not in err and "internal error" not in err, err
-    said = [line for line in err.splitlines()
-            if line.startswith(("pyinit: warning: ", "pyinit: error: "))]
+    said = [
+        line
+        for line in err.splitlines()
+        if line.startswith(("pyinit: warning: ", "pyinit: error: "))
+    ]
     expected = expected_lines(s, tmp_path)
     for pattern in expected:
         assert len([x for x in said if re.fullmatch(pattern, x)]) == 1, (pattern, err)
     assert len(said) == len(expected), err  # nothing else went wrong
     if s.uid is not None:
-        assert err.count(f"pyinit: info: run dir {s.run_dir} (/run/pyinit: "
-                         "Permission denied)\n") == 1, err
+        assert (
+            err.count(f"pyinit: info: run dir {s.run_dir} (/run/pyinit: Permission denied)\n") == 1
+        ), err
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("uid", f"setuser: error: must be run as root to become nobody (running as uid {UID})\n"),
+        (
+            "no-caps",
+            "setuser: error: needs CAP_SETUID and CAP_SETGID to become nobody, and has "
+            "not (capabilities dropped)\n",
+        ),
+    ],
+)
+def test_setuser_says_what_it_needs(name: str, message: str) -> None:
+    """setuser without root or without capabilities: one line, exit 111; as non-root,
+    becoming the uid and gid it already runs as still works (nothing to switch)."""
+    s = SETTINGS[name]
+    reason = usable(s)
+    if reason:
+        pytest.skip(reason)
+    code = "from pyinit.cli.setuser import main; main()"
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    r = subprocess.run(
+        [*s.setpriv(), s.python, "-c", code, "nobody", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (111, "", message)
+    if s.uid is None:
+        return
+    me = f"{s.uid}:0"
+    r = subprocess.run(
+        [*s.setpriv(), s.python, "-c", code, me, "id", "-u"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, me.split(":")[0], "")

@@ -34,7 +34,8 @@ def test_root_without_capabilities() -> None:
     none = creds(0, 0, (0,), 0)
     assert missing(NOBODY, none) == ["CAP_SETUID", "CAP_SETGID"]
     assert why_not(NOBODY, none) == (
-        "pyinit has no CAP_SETUID or CAP_SETGID (capabilities dropped)")
+        "pyinit has no CAP_SETUID or CAP_SETGID (capabilities dropped)"
+    )
     only_uid = creds(0, 0, (0,), 1 << CAP_SETUID)
     assert missing(NOBODY, only_uid) == ["CAP_SETGID"]
     assert missing(NOBODY, creds(0, 0, (0,), 1 << CAP_SETUID | 1 << CAP_SETGID)) == []
@@ -47,5 +48,6 @@ def test_non_root() -> None:
     assert why_not(NOBODY, me) == "pyinit is not root"
     assert missing(Identity(1000770000, 0, (0, 5), None, "/"), me) == []  # itself: fine
     assert missing(Identity(1000770000, 1000770000, (1000770000,), None, "/"), me) == [
-        "CAP_SETGID"]  # another gid needs root
+        "CAP_SETGID"
+    ]  # another gid needs root
     assert why_not(NOBODY, creds(5, 5, (), 1 << CAP_SETUID | 1 << CAP_SETGID)) is None

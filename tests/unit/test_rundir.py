@@ -17,8 +17,10 @@ from pyinit.rundir import Candidate, candidates, choose, describe, prepare, priv
 def test_candidates_in_order() -> None:
     assert candidates({}, 5) == [Candidate("/run/pyinit"), Candidate("/tmp/pyinit-5", True)]
     assert candidates({"XDG_RUNTIME_DIR": "/run/user/5"}, 5) == [
-        Candidate("/run/pyinit"), Candidate("/run/user/5/pyinit"),
-        Candidate("/tmp/pyinit-5", True)]
+        Candidate("/run/pyinit"),
+        Candidate("/run/user/5/pyinit"),
+        Candidate("/tmp/pyinit-5", True),
+    ]
     assert candidates({"XDG_RUNTIME_DIR": "relative"}, 5)[1] == Candidate("/tmp/pyinit-5", True)
 
 
@@ -34,7 +36,8 @@ def test_choose_takes_the_first_that_works_and_says_why_the_others_did_not() -> 
     assert choice.path == "/tmp/pyinit-5"
     assert tried == ["/run/pyinit", "/run/user/5/pyinit", "/tmp/pyinit-5"]
     assert describe(choice.refused) == (
-        "/run/pyinit: Permission denied; /run/user/5/pyinit: No such file")
+        "/run/pyinit: Permission denied; /run/user/5/pyinit: No such file"
+    )
 
 
 def test_choose_tries_an_explicit_dir_alone() -> None:
@@ -47,16 +50,21 @@ def test_choose_tries_an_explicit_dir_alone() -> None:
 def test_choose_without_any_usable_place() -> None:
     choice = choose(None, {}, 7, lambda c, u: "nope")
     assert choice.path is None and [p for p, _ in choice.refused] == [
-        "/run/pyinit", "/tmp/pyinit-7"]
+        "/run/pyinit",
+        "/tmp/pyinit-7",
+    ]
 
 
-@pytest.mark.parametrize(("mode", "owner", "problem"), [
-    (stat.S_IFDIR | 0o700, 5, None),
-    (stat.S_IFDIR | 0o755, 5, None),  # ours: prepare() tightens it
-    (stat.S_IFDIR | 0o700, 0, "is owned by uid 0, not 5"),
-    (stat.S_IFLNK | 0o777, 5, "is a symlink"),
-    (stat.S_IFREG | 0o600, 5, "is not a directory"),
-])
+@pytest.mark.parametrize(
+    ("mode", "owner", "problem"),
+    [
+        (stat.S_IFDIR | 0o700, 5, None),
+        (stat.S_IFDIR | 0o755, 5, None),  # ours: prepare() tightens it
+        (stat.S_IFDIR | 0o700, 0, "is owned by uid 0, not 5"),
+        (stat.S_IFLNK | 0o777, 5, "is a symlink"),
+        (stat.S_IFREG | 0o600, 5, "is not a directory"),
+    ],
+)
 def test_private_problem(mode: int, owner: int, problem: str | None) -> None:
     assert private_problem(mode, owner, 5) == problem
 
@@ -107,8 +115,15 @@ def test_find_prefers_the_environment_then_the_first_socket(
     first, second, private = tmp_path / "first", tmp_path / "second", tmp_path / "private"
     for d in (first, second, private):
         d.mkdir()
-    monkeypatch.setattr(rundir, "candidates", lambda env, uid: [
-        Candidate(str(first)), Candidate(str(private), True), Candidate(str(second))])
+    monkeypatch.setattr(
+        rundir,
+        "candidates",
+        lambda env, uid: [
+            Candidate(str(first)),
+            Candidate(str(private), True),
+            Candidate(str(second)),
+        ],
+    )
     monkeypatch.setattr(rundir, "pid1_uid", lambda: None)
     assert rundir.find({"PYINIT_RUN_DIR": "/given"}) == "/given"
     assert rundir.find({}) == rundir.SHARED  # no socket anywhere
