@@ -13,12 +13,15 @@ every degradation is exactly one line, the same for every setting and run.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,8 +177,9 @@ def usable(s: Setting) -> str | None:
 class Hardened:
     """pyinit started in one setting, and svctl run the same way inside it."""
 
-    def __init__(self, pyinit_run, k: Path, s: Setting) -> None:
+    def __init__(self, pyinit_run, k: Path, s: Setting, close_stdin: bool = False, **kw) -> None:
         self.s = s
+        closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if close_stdin else []
         wrapper = [
             str(HARDENED_ENV),
             *(["--ro"] if s.ro else []),
@@ -184,10 +188,11 @@ class Hardened:
             "/etc/group",
             str(k),
             "--",
+            *closing,
             *s.setpriv(),
         ]
         env = {"PYINIT_LOG_MODE": "inherit"}
-        self.run = pyinit_run(wrapper=wrapper, python=s.python, run_dir=False, env=env)
+        self.run = pyinit_run(wrapper=wrapper, python=s.python, run_dir=False, env=env, **kw)
 
     def svctl(self, *args: str, as_root: bool = False) -> subprocess.CompletedProcess:
         env = {
@@ -316,3 +321,41 @@ def test_setuser_says_what_it_needs(name: str, message: str) -> None:
         timeout=30,
     )
     assert (r.returncode, r.stdout.strip(), r.stderr) == (0, me.split(":")[0], "")
+
+
+def test_all_three_with_stdin_closed_and_stdout_a_full_pipe(
+    pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """All three settings, stdin closed, no terminal, and stdout a pipe nobody reads,
+    which a prefix-mode service fills: PID 1 (non-root, so it cannot reopen the runtime's
+    pipe) never blocks: svctl is answered while the pipe stays full, and SIGTERM ends
+    the container gracefully."""
+    s = SETTINGS["all-three"]
+    reason = usable(s)
+    if reason:
+        pytest.skip(reason)
+    build_tree(tmp_path, s.python, tag)
+    chatty = tmp_path / "service" / "chatty"
+    write_script(chatty / "run", f"exec /bin/sh -c 'while :; do echo chatty; done' {tag}\n")
+    (chatty / "service.yaml").write_text("log:\n  mode: prefix\n")
+    r, w = os.pipe()
+    try:
+        box = Hardened(pyinit_run, tmp_path, s, close_stdin=True, stdout=w)
+        os.close(w)
+        w = -1
+
+        def unread() -> int:
+            return struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]
+
+        wait_for(lambda: unread() >= 60 * 1024, 20, "stdout to fill up")
+        for _ in range(3):  # the pipe stays full: every answer comes from a non-blocked loop
+            st = box.status("chatty", "web")
+            assert st["chatty"].startswith("run: ") and st["web"].startswith("run: "), st
+        assert unread() >= 60 * 1024
+        box.run.kill(signal.SIGTERM)
+        assert box.run.wait(20) == 0, box.run.err
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert "Traceback" not in box.run.err, box.run.err
