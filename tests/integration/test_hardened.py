@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -155,6 +156,10 @@ def usable(s: Setting) -> str | None:
     for tool in ("setpriv", "nsenter", "mount"):
         if shutil.which(tool) is None:
             return f"{tool}(1) is not installed"
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return "no user nobody (the service with `user: nobody`)"
     if s.uid is not None:
         r = subprocess.run(
             [
