@@ -182,12 +182,15 @@ def usable(s: Setting) -> str | None:
 class Hardened:
     """pyinit started in one setting, and svctl run the same way inside it."""
 
-    def __init__(self, pyinit_run, k: Path, s: Setting, close_stdin: bool = False, **kw) -> None:
+    def __init__(
+        self, pyinit_run, k: Path, s: Setting, close_stdin: bool = False, tmpfs: bool = True, **kw
+    ) -> None:
         self.s = s
         closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if close_stdin else []
         wrapper = [
             str(HARDENED_ENV),
             *(["--ro"] if s.ro else []),
+            *([] if tmpfs else ["--no-tmpfs"]),
             "--bind",
             str(k / "group"),
             "/etc/group",
@@ -364,3 +367,52 @@ def test_all_three_with_stdin_closed_and_stdout_a_full_pipe(
         if w >= 0:
             os.close(w)
     assert "Traceback" not in box.run.err, box.run.err
+
+
+def test_read_only_without_tmpfs(pyinit_run, tmp_path: Path, tag: str) -> None:
+    """Nothing writable at all (no tmpfs on /run or /tmp): no run dir, so no svctl, no
+    environment dump, no supervise/, prefix mode for file logs, each said once; the
+    services still start and the container still stops cleanly."""
+    s = SETTINGS["read-only"]
+    reason = usable(s)
+    if reason:
+        pytest.skip(reason)
+    build_tree(tmp_path, s.python, tag)
+    shutil.rmtree(tmp_path / "my_init.d")  # it writes to $PYINIT_ENV_DIR, read-only here
+    shutil.rmtree(tmp_path / "service" / "notify")  # sd_notify needs the run dir
+    box = Hardened(pyinit_run, tmp_path, s, tmpfs=False)
+    wait_for(
+        lambda: "web 0 demo \n" in box.run.out and "filer | filer line" in box.run.out,
+        20,
+        "web and filer started",
+    )
+    box.run.kill(signal.SIGTERM)
+    assert box.run.wait(20) == 0, box.run.err
+    err = box.run.err
+    assert "Traceback" not in err, err
+    k, ro = tmp_path, "Read-only file system"
+    said = [
+        line
+        for line in err.splitlines()
+        if line.startswith(("pyinit: warning: ", "pyinit: error: "))
+    ]
+    expected = [
+        re.escape(
+            f"pyinit: warning: no usable run dir (/run/pyinit: {ro}; /tmp/pyinit-0: {ro}): "
+            "no control socket, svctl will not work"
+        ),
+        re.escape(
+            f"pyinit: warning: cannot export the environment to {k}/container_environment "
+            f"({ro}); carrying on"
+        ),
+        re.escape(f"pyinit: warning: cannot keep runit's supervise/ dirs (such as {k}/service/")
+        + r"\w+(/log)?"
+        + re.escape(f"/supervise ({ro})): sv and runit's tools will not see the services"),
+        re.escape(
+            f"pyinit: warning: [filer] cannot write its log file in {k}/service/filer/logs "
+            f"({ro}): prefix mode instead"
+        ),
+    ]
+    assert len(said) == len(expected), err
+    for pattern in expected:
+        assert len([x for x in said if re.fullmatch(pattern, x)]) == 1, (pattern, err)
