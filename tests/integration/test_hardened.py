@@ -26,6 +26,7 @@ import termios
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import ROOT, wait_for, write_script
 
@@ -129,6 +130,8 @@ def build_tree(k: Path, python: str, tag: str) -> None:
     groups = Path("/etc/group").read_text()
     (k / "group").write_text(groups + f"docker_env:x:{DOCKER_ENV_GID}:\n")
     write_script(k / "my_init.d" / "10-env", 'echo from-script > "$PYINIT_ENV_DIR/FROM_SCRIPT"\n')
+    # an orphan for PID 1 to reap: it outlives its script, then says it ended
+    write_script(k / "my_init.d" / "20-orphan", "(sleep 0.2; touch /tmp/orphan-done) &\n")
     svc = k / "service"
     long = LONG.format(tag=tag)
     write_script(
@@ -147,6 +150,13 @@ def build_tree(k: Path, python: str, tag: str) -> None:
     (svc / "filer" / "service.yaml").write_text("log:\n  mode: file\n  dir: logs\n")
     write_script(svc / "asroot" / "run", long)
     (svc / "asroot" / "service.yaml").write_text("user: nobody\n")
+
+
+def _zombie(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def usable(s: Setting) -> str | None:
@@ -183,7 +193,14 @@ class Hardened:
     """pyinit started in one setting, and svctl run the same way inside it."""
 
     def __init__(
-        self, pyinit_run, k: Path, s: Setting, close_stdin: bool = False, tmpfs: bool = True, **kw
+        self,
+        pyinit_run,
+        k: Path,
+        s: Setting,
+        *command: str,
+        close_stdin: bool = False,
+        tmpfs: bool = True,
+        **kw,
     ) -> None:
         self.s = s
         closing = ["sh", "-c", 'exec "$@" <&-', "sh"] if close_stdin else []
@@ -200,7 +217,9 @@ class Hardened:
             *s.setpriv(),
         ]
         env = {"PYINIT_LOG_MODE": "inherit"}
-        self.run = pyinit_run(wrapper=wrapper, python=s.python, run_dir=False, env=env, **kw)
+        self.run = pyinit_run(
+            *command, wrapper=wrapper, python=s.python, run_dir=False, env=env, **kw
+        )
 
     def svctl(self, *args: str, as_root: bool = False) -> subprocess.CompletedProcess:
         env = {
@@ -240,7 +259,9 @@ def test_multi_service_container(name: str, pyinit_run, tmp_path: Path, tag: str
     if reason:
         pytest.skip(reason)
     build_tree(tmp_path, s.python, tag)
-    box = Hardened(pyinit_run, tmp_path, s)
+    # the main command: gets the forwarded SIGTERM, and its exit code is pyinit's
+    main = "trap 'kill $! 2>/dev/null; exit 7' TERM; sleep 1000 & wait $!"
+    box = Hardened(pyinit_run, tmp_path, s, "sh", "-c", main, tag)
 
     def all_up() -> bool:
         lines = box.status(*SERVICES)
@@ -271,8 +292,13 @@ def test_multi_service_container(name: str, pyinit_run, tmp_path: Path, tag: str
     else:
         assert (tmp_path / "service" / "filer" / "logs" / "current").read_text() == ("filer line\n")
 
+    # the startup script's orphan ended and was reaped: no zombie is left
+    done = Path(f"/proc/{box.run.init_pid}/root/tmp/orphan-done")
+    wait_for(done.exists, 10, "the orphan to end")
+    wait_for(lambda: not [p for p in box.run.descendants() if _zombie(p)], 10, "no zombies")
+
     box.run.kill(signal.SIGTERM)
-    assert box.run.wait(20) == 0, box.run.err
+    assert box.run.wait(20) == 7, box.run.err  # forwarded to the main command, its code
     err = box.run.err
     assert "Traceback" not in err and "internal error" not in err, err
     said = [
