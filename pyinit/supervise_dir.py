@@ -355,16 +355,13 @@ class SuperviseDirs:
             sup.open()
         except OSError as exc:
             problem = f"{sup.dir} ({exc.strerror or exc})"
-            if exc.errno in UNWRITABLE:
-                sup = self._open_fallback(path, slot, problem)
-            elif path not in self.warned:
-                self.warned.add(path)
-                log.warning(f"cannot keep {problem}: sv and runit's tools will not see it",
-                            slot.service.name)
-                sup = None
-            else:
-                sup = None
+            unwritable = exc.errno in UNWRITABLE
+            sup = self._open_fallback(path, slot, problem) if unwritable else None
             if sup is None:
+                if not unwritable and path not in self.warned:
+                    self.warned.add(path)
+                    log.warning(f"cannot keep {problem}: sv and runit's tools will not see it",
+                                slot.service.name)
                 self.failed.add(path)
                 return None
         self.open_dirs[path] = sup
