@@ -11,7 +11,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from pyinit import environment, log, prctl, signals, spawn
+from pyinit import environment, log, prctl, rundir, signals, spawn
 from pyinit.config import Config
 from pyinit.loop import EventLoop
 from pyinit.proctree import descendants, parent_map
@@ -46,12 +46,15 @@ class Init:
         self.shutdown_deadline: float | None = None
         self.health: HealthServer | None = None  # with --health-listen
         self.is_pid1 = os.getpid() == 1
+        self.run_dir: str | None = None  # None: no usable run dir (no control socket)
+        self.env = environment.Exporter(config.env_dir, None)
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
         """Boot, wait for the end, shut down; returns pyinit's exit code."""
         self.take_signals()
         self.become_reaper()
+        self.choose_run_dir()
         self.import_environment()
         failure = None if self.config.skip_startup_files else self.run_startup_scripts()
         if failure is None and not self.stopping():
@@ -102,9 +105,28 @@ class Init:
                 "orphans will not be reaped by pyinit"
             )
 
+    def choose_run_dir(self) -> None:
+        """--run-dir as given, else the first of /run/pyinit, $XDG_RUNTIME_DIR/pyinit,
+        /tmp/pyinit-UID pyinit can write to (rundir.py); exported as PYINIT_RUN_DIR."""
+        cfg = self.config
+        choice = rundir.choose(cfg.run_dir if cfg.run_dir_set else None, os.environ,
+                               os.geteuid(), rundir.prepare)
+        if choice.path is None:
+            log.warning(f"no usable run dir ({rundir.describe(choice.refused)}): no control "
+                        "socket, svctl will not work")
+            return
+        if choice.refused:
+            log.info(f"run dir {choice.path} ({rundir.describe(choice.refused)})")
+        cfg.run_dir = self.run_dir = choice.path
+        os.environ[rundir.ENV_VAR] = choice.path
+
     def import_environment(self) -> None:
+        """Import the env dir, then dump the environment: to the env dir, or to the
+        run dir when the env dir cannot be written (environment.Exporter)."""
         environment.import_dir(self.config.env_dir, override=False)
-        environment.export_dir(self.config.env_dir, os.environ)
+        fallback = os.path.join(self.run_dir, "container_environment") if self.run_dir else None
+        self.env = environment.Exporter(self.config.env_dir, fallback)
+        self.env.export(os.environ)
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -117,8 +139,8 @@ class Init:
             status = self.run_to_completion(path, timeout=None)
             if status is None:  # stopped by a signal to pyinit
                 return None
-            environment.import_dir(self.config.env_dir, override=True)
-            environment.export_dir(self.config.env_dir, os.environ)
+            environment.import_dir(self.env.current, override=True)
+            self.env.export(os.environ)
             if status.shell_code != 0:
                 log.error(f"{path} failed with {status.describe()}; stopping the boot")
                 return status.shell_code

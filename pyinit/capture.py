@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from pyinit import log
 from pyinit.filelog import FileLog
 from pyinit.lines import Ring, Splitter, render, render_plain, split_block
 from pyinit.loop import EventLoop
@@ -44,6 +45,7 @@ class Capture:
         self.followers: list[Callable[[bytes], None]] = []
         self.file = (FileLog(settings.directory, name, settings.max_size, settings.max_files)
                      if settings.mode == "file" else None)
+        self.file_failed: Optional[str] = None  # file mode that fell back to prefix: why
         self.pipes: dict[str, tuple[int, int]] = {}
         self.splitters = {stream: Splitter() for stream in STREAMS}
         for stream in STREAMS:
@@ -51,6 +53,25 @@ class Capture:
             os.set_blocking(r, False)
             self.pipes[stream] = (r, w)
             self.loop.add_reader(r, lambda s=stream: self.on_readable(s))
+        if self.file is not None:
+            self.open_file()
+
+    @property
+    def mode(self) -> str:
+        """prefix or file: the mode in effect (a file that cannot be opened: prefix)."""
+        return "file" if self.file is not None else "prefix"
+
+    def open_file(self) -> None:
+        """File mode: open `current` now; when that fails (read-only or not pyinit's
+        directory), say so once for this service and write prefix lines instead."""
+        assert self.file is not None
+        try:
+            self.file.open()
+        except OSError as exc:
+            self.file_failed = f"{self.settings.directory} ({exc.strerror or exc})"
+            log.warning(f"cannot write its log file in {self.file_failed}: prefix mode "
+                        "instead", self.name)
+            self.file = None
 
     def fd(self, stream: str) -> int:
         """The write end a process gets as its stdout or stderr."""
@@ -106,11 +127,26 @@ class Capture:
         return self.file.tail(n) if self.file is not None else self.ring.tail(n)
 
     def rotate(self) -> None:
+        if self.file is None and self.file_failed is not None:
+            self.retry_file()
+            return
         if self.file is not None:
             try:
                 self.file.rotate()
             except OSError as exc:
                 self.file.failed(exc, 0)
+
+    def retry_file(self) -> None:
+        """On SIGHUP: a file mode that fell back to prefix tries its directory again."""
+        s = self.settings
+        self.file = FileLog(s.directory, self.name, s.max_size, s.max_files)
+        try:
+            self.file.open()
+        except OSError:
+            self.file = None  # still failing: said once already
+            return
+        self.file_failed = None
+        log.info(f"writing its log to {s.directory} again", self.name)
 
     def close(self) -> None:
         for r, w in self.pipes.values():

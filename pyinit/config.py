@@ -58,6 +58,7 @@ class Config:
     cont_finish_dir: str = DEFAULTS["cont_finish_dir"]
     post_shutdown_dir: str = DEFAULTS["post_shutdown_dir"]
     run_dir: str = DEFAULTS["run_dir"]
+    run_dir_set: bool = False  # given by flag or PYINIT_RUN_DIR: no fallback (rundir.py)
     config_file: str = DEFAULTS["config_file"]
     service_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_DIRS))
     kill_timeout: float = 5.0
@@ -165,6 +166,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     for key in DEFAULTS:
         value = getattr(ns, key) or environ.get(ENV_VARS[key]) or DEFAULTS[key]
         setattr(cfg, key, value)
+    cfg.run_dir_set = bool(ns.run_dir or environ.get(ENV_VARS["run_dir"]))
     if ns.service_dirs:
         cfg.service_dirs = list(ns.service_dirs)
     elif environ.get("PYINIT_SERVICE_DIR"):

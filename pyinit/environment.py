@@ -16,7 +16,7 @@ import re
 import shlex
 import tempfile
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, MutableMapping, Optional
 
 from pyinit import log
 
@@ -157,6 +157,9 @@ def _modes() -> tuple[int, int, int]:
         return 0o700, 0o600, -1
 
 
+PRIVATE_MODES = (0o700, 0o600, -1)
+
+
 def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pyinit-")
@@ -175,25 +178,96 @@ def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
         raise
 
 
-def export_dir(path: str, env: Mapping[str, str]) -> bool:
-    """Write env to path/NAME, path.sh and path.json; warn and return False on failure."""
+def write_dump(path: str, env: Mapping[str, str]) -> None:
+    """Write env to path/NAME, path.sh and path.json; OSError if it cannot.
+
+    When the files cannot be given to group docker_env (no CAP_CHOWN, or not a
+    member), they are written for pyinit's user only, with one warning."""
     dmode, fmode, gid = _modes()
+    os.makedirs(path, exist_ok=True)
+    if gid >= 0:
+        try:
+            os.chown(path, -1, gid)
+        except PermissionError as exc:
+            _warn_once(f"cannot give the environment files to group docker_env "
+                       f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
+                       f"{os.geteuid()} only")
+            dmode, fmode, gid = PRIVATE_MODES
+    try:
+        os.chmod(path, dmode)
+    except PermissionError:
+        if os.stat(path).st_uid == os.geteuid():
+            raise
+        # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
     values = exported(env)
+    for key, value in values.items():
+        _write_atomic(os.path.join(path, key), file_content(value), fmode, gid)
+    base = path.rstrip("/")
+    _write_atomic(base + ".sh", render_sh(values), fmode, gid)
+    _write_atomic(base + ".json", render_json(values), fmode, gid)
+
+
+def _warn_bad_values(env: Mapping[str, str]) -> None:
     for key in sorted(env):
         if key not in SKIPPED and valid_name(key) and not utf8(env[key]):
             _warn_once(f"not exporting {key}: its value is not valid UTF-8")
+
+
+def export_dir(path: str, env: Mapping[str, str]) -> bool:
+    """Write env to path/NAME, path.sh and path.json; warn and return False on failure."""
+    _warn_bad_values(env)
     try:
-        os.makedirs(path, exist_ok=True)
-        os.chmod(path, dmode)
-        if gid >= 0:
-            os.chown(path, -1, gid)
-        for key, value in values.items():
-            _write_atomic(os.path.join(path, key), file_content(value), fmode, gid)
-        base = path.rstrip("/")
-        _write_atomic(base + ".sh", render_sh(values), fmode, gid)
-        _write_atomic(base + ".json", render_json(values), fmode, gid)
+        write_dump(path, env)
     except OSError as exc:
         where = exc.filename or path
         log.warning(f"cannot export the environment to {where}: {exc.strerror}; carrying on")
         return False
     return True
+
+
+ENV_DIR_VAR = "PYINIT_ENV_DIR"
+
+
+class Exporter:
+    """Where pyinit's environment dump goes: the env dir, else (read-only, not
+    pyinit's) the run dir's `container_environment`. Each switch or failure is
+    one warning for the whole run. `PYINIT_ENV_DIR` is set to the dir in use, so
+    startup scripts write their variables where pyinit reads them back."""
+
+    def __init__(self, env_dir: str, fallback: Optional[str]) -> None:
+        self.env_dir = env_dir
+        self.places = [env_dir] + ([fallback] if fallback else [])
+        self.failures: list[str] = []  # "PATH (why)" of places given up on
+        self.written: Optional[str] = None  # where the last export went
+
+    @property
+    def current(self) -> str:
+        """Where imports read the dump back from: where it was written last, else
+        the env dir."""
+        return self.written or self.env_dir
+
+    def export(self, env: MutableMapping[str, str]) -> Optional[str]:
+        """Write the dump to the first place that takes it; that place, or None."""
+        _warn_bad_values(env)
+        while self.places:
+            place = self.places[0]
+            env[ENV_DIR_VAR] = place
+            try:
+                write_dump(place, env)
+            except OSError as exc:
+                why = f"{place} ({exc.strerror or exc})"
+                if len(self.places) == 1:  # the last place: warn, try it again next time
+                    _warn_once(f"cannot export the environment to "
+                               f"{' or '.join(self.failures + [why])}; carrying on")
+                    self.written = None
+                    env[ENV_DIR_VAR] = self.env_dir
+                    return None
+                self.failures.append(why)
+                self.places.pop(0)
+                continue
+            if self.failures:
+                _warn_once(f"cannot write the container environment to {self.failures[0]}: "
+                           f"writing it to {place} instead")
+            self.written = place
+            return place
+        return None

@@ -53,11 +53,40 @@ def nonblocking_writer(fd: int) -> tuple[Callable[[bytes], int], int | None]:
             return (lambda data: sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL),
                     sock.fileno())
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-            own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except PermissionError:
+                if not stat.S_ISFIFO(mode):
+                    raise
+                return polled_pipe_writer(fd)  # non-root: the runtime's pipe is not ours
             return (lambda data: os.write(own, data)), own
     except OSError:
         pass
     return (lambda data: os.write(fd, data)), None  # a file (or no /proc): never waits
+
+
+PIPE_BUF = 4096
+
+
+def polled_pipe_writer(fd: int) -> tuple[Callable[[bytes], int], int]:
+    """For a pipe pyinit may not reopen (it belongs to another uid, e.g. the container
+    runtime's, and pyinit runs as non-root): write at most PIPE_BUF bytes, and only when
+    poll() says the pipe has a free buffer, which such a write then never waits for.
+    (Only a service writing the same pipe in the instant between the poll and the
+    write could make it wait.)"""
+    import select
+
+    dup = os.dup(fd)
+    os.set_inheritable(dup, False)
+    poller = select.poll()
+    poller.register(dup, select.POLLOUT)
+
+    def write(data: bytes) -> int:
+        if not poller.poll(0):
+            raise BlockingIOError(11, "pipe full")
+        return os.write(dup, data[:PIPE_BUF])
+
+    return write, dup
 
 
 def _out(data: bytes) -> bool:

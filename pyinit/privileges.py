@@ -80,7 +80,12 @@ def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[s
 
 
 def drop(identity: Identity) -> None:
-    """setgroups, setresgid, setresuid, in that order; then prove root is gone."""
+    """setgroups, setresgid, setresuid, in that order; then prove root is gone.
+    Nothing at all when the process already is that user (abilities.is_already)."""
+    from pyinit import abilities
+
+    if abilities.is_already(identity, abilities.Creds.current()):
+        return
     os.setgroups(list(identity.groups))
     os.setresgid(identity.gid, identity.gid, identity.gid)
     os.setresuid(identity.uid, identity.uid, identity.uid)

@@ -109,7 +109,8 @@ class Tracker:
             self.after("liveness", self.liveness.interval, self.attempt_liveness)
 
     def on_pipe(self) -> None:
-        assert self.pipe is not None
+        if self.pipe is None:
+            return  # closed by an earlier event of the same wake-up
         try:
             data = os.read(self.pipe[0], 512)
         except BlockingIOError:

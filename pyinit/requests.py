@@ -109,6 +109,8 @@ class ControlRequests:
 
     def open_control_socket(self) -> None:
         run_dir = self.m.config.run_dir
+        if self.m.init.run_dir is None:
+            return  # no usable run dir: boot said so already
         try:
             os.makedirs(run_dir, mode=0o755, exist_ok=True)
             path = os.path.join(run_dir, control.SOCKET_NAME)
@@ -182,7 +184,7 @@ class ControlRequests:
 
     def log_mode(self, svc: Service) -> str:
         if svc.capture is not None:
-            return svc.capture.settings.mode
+            return svc.capture.mode
         settings = self.m.capture_settings(svc)
         if settings is not None:
             return settings.mode

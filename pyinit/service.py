@@ -95,7 +95,7 @@ def read_identities(
     config: ServiceConfig, config_path: str
 ) -> tuple[Optional[Identity], Optional[Identity], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
-    from pyinit import privileges
+    from pyinit import abilities, privileges
 
     out: list[Optional[Identity]] = []
     for key, wanted in (("user", config.run_as), ("log.user", config.log_as)):
@@ -107,8 +107,9 @@ def read_identities(
             identity = privileges.resolve(spec)
         except privileges.PrivilegeError as exc:
             raise ValueError(f"{config_path}: {key}: {exc}") from None
-        if os.geteuid() != 0 and identity.uid != os.geteuid():
-            raise ValueError(f"{config_path}: {key}: pyinit is not root, cannot run as {spec}")
+        reason = abilities.why_not(identity)
+        if reason is not None:
+            raise ValueError(f"{config_path}: {key}: {reason}, cannot run as {spec}")
         out.append(identity)
     return out[0], out[1], config.run_as.spec()
 

@@ -101,7 +101,7 @@ class ServiceManager:
         self._gating = False
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
         self.sinks: Optional[dict[str, Any]] = None  # the container's stdout/stderr (output.py)
-        self.supervise = SuperviseDirs(self)  # runit's supervise/ dirs (sv, runsvstat)
+        self.supervise = SuperviseDirs(self, run_dir=init.run_dir)  # runit's supervise/ dirs
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -475,7 +475,10 @@ class ServiceManager:
             try:
                 self.notify = NotifySocket(self.loop, path, self.on_notify)
             except OSError as exc:
-                log.error(f"cannot open the sd_notify socket {path}: {exc.strerror}")
+                problem = f"cannot open the sd_notify socket {path}: {exc.strerror}"
+                if problem not in self._warned:  # once, not at every start
+                    self._warned.add(problem)
+                    log.error(problem)
                 return None
         return self.notify.path
 

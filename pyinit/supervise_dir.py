@@ -15,9 +15,12 @@ For each service dir (and `log/` for the logger) pyinit maintains, as runsv.c do
 
 Files are written as NAME.new and renamed. Nothing is removed at shutdown (runsv
 leaves the dir too); the fds are closed, so sv then says "runsv not running".
-A dir that cannot be created (read-only service dir) gets one warning and the
-service is supervised as usual. A `supervise` symlink is followed (its target is
-created if missing).
+A service dir pyinit cannot write to (read-only root, non-root pyinit) gets its
+supervise/ under the run dir instead, as RUN_DIR/services/NAME/supervise (and
+.../NAME/log/supervise), so `sv status RUN_DIR/services/NAME` works: one
+warning for all services. When that fails too, or for any other reason (a
+runsv holds the lock), the service is supervised as usual without it, with one
+warning. A `supervise` symlink is followed (its target is created if missing).
 
 The first part is pure (record encoding, stat text); SuperviseDirs is the thin
 I/O shell, called by services.py after every state change.
@@ -25,6 +28,7 @@ I/O shell, called by services.py after every state change.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -45,6 +49,7 @@ STATE_CODES = {"down": 0, RUN: 1, FINISH: 2}
 CODE_STATES = {code: state for state, code in STATE_CODES.items()}
 RECORD_SIZE = 20
 READ_MAX = 4096  # control bytes handled per wake-up: a flood cannot hog the loop
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a service dir that is not ours
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,9 @@ class Supervise:
     so `sv` can open them for writing, and a writer, so a read never sees EOF and
     the loop never spins): one fd each instead of a read and a write end."""
 
-    def __init__(self, path: str, owner: Slot) -> None:
+    def __init__(self, path: str, owner: Slot, home: Optional[str] = None) -> None:
         self.path = path  # the service dir (or its log/)
-        self.dir = os.path.join(path, "supervise")
+        self.dir = os.path.join(home or path, "supervise")  # home: under the run dir
         self.owner = owner
         self.fds: list[int] = []
         self.control = -1
@@ -186,6 +191,12 @@ class Supervise:
                 pass
         self.fds = []
         self.control = self.ok = -1
+
+
+def fallback_home(run_dir: str, name: str, label: str) -> str:
+    """Where a read-only service dir's supervise/ goes: RUN_DIR/services/NAME[/log]."""
+    home = os.path.join(run_dir, "services", name)
+    return os.path.join(home, "log") if label == "log" else home
 
 
 def make_dir(path: str) -> None:
@@ -250,14 +261,17 @@ class SuperviseDirs:
     Keyed by path, not by Service: a service removed and re-added while its old
     logger still drains shares the dir; the newest slot owns it."""
 
-    def __init__(self, manager: ServiceManager,
-                 wall_clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, manager: ServiceManager, wall_clock: Callable[[], int] = time.time_ns,
+                 run_dir: Optional[str] = None) -> None:
         self.m = manager
+        self.run_dir = run_dir  # None: no fallback for read-only service dirs
         self.wall_clock = wall_clock
         self.open_dirs: dict[str, Supervise] = {}
         self.paths: dict[int, str] = {}  # id(slot) -> the path it owns
         self.failed: set[str] = set()  # paths that could not be opened (retried on re-add)
         self.warned: set[str] = set()  # one warning per path
+        self.warned_fallback = False  # "keeping them in RUN_DIR/services": once
+        self.warned_unwritable = False  # "cannot keep supervise/ dirs": once
         self._batch: Optional[dict[int, Slot]] = None  # slots changed by a control read
         self.closed = False  # after shutdown: nothing is reopened
 
@@ -340,16 +354,45 @@ class SuperviseDirs:
         try:
             sup.open()
         except OSError as exc:
-            self.failed.add(path)
-            if path not in self.warned:
-                self.warned.add(path)
-                log.warning(f"cannot keep {sup.dir} ({exc.strerror or exc}): sv and runit's "
-                            "tools will not see it", slot.service.name)
-            return None
+            problem = f"{sup.dir} ({exc.strerror or exc})"
+            unwritable = exc.errno in UNWRITABLE
+            sup = self._open_fallback(path, slot, problem) if unwritable else None
+            if sup is None:
+                if not unwritable and path not in self.warned:
+                    self.warned.add(path)
+                    log.warning(f"cannot keep {problem}: sv and runit's tools will not see it",
+                                slot.service.name)
+                self.failed.add(path)
+                return None
         self.open_dirs[path] = sup
         loop = self.m.loop
         loop.add_reader(sup.control, lambda: self._on_control(sup))
         loop.add_reader(sup.ok, sup.drain_ok)
+        return sup
+
+    def _open_fallback(self, path: str, slot: Slot, problem: str) -> Optional[Supervise]:
+        """A service dir pyinit cannot write to: supervise/ under the run dir (one
+        warning for all services, whether that works or not)."""
+        run_dir = self.run_dir
+        sup = None
+        if run_dir is not None:
+            home = fallback_home(run_dir, slot.service.name, slot.label)
+            sup = Supervise(path, slot, home)
+            try:
+                os.makedirs(home, 0o755, exist_ok=True)
+                sup.open()
+            except OSError as exc:
+                problem += f"; {sup.dir} ({exc.strerror or exc})"
+                sup = None
+        if sup is not None:
+            if not self.warned_fallback:
+                self.warned_fallback = True
+                log.warning(f"cannot create supervise/ in service dirs such as {problem}: "
+                            f"keeping them in {os.path.join(run_dir or '', 'services')} instead")
+        elif not self.warned_unwritable:
+            self.warned_unwritable = True
+            log.warning(f"cannot keep runit's supervise/ dirs (such as {problem}): sv and "
+                        "runit's tools will not see the services")
         return sup
 
     def _on_control(self, sup: Supervise) -> None:

@@ -58,20 +58,24 @@ class Run:
 
     def __init__(self, args: Sequence[str], tmp: Path, pid1: bool = True,
                  env: dict[str, str] | None = None, flags: Sequence[str] = (),
-                 wrapper: Sequence[str] = ()) -> None:
+                 wrapper: Sequence[str] = (), python: str = sys.executable,
+                 run_dir: bool = True, stdout: int | None = None) -> None:
         """wrapper: a command that execs its arguments, run in front of pyinit
-        (inside the namespace), e.g. to set up the signal state pyinit inherits."""
+        (inside the namespace), e.g. to set up the signal state pyinit inherits.
+        python: the interpreter (one an unprivileged uid may run). run_dir=False:
+        no --run-dir, so pyinit picks one itself (rundir.py). stdout: an fd for
+        pyinit's stdout instead of a file (`out` is then empty)."""
         self.tmp = tmp
         self.out_path = tmp / f"out-{time.monotonic_ns()}.txt"
         self.err_path = tmp / f"err-{time.monotonic_ns()}.txt"
         base = [
-            sys.executable, "-m", "pyinit",
+            python, "-m", "pyinit",
             "--env-dir", str(tmp / "container_environment"),
             "--init-dir", str(tmp / "my_init.d"),
             "--rc-local", str(tmp / "rc.local"),
             "--pre-shutdown-dir", str(tmp / "pre_shutdown.d"),
             "--post-shutdown-dir", str(tmp / "post_shutdown.d"),
-            "--run-dir", str(tmp / "run"),
+            *(["--run-dir", str(tmp / "run")] if run_dir else []),
             "--service-dir", str(tmp / "service"),
             *flags,
         ]
@@ -83,7 +87,8 @@ class Run:
         self.pid1 = pid1
         self._out = open(self.out_path, "wb")  # noqa: SIM115 - closed in cleanup()
         self._err = open(self.err_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out,
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self._out if stdout is None else stdout,
                                      stderr=self._err, env=full_env, start_new_session=True)
         self.init_pid = self._find_init() if pid1 else self.proc.pid
 

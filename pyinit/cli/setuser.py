@@ -53,8 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         identity = privileges.resolve(spec)
     except privileges.PrivilegeError as exc:
         fail(str(exc))
-    if os.geteuid() != 0 and identity.uid != os.geteuid():
+    from pyinit import abilities
+
+    lacking = abilities.missing(identity, abilities.Creds.current())
+    if lacking and os.geteuid() != 0:
         fail(f"must be run as root to become {spec} (running as uid {os.geteuid()})")
+    if lacking:
+        fail(f"needs {' and '.join(lacking)} to become {spec}, and has not "
+             "(capabilities dropped)")
     env = privileges.environment(identity, dict(os.environ), clear=options["--clear-env"])
     try:
         program = spawn.resolve(command[0], env)

@@ -27,7 +27,6 @@ SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means al
 `reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP."""
 
 USAGE_ERROR = 100
-DEFAULT_RUN_DIR = "/run/pyinit"
 
 
 class Command:
@@ -91,7 +90,7 @@ class Args:
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
-    run_dir = environ.get("PYINIT_RUN_DIR") or DEFAULT_RUN_DIR
+    run_dir = ""
     verbose = False
     try:
         wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
@@ -121,6 +120,10 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             raise Usage(f"unknown option {opt}")
     if not rest:
         raise Usage("no command given")
+    if not run_dir:
+        from pyinit import rundir
+
+        run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
     args = Args(rest.pop(0), [], run_dir, verbose, wait)
     if args.command not in COMMANDS and args.command not in (
         "status", "s", "tree", "rescan", "shutdown-container", "logs"

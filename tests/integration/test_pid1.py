@@ -725,7 +725,12 @@ def test_unwritable_env_dir_warns_and_boots(pyinit_run, tmp_path: Path) -> None:
     assert code == 0
     assert out.exists()
     assert all(w.startswith("pyinit: warning: ") for w in pyinit_lines(err)), err
-    assert any("cannot export the environment" in w for w in pyinit_lines(err)), err
+    env_dir = tmp_path / "container_environment"
+    fallback = tmp_path / "run" / "container_environment"
+    assert [w for w in pyinit_lines(err) if "container environment" in w] == [
+        f"pyinit: warning: cannot write the container environment to {env_dir} (File exists): "
+        f"writing it to {fallback} instead"], err
+    assert (tmp_path / "run" / "container_environment.sh").is_file()
 
 
 def test_unreadable_dirs_as_non_root(tag: str) -> None:

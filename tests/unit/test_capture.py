@@ -158,6 +158,31 @@ def test_file_mode_writes_the_directory_not_the_sinks(rig: Rig, tmp_path: Path) 
     assert len([n for n in os.listdir(d) if n.endswith(".s")]) == 1
 
 
+def test_file_mode_that_cannot_open_falls_back_to_prefix_once(
+    rig: Rig, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only (or not pyinit's) log directory: one warning for the service, and its
+    lines come out in prefix mode instead of being lost; SIGHUP tries the file again."""
+    blocker = tmp_path / "ro"
+    blocker.write_text("")
+    d = blocker / "web"
+    cap = rig.capture("web", Settings("file", directory=str(d)))
+    assert cap.mode == "prefix"
+    os.write(cap.fd("stdout"), b"still here\n")
+    rig.until(lambda: rig.got["stdout"])
+    assert rig.got["stdout"] == b"web | still here\n"
+    cap.rotate()  # SIGHUP: still failing, nothing more said
+    assert capfd.readouterr().err == (
+        f"pyinit: warning: [web] cannot write its log file in {d} (Not a directory): "
+        "prefix mode instead\n")
+    blocker.unlink()
+    cap.rotate()  # SIGHUP: the directory can be made now
+    assert cap.mode == "file"
+    assert capfd.readouterr().err == f"pyinit: info: [web] writing its log to {d} again\n"
+    os.write(cap.fd("stdout"), b"to the file\n")
+    rig.until(lambda: (d / "current").read_bytes() == b"to the file\n")
+
+
 def test_close_releases_the_pipes(rig: Rig) -> None:
     cap = rig.capture("web", Settings("prefix"))
     fds = [cap.fd("stdout"), cap.fd("stderr")]

@@ -356,3 +356,12 @@ def test_good_health_listen_addresses(tmp_path) -> None:
     for addr in ("8080", ":8080", "0.0.0.0:1", "localhost:9", "[::]:80"):
         cfg = parse(["--config", str(tmp_path / "none.yaml"), "--health-listen", addr], {})
         assert read_config_file(cfg).health_listen == addr
+
+
+def test_run_dir_set_only_when_asked_for() -> None:
+    """Without --run-dir or PYINIT_RUN_DIR pyinit may fall back (rundir.py); a run dir
+    asked for by name is used as given."""
+    assert parse([], {}).run_dir_set is False
+    assert parse([], {"PYINIT_RUN_DIR": ""}).run_dir_set is False
+    assert parse([], {"PYINIT_RUN_DIR": "/srv/run"}).run_dir_set is True
+    assert parse(["--run-dir", "/srv/run"], {}).run_dir_set is True

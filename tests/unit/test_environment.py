@@ -422,3 +422,87 @@ def test_export_dir_with_an_inherited_non_utf8_value_warns_once(
     assert json.loads((tmp_path / "env.json").read_text()) == {"GOOD": "yes"}
     err = capfd.readouterr().err.splitlines()
     assert err == ["pyinit: warning: not exporting RAW: its value is not valid UTF-8"]
+
+
+# --- where the dump goes: the env dir, else the run dir (read-only root) ------------------
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "_reported", set())
+
+
+def test_exporter_writes_the_env_dir_and_names_it(tmp_path: Path, fresh_warnings,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    exporter = environment.Exporter(str(tmp_path / "env"), str(tmp_path / "run" / "env"))
+    env = {"A": "1"}
+    assert exporter.export(env) == str(tmp_path / "env")
+    assert env["PYINIT_ENV_DIR"] == exporter.current == str(tmp_path / "env")
+    assert (tmp_path / "env" / "A").read_text() == "1"
+    assert (tmp_path / "env" / "PYINIT_ENV_DIR").read_text() == str(tmp_path / "env")
+    assert not (tmp_path / "run").exists()
+    assert capfd.readouterr().err == ""
+
+
+def test_exporter_falls_back_to_the_run_dir_with_one_warning(
+    tmp_path: Path, fresh_warnings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    target = _unwritable(tmp_path, "path is a file")
+    fallback = tmp_path / "run" / "container_environment"
+    exporter = environment.Exporter(str(target), str(fallback))
+    env = {"A": "1"}
+    for value in ("1", "2"):  # boot, then after a startup script
+        env["A"] = value
+        assert exporter.export(env) == str(fallback)
+        assert (fallback / "A").read_text() == value
+    assert env["PYINIT_ENV_DIR"] == exporter.current == str(fallback)
+    assert json.loads((tmp_path / "run" / "container_environment.json").read_text())["A"] == "2"
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"pyinit: warning: cannot write the container environment to {target} "
+                   f"(File exists): writing it to {fallback} instead"]
+
+
+def test_exporter_gives_up_with_one_warning(tmp_path: Path, fresh_warnings,
+                                            capfd: pytest.CaptureFixture[str]) -> None:
+    target = _unwritable(tmp_path, "path is a file")
+    (tmp_path / "run").write_text("")
+    fallback = tmp_path / "run" / "env"
+    exporter = environment.Exporter(str(target), str(fallback))
+    env: dict[str, str] = {}
+    assert exporter.export(env) is None
+    assert exporter.export(env) is None
+    assert env["PYINIT_ENV_DIR"] == exporter.current == str(target)  # read back from there
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"pyinit: warning: cannot export the environment to {target} (File "
+                   f"exists) or {fallback} (Not a directory); carrying on"]
+
+
+def test_exporter_without_a_run_dir(tmp_path: Path, fresh_warnings,
+                                    capfd: pytest.CaptureFixture[str]) -> None:
+    target = _unwritable(tmp_path, "path is a file")
+    assert environment.Exporter(str(target), None).export({}) is None
+    assert capfd.readouterr().err == (f"pyinit: warning: cannot export the environment to "
+                                      f"{target} (File exists); carrying on\n")
+
+
+def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_warnings,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """--cap-drop=ALL: no CAP_CHOWN, so no group docker_env: 0700/0600, one warning."""
+    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, 4321))
+
+    def no_chown(path, uid, gid):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr(os, "chown", no_chown)
+    target = tmp_path / "env"
+    for _ in range(2):
+        assert export_dir(str(target), {"A": "1"}) is True
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert stat.S_IMODE((target / "A").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o600
+    err = capfd.readouterr().err.splitlines()
+    assert err == ["pyinit: warning: cannot give the environment files to group docker_env "
+                   "(Operation not permitted; needs CAP_CHOWN): they are readable by uid "
+                   f"{os.geteuid()} only"]

@@ -174,3 +174,36 @@ def test_json_format_gives_one_json_object_per_message() -> None:
         "from": "pyinit"}
     assert json.loads(plain)["service"] == "pyinit"
     assert log.format_line(log.INFO, "boot") == "pyinit: info: boot\n"
+
+
+def test_a_pipe_pyinit_may_not_reopen_is_written_without_blocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Non-root pyinit, stdout the runtime's pipe (another uid's: /proc/self/fd/1 cannot
+    be reopened): a full pipe raises BlockingIOError instead of blocking PID 1."""
+    real_open = os.open
+
+    def refuse(path, *args, **kw):
+        if str(path).startswith("/proc/self/fd/"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", refuse)
+    r, w = os.pipe()
+    try:
+        write, poll_fd = log.nonblocking_writer(w)
+        assert poll_fd is not None and poll_fd != w
+        total = 0
+        with pytest.raises(BlockingIOError):
+            for _ in range(10_000):  # a pipe holds 64 KiB: this fills it
+                n = write(b"x" * 10_000)
+                assert 0 < n <= log.PIPE_BUF
+                total += n
+        assert total >= 4096
+        assert os.get_blocking(w)  # the shared description was left alone
+        os.read(r, 65536)
+        assert write(b"again\n") == 6
+        os.close(poll_fd)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -368,6 +368,67 @@ def test_unusable_dir_warns_once_and_the_service_goes_on(mgr, tmp_path, monkeypa
     assert len(mgr.warnings) == 2 and "Read-only file system" in mgr.warnings[1]
 
 
+def test_read_only_service_dirs_keep_supervise_under_the_run_dir(mgr, tmp_path,
+                                                                 monkeypatch) -> None:
+    """--read-only: supervise/ goes to RUN_DIR/services/NAME[/log], one warning for all
+    services and events, and the control FIFO there works like the real one."""
+    services = tmp_path / "service"
+    run_dir = tmp_path / "run"
+    mgr.supervise.run_dir = str(run_dir)
+    real_mkdir = os.mkdir
+
+    def read_only(path, mode=0o777):
+        if str(path).startswith(str(services)) and str(path).endswith("supervise"):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    web = mgr.service(services / "web", log=True)
+    api = mgr.service(services / "api")
+    for pid, svc in enumerate((web, api, web, api), 100):
+        running(mgr, svc, pid)
+    web.log.machine.boot(mgr.now, True)
+    web.log.machine.spawned(7, mgr.now)
+    mgr.supervise.update(web.log)
+    assert read(run_dir / "services" / "web" / "supervise" / "pid") == b"102\n"
+    assert read(run_dir / "services" / "api" / "supervise" / "stat") == b"run\n"
+    assert read(run_dir / "services" / "web" / "log" / "supervise" / "pid") == b"7\n"
+    assert not (services / "web" / "supervise").exists()
+    assert mgr.warnings == [
+        f"[None] cannot create supervise/ in service dirs such as {services}/web/supervise "
+        f"(Read-only file system): keeping them in {run_dir}/services instead"]
+    seen: list[str] = []
+    web.run.machine = Recording(seen)
+    running(mgr, web)
+    fd = os.open(run_dir / "services" / "web" / "supervise" / "control", os.O_WRONLY)
+    os.write(fd, b"d")
+    os.close(fd)
+    mgr.dispatch()
+    assert seen == ["d"]
+
+
+def test_no_run_dir_either_warns_once_for_all_services(mgr, tmp_path, monkeypatch) -> None:
+    (tmp_path / "run").write_text("not a dir")
+    mgr.supervise.run_dir = str(tmp_path / "run")
+    real_mkdir = os.mkdir
+
+    def no_access(path, mode=0o777):
+        if str(path).endswith("supervise"):
+            raise OSError(errno.EACCES, "Permission denied", path)
+        return real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", no_access)
+    for name in ("a", "b", "c"):
+        svc = mgr.service(tmp_path / name)
+        running(mgr, svc)
+        running(mgr, svc, 77)
+    assert len(mgr.warnings) == 1, mgr.warnings
+    assert mgr.warnings[0].startswith(
+        f"[None] cannot keep runit's supervise/ dirs (such as {tmp_path}/a/supervise "
+        f"(Permission denied); {tmp_path}/run/services/a/supervise (")
+    assert mgr.warnings[0].endswith("): sv and runit's tools will not see the services")
+
+
 def test_control_that_is_no_fifo_is_refused(mgr, tmp_path) -> None:
     (tmp_path / "web" / "supervise").mkdir(parents=True)
     (tmp_path / "web" / "supervise" / "control").write_text("")
