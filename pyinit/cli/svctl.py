@@ -87,6 +87,7 @@ class Args:
         self.exit_code = 0
         self.follow = False
         self.lines = 10
+        self.environ: Optional[dict[str, str]] = None  # set when run_dir was looked up
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
@@ -120,11 +121,13 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             raise Usage(f"unknown option {opt}")
     if not rest:
         raise Usage("no command given")
-    if not run_dir:
+    found = not run_dir
+    if found:
         from pyinit import rundir
 
         run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
     args = Args(rest.pop(0), [], run_dir, verbose, wait)
+    args.environ = environ if found else None
     if args.command not in COMMANDS and args.command not in (
         "status", "s", "tree", "rescan", "shutdown-container", "logs"
     ):
@@ -198,9 +201,9 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
     yet (pyinit still booting, e.g. right after `podman start`) is retried until then."""
     from pyinit.protocol import SOCKET_NAME, request
 
-    path = os.path.join(args.run_dir, SOCKET_NAME)
     deadline = time.monotonic() + patience
     while True:
+        path = os.path.join(args.run_dir, SOCKET_NAME)
         try:
             reply = request(path, payload, timeout)
             break
@@ -208,6 +211,10 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
             booting = isinstance(exc, (FileNotFoundError, ConnectionRefusedError))
             if booting and time.monotonic() < deadline:
                 time.sleep(0.05)
+                if args.environ is not None:  # pyinit may pick a fallback run dir yet
+                    from pyinit import rundir
+
+                    args.run_dir = rundir.find(args.environ)
                 continue
             reason = getattr(exc, "strerror", None) or str(exc)
             raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
