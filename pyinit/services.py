@@ -512,7 +512,7 @@ class ServiceManager:
             mode=mode, fmt=c.log_format or self.config.log_format,
             timestamps=self.config.log_timestamps if c.log_timestamps is None
             else c.log_timestamps,
-            directory=os.path.join(svc.defn.path, c.log_dir, svc.defn.instance or "")
+            directory=os.path.join(svc.defn.path, c.log_dir, *filter(None, [svc.defn.instance]))
             if c.log_dir else os.path.join(LOG_ROOT, svc.name),
             max_size=c.log_max_size, max_files=c.log_max_files)
 

@@ -19,10 +19,12 @@ from test_services import Box, read_lines
 
 pytestmark = pytest.mark.pid1
 
-# main.sh TAG SERVICE INSTANCE: records what it got, then runs until TERM (recorded too).
+# main.sh TAG SERVICE INSTANCE: once its trap is set, records what it got (seen-INSTANCE),
+# then runs until TERM (recorded in `stopped`).
 WORKER = """\
-echo "$3|$PYINIT_INSTANCE|$PYINIT_SERVICE" > "seen-$3"
 trap 'echo "$3" >> stopped; kill $! 2>/dev/null; exit 0' TERM
+echo "$3|$PYINIT_INSTANCE|$PYINIT_SERVICE" > "seen-$3"
+echo "hello from $3"
 sleep 1000 & wait $!
 """
 RUN = 'exec /bin/sh ./main.sh {tag} "$PYINIT_SERVICE" "$1"\n'
@@ -64,9 +66,10 @@ def running(b: Box, *names: str) -> bool:
     return all(n in recs and recs[n]["state"] == "run" and recs[n]["pid"] for n in names)
 
 
-def run_line(name: str) -> re.Pattern:
-    """sv's line for a running service: `run: NAME: (pid N) Ns`."""
-    return re.compile(rf"run: {re.escape(name)}: \(pid \d+\) \d+s")
+def run_line(name: str, log: bool = False) -> re.Pattern:
+    """sv's line for a running service: `run: NAME: (pid N) Ns` (then its logger's)."""
+    logger = r"; run: log: \(pid \d+\) \d+s" if log else ""
+    return re.compile(rf"run: {re.escape(name)}: \(pid \d+\) \d+s{logger}")
 
 
 def status_lines(b: Box, *args: str) -> list[str]:
@@ -77,6 +80,11 @@ def test_template_instances_from_symlinks_and_svctl_up(box, tmp_path: Path, tag:
     d = template(
         tmp_path, tag, "worker@", finish='echo "$1 $2 $3 $PYINIT_INSTANCE" >> "finished-$3"\n'
     )
+    # one logger per instance, each with the instance as $1
+    write_script(
+        d / "log" / "main.sh", 'while read -r line; do echo "$line" >> "../logged-$3"; done\n'
+    )
+    write_script(d / "log" / "run", f'exec /bin/sh ./main.sh {tag} log "$1"\n')
     (tmp_path / "service" / "worker@a").symlink_to("worker@")
     (tmp_path / "service" / "worker@b").symlink_to(d)  # absolute works too
     b = box()
@@ -91,7 +99,8 @@ def test_template_instances_from_symlinks_and_svctl_up(box, tmp_path: Path, tag:
     lines = status_lines(b)
     assert len(lines) == 3
     for line, inst in zip(lines, "abx"):
-        assert run_line(f"worker@{inst}").fullmatch(line), line
+        assert run_line(f"worker@{inst}", log=True).fullmatch(line), line
+        assert wait_for(lambda i=inst: read_lines(d / f"logged-{i}"), 5) == [f"hello from {inst}"]
     rec = b.rec("worker@x")
     assert (rec["instance"], rec["group"]) == ("x", "worker@")
     # the template's name means all of its instances
@@ -130,11 +139,13 @@ def test_counted_instances_scale_up_and_down_highest_first(box, tmp_path: Path, 
     lines = status_lines(b, "worker")
     assert [ln.split(": ")[1] for ln in lines] == names[:3]
     assert all(run_line(n).fullmatch(ln) for n, ln in zip(names, lines)), lines
+    assert b.rec("worker@3")["group"] == "worker"
     for i in (1, 2, 3):
         assert wait_for(lambda i=i: read_lines(d / f"seen-{i}"), 5) == [f"{i}|{i}|worker@{i}"]
 
     b.ok("scale", "worker", "5")
     wait_for(lambda: running(b, *names), 10, "five instances")
+    wait_for(lambda: all((d / f"seen-{i}").exists() for i in (4, 5)), 5, "their traps")
     pids = {n: b.rec(n)["pid"] for n in names[:2]}
     b.ok("scale", "worker", "2")
     wait_for(lambda: sorted(b.try_status()) == names[:2], 10, "two instances left")
@@ -181,13 +192,8 @@ def test_after_a_counted_service_waits_for_every_instance(box, tmp_path: Path, t
     template(tmp_path, tag, "web", yaml="after: [worker]\n")
     b = box()
     wait_for(lambda: running(b, "worker@1", "worker@2", "worker@3"), 10, "the workers")
-    assert status_lines(b, "web") == [
-        "down: web: 0s, normally up, want up, waiting for worker@1, worker@2, worker@3"
-    ] or re.fullmatch(
-        r"down: web: \d+s, normally up, want up, waiting for worker@1, "
-        r"worker@2, worker@3",
-        status_lines(b, "web")[0],
-    )
+    waiting = r"down: web: \d+s, normally up, want up, waiting for worker@1, worker@2, worker@3"
+    assert re.fullmatch(waiting, status_lines(b, "web")[0]), status_lines(b, "web")
     d = tmp_path / "service" / "worker"
     (d / "go-3").touch()
     (d / "go-1").touch()
@@ -213,10 +219,11 @@ def test_setup_failures_back_off_and_its_output_goes_with_the_service(
     (tmp_path / "service" / "job@1").symlink_to("job@")
     b = box(pid1=pid1)
     rec = b.wait("job@1", lambda r: r["restarts"] >= 2, 10, "two failed starts")
+    assert rec["group"] == "job@" and rec["instance"] == "1"
     assert rec["last_exit_code"] == 3 and rec["state"] in ("down", "setup")
     assert not (d / "seen-1").exists()  # run never started
-    assert "[job@1] setup exited with exit code 3" in b.run.err
-    assert "job@1 | setup of 1 (1) says hello" in b.run.out
+    wait_for(lambda: "[job@1] setup exited with exit code 3" in b.run.err, 5, "the warning")
+    wait_for(lambda: "job@1 | setup of 1 (1) says hello" in b.run.out, 5, "setup's output")
     delays = [line for line in status_lines(b, "job@1") if line]
     assert re.fullmatch(
         r"(down: job@1: \d+s, normally up, want up|"
@@ -248,19 +255,20 @@ def test_setup_timeout_and_stop_during_setup(box, tmp_path: Path, tag: str) -> N
         "held",
         setup=f"exec /bin/sh ./main.sh {tag} setup-held\n",
         body="[ \"$2\" = setup-held ] && { trap 'echo TERM > got; exit 0' TERM; "
-        "sleep 1000 & wait $!; }\n" + WORKER,
+        "echo > trapped; sleep 1000 & wait $!; }\n" + WORKER,
     )
     b = box()
     rec = b.wait("slow", lambda r: r["failed"] is not None, 10, "slow to fail")
     assert rec["failed"] == "setup did not exit within 0.3s"
     assert status_lines(b, "slow") == ["fail: slow: setup did not exit within 0.3s"]
-    held = b.wait("held", lambda r: r["state"] == "setup" and r["pid"], 10, "held in setup")
+    b.wait("held", lambda r: r["state"] == "setup" and r["pid"], 10, "held in setup")
+    wait_for(lambda: (tmp_path / "service" / "held" / "trapped").exists(), 5, "setup's trap")
     assert re.fullmatch(r"setup: held: \(pid \d+\) \d+s", status_lines(b, "held")[0])
     assert b.svctl("-w", "5", "down", "held").returncode == 0
     assert read_lines(tmp_path / "service" / "held" / "got") == ["TERM"]
     rec = b.rec("held")
     assert (rec["state"], rec["want"], rec["pid"]) == ("down", "d", None)
-    assert held["pid"] and not (tmp_path / "service" / "held" / "seen-").exists()
+    assert not (tmp_path / "service" / "held" / "seen-").exists()  # run never started
     b.stop()
 
 
