@@ -299,7 +299,7 @@ class ServiceManager:
             self._advancing = False
 
     def scale(self, group: str, count: int) -> None:
-        """`svctl scale`: instances.check_scale() has said yes."""
+        """`svctl scale` of a counted service (a group in expansion.configured)."""
         configured = self.expansion.configured[group]
         self.scaled[group] = (configured, count)
         log.info(f"scaling to {count} instance{'s' if count != 1 else ''}", group)
@@ -508,12 +508,13 @@ class ServiceManager:
         mode = "runit" if svc.defn.has_log else (c.log_mode or self.config.log_mode)
         if mode not in ("prefix", "file"):
             return None
+        instance = [svc.defn.instance] if svc.defn.instance else []  # log.dir/INSTANCE
         return Settings(
             mode=mode, fmt=c.log_format or self.config.log_format,
             timestamps=self.config.log_timestamps if c.log_timestamps is None
             else c.log_timestamps,
-            directory=os.path.join(svc.defn.path, c.log_dir, *filter(None, [svc.defn.instance]))
-            if c.log_dir else os.path.join(LOG_ROOT, svc.name),
+            directory=os.path.join(svc.defn.path, c.log_dir, *instance) if c.log_dir
+            else os.path.join(LOG_ROOT, svc.name),
             max_size=c.log_max_size, max_files=c.log_max_files)
 
     def reconcile_capture(self, svc: Service) -> None:
