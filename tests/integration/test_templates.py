@@ -17,6 +17,8 @@ import pytest
 from helpers import wait_for, write_script
 from test_services import Box, read_lines
 
+from pyinit.protocol import request
+
 pytestmark = pytest.mark.pid1
 
 # main.sh TAG SERVICE INSTANCE: once its trap is set, records what it got (seen-INSTANCE),
@@ -174,6 +176,13 @@ def test_counted_instances_scale_up_and_down_highest_first(box, tmp_path: Path, 
     ):
         r = b.svctl(*args)
         assert (r.returncode, r.stdout) == (rc, out), args
+    for req, error in (
+        ({"count": True}, "'count': the count must be an integer from 0 to 1000"),
+        ({"count": 2, "services": ["a", "b"]}, "'scale' takes exactly one service"),
+    ):
+        reply = request(b.sock, {"cmd": "scale", "services": ["worker"], **req})
+        assert reply == {"ok": False, "error": error, "v": 1}
+    assert sorted(b.status()) == names[:2]
     b.stop()
 
 
