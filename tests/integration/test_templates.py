@@ -296,3 +296,25 @@ def test_bad_instance_definitions(box, tmp_path: Path, tag: str) -> None:
     assert b.rec("worker@2")["instance"] is None  # the plain directory
     assert "instance 'worker@2' clashes with a service of that name: ignored" in b.run.err
     b.stop()
+
+
+SLOW_STOP = """\
+trap 'while [ ! -e release ]; do sleep 0.02; done; echo "$3" >> stopped; kill $!; exit 0' TERM
+echo "$3|$PYINIT_INSTANCE|$PYINIT_SERVICE" > "seen-$3"
+sleep 1000 & wait $!
+"""
+
+
+def test_an_instance_wanted_again_while_it_stops_comes_back(box, tmp_path: Path, tag: str) -> None:
+    d = template(tmp_path, tag, "worker", body=SLOW_STOP, yaml="instances: 2\nstop_timeout: 30\n")
+    b = box()
+    wait_for(lambda: (d / "seen-2").exists() and running(b, "worker@2"), 10, "worker@2")
+    old = b.rec("worker@2")["pid"]
+    b.ok("scale", "worker", "1")
+    b.wait("worker@2", lambda r: r["got_term"], 5, "worker@2 to be stopping")
+    b.ok("scale", "worker", "2")
+    assert b.rec("worker@2")["pid"] == old  # still stopping: one process per name
+    (d / "release").touch()
+    rec = b.wait("worker@2", lambda r: r["pid"] not in (None, old) and r["state"] == "run")
+    assert rec["want"] == "u" and read_lines(d / "stopped") == ["2"]
+    b.stop()
