@@ -26,6 +26,7 @@ from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervise_dir import SuperviseDirs
 from pyinit.supervisor import (
+    SETUP_TIMEOUT,
     ClosePipe,
     Machine,
     Policy,
@@ -40,7 +41,6 @@ RESCAN_DELAY = 0.1  # debounce inotify bursts (mkdir + write run + chmod)
 OUTPUT_FLUSH = 2.0  # at exit, the longest wait for the container's stdout to take lines
 LOG_EOF_GRACE = 1.0
 LOG_ROOT = "/var/log/pyinit"  # file mode's default: LOG_ROOT/NAME
-SETUP_TIMEOUT = 60.0  # setup's limit without a ready.start_timeout
 
 
 @dataclass

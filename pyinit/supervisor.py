@@ -52,6 +52,7 @@ BACKOFF_INITIAL = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_MAX = 10.0
 BACKOFF_RESET = 10.0
+SETUP_TIMEOUT = 60.0  # setup's limit when the service has no ready.start_timeout
 
 # svctl command letters (runit's), and the signal each one sends to `run`.
 LETTER_SIGNALS = {
@@ -104,7 +105,7 @@ class Policy:
     term_grace: float = 0.0  # loggers: wait this long for EOF before signalling
     has_finish: bool = False
     has_setup: bool = False
-    setup_timeout: float = 60.0
+    setup_timeout: float = SETUP_TIMEOUT
     restart: str = "always"  # always, on-failure, never
     success_codes: tuple[int, ...] = (0,)
     oneshot: bool = False
