@@ -101,7 +101,8 @@ class ControlRequests:
             real = os.path.realpath(base)
             for candidate in self.m.services.values():
                 path = candidate.defn.path
-                if os.path.abspath(path) == os.path.abspath(base) or (
+                own = os.path.basename(path) == candidate.name  # not a counted/on-demand one
+                if own and os.path.abspath(path) == os.path.abspath(base) or (
                         candidate.defn.instance is None and os.path.realpath(path) == real):
                     svc = candidate
                     break
@@ -196,7 +197,13 @@ class ControlRequests:
         return "runit" if svc.defn.has_log else "inherit"
 
     def members(self, name: str) -> Optional[list[Service]]:
-        """The instances of a group (a counted service, a template), or None."""
+        """The instances of a group (a counted service, a template; by name or by the
+        path of its directory), or None."""
+        if "/" in name and "\0" not in name:
+            group = os.path.basename(name.rstrip("/"))
+            defn = self.m.scanned.get(group)
+            if defn is not None and os.path.abspath(defn.path) == os.path.abspath(name):
+                name = group
         if name in self.m.services or name not in self.m.expansion.groups:
             return None
         names = self.m.expansion.groups[name]

@@ -103,6 +103,8 @@ def test_template_instances_from_symlinks_and_svctl_up(box, tmp_path: Path, tag:
     for line, inst in zip(lines, "abx"):
         assert run_line(f"worker@{inst}", log=True).fullmatch(line), line
         assert wait_for(lambda i=inst: read_lines(d / f"logged-{i}"), 5) == [f"hello from {inst}"]
+    by_path = status_lines(b, str(tmp_path / "service" / "worker@b"))
+    assert len(by_path) == 1 and by_path[0].startswith(f"run: {tmp_path}/service/worker@b: (pid")
     rec = b.rec("worker@x")
     assert (rec["instance"], rec["group"]) == ("x", "worker@")
     # the template's name means all of its instances
@@ -140,6 +142,7 @@ def test_counted_instances_scale_up_and_down_highest_first(box, tmp_path: Path, 
     wait_for(lambda: running(b, *names[:3]), 10, "three instances")
     lines = status_lines(b, "worker")
     assert [ln.split(": ")[1] for ln in lines] == names[:3]
+    assert [ln.split(": ")[1] for ln in status_lines(b, str(d))] == names[:3]  # by its path
     assert all(run_line(n).fullmatch(ln) for n, ln in zip(names, lines)), lines
     assert b.rec("worker@3")["group"] == "worker"
     for i in (1, 2, 3):
