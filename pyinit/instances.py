@@ -57,6 +57,17 @@ def bad_instance(instance: str) -> Optional[str]:
     return None
 
 
+def check_on_demand(name: str, templates: Collection[str], made: Collection[str]) -> Optional[str]:
+    """Why `svctl up name` cannot make an instance on demand (made: those it made
+    already), or None."""
+    template = template_of(name, templates)
+    if template is None:
+        return "no such service"
+    if sum(1 for other in made if template_of(other, templates) == template) >= MAX_INSTANCES:
+        return f"{template} has {MAX_INSTANCES} on-demand instances already"
+    return bad_instance(name[len(template) :])
+
+
 def sort_key(name: str) -> list:
     """Natural order: worker@2 before worker@10."""
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]

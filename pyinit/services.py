@@ -307,10 +307,9 @@ class ServiceManager:
 
     def instantiate(self, name: str) -> Optional[str]:
         """`svctl up T@NAME` for an instance nobody made yet: why it cannot be, or None."""
-        template = instances.template_of(name, self.expansion.templates)
-        if template is None or self.shutting_down:
+        if self.shutting_down:
             return "no such service"
-        problem = instances.bad_instance(name[len(template):])
+        problem = instances.check_on_demand(name, self.expansion.templates, self.on_demand)
         if problem is None:
             self.on_demand.add(name)
             self.sync()

@@ -10,6 +10,7 @@ from pyinit.instances import (
     Expansion,
     bad_count,
     bad_instance,
+    check_on_demand,
     effective_count,
     expand,
     group_of,
@@ -145,3 +146,15 @@ def test_next_to_stop_one_at_a_time_per_group_highest_first() -> None:
 )
 def test_scale_counts(count: object, problem: str | None) -> None:
     assert bad_count(count) == problem
+
+
+def test_on_demand_instances() -> None:
+    templates = ["w@", "t@"]
+    assert check_on_demand("w@x", templates, []) is None
+    assert check_on_demand("nosuch@x", templates, []) == "no such service"
+    assert check_on_demand("w@.x", templates, []) == (
+        "the instance name must not contain '/' or start with '.'"
+    )
+    made = [f"w@{i}" for i in range(1000)]
+    assert check_on_demand("w@x", templates, made) == "w@ has 1000 on-demand instances already"
+    assert check_on_demand("t@x", templates, made) is None
