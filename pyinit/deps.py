@@ -4,13 +4,14 @@ for before it may start, which requirement failed for good, and the shutdown ord
 `after: [x]` orders only: wait until x is ready, or will not start (down, failed).
 `requires: [x]` also needs x: wait until x is ready; if x fails for good, stop.
 Shutdown runs in reverse: a service is stopped once nothing that runs after it
-(by either key) is still up.
+(by either key) is still up. A group's name (instances.py) stands for all of
+its instances.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,18 @@ class View:
 
 
 Graph = Mapping[str, Deps]
+
+
+def expand_groups(graph: Graph, groups: Mapping[str, Sequence[str]]) -> dict[str, Deps]:
+    """A dependency on a group (a counted service, a template) means all of its
+    instances (none: nothing to wait for)."""
+    def members(names: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for name in names:
+            out.extend(groups[name] if name in groups and name not in graph else [name])
+        return tuple(dict.fromkeys(out))
+
+    return {name: Deps(members(d.after), members(d.requires)) for name, d in graph.items()}
 
 
 def problems(graph: Graph) -> dict[str, str]:

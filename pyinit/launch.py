@@ -1,5 +1,6 @@
 """How a service's processes are set up from its service.yaml: environment, env_file,
-working directory, umask, nice, rlimits and the user, on top of spawn.Spec.
+working directory, umask, nice, rlimits and the user, on top of spawn.Spec; an
+instance's name as an argument and in the environment.
 
 The environment is built in pyinit (pure, testable); the limits and the drop
 run in the child between fork and exec, in that order (raising a limit needs
@@ -55,6 +56,23 @@ def environment(config: ServiceConfig, service_path: str, identity: Optional[Ide
         env.update(parse_env_file(text, path))
     env.update(config.environment)
     return env
+
+
+def instance_args(argv: list[str], name: str, instance: Optional[str],
+                  env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """PYINIT_SERVICE (the service's name) for every service process; for an instance,
+    PYINIT_INSTANCE, and its NAME as $1 of the service dir's run, setup and check (and
+    of finish after runit's two arguments, as nitro does)."""
+    env["PYINIT_SERVICE"] = name
+    env.pop("PYINIT_INSTANCE", None)
+    if instance is None:
+        return argv, env
+    env["PYINIT_INSTANCE"] = instance
+    if argv[0] == "./finish":
+        return argv + [instance], env
+    if argv[0] in ("./run", "./setup", "./check"):
+        return argv[:1] + [instance] + argv[1:], env
+    return argv, env
 
 
 def working_directory(config: ServiceConfig, default: str) -> str:

@@ -96,7 +96,10 @@ class EventLoop:
         events = self._selector.select(timeout)
         self.wakeups += 1
         for key, mask in events:
-            reader, writer = key.data
+            current = self._selector.get_map().get(key.fd)
+            if current is None:
+                continue  # removed by an earlier callback of this batch
+            reader, writer = current.data
             if mask & selectors.EVENT_READ and reader:
                 _guarded(reader)
             if mask & selectors.EVENT_WRITE and writer:

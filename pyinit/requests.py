@@ -1,8 +1,9 @@
 """The control socket's requests, served from the service manager's state.
 
-status, control (svctl's letters), wait (svctl -w: answered when the command
-took effect, re-checked on every state change, never by polling), reload,
-shutdown and ping. The protocol is in docs/control-protocol.md.
+status, control (svctl's letters; `up` makes a template's instance on demand),
+wait (svctl -w: answered when the command took effect, re-checked on every
+state change, never by polling), scale, reload, shutdown and ping. A group's
+name (instances.py) stands for all of its instances. The protocol is in docs/control-protocol.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from pyinit import control, log
+from pyinit import control, instances, log
 from pyinit.loop import Timer
 from pyinit.supervisor import LETTERS
 from pyinit.svstatus import hopeless, satisfied
@@ -80,6 +81,8 @@ class ControlRequests:
             log=None,
             log_mode=self.log_mode(svc),
             dropped_bytes=svc.capture.dropped() if svc.capture else 0,
+            instance=svc.defn.instance,
+            group=self.m.expansion.member_of.get(svc.name),
         )
         if svc.log is not None:
             rec["log"] = self.record(svc.log)
@@ -94,10 +97,13 @@ class ControlRequests:
         is_log = text.endswith("/log")
         base = text[: -len("/log")] if is_log else text
         svc = self.m.services.get(base)
-        if svc is None and "/" in base:
+        if svc is None and "/" in base:  # instances share a dir: their own entry's path only
             real = os.path.realpath(base)
             for candidate in self.m.services.values():
-                if os.path.realpath(candidate.defn.path) == real:
+                path = candidate.defn.path
+                own = os.path.basename(path) == candidate.name  # not a counted/on-demand one
+                if own and os.path.abspath(path) == os.path.abspath(base) or (
+                        candidate.defn.instance is None and os.path.realpath(path) == real):
                     svc = candidate
                     break
         if svc is None and is_log and arg in self.m.services:
@@ -127,6 +133,8 @@ class ControlRequests:
             raise control.ProtocolError(f"permission denied: uid {client.uid} may only read status")
         if cmd == "status":
             client.send({"ok": True, "services": self.status(req["services"])})
+        elif cmd == "scale":
+            self.scale(client, req)
         elif cmd in ("control", "wait"):
             self.control(client, req)
         elif cmd == "reload":
@@ -190,12 +198,50 @@ class ControlRequests:
             return settings.mode
         return "runit" if svc.defn.has_log else "inherit"
 
+    def members(self, name: str) -> Optional[list[Service]]:
+        """The instances of a group (a counted service, a template; by name or by the
+        path of its directory), or None."""
+        if "/" in name and "\0" not in name:
+            group = os.path.basename(name.rstrip("/"))
+            defn = self.m.scanned.get(group)
+            if defn is not None and os.path.abspath(defn.path) == os.path.abspath(name):
+                name = group
+        if name in self.m.services or name not in self.m.expansion.groups:
+            return None
+        names = self.m.expansion.groups[name]
+        return [self.m.services[n] for n in names if n in self.m.services]
+
+    def scale(self, client: control.Client, req: dict[str, Any]) -> None:
+        """`svctl scale NAME N`: a counted service's instances become NAME@1..NAME@N."""
+        if not client.privileged:
+            raise control.ProtocolError(f"permission denied: uid {client.uid} may only read status")
+        if self.m.shutting_down:
+            raise control.ProtocolError("pyinit is shutting down")
+        names, count = req["services"], req.get("count")
+        if len(names) != 1:
+            raise control.ProtocolError("'scale' takes exactly one service")
+        problem = instances.bad_count(count)
+        if problem is not None:
+            raise control.ProtocolError(f"'count': {problem}")
+        result: dict[str, Any] = {"service": names[0], "ok": True}
+        if names[0] in self.m.expansion.configured:
+            self.m.scale(names[0], count)
+        else:
+            result.update(ok=False, error="not a counted service (no 'instances' in its "
+                          "service.yaml)" if self.resolve(names[0]) else "no such service")
+        client.send({"ok": True, "results": [result]})
+
     def status(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:
-            return [self.service_record(s) for _, s in sorted(self.m.services.items())]
+            return [self.service_record(self.m.services[n])
+                    for n in sorted(self.m.services, key=instances.sort_key)]
         out = []
         for name in names:
             found = self.resolve(name)
+            members = self.members(name) if found is None else None
+            if members is not None:
+                out.extend({**self.service_record(s), "expanded": True} for s in members)
+                continue
             if found is None:
                 out.append({"name": name, "missing": True})
                 continue
@@ -224,11 +270,24 @@ class ControlRequests:
             raise control.ProtocolError("pyinit is shutting down")
         asked_at = self.m.loop.clock()
         errors, targets = [], []
-        for name in req["services"] or sorted(self.m.services):
+        for name in req["services"] or sorted(self.m.services, key=instances.sort_key):
             found = self.resolve(name)
+            members = self.members(name) if found is None else None
+            if members is not None:
+                targets += [(s.name, s.run) for s in members
+                            if not (s.defn.error and s.run.machine.is_down())]
+                errors += [{"service": s.name, "ok": False, "error": s.defn.error}
+                           for s in members if s.defn.error and s.run.machine.is_down()]
+                continue
             if found is None and self.rotate_file_log(name, letters, req["cmd"]):
                 errors.append({"service": name, "ok": True})
                 continue
+            if found is None and req["cmd"] == "control" and set(letters) & set("uo"):
+                problem = self.m.instantiate(name)  # `svctl up T@NAME`: on demand
+                found = self.resolve(name) if problem is None else None
+                if problem is not None and problem != "no such service":
+                    errors.append({"service": name, "ok": False, "error": problem})
+                    continue
             if found is None:
                 errors.append({"service": name, "ok": False, "error": "no such service"})
                 continue

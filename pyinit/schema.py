@@ -22,6 +22,7 @@ PROBES = ("check", "tcp", "http")
 LOG_MODES = ("inherit", "prefix", "file")
 READINESS = ("notification_fd", "sd_notify") + PROBES
 MAX_SECONDS = 10**7
+MAX_INSTANCES = 1000  # service.yaml's `instances` and `svctl scale`
 
 
 class ConfigError(Exception):
@@ -286,6 +287,7 @@ class ServiceConfig:
     log_dir: Optional[str] = None  # file mode; None: /var/log/pyinit/NAME
     log_max_size: int = 1024 * 1024
     log_max_files: int = 10
+    instances: Optional[int] = None  # counted: supervised as NAME@1..NAME@N (instances.py)
 
 
 def _current_user() -> str:
@@ -339,6 +341,7 @@ SERVICE_KEYS: dict[str, Kind] = {
     "umask": _umask, "nice": _integer(-20, 19), "rlimits": _rlimits,
     "stop_signal": _signal, "stop_timeout": _seconds, "stop_group": _flag,
     "kill_group": _flag, "finish_timeout": _seconds,
+    "instances": _integer(1, MAX_INSTANCES),
 }
 GLOBAL_KEYS: dict[str, Kind] = {
     "defaults": _mapping(SERVICE_KEYS), "wait_for_services": _flag,
@@ -464,5 +467,8 @@ def load_global(path: str) -> GlobalConfig:
         raise ConfigError(f"{path}: must be a mapping of keys, not {_type_name(data)}")
     top = _check(path, data, GLOBAL_KEYS)
     raw = top.pop("defaults", {})
+    if isinstance(raw, dict) and {"instances"} & {str(k).replace("-", "_") for k in raw}:
+        raise ConfigError(f"{path}: defaults: key 'instances' cannot be a default "
+                          "(set it in the service's own service.yaml)")
     validate(raw, f"{path}: defaults")  # nested mappings and probe choices too
     return GlobalConfig(defaults=_check(f"{path}: defaults", raw, SERVICE_KEYS), **top)

@@ -2,8 +2,9 @@
 
 A service is a subdirectory (or a symlink to one) of a service dir, whose name
 does not start with '.', holding an executable `run`. Optional: `finish`,
-`check`, `down`, `log/run` for a logger, `notification-fd` (s6) and
-`service.yaml` (schema.py), whose defaults come from pyinit.yaml.
+`check`, `setup`, `down`, `log/run` for a logger, `notification-fd` (s6) and
+`service.yaml` (schema.py), whose defaults come from pyinit.yaml. Templates
+(`NAME@`) and instances are read like any other dir; instances.py expands them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from pyinit.instances import instance_of, is_template
 from pyinit.privileges import Identity
 from pyinit.schema import ConfigError, Probe, ServiceConfig
 
@@ -28,6 +30,8 @@ class ServiceDir:
     log_as: Optional[Identity] = None  # the logger drops to this one
     user: Optional[str] = None  # run_as as written (USER[:GROUP]), for svctl
     config: ServiceConfig = ServiceConfig()
+    instance: Optional[str] = None  # NAME of an instance `T@NAME` ($1, PYINIT_INSTANCE)
+    has_setup: bool = False  # an executable `setup` runs before each start of run
 
 
 def is_executable(path: str) -> bool:
@@ -52,6 +56,10 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
             run_as, log_as, user = read_identities(config, os.path.join(path, "service.yaml"))
         except ValueError as exc:
             error = str(exc)
+    instance = instance_of(name, os.path.basename(os.path.realpath(path)))
+    if error is None and config.instances is not None and (is_template(name) or instance):
+        error = (f"{os.path.join(path, 'service.yaml')}: key 'instances' does not apply to "
+                 "a template (its instances come from symlinks or svctl up)")
     return ServiceDir(
         name=name,
         path=path,
@@ -62,6 +70,8 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
         log_as=log_as,
         user=user,
         config=config,
+        instance=instance,
+        has_setup=is_executable(os.path.join(path, "setup")),
     )
 
 
@@ -145,7 +155,7 @@ def scan(
 
 # What a change in each kind of watched directory must touch to matter.
 SERVICE_FILES = frozenset(
-    {"run", "finish", "down", "check", "log", "service.yaml", "notification-fd"})
+    {"run", "finish", "down", "check", "setup", "log", "service.yaml", "notification-fd"})
 
 
 def change_matters(kind: str, name: str) -> bool:

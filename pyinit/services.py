@@ -4,7 +4,8 @@ For every service directory it keeps a Machine for `run` and one for `log/run`,
 spawns processes, routes their exits back, arms one loop timer per machine,
 watches the service dirs with inotify; control requests are served by requests.py.
 Readiness is tracked by readiness.py; start and stop order follow deps.py;
-output in prefix and file mode is captured by capture.py.
+output in prefix and file mode is captured by capture.py; templates, counted
+services and `svctl scale` are expanded by instances.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit import deps, launch, log, spawn
+from pyinit import deps, instances, launch, log, spawn
 from pyinit.capture import Capture, Settings
 from pyinit.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify
 from pyinit.loop import Timer
@@ -25,6 +26,7 @@ from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervise_dir import SuperviseDirs
 from pyinit.supervisor import (
+    SETUP_TIMEOUT,
     ClosePipe,
     Machine,
     Policy,
@@ -68,6 +70,7 @@ class Service:
     waiting_for: list[str] = field(default_factory=list)  # dependencies not ready yet
     stop_asked: bool = False  # at shutdown: its stop was sent
     outcome_seen: Optional[str] = None  # the outcome acted on (essential services)
+    retired: bool = False  # removed by a rescan or `svctl scale`, not by `svctl exit`
 
     @property
     def name(self) -> str:
@@ -102,6 +105,13 @@ class ServiceManager:
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
         self.sinks: Optional[dict[str, Any]] = None  # the container's stdout/stderr (output.py)
         self.supervise = SuperviseDirs(self, run_dir=init.run_dir)  # runit's supervise/ dirs
+        self.scanned: dict[str, ServiceDir] = {}  # the service dirs as last read
+        self.expansion = instances.Expansion()  # what they mean (instances.expand)
+        self.on_demand: set[str] = set()  # instances asked for by `svctl up T@NAME`
+        self.scaled: dict[str, tuple[int, int]] = {}  # svctl scale: (configured, count)
+        self.retiring: dict[str, str] = {}  # instances waiting to be stopped -> group
+        self.wanted: dict[str, ServiceDir] = {}  # what the last sync supervises
+        self._advancing = False
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -228,19 +238,37 @@ class ServiceManager:
         if self.shutting_down:
             return  # a debounced rescan armed before shutdown must not start services
         found, problems = scan(self.config.service_dirs, self.config.service_defaults)
-        found = self.check_dependencies(found)
-        for problem in problems:
-            if problem not in self._warned:
-                self._warned.add(problem)
-                log.warning(problem)
+        self.scanned = found
+        self.on_demand -= {n for n in self.on_demand
+                           if n in self.services and self.services[n].run.machine.is_down()}
+        self.sync(problems)
         if self.inotify is not None:
             self.watch_parents()
             self.watch(self.config.service_dirs, "base")
             self.watch([d.path for d in found.values()], "service")
             self.watch([os.path.join(d.path, "log") for d in found.values()], "log")
+
+    def sync(self, problems: Optional[list[str]] = None) -> None:
+        """Supervise what the last scan, svctl scale and on-demand instances add up to."""
+        self.expansion = instances.expand(self.scanned, self.scaled, self.on_demand)
+        self.scaled = {g: s for g, s in self.scaled.items()
+                       if self.expansion.configured.get(g) == s[0]}
+        self.on_demand &= set(self.expansion.services)  # their template is gone
+        found = self.wanted = self.check_dependencies(dict(self.expansion.services))
+        for problem in (problems or []) + self.expansion.problems:
+            if problem not in self._warned:
+                self._warned.add(problem)
+                log.warning(problem)
         now = self.loop.clock()
-        for name in sorted(set(self.services) - set(found)):
-            self.remove(self.services[name], now)
+        for name in instances.stop_order(set(self.services) - set(found)):
+            svc = self.services[name]
+            if svc.defn.instance is not None and not svc.retired:
+                self.retiring[name] = instances.group_of(name, svc.defn.instance) or name
+            elif not svc.retired:
+                self.remove(svc, now)
+        for name in [n for n in self.retiring if n in found or n not in self.services]:
+            del self.retiring[name]
+        self.advance_retiring(now)
         for name, defn in found.items():
             current = self.services.get(name)
             if current is None or current.run.machine.removed:
@@ -251,10 +279,47 @@ class ServiceManager:
                 self.update(current, defn, now)
         self.update_gates()
 
+    def advance_retiring(self, now: float) -> None:
+        """Stop the instances that are to leave: highest numbers first, one at a time."""
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            while True:
+                stopping = {n: instances.group_of(n, s.defn.instance) or n
+                            for n, s in self.services.items() if s.retired}
+                batch = instances.next_to_stop(self.retiring, stopping)
+                if not batch:
+                    return
+                for name in batch:
+                    del self.retiring[name]
+                    if name in self.services:
+                        self.remove(self.services[name], now)
+        finally:
+            self._advancing = False
+
+    def scale(self, group: str, count: int) -> None:
+        """`svctl scale` of a counted service (a group in expansion.configured)."""
+        configured = self.expansion.configured[group]
+        self.scaled[group] = (configured, count)
+        log.info(f"scaling to {count} instance{'s' if count != 1 else ''}", group)
+        self.sync()
+
+    def instantiate(self, name: str) -> Optional[str]:
+        """`svctl up T@NAME` for an instance nobody made yet: why it cannot be, or None."""
+        if self.shutting_down:
+            return "no such service"
+        problem = instances.check_on_demand(name, self.expansion.templates, self.on_demand)
+        if problem is None:
+            self.on_demand.add(name)
+            self.sync()
+        return problem
+
     def check_dependencies(self, found: dict[str, ServiceDir]) -> dict[str, ServiceDir]:
         """Build the dependency graph; unknown names and cycles make a service fail."""
         graph = {name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
                  for name, d in found.items()}
+        graph = deps.expand_groups(graph, self.expansion.groups)
         for name, problem in deps.problems(graph).items():
             where = os.path.join(found[name].path, FILE_NAME)
             found[name] = dataclasses.replace(found[name], error=f"{where}: {problem}")
@@ -310,7 +375,9 @@ class ServiceManager:
             self.apply(svc.run, svc.run.machine.command("u", now))
 
     def remove(self, svc: Service, now: float) -> None:
-        log.info("service directory removed: stopping it", svc.name)
+        what = "instance no longer wanted" if svc.defn.instance else "service directory removed"
+        log.info(f"{what}: stopping it", svc.name)
+        svc.retired = True
         self.apply(svc.run, svc.run.machine.command("x", now))
         if svc.run.machine.is_down():
             self.forget(svc)
@@ -328,6 +395,14 @@ class ServiceManager:
             svc.capture.drain()
             svc.capture.close()
             svc.capture = None
+        if not svc.retired:
+            self.on_demand.discard(svc.name)  # `svctl exit` of an on-demand instance
+        elif not self.shutting_down:
+            self.advance_retiring(self.loop.clock())
+            defn = self.wanted.get(svc.name)
+            if defn is not None and svc.name not in self.services:  # wanted again meanwhile
+                self.add(defn, self.loop.clock())
+                self.update_gates()
 
     def new_machine(self, defn: Optional[ServiceDir]) -> Machine:
         machine = Machine(Policy(kill_timeout=self.config.kill_timeout))
@@ -345,6 +420,11 @@ class ServiceManager:
         p.max_restarts, p.restart_window = c.max_restarts, c.restart_window
         p.stop_signal, p.stop_group, p.kill_group = c.stop_signal, c.stop_group, c.kill_group
         p.finish_timeout = c.finish_timeout
+        p.has_setup = defn.has_setup
+        if c.ready is not None and c.ready.start_timeout is not None:
+            p.setup_timeout = c.ready.start_timeout
+        else:
+            p.setup_timeout = SETUP_TIMEOUT
         timeout = self.config.kill_timeout if c.stop_timeout is None else c.stop_timeout
         p.kill_timeout = min(timeout, p.kill_timeout) if self.shutting_down else timeout
 
@@ -371,16 +451,19 @@ class ServiceManager:
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
         stderr = None
         if not is_log and action.finish_args is None:
-            self.reconcile_capture(svc)
+            self.reconcile_capture(svc)  # before setup too: its output goes there
         if not is_log and svc.capture is not None:
             stdout, stderr = svc.capture.fd("stdout"), svc.capture.fd("stderr")
         argv = ["./run"] if action.finish_args is None else ["./finish", *action.finish_args]
+        if action.setup:
+            argv = ["./setup"]
         tracker = None
         now = self.loop.clock()
         try:
             spec = self.process_spec(svc, argv, is_log, stdin=stdin, stdout=stdout)
             spec.stderr = stderr
-            if not is_log and action.finish_args is None and not svc.config.oneshot:
+            if not is_log and action.finish_args is None and not svc.config.oneshot \
+                    and not action.setup:
                 tracker = Tracker(self, svc)
                 tracker.prepare(spec)
             pid = spawn.spawn(spec, self.init.inherited)
@@ -393,7 +476,7 @@ class ServiceManager:
             return
         slot.machine.spawned(pid, now)
         self.init.reaper.watch(pid, lambda _pid, status: self.on_exit(slot, status))
-        what = "finish" if action.finish_args else slot.label
+        what = "finish" if action.finish_args else "setup" if action.setup else slot.label
         log.debug(f"started {what} (pid {pid})", svc.name)
         if tracker is not None:
             svc.tracker = tracker
@@ -402,6 +485,7 @@ class ServiceManager:
     def process_spec(self, svc: Service, argv: list[str], is_log: bool,
                      stdin: Optional[int], stdout: Optional[int]) -> spawn.Spec:
         """How to start run, finish, check or the logger (launch.LaunchError if it cannot)."""
+        argv, env = launch.instance_args(argv, svc.name, svc.defn.instance, dict(os.environ))
         if is_log:
             identity, config = svc.defn.log_as, ServiceConfig()
             cwd = os.path.join(svc.defn.path, "log")
@@ -412,7 +496,7 @@ class ServiceManager:
                 argv = [os.path.join(svc.defn.path, argv[0][2:])] + argv[1:]
         return spawn.Spec(
             argv, cwd=cwd, session=True, stdin=stdin, stdout=stdout,
-            env=launch.environment(config, svc.defn.path, identity, dict(os.environ)),
+            env=launch.environment(config, svc.defn.path, identity, env),
             pre_exec=launch.child_setup(config, identity),
         )
 
@@ -423,11 +507,12 @@ class ServiceManager:
         mode = "runit" if svc.defn.has_log else (c.log_mode or self.config.log_mode)
         if mode not in ("prefix", "file"):
             return None
+        instance = [svc.defn.instance] if svc.defn.instance else []  # log.dir/INSTANCE
         return Settings(
             mode=mode, fmt=c.log_format or self.config.log_format,
             timestamps=self.config.log_timestamps if c.log_timestamps is None
             else c.log_timestamps,
-            directory=os.path.join(svc.defn.path, c.log_dir) if c.log_dir
+            directory=os.path.join(svc.defn.path, c.log_dir, *instance) if c.log_dir
             else os.path.join(LOG_ROOT, svc.name),
             max_size=c.log_max_size, max_files=c.log_max_files)
 
@@ -525,6 +610,10 @@ class ServiceManager:
         machine.policy.has_finish = slot.label == "run" and is_executable(
             os.path.join(svc.defn.path, "finish")
         )
+        if machine.state == "setup" and (status.code != 0 or machine.unhealthy):
+            stopping = not machine.run_after_setup or self.shutting_down
+            why = machine.unhealthy or f"exited with {status.describe()}"
+            log.emit(log.DEBUG if stopping else log.WARNING, f"setup {why}", svc.name)
         if machine.state == "run":
             level = log.DEBUG if machine.want == "d" or self.shutting_down else log.INFO
             log.emit(level, f"{slot.label} exited with {status.describe()}", svc.name)

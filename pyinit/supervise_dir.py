@@ -1,7 +1,8 @@
 """runit's `supervise/` directory, kept as runsv keeps it, so `sv`, `runsvstat` and
 monitoring that read it work against pyinit.
 
-For each service dir (and `log/` for the logger) pyinit maintains, as runsv.c does:
+For each service dir (and `log/` for the logger; not for instances, which share
+their template's dir) pyinit maintains, as runsv.c does:
 
 - `supervise/status`: the 20-byte daemontools-compatible record (see encode());
 - `supervise/stat`: `run`, `down` or `finish` plus `, paused`, `, got TERM`,
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit import log
-from pyinit.supervisor import FINISH, LETTERS, RUN, Machine
+from pyinit.supervisor import FINISH, LETTERS, RUN, SETUP, Machine
 
 if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
@@ -117,9 +118,12 @@ def wall_ns(since: float, mono_now: float, wall_now_ns: int) -> int:
 
 
 def from_machine(machine: Machine, mono_now: float, wall_now_ns: int) -> Status:
+    """The record of a machine; its `setup` phase is `down` to runit's tools."""
     pid = machine.pid if machine.pid is not None and machine.pid > 0 else 0
-    return Status(when_ns=wall_ns(machine.since, mono_now, wall_now_ns), pid=pid,
-                  state=machine.state, want=machine.want, paused=machine.paused,
+    state = "down" if machine.state == SETUP else machine.state
+    return Status(when_ns=wall_ns(machine.since, mono_now, wall_now_ns),
+                  pid=0 if state == "down" else pid, state=state, want=machine.want,
+                  paused=machine.paused,
                   got_term=machine.got_term, exiting=machine.removed and machine.want == "d")
 
 
@@ -278,8 +282,8 @@ class SuperviseDirs:
     # --- hooks ---------------------------------------------------------------------------
     def update(self, slot: Slot) -> None:
         """After a state change of slot: open its dir if needed, write what changed."""
-        if self.closed:
-            return
+        if self.closed or slot.service.defn.instance is not None:
+            return  # instances share their template's dir: svctl only
         if self._batch is not None:
             self._batch[id(slot)] = slot
             return

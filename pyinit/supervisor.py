@@ -7,8 +7,9 @@ t=12.3", "svctl down", "the timer fired") and actions come out ("start run",
 (services.py) executes the actions and feeds the results back. No processes
 are needed to test a transition.
 
-States follow runit's `sv status`: DOWN, RUN, FINISH. `want` is 'u' or 'd' as
-in runsv; `once` sets want down and starts the service if it is down.
+States follow runit's `sv status`: DOWN, RUN, FINISH, plus SETUP (nitro's):
+`setup` runs before `run`. `want` is 'u' or 'd' as in runsv; `once` sets want
+down and starts the service if it is down.
 
 Rules:
 - A `run` that exits while wanted up is restarted after its `finish` (if any),
@@ -30,6 +31,11 @@ Rules:
 - A logger (term_grace > 0) is stopped by closing its pipe first, so it drains
   what is left and exits on EOF; it is signalled only after term_grace.
 - `finish` gets finish_timeout, then SIGKILL; it can never wedge supervision.
+- With has_setup, each start runs `setup` first; `run` starts once it exits 0.
+  A setup that fails, or is still running after setup_timeout (then SIGKILLed
+  with its group), is a failed start: no `finish`, the restart policy and
+  backoff apply. A stop during setup TERMs it (SIGKILL after kill_timeout) and
+  `run` is not started.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from typing import Optional, Union
 
 from pyinit.reaper import ExitStatus
 
-DOWN, RUN, FINISH = "down", "run", "finish"
+DOWN, RUN, FINISH, SETUP = "down", "run", "finish", "setup"
 MIN_UPTIME = 1.0
 BACKOFF_INITIAL = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_MAX = 10.0
 BACKOFF_RESET = 10.0
+SETUP_TIMEOUT = 60.0  # setup's limit when the service has no ready.start_timeout
 
 # svctl command letters (runit's), and the signal each one sends to `run`.
 LETTER_SIGNALS = {
@@ -66,9 +73,10 @@ LETTERS = frozenset("udox") | frozenset(LETTER_SIGNALS)
 # --- actions -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Start:
-    """Start `run` (finish_args is None) or `finish` with the given arguments."""
+    """Start `run` (finish_args is None), `finish` with the given arguments, or `setup`."""
 
     finish_args: Optional[tuple[str, str]] = None
+    setup: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,8 @@ class Policy:
     kill_group: bool = True
     term_grace: float = 0.0  # loggers: wait this long for EOF before signalling
     has_finish: bool = False
+    has_setup: bool = False
+    setup_timeout: float = SETUP_TIMEOUT
     restart: str = "always"  # always, on-failure, never
     success_codes: tuple[int, ...] = (0,)
     oneshot: bool = False
@@ -136,7 +146,8 @@ class Machine:
     delay: float = 0.0  # the wait before the pending restart
     start_at: Optional[float] = None  # a delayed restart is pending
     term_at: Optional[float] = None  # a logger's graceful stop: signal at this time
-    kill_at: Optional[float] = None  # SIGKILL the run group (or finish) at this time
+    kill_at: Optional[float] = None  # SIGKILL the run group (or finish, setup) at this time
+    run_after_setup: bool = False  # the running setup is followed by run
 
     def __post_init__(self) -> None:
         if self.backoff < 0:
@@ -221,6 +232,7 @@ class Machine:
         self.want = "d"
         self.start_at = None
         self.waiting = False
+        self.run_after_setup = False
 
     def release(self, now: float) -> list[Action]:
         """The gate opened: start a service that waited for its dependencies."""
@@ -235,6 +247,8 @@ class Machine:
         self.since = now
         if self.state == RUN:
             self.started_at = now
+        elif self.state == SETUP:
+            self.kill_at = now + self.policy.setup_timeout
 
     def spawn_failed(self, now: float, status: ExitStatus) -> list[Action]:
         """The shell could not start it (e.g. `run` vanished): like an instant exit."""
@@ -245,6 +259,8 @@ class Machine:
         """The process in this slot (run or finish) was reaped."""
         if self.state == RUN:
             return self._run_exited(status, now)
+        if self.state == SETUP:
+            return self._setup_exited(status, now)
         if self.state == FINISH:
             return self._after_finish(now)
         return []
@@ -261,8 +277,10 @@ class Machine:
             actions += self._send_stop(now)
         if self.kill_at is not None and now >= self.kill_at:
             self.kill_at = None
+            if self.state == SETUP and not self.got_term:
+                self.unhealthy = f"did not exit within {self.policy.setup_timeout:g}s"
             if self.pid is not None and self.pid > 0:
-                group = self.state == RUN and self.policy.kill_group
+                group = self.state == SETUP or (self.state == RUN and self.policy.kill_group)
                 actions.append(Signal(signal.SIGKILL, group=group))
         return actions
 
@@ -271,16 +289,19 @@ class Machine:
         if self.gated:
             self.waiting = True
             return []
-        self.state = RUN
+        self.state = SETUP if self.policy.has_setup else RUN
+        self.run_after_setup = self.policy.has_setup
         self.pid = None
         self.since = now
         self.paused = False
         self.got_term = False
         self.ready = False
         self.unhealthy = None
-        return [Start()]
+        return [Start(setup=self.policy.has_setup)]
 
     def _stop(self, now: float) -> list[Action]:
+        if self.state == SETUP:
+            return self._stop_setup(now)
         if self.state != RUN or self.pid is None:
             return []
         if self.kill_at is not None or self.term_at is not None:
@@ -298,6 +319,37 @@ class Machine:
         self.kill_at = now + self.policy.kill_timeout
         group = self.policy.stop_group
         return [Signal(self.policy.stop_signal, group=group), Signal(signal.SIGCONT, group=group)]
+
+    def _stop_setup(self, now: float) -> list[Action]:
+        """Stop during setup: run will not follow; TERM the setup (not the stop signal,
+        which is for the service's program)."""
+        self.run_after_setup = False
+        if self.pid is None or self.pid <= 0 or (self.got_term and self.kill_at is not None):
+            return []  # already stopping
+        self.got_term = True
+        self.kill_at = min(self.kill_at or now + self.policy.kill_timeout,
+                           now + self.policy.kill_timeout)
+        return [Signal(signal.SIGTERM, group=True), Signal(signal.SIGCONT, group=True)]
+
+    def _setup_exited(self, status: ExitStatus, now: float) -> list[Action]:
+        self.kill_at = None
+        self.pid = None
+        self.since = now
+        succeeded = status.signal is None and status.code == 0 and self.unhealthy is None
+        if not self.run_after_setup:  # stopped (or put on hold) meanwhile
+            self.got_term = False
+            self.delay = 0.0
+        elif succeeded:
+            self.state = RUN
+            self.run_after_setup = False
+            return [Start()]
+        else:  # a failed start
+            self.last_exit = status
+            reason = self.unhealthy or f"exited with {status.describe()}"
+            self._plan_restart(False, 0.0, now, what=f"setup {reason}")
+        self.run_after_setup = False
+        self.unhealthy = None
+        return self._after_finish(now)
 
     def _signal(self, signum: int) -> list[Action]:
         if self.state != RUN or self.pid is None:
@@ -337,7 +389,8 @@ class Machine:
             return [Start(finish_args=finish_args(status))]
         return self._after_finish(now)
 
-    def _plan_restart(self, succeeded: bool, uptime: float, now: float) -> None:
+    def _plan_restart(self, succeeded: bool, uptime: float, now: float,
+                      what: Optional[str] = None) -> None:
         """After an exit nobody asked for: the restart policy, limit and backoff."""
         policy = self.policy
         self.delay = 0.0
@@ -345,7 +398,8 @@ class Machine:
             self.want = "d"
             self.outcome = "exited" if succeeded else "failed"
             if not succeeded:
-                self.failed = f"exited with {self.last_exit.describe() if self.last_exit else '?'}"
+                self.failed = what or (
+                    f"exited with {self.last_exit.describe() if self.last_exit else '?'}")
             return
         if policy.max_restarts:
             self.restart_times = [t for t in self.restart_times if now - t < policy.restart_window]

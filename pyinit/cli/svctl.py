@@ -22,8 +22,10 @@ commands (runit sv):  status [--json]  up down once pause cont hup alarm interru
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
 pyinit:               tree  rescan  shutdown-container [--exit-code N]
-                      logs [-f] [-n N] SERVICE
+                      logs [-f] [-n N] SERVICE  scale SERVICE N
 SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means all.
+A counted service's or a template's name means all its instances; `up T@NAME`
+starts an instance of the template T@.
 `reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP."""
 
 USAGE_ERROR = 100
@@ -88,6 +90,7 @@ class Args:
         self.follow = False
         self.lines = 10
         self.environ: Optional[dict[str, str]] = None  # set when run_dir was looked up
+        self.count = 0
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
@@ -129,7 +132,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
     args = Args(rest.pop(0), [], run_dir, verbose, wait)
     args.environ = environ if found else None
     if args.command not in COMMANDS and args.command not in (
-        "status", "s", "tree", "rescan", "shutdown-container", "logs"
+        "status", "s", "tree", "rescan", "shutdown-container", "logs", "scale"
     ):
         raise Usage(f"unknown command {args.command!r}")
     if args.command == "shutdown-container":
@@ -137,6 +140,11 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         return args
     if args.command == "logs":
         _logs_args(args, rest)
+        return args
+    if args.command == "scale":
+        if len(rest) != 2 or not rest[1].isdigit() or int(rest[1]) > 1000:
+            raise Usage("scale takes a SERVICE and a count from 0 to 1000")
+        args.services, args.count = [rest[0]], int(rest[1])
         return args
     for word in rest:
         if word == "--json" and args.command in ("status", "s", "tree"):
@@ -238,8 +246,9 @@ def cmd_status(args: Args) -> int:
         return sum(1 for r in records if r.get("missing"))
     now = time.time()
     rc = 0
-    labels = args.services or [r["name"] for r in records]
-    for label, rec in zip(labels, records):
+    typed = iter(args.services)
+    for rec in records:  # a group's instances are `expanded`: labelled by their names
+        label = rec["name"] if not args.services or rec.get("expanded") else next(typed)
         if rec.get("missing"):
             print(f"fail: {label}: unable to change to service directory: file does not exist")
             rc += 1
@@ -292,7 +301,7 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
         rec = res["status"]
         done = res["done"]
         if done and ("u" in command.letters or "C" in command.letters) and rec.get("pid"):
-            done = run_check(rec.get("path"), deadline, rec.get("user"))
+            done = run_check(rec.get("path"), deadline, rec.get("user"), rec.get("instance"))
         now = time.time()
         problem = rec.get("error") or rec.get("failed")
         if not done and problem and not rec.get("pid"):
@@ -310,9 +319,10 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
     return rc
 
 
-def run_check(path: Optional[str], deadline: float, user: Optional[str] = None) -> bool:
+def run_check(path: Optional[str], deadline: float, user: Optional[str] = None,
+              instance: Optional[str] = None) -> bool:
     """Run the service's `check` until it exits 0 or the deadline passes (as sv does),
-    as the service's user when service.yaml names one."""
+    as the service's user when service.yaml names one; an instance's name is $1."""
     if not path:
         return True
     import subprocess
@@ -331,10 +341,14 @@ def run_check(path: Optional[str], deadline: float, user: Optional[str] = None) 
             return False
         env = privileges.environment(identity, dict(os.environ), clear=False)
         drop = lambda: privileges.drop(identity)  # noqa: E731
+    argv = ["./check"]
+    if instance:  # as pyinit runs an instance's check
+        argv.append(instance)
+        env = dict(env or os.environ, PYINIT_INSTANCE=instance)
     while True:
         left = deadline - time.monotonic()
         try:
-            r = subprocess.run(["./check"], cwd=path, stdin=subprocess.DEVNULL, env=env,
+            r = subprocess.run(argv, cwd=path, stdin=subprocess.DEVNULL, env=env,
                                preexec_fn=drop, timeout=max(left, 0.1))
             if r.returncode == 0:
                 return True
@@ -343,6 +357,16 @@ def run_check(path: Optional[str], deadline: float, user: Optional[str] = None) 
         if time.monotonic() + 0.25 > deadline:
             return False
         time.sleep(0.25)
+
+
+def cmd_scale(args: Args) -> int:
+    reply = ask(args, {"cmd": "scale", "services": args.services, "count": args.count})
+    rc = 0
+    for res in reply["results"]:
+        if not res.get("ok"):
+            print(f"fail: {res['service']}: {_explain(res.get('error', ''))}")
+            rc += 1
+    return rc
 
 
 def cmd_rescan(args: Args) -> int:
@@ -412,7 +436,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(USAGE_ERROR)
     handlers = {
         "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
-        "shutdown-container": cmd_shutdown_container, "logs": cmd_logs,
+        "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
     }
     try:
         rc = handlers.get(args.command, cmd_control)(args)

@@ -14,6 +14,7 @@ from pyinit.deps import (
     blockers,
     cycles,
     dependants,
+    expand_groups,
     failed_requirement,
     may_stop,
     problems,
@@ -206,3 +207,15 @@ def test_cycles_iff_no_topological_order(graph) -> None:
         # without cycles, every reported problem is an unknown name
         assert all(text.startswith("depends on unknown service") for text in reported.values())
         assert set(reported) == {n for n, d in graph.items() if "ghost" in d.all}
+
+
+def test_a_group_means_all_of_its_instances() -> None:
+    graph = {"web": Deps(after=("worker", "db"), requires=("tpl@",)), "db": Deps(),
+             "worker@1": Deps(), "worker@2": Deps(), "tpl@a": Deps()}
+    groups = {"worker": ["worker@1", "worker@2"], "tpl@": ["tpl@a"], "none": []}
+    out = expand_groups(graph, groups)
+    assert out["web"] == Deps(after=("worker@1", "worker@2", "db"), requires=("tpl@a",))
+    assert out["db"] == Deps()
+    assert expand_groups({"x": after("none")}, groups)["x"] == Deps()  # scaled to 0
+    # a service of that name is itself, not a group
+    assert expand_groups({"x": after("db"), "db": Deps()}, {"db": ["db@1"]})["x"] == after("db")

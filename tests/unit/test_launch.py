@@ -11,6 +11,7 @@ from pyinit.launch import (
     LaunchError,
     child_setup,
     environment,
+    instance_args,
     parse_env_file,
     working_directory,
 )
@@ -226,3 +227,16 @@ def test_child_setup_drops_privileges_after_the_limits() -> None:
                 and os.umask(0) == 0o77)
 
     assert run_in_child(body) == 0
+
+
+def test_instance_args_and_environment() -> None:
+    env = {"PATH": "/bin", "PYINIT_INSTANCE": "stale"}
+    assert instance_args(["./run"], "web", None, dict(env)) == (
+        ["./run"], {"PATH": "/bin", "PYINIT_SERVICE": "web"})
+    inst = {"PATH": "/bin", "PYINIT_SERVICE": "w@x", "PYINIT_INSTANCE": "x"}
+    assert instance_args(["./run"], "w@x", "x", dict(env)) == (["./run", "x"], inst)
+    assert instance_args(["./setup"], "w@x", "x", {})[0] == ["./setup", "x"]
+    assert instance_args(["./check", "-v"], "w@x", "x", {})[0] == ["./check", "x", "-v"]
+    assert instance_args(["./finish", "-1", "15"], "w@x", "x", {})[0] == \
+        ["./finish", "-1", "15", "x"]
+    assert instance_args(["curl", "-f", "url"], "w@x", "x", {})[0] == ["curl", "-f", "url"]

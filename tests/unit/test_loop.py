@@ -254,3 +254,31 @@ def test_writer_on_the_same_fd_as_a_reader() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_reader_removed_by_an_earlier_callback_of_the_batch_is_not_called() -> None:
+    """Two fds ready in one select(): the first callback removes the second's reader
+    (a service exit closing its notification pipe), which must then not run."""
+    loop = EventLoop()
+    a, b = os.pipe(), os.pipe()
+    calls: list[str] = []
+    try:
+        def first() -> None:
+            calls.append("first")
+            os.read(a[0], 10)
+            loop.remove(b[0])
+
+        def second() -> None:
+            calls.append("second")
+            os.read(b[0], 10)
+            loop.remove(a[0])
+
+        loop.add_reader(a[0], first)
+        loop.add_reader(b[0], second)
+        os.write(a[1], b"x")
+        os.write(b[1], b"x")
+        loop.run_once(loop.clock() + 1)
+        assert len(calls) == 1  # whichever the selector listed first removed the other
+    finally:
+        for fd in (*a, *b):
+            os.close(fd)

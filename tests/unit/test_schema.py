@@ -117,6 +117,8 @@ GOOD = [
     ({"stop_group": True}, {"stop_group": True}),
     ({"kill_group": False}, {"kill_group": False}),
     ({"finish_timeout": 1.5}, {"finish_timeout": 1.5}),
+    ({"instances": 3}, {"instances": 3}),
+    ({"instances": 1000}, {"instances": 1000}),
 ]
 
 
@@ -230,6 +232,11 @@ BAD = [
      "f: key 'stop_timeout' must be from 0 to 10000000 seconds, not nan"),
     ({"stop_group": None}, "f: key 'stop_group' must be true or false, not empty"),
     ({"kill_group": "no"}, "f: key 'kill_group' must be true or false, not a str"),
+    ({"instances": 0}, "f: key 'instances' must be an integer from 1 to 1000, not 0"),
+    ({"instances": 1001}, "f: key 'instances' must be an integer from 1 to 1000, not 1001"),
+    ({"instances": "3"}, "f: key 'instances' must be an integer from 1 to 1000, not a str"),
+    ({"instances": True}, "f: key 'instances' must be an integer from 1 to 1000, "
+     "not true/false"),
     ({"finish_timeout": 1e9},
      "f: key 'finish_timeout' must be from 0 to 10000000 seconds, not 1000000000.0"),
     # LOG_KEYS
@@ -569,6 +576,8 @@ def test_defaults_do_not_leak_between_services(tmp_path) -> None:
      "P: defaults: ready: choose one of check, tcp, not several"),
     ("defaults:\n  backoff: {factor: 0.5}\n", "P: defaults: backoff: key 'factor' must be 1 "
                                               "or more"),
+    ("defaults:\n  instances: 2\n", "P: defaults: key 'instances' cannot be a default "
+     "(set it in the service's own service.yaml)"),
     ("defaults:\n  liveness: {interval: 3}\n",
      "P: defaults: liveness: needs one of check, tcp, http"),
 ])

@@ -27,7 +27,7 @@ from pyinit.supervise_dir import (
     stat_text,
     wall_ns,
 )
-from pyinit.supervisor import Machine
+from pyinit.supervisor import Machine, Policy
 
 WALL = 1_700_000_000_123_456_789  # unix ns
 
@@ -140,6 +140,15 @@ def test_from_machine_through_a_life() -> None:
     down.boot(1.0, normally_up=False)
     down.pid = -1  # a failed spawn: no pid in the record
     assert from_machine(down, 1.0, WALL).pid == 0
+
+
+def test_setup_is_down_to_runit_tools() -> None:
+    m = Machine(Policy(has_setup=True))
+    m.boot(1.0, normally_up=True)
+    m.spawned(55, 1.0)
+    st = from_machine(m, 2.0, WALL)
+    assert (st.state, st.pid, st.want) == ("down", 0, "u")
+    assert encode(st)[-1] == 0
 
 
 # --- the shell: files, FIFOs, letters -------------------------------------------------------

@@ -21,6 +21,7 @@ from pyinit.supervisor import (
     LETTER_SIGNALS,
     LETTERS,
     RUN,
+    SETUP,
     ClosePipe,
     Machine,
     Policy,
@@ -520,17 +521,20 @@ EVENT = st.one_of(
     finish_timeout=st.floats(min_value=0.01, max_value=10.0),
     fail_spawns=st.lists(st.booleans(), max_size=8),
     events=st.lists(EVENT, max_size=60),
+    has_setup=st.booleans(),
+    setup_timeout=st.floats(min_value=0.01, max_value=10.0),
 )
 def test_random_event_sequences_keep_the_invariants(
-    normally_up, has_finish, kill_timeout, finish_timeout, fail_spawns, events
+    normally_up, has_finish, kill_timeout, finish_timeout, fail_spawns, events, has_setup,
+    setup_timeout,
 ) -> None:
     policy = Policy(kill_timeout=kill_timeout, finish_timeout=finish_timeout,
-                    has_finish=has_finish)
+                    has_finish=has_finish, has_setup=has_setup, setup_timeout=setup_timeout)
     m = Machine(policy)
     now = 0.0
     next_pid = [100]
     failures = list(fail_spawns)
-    longest = max(kill_timeout, finish_timeout, BACKOFF_MAX, 1.0)
+    longest = max(kill_timeout, finish_timeout, setup_timeout, BACKOFF_MAX, 1.0)
 
     def shell(actions: list) -> None:
         """Play the I/O shell: start what is asked, feed spawn failures back."""
@@ -543,8 +547,8 @@ def test_random_event_sequences_keep_the_invariants(
                     m.spawned(next_pid[0], now)
             elif isinstance(action, Signal):
                 assert m.pid is not None and m.pid > 0, "signal with no process"
-                assert m.state in (RUN, FINISH)
-                if action.group:
+                assert m.state in (RUN, FINISH, SETUP)
+                if action.group and m.state != SETUP:
                     assert m.state == RUN and action.signum == signal.SIGKILL
             elif isinstance(action, ClosePipe):
                 assert m.policy.term_grace > 0
@@ -565,8 +569,13 @@ def test_random_event_sequences_keep_the_invariants(
             assert m.start_at is not None, "wanted up, down, and no restart pending"
         if m.term_at is not None:
             assert m.state == RUN
-        if m.paused or m.got_term:
+        if m.paused:
             assert m.state == RUN
+        if m.got_term:
+            assert m.state in (RUN, SETUP)
+        if m.state == SETUP:
+            assert m.kill_at is not None or m.unhealthy or m.got_term, "setup has no limit"
+        assert m.state != RUN or not m.run_after_setup
         d = m.deadline()
         if d is not None:
             assert now < d <= now + longest + 1e-9
@@ -589,7 +598,7 @@ def test_random_event_sequences_keep_the_invariants(
             advance(now + arg)
         elif kind == "cmd":
             shell(m.command(arg, now))
-            if arg in "dx" and m.state == RUN:
+            if arg in "dx" and m.state in (RUN, SETUP):
                 assert m.kill_at is not None or m.term_at is not None, "stop never escalates"
         elif kind == "exit":
             if m.state == DOWN:
@@ -999,3 +1008,84 @@ def test_fail_from_outside_stops_and_stays_down_until_up() -> None:
     assert m.exited(ExitStatus(signal=signal.SIGTERM), 1.5) == []
     m.command("u", 2.0)
     assert (m.outcome, m.failed, m.state) == (None, None, "run")
+
+
+# --- setup ----------------------------------------------------------------------------
+def in_setup(pid: int = 50, now: float = 0.0, **policy) -> Machine:
+    """A machine that booted at `now` with a setup, which got `pid`."""
+    m = machine(has_setup=True, **policy)
+    assert m.boot(now, normally_up=True) == [Start(setup=True)]
+    assert m.state == SETUP
+    m.spawned(pid, now)
+    return m
+
+
+def test_setup_then_run() -> None:
+    m = in_setup(setup_timeout=30.0)
+    assert (m.pid, m.kill_at, m.deadline()) == (50, 30.0, 30.0)
+    assert m.exited(EXIT0, 2.0) == [Start()]
+    assert (m.state, m.pid, m.kill_at, m.since) == (RUN, None, None, 2.0)
+    m.spawned(60, 2.5)
+    assert (m.state, m.pid, m.started_at) == (RUN, 60, 2.5)
+    # a restart runs setup again
+    assert m.exited(EXIT1, 20.0) == [Start(setup=True)]
+
+
+@pytest.mark.parametrize("status", [EXIT1, ExitStatus(code=3), TERMED])
+def test_a_failed_setup_is_a_failed_start_with_backoff(status: ExitStatus) -> None:
+    m = in_setup(has_finish=True)
+    assert m.exited(status, 0.5) == []  # no finish: run never ran
+    assert (m.state, m.want, m.last_exit, m.start_at) == (DOWN, "u", status, 0.6)
+    assert m.backoff == BACKOFF_INITIAL * 2
+    assert m.tick(0.6) == [Start(setup=True)]
+
+
+def test_a_setup_that_fails_with_restart_never_fails_the_service() -> None:
+    m = in_setup(restart="never")
+    m.exited(ExitStatus(code=3), 1.0)
+    assert (m.failed, m.outcome, m.want) == ("setup exited with exit code 3", "failed", "d")
+
+
+def test_a_setup_past_its_time_is_killed_and_the_start_failed() -> None:
+    m = in_setup(setup_timeout=5.0, restart="never")
+    assert m.tick(5.0) == [Signal(signal.SIGKILL, group=True)]
+    assert m.exited(KILLED, 5.1) == []
+    assert m.failed == "setup did not exit within 5s"
+
+
+def test_down_during_setup_terms_it_and_run_never_starts() -> None:
+    m = in_setup(kill_timeout=2.0, setup_timeout=30.0)
+    stop = [Signal(signal.SIGTERM, group=True), Signal(signal.SIGCONT, group=True)]
+    assert m.command("d", 1.0) == stop
+    assert (m.got_term, m.kill_at) == (True, 3.0)
+    assert m.command("d", 1.5) == []  # once
+    assert m.exited(TERMED, 1.6) == []
+    assert (m.state, m.want, m.failed, m.start_at) == (DOWN, "d", None, None)
+
+
+def test_down_then_up_during_setup_runs_setup_again() -> None:
+    m = in_setup()
+    m.command("d", 1.0)
+    assert m.command("u", 1.1) == []
+    assert m.exited(EXIT0, 1.2) == [Start(setup=True)]  # its run was cancelled
+
+
+def test_hold_during_setup_leaves_it_alone_but_run_does_not_follow() -> None:
+    m = in_setup()
+    m.hold()
+    assert m.exited(EXIT0, 1.0) == []
+    assert m.state == DOWN and m.want == "d"
+
+
+def test_once_during_setup_runs_run_once() -> None:
+    m = in_setup()
+    assert m.command("o", 1.0) == []
+    assert m.exited(EXIT0, 1.1) == [Start()]
+    m.spawned(60, 1.1)
+    assert m.exited(EXIT0, 5.0) == []
+    assert m.state == DOWN and m.start_at is None
+
+
+def test_signal_letters_are_ignored_during_setup() -> None:
+    m = in_setup()
+    assert m.command("h", 1.0) == [] and m.command("t", 1.0) == []

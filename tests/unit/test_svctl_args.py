@@ -48,6 +48,10 @@ def test_shutdown_container_exit_code_forms(words, code) -> None:
     (["shutdown-container", "256"], "the exit code must be 0..255, not '256'"),
     (["shutdown-container", "--exit-code"], "--exit-code needs a value"),
     (["shutdown-container", "1", "2"], "shutdown-container takes one exit code"),
+    (["scale", "worker"], "scale takes a SERVICE and a count from 0 to 1000"),
+    (["scale", "worker", "1001"], "scale takes a SERVICE and a count from 0 to 1000"),
+    (["scale", "worker", "-1"], "scale takes a SERVICE and a count from 0 to 1000"),
+    (["scale", "worker", "2", "3"], "scale takes a SERVICE and a count from 0 to 1000"),
 ])
 def test_usage_errors(argv, message) -> None:
     with pytest.raises(Usage, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
@@ -70,3 +74,8 @@ def test_command_table_matches_runit_sv() -> None:
     for name, (letters, wait, kill) in expect.items():
         c = COMMANDS[name]
         assert (c.letters, c.wait, c.kill) == (letters, wait, kill), name
+
+
+def test_scale_args() -> None:
+    args = parse_args(["scale", "worker", "5"], {})
+    assert (args.command, args.services, args.count) == ("scale", ["worker"], 5)
