@@ -131,7 +131,10 @@ def test_second_run_changes_nothing_and_removal(containers: Containers, ansible_
     assert {s: v["pid"] for s, v in status(name).items()} == pids  # nothing restarted
 
     # `extra` leaves the list: its directory goes, pyinit stops it; handmade stays
-    code, out, recap = playbook(name, "/build/site.yml", "-e", "with_extra=false")
+    # (the service dir spelled with a trailing slash: still the same directories)
+    code, out, recap = playbook(
+        name, "/build/site.yml", "-e", "with_extra=false", "-e", "pyinit_service_dir=/etc/service/"
+    )
     assert code == 0 and recap.get("changed") == 1, out[-4000:]
     assert exec_(name, "test", "-e", "/etc/service/extra").returncode == 1
     wait_for(lambda: "extra" not in status(name), timeout=30, what="pyinit to drop extra")
