@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test unit integration lint prctl-extra test-deps dist deb clean
+.PHONY: demo test unit integration lint prctl-extra test-deps dist deb clean ansible-lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,16 @@ test-deps:
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing) >/dev/null 2>&1 \
 	    || echo "could not install$$missing: the tests that need them will be skipped"; fi
 
-test: prctl-extra test-deps
+# ansible-lint on the Ansible role and its playbooks, installed from PyPI into the
+# venv when it can be (best effort); skipped, with the reason, otherwise.
+ansible-lint: $(VENV)/.test-installed
+	@[ -x $(VENV)/bin/ansible-lint ] || $(PIP) install 'ansible-lint>=24' >/dev/null 2>&1 || true
+	@if [ -x $(VENV)/bin/ansible-lint ]; then \
+	  PATH="$(abspath $(VENV))/bin:$$PATH" ANSIBLE_ROLES_PATH=packaging/ansible/roles \
+	    $(VENV)/bin/ansible-lint --offline --nocolor -q packaging/ansible tests/container/images/ansible; \
+	else echo "ansible-lint could not be installed: the Ansible role is not linted"; fi
+
+test: prctl-extra test-deps ansible-lint
 	$(VENV)/bin/ruff check pyinit tests examples
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
