@@ -21,8 +21,9 @@ def scale(smoke, full):
 
 def report(name: str, **figures) -> None:
     """Print a scenario's figures (shown with `pytest -s`, as `make stress` runs it)."""
-    parts = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in figures.items())
+    parts = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+    )
     print(f"\n[stress] {name}: {parts}")
 
 

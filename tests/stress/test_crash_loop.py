@@ -23,8 +23,11 @@ def test_crash_loop(pyinit_run, tmp_path, tag):
     service(tmp_path, "steady", f"# {tag}\n" + STEADY)
     run = pyinit_run("--no-wait-for-services", "--", "sleep", "100000")
     first = wait_for(lambda: running(tmp_path, "steady"), 20, "steady running")["steady"]
-    wait_for(lambda: all((marks / f"crash{i}").exists() for i in range(5)), 20,
-             "every crashing service started")
+    wait_for(
+        lambda: all((marks / f"crash{i}").exists() for i in range(5)),
+        20,
+        "every crashing service started",
+    )
     c0, t0 = cpu_seconds(run.init_pid), time.monotonic()
     answers = 0
     while time.monotonic() - t0 < SECONDS:
@@ -39,5 +42,10 @@ def test_crash_loop(pyinit_run, tmp_path, tag):
     assert min(starts) >= 2, f"crashing services were not restarted: {starts}"
     run.kill(15)
     assert run.wait(30) == 143
-    report("crash loop", seconds=elapsed, starts=sum(starts),
-           pid1_cpu_pct=100 * cpu / elapsed, status_answers=answers)
+    report(
+        "crash loop",
+        seconds=elapsed,
+        starts=sum(starts),
+        pid1_cpu_pct=100 * cpu / elapsed,
+        status_answers=answers,
+    )

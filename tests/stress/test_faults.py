@@ -41,6 +41,7 @@ def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
         if select.select([fd], [], [], 0.05)[0]:
             got += os.read(fd, 65536)
         return needle in got
+
     wait_for(more, timeout, f"{needle!r} on pyinit's stdout")
     return got
 
@@ -48,8 +49,7 @@ def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
 def restart(tmp: Path, name: str) -> None:
     """`svctl restart` over the socket, waiting until it took effect."""
     sock = str(tmp / "run" / "control.sock")
-    r = request(sock, {"cmd": "control", "action": "t", "services": [name], "wait": 10},
-                timeout=15)
+    r = request(sock, {"cmd": "control", "action": "t", "services": [name], "wait": 10}, timeout=15)
     assert r["ok"] and r["results"][0].get("done"), r
 
 
@@ -62,8 +62,11 @@ def test_stdout_closed(pyinit_run, tmp_path):
     lost = "service output to fd 1 lost"
     wait_for(lambda: lost in run.err, 10, "the loss to be logged")
     before = status(tmp_path)["talker"]["dropped_bytes"]
-    wait_for(lambda: status(tmp_path)["talker"]["dropped_bytes"] > before + 100, 10,
-             "more output dropped")
+    wait_for(
+        lambda: status(tmp_path)["talker"]["dropped_bytes"] > before + 100,
+        10,
+        "more output dropped",
+    )
     restart(tmp_path, "talker")  # PID 1 keeps supervising
     assert count(run.err, lost) == 1, run.err
     run.kill(15)
@@ -73,8 +76,12 @@ def test_stdout_closed(pyinit_run, tmp_path):
 
 def test_stdout_full_pipe(pyinit_run, tmp_path):
     fd, wrapper = to_fifo(tmp_path)
-    service(tmp_path, "burst", "head -c 3000000 /dev/zero | tr '\\0' x | fold -w 999\n"
-            + TICKER, yaml="log: prefix\n")
+    service(
+        tmp_path,
+        "burst",
+        "head -c 3000000 /dev/zero | tr '\\0' x | fold -w 999\n" + TICKER,
+        yaml="log: prefix\n",
+    )
     run = pyinit_run("--", "sleep", "100000", wrapper=wrapper)
     full = "output is not being read fast enough"
     wait_for(lambda: full in run.err, 20, "the drop to be logged")
@@ -86,6 +93,7 @@ def test_stdout_full_pipe(pyinit_run, tmp_path):
         while not stop.is_set():
             if select.select([fd], [], [], 0.05)[0]:
                 got.extend(os.read(fd, 1 << 16))
+
     reader = threading.Thread(target=drain)
     reader.start()
     try:
@@ -106,19 +114,25 @@ def test_stdout_full_pipe(pyinit_run, tmp_path):
 def test_run_dir_read_only(pyinit_run, tmp_path, tag):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    wrapper = ["sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" '
-               '&& exec "$@"', str(run_dir)]
+    wrapper = [
+        "sh",
+        "-c",
+        'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"',
+        str(run_dir),
+    ]
     marks = tmp_path / "starts"
     service(tmp_path, "svc", f"echo $$ >> {marks}\nexec sleep 100000\n")
-    main = write_script(tmp_path / "main.sh",
-                        f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done\nexit 5\n")
+    main = write_script(
+        tmp_path / "main.sh", f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done\nexit 5\n"
+    )
     run = pyinit_run("--", str(main), wrapper=wrapper)
     wait_for(marks.exists, 20, "the service to start")
     first = int(marks.read_text().split()[0])
     assert not (run_dir / "control.sock").exists()
     # supervision goes on without the socket: kill the service, it is restarted
-    victim = wait_for(lambda: [p for p in run.descendants() if p.name() == "sleep"], 10,
-                      "the service process")[0]
+    victim = wait_for(
+        lambda: [p for p in run.descendants() if p.name() == "sleep"], 10, "the service process"
+    )[0]
     victim.kill()
     wait_for(lambda: len(marks.read_text().split()) >= 2, 20, "the service restarted")
     (tmp_path / "go").touch()
@@ -150,8 +164,7 @@ def test_out_of_fds(pyinit_run, tmp_path):
     finally:
         for s in socks:
             s.close()
-        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={min(hard, 1024)}:"],
-                       check=True)
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={min(hard, 1024)}:"], check=True)
     wait_for(lambda: try_status(tmp_path).get("svc"), 10, "status answered again")
     restart(tmp_path, "svc")
     assert count(run.err, failed) == 1, run.err
@@ -165,8 +178,9 @@ UID = 4243
 PYTHON = "/usr/bin/python3"  # any uid can run it (a venv may live under /root)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(PYTHON),
-                    reason=f"needs root and {PYTHON}")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(PYTHON), reason=f"needs root and {PYTHON}"
+)
 def test_fork_fails_under_rlimit_nproc(tmp_path):
     """pyinit runs as an unprivileged uid (root ignores RLIMIT_NPROC); its soft nproc
     limit is lowered so that restarting a service cannot fork, then raised again."""
@@ -183,12 +197,34 @@ def test_fork_fails_under_rlimit_nproc(tmp_path):
         os.chown(public, UID, UID)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", *as_uid, PYTHON, "-m", "pyinit",
-             "--skip-startup-files", "--config", str(public / "none"),
-             "--env-dir", str(public / "env"), "--run-dir", str(public / "run"),
-             "--service-dir", str(public / "service"), "--", "sleep", "100000"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf, env=env,
-            start_new_session=True)
+            [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                *as_uid,
+                PYTHON,
+                "-m",
+                "pyinit",
+                "--skip-startup-files",
+                "--config",
+                str(public / "none"),
+                "--env-dir",
+                str(public / "env"),
+                "--run-dir",
+                str(public / "run"),
+                "--service-dir",
+                str(public / "service"),
+                "--",
+                "sleep",
+                "100000",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            env=env,
+            start_new_session=True,
+        )
         first = wait_for(lambda: running(public, "svc"), 20, "svc running")["svc"]["pid"]
         init = psutil.Process(proc.pid).children()[0].pid
         subprocess.run([*as_uid, "prlimit", "--pid", str(init), "--nproc=1:"], check=True)
@@ -201,8 +237,11 @@ def test_fork_fails_under_rlimit_nproc(tmp_path):
         again = wait_for(lambda: running(public, "svc"), 20, "svc running again")["svc"]
         assert again["pid"] != first
         failed = "cannot start run: ./run: cannot fork"
-        report("fault: fork fails (RLIMIT_NPROC)", retries=again["restarts"],
-               logged=count(err(), failed))
+        report(
+            "fault: fork fails (RLIMIT_NPROC)",
+            retries=again["restarts"],
+            logged=count(err(), failed),
+        )
         assert count(err(), failed) == 1, err()
         assert count(err(), "run started again") == 1, err()
         os.kill(init, 15)

@@ -52,11 +52,16 @@ def test_fork_bomb_contained(pyinit_run, tmp_path, tag):
 
 
 def contained(pyinit_run, tmp_path: Path, tag: str, public: Path) -> None:
-    service(public, "bomb", BOMB, yaml=f"user: {UID}\ngroup: {UID}\n"
-            f"rlimits:\n  nproc: {LIMIT}\nstop_group: true\n")
+    service(
+        public,
+        "bomb",
+        BOMB,
+        yaml=f"user: {UID}\ngroup: {UID}\nrlimits:\n  nproc: {LIMIT}\nstop_group: true\n",
+    )
     service(tmp_path, "steady", f"exec {sys.executable} -c 'import time; time.sleep(1e5)' {tag}\n")
-    run = pyinit_run("--no-wait-for-services", "--service-dir", str(public / "service"), "--",
-               "sleep", "100000")
+    run = pyinit_run(
+        "--no-wait-for-services", "--service-dir", str(public / "service"), "--", "sleep", "100000"
+    )
     first = wait_for(lambda: running(tmp_path, "steady", "bomb"), 20, "services")
     wait_for(lambda: len(of_uid()) >= LIMIT - 2, 20, "the bomb to reach its limit")
     t0 = time.monotonic()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from helpers import wait_for, write_script
-from stresskit import rss_kib, scale, report, zombies
+from stresskit import report, rss_kib, scale, zombies
 
 pytestmark = pytest.mark.pid1
 
@@ -73,8 +73,14 @@ def test_orphan_storm(pyinit_run, tmp_path, tag):
     assert zombies(run) == []
     (tmp_path / "bye").touch()
     assert run.wait(30) == 0, run.err
-    report("orphan storm", orphans=ROUNDS * BATCH, seconds=secs,
-           orphans_per_s=ROUNDS * BATCH / secs, rss_before_kib=before, rss_after_kib=after,
-           rss_growth_kib=after - before)
+    report(
+        "orphan storm",
+        orphans=ROUNDS * BATCH,
+        seconds=secs,
+        orphans_per_s=ROUNDS * BATCH / secs,
+        rss_before_kib=before,
+        rss_after_kib=after,
+        rss_growth_kib=after - before,
+    )
     # bounded: reaping 100k orphans may not keep per-orphan state
     assert after - before < 8 * 1024, f"PID 1 grew by {after - before} KiB"

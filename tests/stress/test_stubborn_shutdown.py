@@ -25,11 +25,14 @@ def test_stubborn_shutdown(pyinit_run, tmp_path, tag, pid1):
     d = service(tmp_path, "hangs", deaf(tag), yaml=f"finish_timeout: {FINISH}\n")
     write_script(d / "finish", deaf(tag))
     write_script(tmp_path / "daemon.sh", deaf(tag))
-    main = write_script(tmp_path / "main.sh",
-                        f"setsid {tmp_path}/daemon.sh &\n"
-                        f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done\nexit 3\n")
-    run = pyinit_run("--kill-timeout", str(KILL), "--kill-all-timeout", str(KILL_ALL),
-                     "--", str(main), pid1=pid1)
+    main = write_script(
+        tmp_path / "main.sh",
+        f"setsid {tmp_path}/daemon.sh &\n"
+        f"while [ ! -e {tmp_path}/go ]; do sleep 0.05; done\nexit 3\n",
+    )
+    run = pyinit_run(
+        "--kill-timeout", str(KILL), "--kill-all-timeout", str(KILL_ALL), "--", str(main), pid1=pid1
+    )
     wait_for(lambda: running(tmp_path, "deaf", "hangs"), 20, "services running")
     wait_for(lambda: len(tagged_processes(tag)) >= 3, 10, "the daemon and services")
     t = time.monotonic()
@@ -38,8 +41,12 @@ def test_stubborn_shutdown(pyinit_run, tmp_path, tag, pid1):
     took = time.monotonic() - t
     budget = KILL + FINISH + KILL_ALL  # each stage's timeout, summed
     left = tagged_processes(tag)
-    report(f"stubborn shutdown ({'PID 1' if pid1 else 'subreaper'})", seconds=took,
-           budget=budget, left=len(left))
+    report(
+        f"stubborn shutdown ({'PID 1' if pid1 else 'subreaper'})",
+        seconds=took,
+        budget=budget,
+        left=len(left),
+    )
     assert left == [], [p.cmdline() for p in left]
     # within the sum of the timeouts (plus start-up slack on a loaded machine)
     assert took < budget + 5, f"shutdown took {took:.1f}s\n{run.err}"
