@@ -53,8 +53,11 @@ def run(name: str, top: Path, args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("scenario", nargs="*", help="default: all")
     parser.add_argument("--trials", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="crash loop over 60 s per init")
@@ -62,12 +65,16 @@ def main() -> int:
     args = parser.parse_args()
     if not args.report:
         if os.geteuid() != 0:
-            print("bench: run as root (each init runs as PID 1 of a new pid namespace)",
-                  file=sys.stderr)
+            print(
+                "bench: run as root (each init runs as PID 1 of a new pid namespace)",
+                file=sys.stderr,
+            )
             return 1
         for init in missing():
-            log(f"{init.name} is not installed (Debian package {init.package}): "
-                "its rows are skipped")
+            log(
+                f"{init.name} is not installed (Debian package {init.package}): "
+                "its rows are skipped"
+            )
         become_subreaper()
         base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None
         started = time.monotonic()

@@ -29,8 +29,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def wait_until(cond: Callable[[], object], timeout: float, what: str,
-               step: float = 0.005) -> object:
+def wait_until(
+    cond: Callable[[], object], timeout: float, what: str, step: float = 0.005
+) -> object:
     """cond()'s first truthy value; RuntimeError after timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -44,10 +45,11 @@ def wait_until(cond: Callable[[], object], timeout: float, what: str,
 
 # /proc ---------------------------------------------------------------------------------
 
+
 def _stat_fields(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def comm(pid: int) -> str:
@@ -112,21 +114,43 @@ def descendants(root: int) -> list[int]:
 
 # an init as PID 1 ----------------------------------------------------------------------
 
+
 class Namespace:
     """argv run as PID 1 of a new pid+mount namespace, with src bind-mounted on mnt."""
 
-    def __init__(self, argv: Sequence[str], src: Path, mnt: Path, errlog: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        src: Path,
+        mnt: Path,
+        errlog: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         mnt.mkdir(parents=True, exist_ok=True)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
         full_env.update(env or {})
         self.err = open(errlog, "ab")  # noqa: SIM115 (closed in kill)
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "--",
-             "sh", "-c", BIND_AND_EXEC, str(src), str(mnt), *argv],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err,
-            env=full_env, start_new_session=True)
+            [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--",
+                "sh",
+                "-c",
+                BIND_AND_EXEC,
+                str(src),
+                str(mnt),
+                *argv,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            env=full_env,
+            start_new_session=True,
+        )
         self.argv0 = os.path.basename(argv[0])
         self.pid = int(wait_until(self._init_pid, 10, "the init to start"))
 
@@ -171,13 +195,13 @@ class Namespace:
 
 # statistics ----------------------------------------------------------------------------
 
+
 def summary(values: Iterable[float]) -> dict:
     """Median and spread of trial values."""
     v = sorted(values)
     if not v:
         return {"median": None, "min": None, "max": None, "n": 0, "values": []}
-    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "n": len(v),
-            "values": v}
+    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "n": len(v), "values": v}
 
 
 def p99(values: Sequence[float]) -> float:
@@ -186,9 +210,13 @@ def p99(values: Sequence[float]) -> float:
 
 
 def machine() -> dict:
-    return {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                           time.gmtime())}
+    return {
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def save(name: str, data: dict) -> Path:

@@ -17,26 +17,58 @@ SUPERVISION_COMMS = {"runsvdir", "runsv", "s6-svscan", "s6-supervise"}
 
 def pyinit_argv(work: Path, *flags: str) -> list[str]:
     none = str(work / "none")
-    return [PY, "-m", "pyinit", "--skip-startup-files", "--config", none,
-            "--env-dir", str(work / "env"), "--run-dir", str(work / "run"),
-            "--pre-shutdown-dir", none, "--post-shutdown-dir", none,
-            "--cont-finish-dir", none, *flags]
+    return [
+        PY,
+        "-m",
+        "pyinit",
+        "--skip-startup-files",
+        "--config",
+        none,
+        "--env-dir",
+        str(work / "env"),
+        "--run-dir",
+        str(work / "run"),
+        "--pre-shutdown-dir",
+        none,
+        "--post-shutdown-dir",
+        none,
+        "--cont-finish-dir",
+        none,
+        *flags,
+    ]
 
 
 def supervisord_conf(work: Path, mnt: Path, names: Sequence[str]) -> Path:
     """supervisord running every service's ./run, restarting it whatever it exits with
     (startsecs=0: a run that exits is restarted, never given up as FATAL)."""
-    lines = ["[supervisord]", f"logfile={work}/supervisord.log", f"pidfile={work}/sd.pid",
-             "nodaemon=true", "minfds=16384", "minprocs=200", "loglevel=warn",
-             "[unix_http_server]", f"file={work}/supervisor.sock",
-             "[rpcinterface:supervisor]",
-             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-             "[supervisorctl]", f"serverurl=unix://{work}/supervisor.sock"]
+    lines = [
+        "[supervisord]",
+        f"logfile={work}/supervisord.log",
+        f"pidfile={work}/sd.pid",
+        "nodaemon=true",
+        "minfds=16384",
+        "minprocs=200",
+        "loglevel=warn",
+        "[unix_http_server]",
+        f"file={work}/supervisor.sock",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=unix://{work}/supervisor.sock",
+    ]
     for name in names:
-        lines += [f"[program:{name}]", f"command={mnt}/{name}/run", f"directory={mnt}/{name}",
-                  "autorestart=true", "startsecs=0", "startretries=1000000",
-                  "stopsignal=TERM", "stopwaitsecs=5", "stdout_logfile=NONE",
-                  "stderr_logfile=NONE"]
+        lines += [
+            f"[program:{name}]",
+            f"command={mnt}/{name}/run",
+            f"directory={mnt}/{name}",
+            "autorestart=true",
+            "startsecs=0",
+            "startretries=1000000",
+            "stopsignal=TERM",
+            "stopwaitsecs=5",
+            "stdout_logfile=NONE",
+            "stderr_logfile=NONE",
+        ]
     path = work / "supervisord.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -63,25 +95,38 @@ class Init:
 
 
 PYINIT = Init(
-    "pyinit", "", "unshare",
+    "pyinit",
+    "",
+    "unshare",
     main=lambda w, cmd: [*pyinit_argv(w, "--skip-runit"), "--", *cmd],
     supervise=lambda w, mnt, names: pyinit_argv(w, "--service-dir", str(mnt)),
-    status=lambda w, src: [str(Path(PY).parent / "svctl"), "--run-dir", str(w / "run"),
-                           "status"],
+    status=lambda w, src: [str(Path(PY).parent / "svctl"), "--run-dir", str(w / "run"), "status"],
 )
 
 PEERS = [
     Init("tini", "tini", "tini", main=lambda w, cmd: ["tini", "--", *cmd]),
     Init("dumb-init", "dumb-init", "dumb-init", main=lambda w, cmd: ["dumb-init", *cmd]),
     Init("catatonit", "catatonit", "catatonit", main=lambda w, cmd: ["catatonit", "--", *cmd]),
-    Init("runit", "runit", "runsvdir",
-         supervise=lambda w, mnt, names: ["runsvdir", str(mnt)],
-         status=lambda w, src: ["sh", "-c", f"exec sv status {src}/*"]),
+    Init(
+        "runit",
+        "runit",
+        "runsvdir",
+        supervise=lambda w, mnt, names: ["runsvdir", str(mnt)],
+        status=lambda w, src: ["sh", "-c", f"exec sv status {src}/*"],
+    ),
     Init("s6", "s6", "s6-svscan", supervise=lambda w, mnt, names: ["s6-svscan", str(mnt)]),
-    Init("supervisord", "supervisor", "supervisord",
-         supervise=lambda w, mnt, names: ["supervisord", "-n", "-c",
-                                          str(supervisord_conf(w, mnt, names))],
-         status=lambda w, src: ["supervisorctl", "-c", str(w / "supervisord.conf"), "status"]),
+    Init(
+        "supervisord",
+        "supervisor",
+        "supervisord",
+        supervise=lambda w, mnt, names: [
+            "supervisord",
+            "-n",
+            "-c",
+            str(supervisord_conf(w, mnt, names)),
+        ],
+        status=lambda w, src: ["supervisorctl", "-c", str(w / "supervisord.conf"), "status"],
+    ),
 ]
 
 ALL = [PYINIT, *PEERS]

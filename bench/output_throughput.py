@@ -70,10 +70,11 @@ while True:
 
 # /proc -------------------------------------------------------------------------------
 
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
@@ -89,7 +90,7 @@ def descendants(root: int) -> list[int]:
             try:
                 with open(f"/proc/{name}/stat") as f:
                     text = f.read()
-                parent[int(name)] = int(text[text.rindex(")") + 2:].split()[1])
+                parent[int(name)] = int(text[text.rindex(")") + 2 :].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
     out, todo = [], [root]
@@ -127,6 +128,7 @@ def kill_everything_we_started() -> None:
 
 
 # pyinit ------------------------------------------------------------------------------
+
 
 class Control:
     def __init__(self, path: Path) -> None:
@@ -171,13 +173,29 @@ class Pyinit:
                 (d / "log").mkdir()
                 write_exec(d / "log" / "run", spec["log_run"])
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
-        cmd = [PY, "-m", "pyinit", "--service-dir", str(sdir), "--run-dir", str(rdir),
-               "--config", "/nonexistent", "--skip-startup-files"]
+        cmd = [
+            PY,
+            "-m",
+            "pyinit",
+            "--service-dir",
+            str(sdir),
+            "--run-dir",
+            str(rdir),
+            "--config",
+            "/nonexistent",
+            "--skip-startup-files",
+        ]
         if main:
             cmd += ["--", *main]
         self.err = open(work / "pyinit.err", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout,
-                                     stderr=self.err, start_new_session=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=self.err,
+            start_new_session=True,
+            env=env,
+        )
         self.pid = self.proc.pid
         sock = rdir / "control.sock"
         deadline = time.monotonic() + 20
@@ -228,6 +246,7 @@ def write_exec(path: Path, text: str) -> None:
 
 # measuring ---------------------------------------------------------------------------
 
+
 def windows(pids: dict[str, int], delivered, taken) -> list[dict]:
     """REPS back-to-back windows: seconds, payload bytes delivered and taken, CPU per pid."""
     time.sleep(WARMUP)
@@ -238,8 +257,14 @@ def windows(pids: dict[str, int], delivered, taken) -> list[dict]:
         time.sleep(DURATION)
         c1 = {k: cpu_seconds(p) for k, p in pids.items()}
         d1, t1, w1 = delivered(), taken(), time.monotonic()
-        out.append({"secs": w1 - w0, "out": d1 - d0, "in": t1 - t0,
-                    "cpu": {k: c1[k] - c0[k] for k in pids}})
+        out.append(
+            {
+                "secs": w1 - w0,
+                "out": d1 - d0,
+                "in": t1 - t0,
+                "cpu": {k: c1[k] - c0[k] for k in pids},
+            }
+        )
     return out
 
 
@@ -275,11 +300,15 @@ def latencies(p: Pyinit, fifo: int) -> dict[str, tuple[float, float]]:
         if reply.get("timed_out") or not reply["results"][0].get("done"):
             raise RuntimeError(f"sleeper was not restarted: {reply}")
         restart.append(time.perf_counter() - t)
-    return {"status": percentiles(status), "signal": percentiles(sig),
-            "restart": percentiles(restart)}
+    return {
+        "status": percentiles(status),
+        "signal": percentiles(sig),
+        "restart": percentiles(restart),
+    }
 
 
 # setups ------------------------------------------------------------------------------
+
 
 def run_sh(gen: Path) -> str:
     return f"#!/bin/sh\nexec {PY} -S {gen}\n"
@@ -296,9 +325,15 @@ def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
     cat = subprocess.Popen(["cat"], stdin=r, stdout=subprocess.DEVNULL, start_new_session=True)
     os.close(r)
     try:
-        p = Pyinit(work, {"flood": {"run": run_sh(gen), "yaml": "log: prefix\n", "down": True},
-                          "sleeper": {"run": "#!/bin/sh\nexec sleep 100000\n"}},
-                   stdout=w, main=[PY, "-S", str(echo), str(fifo_path)])
+        p = Pyinit(
+            work,
+            {
+                "flood": {"run": run_sh(gen), "yaml": "log: prefix\n", "down": True},
+                "sleeper": {"run": "#!/bin/sh\nexec sleep 100000\n"},
+            },
+            stdout=w,
+            main=[PY, "-S", str(echo), str(fifo_path)],
+        )
     finally:
         os.close(w)
     try:
@@ -309,9 +344,11 @@ def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
         idle = latencies(p, fifo)
         p.ctl.call(cmd="control", action="u", services=["flood"])
         gen_pid = p.wait_running("flood")["pid"]
-        ws = windows({"logger": p.pid, "gen": gen_pid, "other": cat.pid},
-                     delivered=lambda: io_counters(cat.pid)["rchar"] * LINE // (LINE + PREFIX),
-                     taken=lambda: io_counters(p.pid)["rchar"])
+        ws = windows(
+            {"logger": p.pid, "gen": gen_pid, "other": cat.pid},
+            delivered=lambda: io_counters(cat.pid)["rchar"] * LINE // (LINE + PREFIX),
+            taken=lambda: io_counters(p.pid)["rchar"],
+        )
         flood = latencies(p, fifo)
         dropped = "dropping lines" in p.log()
         p.stop()
@@ -322,63 +359,83 @@ def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
 
 
 def bench_file(work: Path, gen: Path) -> tuple:
-    yaml = (f"log:\n  mode: file\n  dir: {work / 'logs'}\n  max_size: 1000000\n"
-            "  max_files: 20\n")
+    yaml = f"log:\n  mode: file\n  dir: {work / 'logs'}\n  max_size: 1000000\n  max_files: 20\n"
     p = Pyinit(work, {"flood": {"run": run_sh(gen), "yaml": yaml}}, stdout=subprocess.DEVNULL)
     gen_pid = p.wait_running("flood")["pid"]
-    ws = windows({"logger": p.pid, "gen": gen_pid},
-                 delivered=lambda: io_counters(p.pid)["wchar"],
-                 taken=lambda: io_counters(p.pid)["rchar"])
+    ws = windows(
+        {"logger": p.pid, "gen": gen_pid},
+        delivered=lambda: io_counters(p.pid)["wchar"],
+        taken=lambda: io_counters(p.pid)["rchar"],
+    )
     p.stop()
     return summarize("pyinit file", ws, "1 MB files, 20 kept, tmpfs")
 
 
 def bench_logger(work: Path, gen: Path, name: str, log_run: str, note: str) -> tuple:
-    p = Pyinit(work, {"flood": {"run": run_sh(gen), "log_run": log_run}},
-               stdout=subprocess.DEVNULL)
+    p = Pyinit(work, {"flood": {"run": run_sh(gen), "log_run": log_run}}, stdout=subprocess.DEVNULL)
     st = p.wait_running("flood", logger=True)
     logger = st["log"]["pid"]
-    ws = windows({"logger": logger, "gen": st["pid"], "other": p.pid},
-                 delivered=lambda: io_counters(logger)["wchar"],
-                 taken=lambda: io_counters(logger)["rchar"])
+    ws = windows(
+        {"logger": logger, "gen": st["pid"], "other": p.pid},
+        delivered=lambda: io_counters(logger)["wchar"],
+        taken=lambda: io_counters(logger)["rchar"],
+    )
     p.stop()
     return summarize(name, ws, note)
 
 
 # results -----------------------------------------------------------------------------
 
+
 def to_metrics(runs: list[tuple[str, list[dict], str]], lat: dict | None) -> dict:
     """The windows of every setup as bench metrics (rows: setups)."""
     from bench.common import summary
 
-    m = {"mbps": {"label": "service output delivered", "unit": "MB/s", "better": "higher",
-                  "rows": {}},
-         "cpu_mb": {"label": "logger CPU per MB", "unit": "CPU s/MB", "better": "lower",
-                    "rows": {}},
-         "drop": {"label": "dropped", "unit": "%", "better": "lower", "ratio": False,
-                  "rows": {}}}
+    m = {
+        "mbps": {
+            "label": "service output delivered",
+            "unit": "MB/s",
+            "better": "higher",
+            "rows": {},
+        },
+        "cpu_mb": {"label": "logger CPU per MB", "unit": "CPU s/MB", "better": "lower", "rows": {}},
+        "drop": {"label": "dropped", "unit": "%", "better": "lower", "ratio": False, "rows": {}},
+    }
     notes = []
     for name, ws, note in runs:
         m["mbps"]["rows"][name] = summary(w["out"] / MB / w["secs"] for w in ws)
-        m["cpu_mb"]["rows"][name] = summary(w["cpu"]["logger"] / (w["out"] / MB)
-                                            for w in ws if w["out"])
-        m["drop"]["rows"][name] = summary(100 * max(0.0, 1 - w["out"] / w["in"])
-                                          if w["in"] else 0.0 for w in ws)
+        m["cpu_mb"]["rows"][name] = summary(
+            w["cpu"]["logger"] / (w["out"] / MB) for w in ws if w["out"]
+        )
+        m["drop"]["rows"][name] = summary(
+            100 * max(0.0, 1 - w["out"] / w["in"]) if w["in"] else 0.0 for w in ws
+        )
         notes.append(f"{name}: {note}")
     if lat:
-        labels = {"status": "`status` request on the control socket",
-                  "signal": "SIGUSR1 to pyinit → main command's handler",
-                  "restart": "`control t` with wait: TERM → reaped → restarted"}
+        labels = {
+            "status": "`status` request on the control socket",
+            "signal": "SIGUSR1 to pyinit → main command's handler",
+            "restart": "`control t` with wait: TERM → reaped → restarted",
+        }
         for key, label in labels.items():
             rows = {}
-            for phase, title in (("idle", "pyinit prefix, idle"),
-                                 ("flood", "pyinit prefix, during the flood")):
+            for phase, title in (
+                ("idle", "pyinit prefix, idle"),
+                ("flood", "pyinit prefix, during the flood"),
+            ):
                 med, top = lat[phase][key]
                 rows[title] = {"median": med, "min": med, "max": top, "n": SAMPLES}
-            m[f"lat_{key}"] = {"label": f"{label}, median [median–p99]", "unit": "ms",
-                               "better": "lower", "ratio": False, "rows": rows}
-    notes.append("logger = pyinit for the pyinit rows, svlogd / s6-log otherwise; the "
-                 "latency rows are pyinit's own, idle and during the prefix flood")
+            m[f"lat_{key}"] = {
+                "label": f"{label}, median [median–p99]",
+                "unit": "ms",
+                "better": "lower",
+                "ratio": False,
+                "rows": rows,
+            }
+    notes.append(
+        "logger = pyinit for the pyinit rows, svlogd / s6-log otherwise; the "
+        "latency rows are pyinit's own, idle and during the prefix flood"
+    )
     return m, notes
 
 
@@ -396,14 +453,26 @@ def run() -> dict:
         print("pyinit file ...", file=sys.stderr, flush=True)
         runs.append(bench_file(top / "file", gen))
         loggers = [
-            ("svlogd", "svlogd",
-             "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
-             "exec svlogd ./main\n", "svlogd ./main (no -tt; 1 MB x 20; default 1 KB reads)"),
-            ("svlogd -b 65536", "svlogd",
-             "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
-             "exec svlogd -b 65536 ./main\n", "as above, 64 KB reads (tuned)"),
-            ("s6-log", "s6-log",
-             "#!/bin/sh\nexec s6-log -b n20 s1000000 ./main\n", "s6-log -b n20 s1000000"),
+            (
+                "svlogd",
+                "svlogd",
+                "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
+                "exec svlogd ./main\n",
+                "svlogd ./main (no -tt; 1 MB x 20; default 1 KB reads)",
+            ),
+            (
+                "svlogd -b 65536",
+                "svlogd",
+                "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
+                "exec svlogd -b 65536 ./main\n",
+                "as above, 64 KB reads (tuned)",
+            ),
+            (
+                "s6-log",
+                "s6-log",
+                "#!/bin/sh\nexec s6-log -b n20 s1000000 ./main\n",
+                "s6-log -b n20 s1000000",
+            ),
         ]
         for name, binary, script, note in loggers:
             if shutil.which(binary) is None:
@@ -416,8 +485,16 @@ def run() -> dict:
         shutil.rmtree(top, ignore_errors=True)
     metrics, notes = to_metrics(runs, lat)
     notes += [f"{s}: not installed, skipped" for s in skipped]
-    return {"params": {"window_s": DURATION, "windows": REPS, "latency_samples": SAMPLES,
-                       "line_bytes": LINE}, "metrics": metrics, "notes": notes}
+    return {
+        "params": {
+            "window_s": DURATION,
+            "windows": REPS,
+            "latency_samples": SAMPLES,
+            "line_bytes": LINE,
+        },
+        "metrics": metrics,
+        "notes": notes,
+    }
 
 
 if __name__ == "__main__":

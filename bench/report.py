@@ -13,36 +13,60 @@ from bench.common import RESULTS, ROOT
 OUT = ROOT / "BENCHMARKS.md"
 
 ABOUT = {
-    "reap": ("Reaping", "The main command double-forks N orphans (each reparented to PID 1), "
-             "then releases N blocked orphans at the same instant (a pipe closing). Timed "
-             "inside the namespace until every orphan's /proc entry is gone (a zombie keeps "
-             "it)."),
-    "forward": ("Signal forwarding", "The benchmark sends SIGUSR1 to PID 1 from outside the "
-                "namespace and times until the main command's handler wrote a byte to a "
-                "fifo. Median and p99 per trial."),
-    "boot": ("Boot and shutdown of 50 services", "Each service is `sh` that traps TERM "
-             "(writes a marker, exits 0) and waits on a `sleep`. Boot: from exec until all "
-             "50 wrote their up marker. Shutdown: from SIGTERM to PID 1 until PID 1 exited, "
-             "and how many services ran their TERM handler (the rest were SIGKILLed by the "
-             "kernel when PID 1 exited)."),
-    "restart": ("Crash loop", "One service that exits 1 at once, restarted by each "
-                "supervisor with its default policy (supervisord: `autorestart=true "
-                "startsecs=0`, or it gives up). Gap: the last third of the gaps between starts "
-                "in the window (after any backoff has grown). CPU: PID 1 and the per-service "
-                "supervisors, not the crashing service."),
-    "idle": ("Idle", "100 services that `exec sleep`, after they are up and 2 s of "
-             "settling: context switches (voluntary + nonvoluntary, /proc/PID/status) of PID "
-             "1 and every per-service supervisor, per minute. Every switch is a wake-up. "
-             "tini, dumb-init and catatonit run only a main command (`sleep`)."),
-    "memory": ("Memory", "PSS (/proc/PID/smaps_rollup) summed over PID 1 and every "
-               "per-service supervisor, with 10, 100 and 1000 services that `exec sleep`."),
-    "status": ("Status command", "Wall time of one status command listing 100 running "
-               "services, from the host, median of 15 runs per trial."),
-    "logs": ("Service output throughput", "A service writes 100-byte lines as fast as it "
-             "can. pyinit's `log: prefix` and `log: file` against svlogd and s6-log as the "
-             "service's `log/run` (pyinit supervising, not in the data path). Medians of "
-             "5 s windows; this scenario runs pyinit as a subreaper, not in a namespace. "
-             "See bench/output_throughput.py."),
+    "reap": (
+        "Reaping",
+        "The main command double-forks N orphans (each reparented to PID 1), "
+        "then releases N blocked orphans at the same instant (a pipe closing). Timed "
+        "inside the namespace until every orphan's /proc entry is gone (a zombie keeps "
+        "it).",
+    ),
+    "forward": (
+        "Signal forwarding",
+        "The benchmark sends SIGUSR1 to PID 1 from outside the "
+        "namespace and times until the main command's handler wrote a byte to a "
+        "fifo. Median and p99 per trial.",
+    ),
+    "boot": (
+        "Boot and shutdown of 50 services",
+        "Each service is `sh` that traps TERM "
+        "(writes a marker, exits 0) and waits on a `sleep`. Boot: from exec until all "
+        "50 wrote their up marker. Shutdown: from SIGTERM to PID 1 until PID 1 exited, "
+        "and how many services ran their TERM handler (the rest were SIGKILLed by the "
+        "kernel when PID 1 exited).",
+    ),
+    "restart": (
+        "Crash loop",
+        "One service that exits 1 at once, restarted by each "
+        "supervisor with its default policy (supervisord: `autorestart=true "
+        "startsecs=0`, or it gives up). Gap: the last third of the gaps between starts "
+        "in the window (after any backoff has grown). CPU: PID 1 and the per-service "
+        "supervisors, not the crashing service.",
+    ),
+    "idle": (
+        "Idle",
+        "100 services that `exec sleep`, after they are up and 2 s of "
+        "settling: context switches (voluntary + nonvoluntary, /proc/PID/status) of PID "
+        "1 and every per-service supervisor, per minute. Every switch is a wake-up. "
+        "tini, dumb-init and catatonit run only a main command (`sleep`).",
+    ),
+    "memory": (
+        "Memory",
+        "PSS (/proc/PID/smaps_rollup) summed over PID 1 and every "
+        "per-service supervisor, with 10, 100 and 1000 services that `exec sleep`.",
+    ),
+    "status": (
+        "Status command",
+        "Wall time of one status command listing 100 running "
+        "services, from the host, median of 15 runs per trial.",
+    ),
+    "logs": (
+        "Service output throughput",
+        "A service writes 100-byte lines as fast as it "
+        "can. pyinit's `log: prefix` and `log: file` against svlogd and s6-log as the "
+        "service's `log/run` (pyinit supervising, not in the data path). Medians of "
+        "5 s windows; this scenario runs pyinit as a subreaper, not in a namespace. "
+        "See bench/output_throughput.py.",
+    ),
 }
 
 
@@ -59,8 +83,11 @@ def is_pyinit(row: str) -> bool:
 
 
 def best_peer(m: dict) -> tuple[str, float] | None:
-    peers = [(r, s["median"]) for r, s in m["rows"].items()
-             if not is_pyinit(r) and s["median"] is not None]
+    peers = [
+        (r, s["median"])
+        for r, s in m["rows"].items()
+        if not is_pyinit(r) and s["median"] is not None
+    ]
     if not peers:
         return None
     pick = max if m["better"] == "higher" else min
@@ -102,8 +129,9 @@ def table(metrics: dict) -> list[str]:
         cells = [f"**{r}**" if is_pyinit(r) else r]
         for m in metrics.values():
             s = m["rows"].get(r)
-            cells.append(f"{fmt(s['median'])} [{fmt(s['min'])}–{fmt(s['max'])}]"
-                         if s and s["n"] else "-")
+            cells.append(
+                f"{fmt(s['median'])} [{fmt(s['min'])}–{fmt(s['max'])}]" if s and s["n"] else "-"
+            )
             if m.get("ratio", True):
                 cells.append(ratio(s["median"] if s else None, best_peer(m)))
         out.append("| " + " | ".join(cells) + " |")
@@ -137,15 +165,24 @@ def plot(name: str, data: dict) -> str | None:
         ax.legend()
         ax.grid(True, which="both", alpha=0.3)
     else:
-        fig, axes = plt.subplots(len(metrics), 1, squeeze=False,
-                                 figsize=(7, 0.5 + 0.45 * max(len(m["rows"])
-                                                              for m in metrics.values())
-                                          * len(metrics) + 0.6 * len(metrics)))
+        fig, axes = plt.subplots(
+            len(metrics),
+            1,
+            squeeze=False,
+            figsize=(
+                7,
+                0.5
+                + 0.45 * max(len(m["rows"]) for m in metrics.values()) * len(metrics)
+                + 0.6 * len(metrics),
+            ),
+        )
         for ax, m in zip(axes[:, 0], metrics.values()):
             rows = list(m["rows"].items())
             med = [s["median"] or 0 for _, s in rows]
-            err = [[max(0, (s["median"] or 0) - (s["min"] or 0)) for _, s in rows],
-                   [max(0, (s["max"] or 0) - (s["median"] or 0)) for _, s in rows]]
+            err = [
+                [max(0, (s["median"] or 0) - (s["min"] or 0)) for _, s in rows],
+                [max(0, (s["max"] or 0) - (s["median"] or 0)) for _, s in rows],
+            ]
             colors = ["tab:red" if is_pyinit(r) else "tab:blue" for r, _ in rows]
             ax.barh([r for r, _ in rows], med, xerr=err, color=colors, capsize=3)
             ax.invert_yaxis()
@@ -168,59 +205,105 @@ def get(results: dict, scen: str, metric: str, row: str) -> float | None:
 
 def targets(results: dict) -> list[str]:
     """The project's goals, each against the figure of the same run."""
+
     def vs(scen, metric, ref, limit, row="pyinit", what=""):
         p, r = get(results, scen, metric, row), get(results, scen, metric, ref)
         if p is None or r is None:
             return [what, fmt(p), f"{ref} {fmt(r)}", "-", "not measured"]
         q = p / r if r else float("inf")
-        return [what, fmt(p), f"{ref} {fmt(r)}", f"{q:.2f}×", "met" if q <= limit else
-                "not met"]
+        return [what, fmt(p), f"{ref} {fmt(r)}", f"{q:.2f}×", "met" if q <= limit else "not met"]
 
-    rows = [vs("reap", "reap", "tini", 1.1, what="reap within 1.1× of tini"),
-            vs("reap", "burst", "tini", 1.1, what="burst within 1.1× of tini"),
-            vs("forward", "median", "tini", 2.0, what="forward median within 2× of tini"),
-            vs("boot", "boot", "s6", 1.0, what="boot of 50 no slower than s6-svscan"),
-            vs("boot", "shutdown", "s6", 1.0, what="shutdown of 50 no slower than s6-svscan")]
+    rows = [
+        vs("reap", "reap", "tini", 1.1, what="reap within 1.1× of tini"),
+        vs("reap", "burst", "tini", 1.1, what="burst within 1.1× of tini"),
+        vs("forward", "median", "tini", 2.0, what="forward median within 2× of tini"),
+        vs("boot", "boot", "s6", 1.0, what="boot of 50 no slower than s6-svscan"),
+        vs("boot", "shutdown", "s6", 1.0, what="shutdown of 50 no slower than s6-svscan"),
+    ]
     g = get(results, "boot", "graceful", "pyinit")
-    rows.append(["50/50 graceful at shutdown", fmt(g), "", "",
-                 "not measured" if g is None else "met" if g >= 50 else "not met"])
+    rows.append(
+        [
+            "50/50 graceful at shutdown",
+            fmt(g),
+            "",
+            "",
+            "not measured" if g is None else "met" if g >= 50 else "not met",
+        ]
+    )
     w = get(results, "idle", "wakeups", "pyinit")
-    rows.append(["zero idle wake-ups (per minute)", fmt(w), "", "",
-                 "not measured" if w is None else "met" if w == 0 else "not met"])
+    rows.append(
+        [
+            "zero idle wake-ups (per minute)",
+            fmt(w),
+            "",
+            "",
+            "not measured" if w is None else "met" if w == 0 else "not met",
+        ]
+    )
     rows.append(vs("memory", "pss100", "s6", 1.0, what="supervision PSS at 100 below s6's"))
     c = get(results, "restart", "cpu", "pyinit")
-    rows.append(["crash loop under 1% of a core", f"{fmt(c)} %", "", "",
-                 "not measured" if c is None else "met" if c < 1 else "not met"])
-    rows.append(vs("status", "status", "supervisord (supervisorctl status)", 1.0,
-                   row="pyinit (svctl status)", what="svctl status under supervisorctl's"))
-    out = ["| target | pyinit | reference (same run) | ratio | |",
-           "| --- | ---: | ---: | ---: | --- |"]
+    rows.append(
+        [
+            "crash loop under 1% of a core",
+            f"{fmt(c)} %",
+            "",
+            "",
+            "not measured" if c is None else "met" if c < 1 else "not met",
+        ]
+    )
+    rows.append(
+        vs(
+            "status",
+            "status",
+            "supervisord (supervisorctl status)",
+            1.0,
+            row="pyinit (svctl status)",
+            what="svctl status under supervisorctl's",
+        )
+    )
+    out = [
+        "| target | pyinit | reference (same run) | ratio | |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def write() -> Path:
     results = load()
     machine = next(iter(results.values()))["machine"] if results else {}
-    text = ["# Benchmarks", "",
-            "Generated by `make bench` (`python -m bench`) from `bench/results/*.json`; do not "
-            "edit by hand. Each init runs as PID 1 of its own pid+mount namespace (`unshare "
-            "--pid --fork --mount-proc`) with the same service directory bind-mounted at the "
-            "same path. Figures are the median of several trials with [min–max]; `÷ best "
-            "peer` divides by the best peer's median in the same run, since absolute times "
-            "drift between runs on a shared machine.", ""]
+    text = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`) from `bench/results/*.json`; do not "
+        "edit by hand. Each init runs as PID 1 of its own pid+mount namespace (`unshare "
+        "--pid --fork --mount-proc`) with the same service directory bind-mounted at the "
+        "same path. Figures are the median of several trials with [min–max]; `÷ best "
+        "peer` divides by the best peer's median in the same run, since absolute times "
+        "drift between runs on a shared machine.",
+        "",
+    ]
     if machine:
-        text += [f"Last run: {machine.get('host')}, Linux {machine.get('kernel')}, "
-                 f"{machine.get('cpus')} CPUs, Python {machine.get('python')}, "
-                 f"{machine.get('date')}. Per-scenario dates and parameters are in the JSON "
-                 "files.", ""]
+        text += [
+            f"Last run: {machine.get('host')}, Linux {machine.get('kernel')}, "
+            f"{machine.get('cpus')} CPUs, Python {machine.get('python')}, "
+            f"{machine.get('date')}. Per-scenario dates and parameters are in the JSON "
+            "files.",
+            "",
+        ]
     text += ["## Targets", "", *targets(results), ""]
     order = ["reap", "forward", "boot", "restart", "idle", "memory", "status", "logs"]
     for name in sorted(results, key=lambda n: order.index(n) if n in order else 99):
         data = results[name]
         title, about = ABOUT.get(name, (name, ""))
-        text += [f"## {title}", "", about, "",
-                 f"Parameters: {json.dumps(data.get('params', {}))}; "
-                 f"run {data['machine']['date']}, {data.get('run_time_s', '?')} s.", ""]
+        text += [
+            f"## {title}",
+            "",
+            about,
+            "",
+            f"Parameters: {json.dumps(data.get('params', {}))}; "
+            f"run {data['machine']['date']}, {data.get('run_time_s', '?')} s.",
+            "",
+        ]
         text += table(data["metrics"])
         text += [f"- {n}" for n in data.get("notes", [])]
         png = plot(name, data)

@@ -14,8 +14,19 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bench.common import (PY, Namespace, comm, cpu_seconds, ctx_switches, descendants, log,
-                          p99, pss_kib, summary, wait_until)
+from bench.common import (
+    PY,
+    Namespace,
+    comm,
+    cpu_seconds,
+    ctx_switches,
+    descendants,
+    log,
+    p99,
+    pss_kib,
+    summary,
+    wait_until,
+)
 from bench.inits import Init, main_inits, supervisors
 
 HERE = Path(__file__).resolve().parent
@@ -44,16 +55,16 @@ class Bench:
         empty.mkdir()
         return Namespace(init.main(work, cmd), empty, self.mnt, work / "init.err")
 
-    def services(self, init: Init, work: Path, names: Sequence[str],
-                 script: Callable[[str], str]) -> Namespace:
+    def services(
+        self, init: Init, work: Path, names: Sequence[str], script: Callable[[str], str]
+    ) -> Namespace:
         src = work / "svc"
         for name in names:
             (src / name).mkdir(parents=True)
             run = src / name / "run"
             run.write_text(script(name))
             run.chmod(0o755)
-        return Namespace(init.supervise(work, self.mnt, names), src, self.mnt,
-                         work / "init.err")
+        return Namespace(init.supervise(work, self.mnt, names), src, self.mnt, work / "init.err")
 
 
 def metric(label: str, unit: str, better: str = "lower", **extra) -> dict:
@@ -70,9 +81,12 @@ def idle_script(name: str) -> str:
 
 # 1. reap and burst ---------------------------------------------------------------------
 
+
 def reap(b: Bench, n: int = 1000) -> dict:
-    m = {"reap": metric(f"reap {n} double-forked orphans", "ms"),
-         "burst": metric(f"burst: {n} orphans exit at once, until no zombie", "ms")}
+    m = {
+        "reap": metric(f"reap {n} double-forked orphans", "ms"),
+        "burst": metric(f"burst: {n} orphans exit at once, until no zombie", "ms"),
+    }
     for init in main_inits():
         walls, bursts = [], []
         for _ in range(b.trials):
@@ -89,16 +103,21 @@ def reap(b: Bench, n: int = 1000) -> dict:
             bursts.append(r["burst_ms"])
         m["reap"]["rows"][init.name] = summary(walls)
         m["burst"]["rows"][init.name] = summary(bursts)
-        log(f"reap {init.name}: {m['reap']['rows'][init.name]['median']:.0f} ms, "
-            f"burst {m['burst']['rows'][init.name]['median']:.1f} ms")
+        log(
+            f"reap {init.name}: {m['reap']['rows'][init.name]['median']:.0f} ms, "
+            f"burst {m['burst']['rows'][init.name]['median']:.1f} ms"
+        )
     return {"params": {"orphans": n, "trials": b.trials}, "metrics": m}
 
 
 # 2. signal forwarding ------------------------------------------------------------------
 
+
 def forward(b: Bench, samples: int = 200) -> dict:
-    m = {"median": metric("kill(PID 1, SIGUSR1) → main command's handler, median", "µs"),
-         "p99": metric("same, p99", "µs")}
+    m = {
+        "median": metric("kill(PID 1, SIGUSR1) → main command's handler, median", "µs"),
+        "p99": metric("same, p99", "µs"),
+    }
     for init in main_inits():
         meds, p99s = [], []
         for _ in range(b.trials):
@@ -140,10 +159,16 @@ sleep 1000000 & wait $!
 
 
 def boot(b: Bench, n: int = 50) -> dict:
-    m = {"boot": metric(f"exec → all {n} services running", "ms"),
-         "shutdown": metric("SIGTERM → PID 1 exited", "ms"),
-         "graceful": metric(f"services that got SIGTERM and ran their handler (of {n})",
-                            "", better="higher", ratio=False)}
+    m = {
+        "boot": metric(f"exec → all {n} services running", "ms"),
+        "shutdown": metric("SIGTERM → PID 1 exited", "ms"),
+        "graceful": metric(
+            f"services that got SIGTERM and ran their handler (of {n})",
+            "",
+            better="higher",
+            ratio=False,
+        ),
+    }
     names = [f"svc{i:02d}" for i in range(n)]
     for init in supervisors():
         boots, downs, graceful = [], [], []
@@ -151,11 +176,15 @@ def boot(b: Bench, n: int = 50) -> dict:
             work = b.work(init, "boot")
             marks = work / "marks"
             marks.mkdir()
-            ns = b.services(init, work, names,
-                            lambda name, marks=marks: GRACEFUL.format(marks=marks, name=name))
+            ns = b.services(
+                init, work, names, lambda name, marks=marks: GRACEFUL.format(marks=marks, name=name)
+            )
             try:
-                wait_until(lambda marks=marks: len(os.listdir(marks)) >= n, 60,
-                           f"{init.name}: {n} services up")
+                wait_until(
+                    lambda marks=marks: len(os.listdir(marks)) >= n,
+                    60,
+                    f"{init.name}: {n} services up",
+                )
                 boots.append((time.perf_counter() - ns.started) * 1000)
                 time.sleep(0.5)
                 t = time.perf_counter()
@@ -169,8 +198,10 @@ def boot(b: Bench, n: int = 50) -> dict:
         m["boot"]["rows"][init.name] = summary(boots)
         m["shutdown"]["rows"][init.name] = summary(downs)
         m["graceful"]["rows"][init.name] = summary(graceful)
-        log(f"boot {init.name}: {m['boot']['rows'][init.name]['median']:.0f} ms, shutdown "
-            f"{m['shutdown']['rows'][init.name]['median']:.0f} ms, graceful {graceful}")
+        log(
+            f"boot {init.name}: {m['boot']['rows'][init.name]['median']:.0f} ms, shutdown "
+            f"{m['shutdown']['rows'][init.name]['median']:.0f} ms, graceful {graceful}"
+        )
     return {"params": {"services": n, "trials": b.trials}, "metrics": m}
 
 
@@ -181,9 +212,11 @@ CRASH = "#!/bin/sh\ndate +%s.%N >> {marks}/starts\nexit 1\n"
 
 def restart(b: Bench, window: float = 30.0) -> dict:
     """One service crashing in a loop for `window` seconds (split in b.trials parts)."""
-    m = {"gap": metric("gap between a crashing service's restarts (steady state)", "ms"),
-         "per_min": metric("restarts per minute", "/min", ratio=False),
-         "cpu": metric("CPU of supervision during the crash loop", "% of a core")}
+    m = {
+        "gap": metric("gap between a crashing service's restarts (steady state)", "ms"),
+        "per_min": metric("restarts per minute", "/min", ratio=False),
+        "cpu": metric("CPU of supervision during the crash loop", "% of a core"),
+    }
     part = window / b.trials
     for init in supervisors():
         work = b.work(init, "restart")
@@ -208,7 +241,7 @@ def restart(b: Bench, window: float = 30.0) -> dict:
         gaps = [(y - x) * 1000 for x, y in zip(inside, inside[1:])]
         counts.append(len(inside) * 60 / window)
         # the steady state: the last third of the gaps (backoffs have grown by then)
-        m["gap"]["rows"][init.name] = summary(gaps[-max(1, len(gaps) // 3):] or [])
+        m["gap"]["rows"][init.name] = summary(gaps[-max(1, len(gaps) // 3) :] or [])
         m["per_min"]["rows"][init.name] = summary(counts)
         m["cpu"]["rows"][init.name] = summary(cpus)
         log(f"restart {init.name}: {len(inside)} starts in {window:g} s, cpu {cpus}")
@@ -217,9 +250,12 @@ def restart(b: Bench, window: float = 30.0) -> dict:
 
 # 5. idle -------------------------------------------------------------------------------
 
+
 def idle(b: Bench, n: int = 100, window: float = 10.0) -> dict:
-    m = {"wakeups": metric("context switches of supervision per minute (wake-ups)", "/min"),
-         "cpu": metric("CPU of supervision", "% of a core", ratio=False)}
+    m = {
+        "wakeups": metric("context switches of supervision per minute (wake-ups)", "/min"),
+        "cpu": metric("CPU of supervision", "% of a core", ratio=False),
+    }
     cases = [(i, n) for i in supervisors()] + [(i, 0) for i in main_inits() if i.name != "pyinit"]
     for init, count in cases:
         work = b.work(init, "idle")
@@ -229,8 +265,9 @@ def idle(b: Bench, n: int = 100, window: float = 10.0) -> dict:
         else:
             ns = b.main(init, work, ["sleep", "1000000"])
         wake, cpu = [], []
+        need = max(count, 1)
         try:
-            wait_until(lambda ns=ns, c=max(count, 1): sleepers(ns.pid) >= c, 60, f"{label} up")
+            wait_until(lambda ns=ns, need=need: sleepers(ns.pid) >= need, 60, f"{label} up")
             time.sleep(2)
             pids = init.supervision(ns.pid)
             for _ in range(b.trials):
@@ -251,12 +288,12 @@ def idle(b: Bench, n: int = 100, window: float = 10.0) -> dict:
 
 # 6. memory -----------------------------------------------------------------------------
 
+
 def memory(b: Bench, counts: Sequence[int] = (10, 100, 1000)) -> dict:
     m = {}
     for n in counts:
         m[f"pss{n}"] = metric(f"PSS of supervision, {n} services", "MiB", services=n)
-        m[f"procs{n}"] = metric(f"supervision processes, {n} services", "", ratio=False,
-                                services=n)
+        m[f"procs{n}"] = metric(f"supervision processes, {n} services", "", ratio=False, services=n)
     for init in supervisors():
         for n in counts:
             pss, procs = [], []
@@ -264,8 +301,12 @@ def memory(b: Bench, counts: Sequence[int] = (10, 100, 1000)) -> dict:
                 work = b.work(init, f"mem{n}")
                 ns = b.services(init, work, [f"svc{i:04d}" for i in range(n)], idle_script)
                 try:
-                    wait_until(lambda ns=ns, n=n: sleepers(ns.pid) >= n, 180,
-                               f"{init.name}: {n} services up", step=0.2)
+                    wait_until(
+                        lambda ns=ns, n=n: sleepers(ns.pid) >= n,
+                        180,
+                        f"{init.name}: {n} services up",
+                        step=0.2,
+                    )
                     time.sleep(1)
                     pids = init.supervision(ns.pid)
                     pss.append(sum(pss_kib(p) for p in pids) / 1024)
@@ -279,6 +320,7 @@ def memory(b: Bench, counts: Sequence[int] = (10, 100, 1000)) -> dict:
 
 
 # 7. status command ---------------------------------------------------------------------
+
 
 def status(b: Bench, n: int = 100, samples: int = 15) -> dict:
     m = {"status": metric(f"status command with {n} services, median per trial", "ms")}
@@ -295,24 +337,32 @@ def status(b: Bench, n: int = 100, samples: int = 15) -> dict:
             first = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
             lines = first.stdout.strip().splitlines()
             if first.returncode != 0 or len(lines) < n:
-                raise RuntimeError(f"{' '.join(cmd)} failed: {first.returncode} "
-                                   f"{first.stdout[-300:]}{first.stderr[-300:]}")
+                raise RuntimeError(
+                    f"{' '.join(cmd)} failed: {first.returncode} "
+                    f"{first.stdout[-300:]}{first.stderr[-300:]}"
+                )
             for _ in range(b.trials):
                 times = []
                 for _ in range(samples):
                     t = time.perf_counter()
-                    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   timeout=30)
+                    subprocess.run(
+                        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30
+                    )
                     times.append((time.perf_counter() - t) * 1000)
                 meds.append(sorted(times)[len(times) // 2])
         finally:
             ns.kill()
-        label = {"pyinit": "pyinit (svctl status)", "runit": "runit (sv status)",
-                 "supervisord": "supervisord (supervisorctl status)"}[init.name]
+        label = {
+            "pyinit": "pyinit (svctl status)",
+            "runit": "runit (sv status)",
+            "supervisord": "supervisord (supervisorctl status)",
+        }[init.name]
         m["status"]["rows"][label] = summary(meds)
         log(f"status {label}: {meds}")
-    return {"params": {"services": n, "samples_per_trial": samples, "trials": b.trials},
-            "metrics": m}
+    return {
+        "params": {"services": n, "samples_per_trial": samples, "trials": b.trials},
+        "metrics": m,
+    }
 
 
 def cleanup(top: Path) -> None:
