@@ -12,7 +12,7 @@ from stresskit import report, scale
 
 from pyinit import schema
 
-EXAMPLES = scale(300, 5000)
+EXAMPLES = scale(150, 5000)
 SETTINGS = settings(
     max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
