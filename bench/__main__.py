@@ -84,6 +84,9 @@ def main() -> int:
             log(f"scenario {name} ...")
             try:
                 data = run(name, top, args)
+            except RuntimeError as exc:  # one scenario failing does not stop the others
+                log(f"scenario {name} failed: {exc}; its previous results are kept")
+                continue
             finally:
                 scenarios.cleanup(top)
             data["run_time_s"] = round(time.monotonic() - t, 1)

@@ -114,7 +114,13 @@ PEERS = [
         supervise=lambda w, mnt, names: ["runsvdir", str(mnt)],
         status=lambda w, src: ["sh", "-c", f"exec sv status {src}/*"],
     ),
-    Init("s6", "s6", "s6-svscan", supervise=lambda w, mnt, names: ["s6-svscan", str(mnt)]),
+    # -c: room for 1000 services (s6-svscan's default maximum is 500)
+    Init(
+        "s6",
+        "s6",
+        "s6-svscan",
+        supervise=lambda w, mnt, names: ["s6-svscan", "-c", "4096", str(mnt)],
+    ),
     Init(
         "supervisord",
         "supervisor",

@@ -294,29 +294,35 @@ def memory(b: Bench, counts: Sequence[int] = (10, 100, 1000)) -> dict:
     for n in counts:
         m[f"pss{n}"] = metric(f"PSS of supervision, {n} services", "MiB", services=n)
         m[f"procs{n}"] = metric(f"supervision processes, {n} services", "", ratio=False, services=n)
+    notes = []
     for init in supervisors():
         for n in counts:
             pss, procs = [], []
-            for _ in range(b.trials):
-                work = b.work(init, f"mem{n}")
-                ns = b.services(init, work, [f"svc{i:04d}" for i in range(n)], idle_script)
-                try:
-                    wait_until(
-                        lambda ns=ns, n=n: sleepers(ns.pid) >= n,
-                        180,
-                        f"{init.name}: {n} services up",
-                        step=0.2,
-                    )
-                    time.sleep(1)
-                    pids = init.supervision(ns.pid)
-                    pss.append(sum(pss_kib(p) for p in pids) / 1024)
-                    procs.append(len(pids))
-                finally:
-                    ns.kill()
+            try:
+                for _ in range(b.trials):
+                    work = b.work(init, f"mem{n}")
+                    ns = b.services(init, work, [f"svc{i:04d}" for i in range(n)], idle_script)
+                    try:
+                        wait_until(
+                            lambda ns=ns, n=n: sleepers(ns.pid) >= n,
+                            180,
+                            f"{init.name}: {n} services up",
+                            step=0.2,
+                        )
+                        time.sleep(1)
+                        pids = init.supervision(ns.pid)
+                        pss.append(sum(pss_kib(p) for p in pids) / 1024)
+                        procs.append(len(pids))
+                    finally:
+                        ns.kill()
+            except RuntimeError as exc:
+                log(f"memory {init.name} {n}: {exc}")
+                notes.append(f"{init.name} with {n} services: {exc}")
+                continue
             m[f"pss{n}"]["rows"][init.name] = summary(pss)
             m[f"procs{n}"]["rows"][init.name] = summary(procs)
             log(f"memory {init.name} {n}: {pss} MiB in {procs} processes")
-    return {"params": {"counts": list(counts), "trials": b.trials}, "metrics": m}
+    return {"params": {"counts": list(counts), "trials": b.trials}, "metrics": m, "notes": notes}
 
 
 # 7. status command ---------------------------------------------------------------------
