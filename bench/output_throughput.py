@@ -426,7 +426,8 @@ def to_metrics(runs: list[tuple[str, list[dict], str]], lat: dict | None) -> dic
                 med, top = lat[phase][key]
                 rows[title] = {"median": med, "min": med, "max": top, "n": SAMPLES}
             m[f"lat_{key}"] = {
-                "label": f"{label}, median [median–p99]",
+                "label": label,
+                "spread": "median [median–p99] of the samples",
                 "unit": "ms",
                 "better": "lower",
                 "ratio": False,

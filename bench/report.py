@@ -40,7 +40,8 @@ ABOUT = {
         "supervisor with its default policy (supervisord: `autorestart=true "
         "startsecs=0`, or it gives up). Gap: the last third of the gaps between starts "
         "in the window (after any backoff has grown). CPU: PID 1 and the per-service "
-        "supervisors, not the crashing service.",
+        "supervisors, not the crashing service. The window is 30 s per init by default "
+        "(`make bench BENCH_FLAGS=--full` for the 60 s the project's target names).",
     ),
     "idle": (
         "Idle",
@@ -119,7 +120,9 @@ def fmt(v: float | None) -> str:
         return f"{v:,.0f}"
     if abs(v) >= 10:
         return f"{v:.1f}"
-    return f"{v:.2f}"
+    if v == 0 or abs(v) >= 0.1:
+        return f"{v:.2f}"
+    return f"{v:.2g}"
 
 
 def ratio(v: float | None, best: tuple[str, float] | None) -> str:
@@ -128,6 +131,17 @@ def ratio(v: float | None, best: tuple[str, float] | None) -> str:
     if best[1] == 0:
         return "=" if v == 0 else "∞"
     return f"{v / best[1]:.2f}×"
+
+
+def tables(metrics: dict) -> list[str]:
+    """One table per set of rows (the logs scenario has throughput rows and latency rows)."""
+    groups: dict[tuple, dict] = {}
+    for key, m in metrics.items():
+        groups.setdefault(tuple(m["rows"]), {})[key] = m
+    out: list[str] = []
+    for group in groups.values():
+        out += [*table(group), ""]
+    return out
 
 
 def table(metrics: dict) -> list[str]:
@@ -139,7 +153,7 @@ def table(metrics: dict) -> list[str]:
     head = ["init"]
     for m in metrics.values():
         unit = f" ({m['unit']})" if m["unit"] else ""
-        head.append(f"{m['label']}{unit}: median [min–max]")
+        head.append(f"{m['label']}{unit}: {m.get('spread', 'median [min–max]')}")
         if m.get("ratio", True):
             head.append("÷ best peer")
     out = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
@@ -329,12 +343,12 @@ def write() -> Path:
             f"run {data['machine']['date']}, {data.get('run_time_s', '?')} s.",
             "",
         ]
-        text += table(data["metrics"])
+        text += tables(data["metrics"])
         text += [f"- {n}" for n in data.get("notes", [])]
         png = plot(name, data)
         if png:
             text += ["", f"![{title}](bench/results/{png})"]
-        text.append("")
+        text += ["", ""]
     OUT.write_text("\n".join(text))
     print(f"wrote {OUT.relative_to(ROOT)}")
     return OUT
