@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import threading
 import time
 
 import pytest
@@ -129,6 +130,23 @@ def test_control_socket_fuzz(pyinit_run, tmp_path, tag):
     for s in hanging + crowd:
         s.close()
     wait_for(lambda: answers(path), 15, "pyinit answering")
+
+    # many clients at once, each asking again and again
+    def client(errors: list) -> None:
+        for _ in range(scale(10, 100)):
+            try:
+                assert request(path, {"cmd": "status"}, timeout=15)["ok"]
+            except (OSError, AssertionError) as exc:
+                errors.append(exc)
+
+    errors: list = []
+    threads = [threading.Thread(target=client, args=(errors,)) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    figures["concurrent_requests"] = 32 * scale(10, 100)
 
     recs = request(path, {"cmd": "status"})["services"]
     assert [r["pid"] for r in recs if r["name"] == "steady"] == [steady]

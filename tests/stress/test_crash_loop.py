@@ -3,10 +3,13 @@ affected, and PID 1's CPU use is reported."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
-from helpers import wait_for
+from helpers import ROOT, wait_for
 from stresskit import cpu_seconds, report, running, scale, service, status
 
 pytestmark = pytest.mark.pid1
@@ -40,6 +43,22 @@ def test_crash_loop(pyinit_run, tmp_path, tag):
     elapsed = time.monotonic() - t0
     starts = [len((marks / f"crash{i}").read_text().split()) for i in range(5)]
     assert min(starts) >= 2, f"crashing services were not restarted: {starts}"
+    svctl = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pyinit.cli.svctl import main; main()",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "status",
+            "steady",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert svctl.returncode == 0 and svctl.stdout.startswith("run: steady:"), svctl
     run.kill(15)
     assert run.wait(30) == 143
     report(
