@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, kill_tree, wait_for, write_script
+from helpers import ROOT, can_unshare, kill_tree, wait_for, write_script
 from stresskit import count, report, running, service, status, try_status
 
 from pyinit.protocol import request
@@ -181,6 +181,7 @@ PYTHON = "/usr/bin/python3"  # any uid can run it (a venv may live under /root)
 @pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(PYTHON), reason=f"needs root and {PYTHON}"
 )
+@pytest.mark.skipif(can_unshare() is not None, reason=str(can_unshare()))
 def test_fork_fails_under_rlimit_nproc(tmp_path):
     """pyinit runs as an unprivileged uid (root ignores RLIMIT_NPROC); its soft nproc
     limit is lowered so that restarting a service cannot fork, then raised again."""
