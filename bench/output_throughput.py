@@ -155,7 +155,7 @@ class Control:
 
 
 class Pyinit:
-    """pyinit (a child subreaper) over a throw-away service dir."""
+    """pyinit as PID 1 of its own pid namespace, over a throw-away service dir."""
 
     def __init__(self, work: Path, services: dict[str, dict], stdout, main=None) -> None:
         self.dir = work
@@ -189,14 +189,14 @@ class Pyinit:
             cmd += ["--", *main]
         self.err = open(work / "pyinit.err", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            cmd,
+            ["unshare", "--pid", "--fork", "--mount-proc", *cmd],  # pyinit as PID 1
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=self.err,
             start_new_session=True,
             env=env,
         )
-        self.pid = self.proc.pid
+        self.pid = self.init_pid()
         sock = rdir / "control.sock"
         deadline = time.monotonic() + 20
         while not sock.exists():
@@ -205,6 +205,30 @@ class Pyinit:
             time.sleep(0.05)
         self.sock = sock
         self.ctl = Control(sock)
+
+    def init_pid(self) -> int:
+        """pyinit's pid on the host: unshare's child."""
+        deadline = time.monotonic() + 20
+        children = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(children) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+            time.sleep(0.01)
+        raise RuntimeError(f"pyinit did not start:\n{self.log()}")
+
+    def host(self, pid: int) -> int:
+        """The host pid of the process pyinit reports as pid (its namespace's pid)."""
+        for candidate in descendants(self.pid):
+            try:
+                with open(f"/proc/{candidate}/status") as f:
+                    for line in f:
+                        if line.startswith("NSpid:") and int(line.split()[-1]) == pid:
+                            return candidate
+            except OSError:
+                continue
+        raise RuntimeError(f"no process {pid} in pyinit's namespace")
 
     def reconnect(self) -> Control:
         """A fresh connection (pyinit drops one idle for 10 s)."""
@@ -229,7 +253,7 @@ class Pyinit:
         try:
             self.reconnect().call(cmd="shutdown")
         except (OSError, RuntimeError):
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -343,7 +367,7 @@ def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
         p.wait_running("sleeper")
         idle = latencies(p, fifo)
         p.ctl.call(cmd="control", action="u", services=["flood"])
-        gen_pid = p.wait_running("flood")["pid"]
+        gen_pid = p.host(p.wait_running("flood")["pid"])
         ws = windows(
             {"logger": p.pid, "gen": gen_pid, "other": cat.pid},
             delivered=lambda: io_counters(cat.pid)["rchar"] * LINE // (LINE + PREFIX),
@@ -361,7 +385,7 @@ def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
 def bench_file(work: Path, gen: Path) -> tuple:
     yaml = f"log:\n  mode: file\n  dir: {work / 'logs'}\n  max_size: 1000000\n  max_files: 20\n"
     p = Pyinit(work, {"flood": {"run": run_sh(gen), "yaml": yaml}}, stdout=subprocess.DEVNULL)
-    gen_pid = p.wait_running("flood")["pid"]
+    gen_pid = p.host(p.wait_running("flood")["pid"])
     ws = windows(
         {"logger": p.pid, "gen": gen_pid},
         delivered=lambda: io_counters(p.pid)["wchar"],
@@ -374,9 +398,9 @@ def bench_file(work: Path, gen: Path) -> tuple:
 def bench_logger(work: Path, gen: Path, name: str, log_run: str, note: str) -> tuple:
     p = Pyinit(work, {"flood": {"run": run_sh(gen), "log_run": log_run}}, stdout=subprocess.DEVNULL)
     st = p.wait_running("flood", logger=True)
-    logger = st["log"]["pid"]
+    logger = p.host(st["log"]["pid"])
     ws = windows(
-        {"logger": logger, "gen": st["pid"], "other": p.pid},
+        {"logger": logger, "gen": p.host(st["pid"]), "other": p.pid},
         delivered=lambda: io_counters(logger)["wchar"],
         taken=lambda: io_counters(logger)["rchar"],
     )

@@ -65,7 +65,7 @@ ABOUT = {
         "A service writes 100-byte lines as fast as it "
         "can. pyinit's `log: prefix` and `log: file` against svlogd and s6-log as the "
         "service's `log/run` (pyinit supervising, not in the data path). Medians of "
-        "5 s windows; this scenario runs pyinit as a subreaper, not in a namespace. "
+        "5 s windows; pyinit runs as PID 1 of its own namespace. "
         "See bench/output_throughput.py.",
     ),
 }
