@@ -68,13 +68,31 @@ deb:
 clean:
 	rm -rf $(VENV) build dist *.egg-info
 
-# Output throughput: pyinit's prefix and file modes against svlogd and s6-log (about 2 min).
-# runit and s6 are installed with apt when missing (best effort; their rows are skipped otherwise).
-.PHONY: bench
-bench: $(VENV)/.installed
-	@if ! command -v svlogd >/dev/null || ! command -v s6-log >/dev/null; then \
+# Benchmarks against every peer (BENCHMARKS.md, bench/results/; about 20 min; needs root
+# for the pid namespaces). Missing peers are installed with apt when root, else asked for.
+PEERS := tini dumb-init catatonit runit s6 supervisor
+PEER_BINS := tini dumb-init catatonit runsvdir s6-svscan supervisord
+BENCH_FLAGS ?=
+.PHONY: bench bench-peers stress
+bench-peers:
+	@missing=""; for b in $(PEER_BINS); do command -v $$b >/dev/null || missing=yes; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q runit s6) >/dev/null 2>&1 \
-	      || echo "bench: could not install runit/s6: their rows will be skipped"; \
-	  else echo "bench: svlogd/s6-log missing: their rows will be skipped"; fi; fi
-	$(PY) bench/output_throughput.py
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(PEERS)) >/dev/null 2>&1 \
+	      || echo "bench: could not install every peer: the missing ones' rows are skipped"; \
+	  elif [ -t 0 ] && command -v sudo >/dev/null; then \
+	    printf "bench: install the peers with 'sudo apt-get install $(PEERS)'? [y/N] "; read a; \
+	    [ "$$a" = y ] && sudo apt-get install -y $(PEERS) \
+	      || echo "bench: the missing peers' rows are skipped"; \
+	  else echo "bench: some peers are missing ($(PEERS)): their rows are skipped"; fi; fi
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PIP) install -e '.[bench]' || echo "bench: matplotlib missing: BENCHMARKS.md without plots"
+	touch $@
+
+bench: $(VENV)/.bench-installed bench-peers
+	$(PY) -m bench $(BENCH_FLAGS)
+
+# The whole reliability suite (a smoke subset of it runs in `make test`): several minutes.
+stress: $(VENV)/.test-installed
+	PYINIT_STRESS=full $(PY) -m pytest -q -p no:cacheprovider -s --timeout 900 tests/stress

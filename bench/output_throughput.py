@@ -17,8 +17,8 @@ warm-up); the table shows the median window. Bytes are counted from
   command got it (signal forwarding), and `control t` with a wait until the
   service was reaped and restarted (reaping).
 
-Run: `make bench` or `.venv/bin/python bench/output_throughput.py`.
-Writes bench/results/output_throughput.md.
+Scenario 8 (logs) of `make bench`: `.venv/bin/python -m bench logs` writes
+bench/results/logs.json, rendered into BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import platform
 import select
 import shutil
 import signal
@@ -41,7 +40,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
-RESULTS = ROOT / "bench" / "results" / "output_throughput.md"
 
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
@@ -72,10 +70,11 @@ while True:
 
 # /proc -------------------------------------------------------------------------------
 
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
@@ -91,7 +90,7 @@ def descendants(root: int) -> list[int]:
             try:
                 with open(f"/proc/{name}/stat") as f:
                     text = f.read()
-                parent[int(name)] = int(text[text.rindex(")") + 2:].split()[1])
+                parent[int(name)] = int(text[text.rindex(")") + 2 :].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
     out, todo = [], [root]
@@ -130,6 +129,7 @@ def kill_everything_we_started() -> None:
 
 # pyinit ------------------------------------------------------------------------------
 
+
 class Control:
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,7 +155,7 @@ class Control:
 
 
 class Pyinit:
-    """pyinit (a child subreaper) over a throw-away service dir."""
+    """pyinit as PID 1 of its own pid namespace, over a throw-away service dir."""
 
     def __init__(self, work: Path, services: dict[str, dict], stdout, main=None) -> None:
         self.dir = work
@@ -173,14 +173,30 @@ class Pyinit:
                 (d / "log").mkdir()
                 write_exec(d / "log" / "run", spec["log_run"])
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
-        cmd = [PY, "-m", "pyinit", "--service-dir", str(sdir), "--run-dir", str(rdir),
-               "--config", "/nonexistent", "--skip-startup-files"]
+        cmd = [
+            PY,
+            "-m",
+            "pyinit",
+            "--service-dir",
+            str(sdir),
+            "--run-dir",
+            str(rdir),
+            "--config",
+            "/nonexistent",
+            "--skip-startup-files",
+        ]
         if main:
             cmd += ["--", *main]
         self.err = open(work / "pyinit.err", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout,
-                                     stderr=self.err, start_new_session=True, env=env)
-        self.pid = self.proc.pid
+        self.proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", *cmd],  # pyinit as PID 1
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=self.err,
+            start_new_session=True,
+            env=env,
+        )
+        self.pid = self.init_pid()
         sock = rdir / "control.sock"
         deadline = time.monotonic() + 20
         while not sock.exists():
@@ -189,6 +205,30 @@ class Pyinit:
             time.sleep(0.05)
         self.sock = sock
         self.ctl = Control(sock)
+
+    def init_pid(self) -> int:
+        """pyinit's pid on the host: unshare's child."""
+        deadline = time.monotonic() + 20
+        children = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(children) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+            time.sleep(0.01)
+        raise RuntimeError(f"pyinit did not start:\n{self.log()}")
+
+    def host(self, pid: int) -> int:
+        """The host pid of the process pyinit reports as pid (its namespace's pid)."""
+        for candidate in descendants(self.pid):
+            try:
+                with open(f"/proc/{candidate}/status") as f:
+                    for line in f:
+                        if line.startswith("NSpid:") and int(line.split()[-1]) == pid:
+                            return candidate
+            except OSError:
+                continue
+        raise RuntimeError(f"no process {pid} in pyinit's namespace")
 
     def reconnect(self) -> Control:
         """A fresh connection (pyinit drops one idle for 10 s)."""
@@ -213,7 +253,7 @@ class Pyinit:
         try:
             self.reconnect().call(cmd="shutdown")
         except (OSError, RuntimeError):
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -230,6 +270,7 @@ def write_exec(path: Path, text: str) -> None:
 
 # measuring ---------------------------------------------------------------------------
 
+
 def windows(pids: dict[str, int], delivered, taken) -> list[dict]:
     """REPS back-to-back windows: seconds, payload bytes delivered and taken, CPU per pid."""
     time.sleep(WARMUP)
@@ -240,25 +281,19 @@ def windows(pids: dict[str, int], delivered, taken) -> list[dict]:
         time.sleep(DURATION)
         c1 = {k: cpu_seconds(p) for k, p in pids.items()}
         d1, t1, w1 = delivered(), taken(), time.monotonic()
-        out.append({"secs": w1 - w0, "out": d1 - d0, "in": t1 - t0,
-                    "cpu": {k: c1[k] - c0[k] for k in pids}})
+        out.append(
+            {
+                "secs": w1 - w0,
+                "out": d1 - d0,
+                "in": t1 - t0,
+                "cpu": {k: c1[k] - c0[k] for k in pids},
+            }
+        )
     return out
 
 
-def summarize(name: str, ws: list[dict], note: str = "") -> dict:
-    med = statistics.median
-    return {
-        "name": name,
-        "mbps": med(w["out"] / MB / w["secs"] for w in ws),
-        "lps": med(w["out"] / LINE / w["secs"] for w in ws),
-        "cpu_mb": med(w["cpu"]["logger"] / (w["out"] / MB) for w in ws if w["out"]),
-        "logger_pct": med(100 * w["cpu"]["logger"] / w["secs"] for w in ws),
-        "gen_pct": med(100 * w["cpu"]["gen"] / w["secs"] for w in ws),
-        "other_pct": (med(100 * w["cpu"]["other"] / w["secs"] for w in ws)
-                      if "other" in ws[0]["cpu"] else None),
-        "drop_pct": med(100 * max(0.0, 1 - w["out"] / w["in"]) if w["in"] else 0.0 for w in ws),
-        "note": note,
-    }
+def summarize(name: str, ws: list[dict], note: str = "") -> tuple[str, list[dict], str]:
+    return name, ws, note
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -289,17 +324,21 @@ def latencies(p: Pyinit, fifo: int) -> dict[str, tuple[float, float]]:
         if reply.get("timed_out") or not reply["results"][0].get("done"):
             raise RuntimeError(f"sleeper was not restarted: {reply}")
         restart.append(time.perf_counter() - t)
-    return {"status": percentiles(status), "signal": percentiles(sig),
-            "restart": percentiles(restart)}
+    return {
+        "status": percentiles(status),
+        "signal": percentiles(sig),
+        "restart": percentiles(restart),
+    }
 
 
 # setups ------------------------------------------------------------------------------
+
 
 def run_sh(gen: Path) -> str:
     return f"#!/bin/sh\nexec {PY} -S {gen}\n"
 
 
-def bench_prefix(work: Path, gen: Path) -> tuple[dict, dict]:
+def bench_prefix(work: Path, gen: Path) -> tuple[tuple, dict]:
     work.mkdir()
     fifo_path = work / "sig.fifo"
     os.mkfifo(fifo_path)
@@ -310,9 +349,15 @@ def bench_prefix(work: Path, gen: Path) -> tuple[dict, dict]:
     cat = subprocess.Popen(["cat"], stdin=r, stdout=subprocess.DEVNULL, start_new_session=True)
     os.close(r)
     try:
-        p = Pyinit(work, {"flood": {"run": run_sh(gen), "yaml": "log: prefix\n", "down": True},
-                          "sleeper": {"run": "#!/bin/sh\nexec sleep 100000\n"}},
-                   stdout=w, main=[PY, "-S", str(echo), str(fifo_path)])
+        p = Pyinit(
+            work,
+            {
+                "flood": {"run": run_sh(gen), "yaml": "log: prefix\n", "down": True},
+                "sleeper": {"run": "#!/bin/sh\nexec sleep 100000\n"},
+            },
+            stdout=w,
+            main=[PY, "-S", str(echo), str(fifo_path)],
+        )
     finally:
         os.close(w)
     try:
@@ -322,10 +367,12 @@ def bench_prefix(work: Path, gen: Path) -> tuple[dict, dict]:
         p.wait_running("sleeper")
         idle = latencies(p, fifo)
         p.ctl.call(cmd="control", action="u", services=["flood"])
-        gen_pid = p.wait_running("flood")["pid"]
-        ws = windows({"logger": p.pid, "gen": gen_pid, "other": cat.pid},
-                     delivered=lambda: io_counters(cat.pid)["rchar"] * LINE // (LINE + PREFIX),
-                     taken=lambda: io_counters(p.pid)["rchar"])
+        gen_pid = p.host(p.wait_running("flood")["pid"])
+        ws = windows(
+            {"logger": p.pid, "gen": gen_pid, "other": cat.pid},
+            delivered=lambda: io_counters(cat.pid)["rchar"] * LINE // (LINE + PREFIX),
+            taken=lambda: io_counters(p.pid)["rchar"],
+        )
         flood = latencies(p, fifo)
         dropped = "dropping lines" in p.log()
         p.stop()
@@ -335,107 +382,145 @@ def bench_prefix(work: Path, gen: Path) -> tuple[dict, dict]:
     return summarize("pyinit prefix", ws, note), {"idle": idle, "flood": flood}
 
 
-def bench_file(work: Path, gen: Path) -> dict:
-    yaml = (f"log:\n  mode: file\n  dir: {work / 'logs'}\n  max_size: 1000000\n"
-            "  max_files: 20\n")
+def bench_file(work: Path, gen: Path) -> tuple:
+    yaml = f"log:\n  mode: file\n  dir: {work / 'logs'}\n  max_size: 1000000\n  max_files: 20\n"
     p = Pyinit(work, {"flood": {"run": run_sh(gen), "yaml": yaml}}, stdout=subprocess.DEVNULL)
-    gen_pid = p.wait_running("flood")["pid"]
-    ws = windows({"logger": p.pid, "gen": gen_pid},
-                 delivered=lambda: io_counters(p.pid)["wchar"],
-                 taken=lambda: io_counters(p.pid)["rchar"])
+    gen_pid = p.host(p.wait_running("flood")["pid"])
+    ws = windows(
+        {"logger": p.pid, "gen": gen_pid},
+        delivered=lambda: io_counters(p.pid)["wchar"],
+        taken=lambda: io_counters(p.pid)["rchar"],
+    )
     p.stop()
     return summarize("pyinit file", ws, "1 MB files, 20 kept, tmpfs")
 
 
-def bench_logger(work: Path, gen: Path, name: str, log_run: str, note: str) -> dict:
-    p = Pyinit(work, {"flood": {"run": run_sh(gen), "log_run": log_run}},
-               stdout=subprocess.DEVNULL)
+def bench_logger(work: Path, gen: Path, name: str, log_run: str, note: str) -> tuple:
+    p = Pyinit(work, {"flood": {"run": run_sh(gen), "log_run": log_run}}, stdout=subprocess.DEVNULL)
     st = p.wait_running("flood", logger=True)
-    logger = st["log"]["pid"]
-    ws = windows({"logger": logger, "gen": st["pid"], "other": p.pid},
-                 delivered=lambda: io_counters(logger)["wchar"],
-                 taken=lambda: io_counters(logger)["rchar"])
+    logger = p.host(st["log"]["pid"])
+    ws = windows(
+        {"logger": logger, "gen": p.host(st["pid"]), "other": p.pid},
+        delivered=lambda: io_counters(logger)["wchar"],
+        taken=lambda: io_counters(logger)["rchar"],
+    )
     p.stop()
     return summarize(name, ws, note)
 
 
-# report ------------------------------------------------------------------------------
+# results -----------------------------------------------------------------------------
 
-def report(rows: list[dict], lat: dict | None, skipped: list[str]) -> str:
-    base = rows[0]
-    out = [f"# Output throughput ({REPS} x {DURATION:g} s windows, median; 100-byte lines; "
-           f"MB = 10^6 bytes of service output)", "",
-           f"{platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs, "
-           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}", "",
-           "| setup | MB/s | lines/s | logger CPU s/MB | MB/s ÷ prefix | lines/s ÷ prefix "
-           "| CPU/MB ÷ prefix | logger CPU % | producer CPU % | other CPU % | dropped | notes |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in rows:
-        other = f"{r['other_pct']:.0f}" if r["other_pct"] is not None else "-"
-        out.append(
-            f"| {r['name']} | {r['mbps']:.1f} | {r['lps']:,.0f} | {r['cpu_mb']:.4f} "
-            f"| {r['mbps'] / base['mbps']:.2f} | {r['lps'] / base['lps']:.2f} "
-            f"| {r['cpu_mb'] / base['cpu_mb']:.2f} | {r['logger_pct']:.0f} | {r['gen_pct']:.0f} "
-            f"| {other} | {r['drop_pct']:.1f} % | {r['note']} |")
-    for s in skipped:
-        out.append(f"| {s} | - | - | - | - | - | - | - | - | - | - | not installed |")
-    out += ["", "logger = pyinit for the pyinit rows, svlogd / s6-log otherwise. other = "
-            "`cat` (the consumer of pyinit's stdout) in the prefix row, pyinit (the supervisor, "
-            "not in the data path) in the svlogd / s6-log rows."]
+
+def to_metrics(runs: list[tuple[str, list[dict], str]], lat: dict | None) -> dict:
+    """The windows of every setup as bench metrics (rows: setups)."""
+    from bench.common import summary
+
+    m = {
+        "mbps": {
+            "label": "service output delivered",
+            "unit": "MB/s",
+            "better": "higher",
+            "rows": {},
+        },
+        "cpu_mb": {"label": "logger CPU per MB", "unit": "CPU s/MB", "better": "lower", "rows": {}},
+        "drop": {"label": "dropped", "unit": "%", "better": "lower", "ratio": False, "rows": {}},
+    }
+    notes = []
+    for name, ws, note in runs:
+        m["mbps"]["rows"][name] = summary(w["out"] / MB / w["secs"] for w in ws)
+        m["cpu_mb"]["rows"][name] = summary(
+            w["cpu"]["logger"] / (w["out"] / MB) for w in ws if w["out"]
+        )
+        m["drop"]["rows"][name] = summary(
+            100 * max(0.0, 1 - w["out"] / w["in"]) if w["in"] else 0.0 for w in ws
+        )
+        notes.append(f"{name}: {note}")
     if lat:
-        out += ["", f"## pyinit latency, prefix setup (ms, median / p99 of {SAMPLES}; "
-                "with 50 samples p99 is the max)", "",
-                "| measurement | idle | during the prefix flood |", "| --- | ---: | ---: |"]
-        names = {"status": "`status` request on the control socket (svctl status)",
-                 "signal": "SIGUSR1 to pyinit → main command's handler ran (forwarding)",
-                 "restart": "`control t`, wait: SIGTERM → reaped → restarted (reaping)"}
-        for key, label in names.items():
-            i, f = lat["idle"][key], lat["flood"][key]
-            out.append(f"| {label} | {i[0]:.2f} / {i[1]:.2f} | {f[0]:.2f} / {f[1]:.2f} |")
-    return "\n".join(out) + "\n"
+        labels = {
+            "status": "`status` request on the control socket",
+            "signal": "SIGUSR1 to pyinit → main command's handler",
+            "restart": "`control t` with wait: TERM → reaped → restarted",
+        }
+        for key, label in labels.items():
+            rows = {}
+            for phase, title in (
+                ("idle", "pyinit prefix, idle"),
+                ("flood", "pyinit prefix, during the flood"),
+            ):
+                med, top = lat[phase][key]
+                rows[title] = {"median": med, "min": med, "max": top, "n": SAMPLES}
+            m[f"lat_{key}"] = {
+                "label": label,
+                "spread": "median [median–p99] of the samples",
+                "unit": "ms",
+                "better": "lower",
+                "ratio": False,
+                "rows": rows,
+            }
+    notes.append(
+        "logger = pyinit for the pyinit rows, svlogd / s6-log otherwise; the "
+        "latency rows are pyinit's own, idle and during the prefix flood"
+    )
+    return m, notes
 
 
-def main() -> int:
-    become_subreaper()
-    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
-    top = Path(tempfile.mkdtemp(prefix="pyinit-bench-", dir=base))
+def run() -> dict:
+    """Every setup; the result for bench/results/logs.json."""
+    gen_dir = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None
+    top = Path(tempfile.mkdtemp(prefix="pyinit-bench-logs-", dir=gen_dir))
     gen = top / "flood.py"
     gen.write_text(GENERATOR)
-    rows, skipped, lat = [], [], None
-    started = time.monotonic()
+    runs, skipped, lat = [], [], None
     try:
         print("pyinit prefix ...", file=sys.stderr, flush=True)
-        row, lat = bench_prefix(top / "prefix", gen)
-        rows.append(row)
+        ws, lat = bench_prefix(top / "prefix", gen)
+        runs.append(ws)
         print("pyinit file ...", file=sys.stderr, flush=True)
-        rows.append(bench_file(top / "file", gen))
+        runs.append(bench_file(top / "file", gen))
         loggers = [
-            ("svlogd", "svlogd",
-             "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
-             "exec svlogd ./main\n", "svlogd ./main (no -tt; 1 MB x 20; default 1 KB reads)"),
-            ("svlogd -b 65536", "svlogd",
-             "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
-             "exec svlogd -b 65536 ./main\n", "as above, 64 KB reads (tuned)"),
-            ("s6-log", "s6-log",
-             "#!/bin/sh\nexec s6-log -b n20 s1000000 ./main\n", "s6-log -b n20 s1000000"),
+            (
+                "svlogd",
+                "svlogd",
+                "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
+                "exec svlogd ./main\n",
+                "svlogd ./main (no -tt; 1 MB x 20; default 1 KB reads)",
+            ),
+            (
+                "svlogd -b 65536",
+                "svlogd",
+                "#!/bin/sh\nmkdir -p main && printf 's1000000\\nn20\\n' > main/config\n"
+                "exec svlogd -b 65536 ./main\n",
+                "as above, 64 KB reads (tuned)",
+            ),
+            (
+                "s6-log",
+                "s6-log",
+                "#!/bin/sh\nexec s6-log -b n20 s1000000 ./main\n",
+                "s6-log -b n20 s1000000",
+            ),
         ]
         for name, binary, script, note in loggers:
             if shutil.which(binary) is None:
                 skipped.append(name)
                 continue
             print(f"{name} ...", file=sys.stderr, flush=True)
-            rows.append(bench_logger(top / name, gen, name, script, note))
+            runs.append(bench_logger(top / name, gen, name, script, note))
     finally:
         kill_everything_we_started()
         shutil.rmtree(top, ignore_errors=True)
-    text = report(rows, lat, skipped)
-    text += f"\nTotal run time {time.monotonic() - started:.0f} s.\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print(text)
-    print(f"written to {RESULTS.relative_to(ROOT)}", file=sys.stderr)
-    return 0
+    metrics, notes = to_metrics(runs, lat)
+    notes += [f"{s}: not installed, skipped" for s in skipped]
+    return {
+        "params": {
+            "window_s": DURATION,
+            "windows": REPS,
+            "latency_samples": SAMPLES,
+            "line_bytes": LINE,
+        },
+        "metrics": metrics,
+        "notes": notes,
+    }
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit("run it with `python -m bench logs` (or `make bench`)")

@@ -4,7 +4,8 @@ Non-blocking accepts until EAGAIN (at most `limit` per wake-up, so one busy
 listener cannot starve the loop). Beyond `limit` open clients a new connection
 is closed at once, with one warning until the count drops again. When accept
 fails for lack of fds (EMFILE/ENFILE) the listening socket stays readable, so
-it is not watched for ACCEPT_PAUSE seconds instead of spinning on accept().
+it is not watched for ACCEPT_PAUSE seconds instead of spinning on accept(); the
+failure is logged once per outage, and once more when accepting works again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Listener:
         self.open_clients = open_clients
         self.on_accept = on_accept
         self.refusing = False
+        self.failing = False  # accept() failed and has not succeeded since
         self.closed = False
         sock.setblocking(False)
         loop.add_reader(self.fd, self.accept)
@@ -41,11 +43,16 @@ class Listener:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning(f"{self.name}: accept failed: {exc.strerror}; "
-                            f"pausing accepts for {ACCEPT_PAUSE:g}s")
+                if not self.failing:
+                    log.warning(f"{self.name}: accept failed: {exc.strerror}; "
+                                f"pausing accepts for {ACCEPT_PAUSE:g}s at a time until it works")
+                self.failing = True
                 self.loop.remove(self.fd)
                 self.loop.call_later(ACCEPT_PAUSE, self.resume)
                 return
+            if self.failing:
+                self.failing = False
+                log.warning(f"{self.name}: accepting connections again")
             if self.open_clients() >= self.limit:
                 if not self.refusing:
                     log.warning(f"{self.name}: more than {self.limit} clients, refusing")

@@ -21,6 +21,7 @@ from pyinit.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, IN_ONLYDIR, IN_Q_
 from pyinit.loop import Timer
 from pyinit.readiness import Tracker
 from pyinit.reaper import ExitStatus
+from pyinit.repeats import Repeats
 from pyinit.requests import ControlRequests
 from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
@@ -96,6 +97,7 @@ class ServiceManager:
         self.watches: dict[int, str] = {}
         self.parent_names: dict[int, set[str]] = {}  # parent wd -> service dir names in it
         self.rescans = 0
+        self.start_failures = Repeats()  # a fork that fails at every retry is logged once
         self.rescan_timer: Optional[Timer] = None
         self.shutting_down = False
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -471,9 +473,13 @@ class ServiceManager:
             if tracker is not None:
                 tracker.close()
             code = exc.exit_code if isinstance(exc, spawn.SpawnError) else spawn.NOT_EXECUTABLE
-            log.error(f"cannot start {slot.label}: {exc}", svc.name)
+            if self.start_failures.failed((svc.name, slot.label), str(exc)):
+                log.error(f"cannot start {slot.label}: {exc} (retried quietly until it "
+                          "starts)", svc.name)
             self.apply(slot, slot.machine.spawn_failed(now, ExitStatus(code=code)))
             return
+        if self.start_failures.succeeded((svc.name, slot.label)):
+            log.info(f"{slot.label} started again", svc.name)
         slot.machine.spawned(pid, now)
         self.init.reaper.watch(pid, lambda _pid, status: self.on_exit(slot, status))
         what = "finish" if action.finish_args else "setup" if action.setup else slot.label

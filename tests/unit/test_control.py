@@ -402,3 +402,33 @@ def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(server, monke
     until(loop, lambda: srv.clients, timeout=5)  # accepting again after the pause
     peer.close()
     assert capfd.readouterr().err.count("accept failed") == 1
+
+
+def test_accept_failing_again_and_again_is_logged_once_per_outage(server, monkeypatch,
+                                                                  capfd) -> None:
+    """EMFILE that lasts several pauses: one warning, then one when accepts work again."""
+    loop, srv, connect = server
+    calls = []
+
+    class OutOfFds:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def accept(self):
+            calls.append(1)
+            raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(srv.listener, "sock", OutOfFds(srv.listener.sock))
+    peer = connect(read=False)
+    until(loop, lambda: len(calls) >= 3, timeout=5)  # retried after each pause
+    err = capfd.readouterr().err
+    assert err.count("accept failed") == 1, err
+    monkeypatch.undo()
+    until(loop, lambda: srv.clients, timeout=5)
+    peer.close()
+    err = capfd.readouterr().err
+    assert "accept failed" not in err
+    assert err.count("accepting connections again") == 1, err

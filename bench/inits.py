@@ -1,0 +1,150 @@
+"""pyinit and its peers: how each is started as PID 1, which of its processes are
+supervision (not services), and how to ask it for the status of its services."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench.common import PY, comm, descendants
+
+# Processes that belong to supervision, not to the services (runit and s6 run one
+# supervisor per service; pyinit and supervisord are one process).
+SUPERVISION_COMMS = {"runsvdir", "runsv", "s6-svscan", "s6-supervise"}
+
+
+def pyinit_argv(work: Path, *flags: str) -> list[str]:
+    none = str(work / "none")
+    return [
+        PY,
+        "-m",
+        "pyinit",
+        "--skip-startup-files",
+        "--config",
+        none,
+        "--env-dir",
+        str(work / "env"),
+        "--run-dir",
+        str(work / "run"),
+        "--pre-shutdown-dir",
+        none,
+        "--post-shutdown-dir",
+        none,
+        "--cont-finish-dir",
+        none,
+        *flags,
+    ]
+
+
+def supervisord_conf(work: Path, mnt: Path, names: Sequence[str]) -> Path:
+    """supervisord running every service's ./run, restarting it whatever it exits with
+    (startsecs=0: a run that exits is restarted, never given up as FATAL)."""
+    lines = [
+        "[supervisord]",
+        f"logfile={work}/supervisord.log",
+        f"pidfile={work}/sd.pid",
+        "nodaemon=true",
+        "minfds=16384",
+        "minprocs=200",
+        "loglevel=warn",
+        "[unix_http_server]",
+        f"file={work}/supervisor.sock",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=unix://{work}/supervisor.sock",
+    ]
+    for name in names:
+        lines += [
+            f"[program:{name}]",
+            f"command={mnt}/{name}/run",
+            f"directory={mnt}/{name}",
+            "autorestart=true",
+            "startsecs=0",
+            "startretries=1000000",
+            "stopsignal=TERM",
+            "stopwaitsecs=5",
+            "stdout_logfile=NONE",
+            "stderr_logfile=NONE",
+        ]
+    path = work / "supervisord.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Init:
+    name: str
+    package: str  # the Debian package ("" for pyinit)
+    binary: str
+    # (work dir, command) -> argv, for inits that run a main command
+    main: Callable[[Path, Sequence[str]], list[str]] | None = None
+    # (work dir, mounted service dir, service names) -> argv, for supervisors
+    supervise: Callable[[Path, Path, Sequence[str]], list[str]] | None = None
+    # (work dir, service dir as seen from the host) -> the status command
+    status: Callable[[Path, Path], list[str]] | None = None
+
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
+
+    def supervision(self, pid1: int) -> list[int]:
+        """PID 1 plus the per-service supervisors below it."""
+        return [pid1, *(p for p in descendants(pid1) if comm(p) in SUPERVISION_COMMS)]
+
+
+PYINIT = Init(
+    "pyinit",
+    "",
+    "unshare",
+    main=lambda w, cmd: [*pyinit_argv(w, "--skip-runit"), "--", *cmd],
+    supervise=lambda w, mnt, names: pyinit_argv(w, "--service-dir", str(mnt)),
+    status=lambda w, src: [str(Path(PY).parent / "svctl"), "--run-dir", str(w / "run"), "status"],
+)
+
+PEERS = [
+    Init("tini", "tini", "tini", main=lambda w, cmd: ["tini", "--", *cmd]),
+    Init("dumb-init", "dumb-init", "dumb-init", main=lambda w, cmd: ["dumb-init", *cmd]),
+    Init("catatonit", "catatonit", "catatonit", main=lambda w, cmd: ["catatonit", "--", *cmd]),
+    Init(
+        "runit",
+        "runit",
+        "runsvdir",
+        supervise=lambda w, mnt, names: ["runsvdir", str(mnt)],
+        status=lambda w, src: ["sh", "-c", f"exec sv status {src}/*"],
+    ),
+    # -c: room for 1000 services (s6-svscan's default maximum is 500)
+    Init(
+        "s6",
+        "s6",
+        "s6-svscan",
+        supervise=lambda w, mnt, names: ["s6-svscan", "-c", "4096", str(mnt)],
+    ),
+    Init(
+        "supervisord",
+        "supervisor",
+        "supervisord",
+        supervise=lambda w, mnt, names: [
+            "supervisord",
+            "-n",
+            "-c",
+            str(supervisord_conf(w, mnt, names)),
+        ],
+        status=lambda w, src: ["supervisorctl", "-c", str(w / "supervisord.conf"), "status"],
+    ),
+]
+
+ALL = [PYINIT, *PEERS]
+
+
+def main_inits() -> list[Init]:
+    return [i for i in ALL if i.main and i.available()]
+
+
+def supervisors() -> list[Init]:
+    return [i for i in ALL if i.supervise and i.available()]
+
+
+def missing() -> list[Init]:
+    return [i for i in ALL if not i.available()]

@@ -1,0 +1,374 @@
+"""The table of bad inputs in docs/reliability.md, produced by running each one.
+
+`python tests/stress/bad_inputs.py` prints the table, `--write` puts it into
+docs/reliability.md, `--check` fails when the doc is out of date. Each case runs for
+real: pyinit (as a subreaper, with the bad file in place or the bad flag), svctl against
+a running pyinit, or a raw line on its control socket. Paths under the scratch dir are
+shown as the defaults they stand for (/etc/service/NAME, /run/pyinit, /etc/pyinit.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "reliability.md"
+START, END = "<!-- bad-inputs:start -->", "<!-- bad-inputs:end -->"
+PY = sys.executable
+
+
+@dataclass
+class Case:
+    area: str
+    shown: str  # the bad input, as a user would write it
+    kind: str  # pyinit | svctl | socket
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> text ("+x" mode)
+    line: bytes = b""  # socket: what is sent
+
+
+def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
+    return Case(area, shown, "pyinit", files={"etc/service/web/service.yaml": text})
+
+
+CASES = [
+    # --- pyinit flags and environment
+    Case("flag", "`--kill-timeout abc`", "pyinit", args=["--kill-timeout", "abc"]),
+    Case("flag", "`--kill-timeout -1`", "pyinit", args=["--kill-timeout", "-1"]),
+    Case("flag", "`--log-mode syslog`", "pyinit", args=["--log-mode", "syslog"]),
+    Case("flag", "`--health-listen nowhere`", "pyinit", args=["--health-listen", "nowhere"]),
+    Case("flag", "`--frobnicate`", "pyinit", args=["--frobnicate"]),
+    Case(
+        "environment", "`KILL_PROCESS_TIMEOUT=soon`", "pyinit", env={"KILL_PROCESS_TIMEOUT": "soon"}
+    ),
+    Case("environment", "`PYINIT_LOG_FORMAT=xml`", "pyinit", env={"PYINIT_LOG_FORMAT": "xml"}),
+    Case("main command", "`pyinit -- /nonexistent`", "pyinit", args=["--", "/nonexistent"]),
+    Case(
+        "main command",
+        "`pyinit -- ./notes.txt` (not executable)",
+        "pyinit",
+        args=["--", "./notes.txt"],
+        files={"notes.txt": "hello"},
+    ),
+    # --- pyinit.yaml
+    Case(
+        "pyinit.yaml",
+        "`wait_for_service: true` (typo)",
+        "pyinit",
+        files={"etc/pyinit.yaml": "wait_for_service: true\n"},
+    ),
+    Case(
+        "pyinit.yaml",
+        "`defaults: {restart: sometimes}`",
+        "pyinit",
+        files={"etc/pyinit.yaml": "defaults:\n  restart: sometimes\n"},
+    ),
+    Case(
+        "pyinit.yaml",
+        "`services_ready_timeout: soon`",
+        "pyinit",
+        files={"etc/pyinit.yaml": "services_ready_timeout: soon\n"},
+    ),
+    # --- service.yaml
+    yaml_case("`restrat: always` (typo)", "restrat: always\n"),
+    yaml_case("`restart: sometimes`", "restart: sometimes\n"),
+    yaml_case("`stop_signal: FOO`", "stop_signal: FOO\n"),
+    yaml_case("`umask: '999'`", "umask: '999'\n"),
+    yaml_case("`nice: 30`", "nice: 30\n"),
+    yaml_case("`rlimits: {nofiles: 10}`", "rlimits:\n  nofiles: 10\n"),
+    yaml_case("`rlimits: {nofile: [10, 5]}`", "rlimits:\n  nofile: [10, 5]\n"),
+    yaml_case("`backoff: {factor: 0.5}`", "backoff:\n  factor: 0.5\n"),
+    yaml_case("`stop_timeout: -1`", "stop_timeout: -1\n"),
+    yaml_case("`user: nosuchuser`", "user: nosuchuser\n"),
+    yaml_case("`environment: {1X: a}`", "environment:\n  1X: a\n"),
+    yaml_case("`log: {mode: fil}`", "log:\n  mode: fil\n"),
+    yaml_case("`log: {mode: file, max_size: 1024}`", "log:\n  mode: file\n  max_size: 1024\n"),
+    yaml_case("`ready: {tcp: db:5432}` (a host name)", "ready:\n  tcp: db:5432\n"),
+    yaml_case("`ready: {http: https://127.0.0.1/}`", "ready:\n  http: https://127.0.0.1/\n"),
+    yaml_case("`oneshot: true` with `ready`", "oneshot: true\nready:\n  tcp: 127.0.0.1:80\n"),
+    yaml_case("`liveness: {interval: 5}` (no probe)", "liveness:\n  interval: 5\n"),
+    yaml_case("`max_restarts: -1`", "max_restarts: -1\n"),
+    yaml_case("a list instead of a mapping", "- restart\n- always\n"),
+    yaml_case("broken YAML `restart: [always`", "restart: [always\n"),
+    yaml_case("`requires: [db]`, no such service", "requires: [db]\n", area="dependencies"),
+    Case(
+        "dependencies",
+        "`a` requires `b`, `b` requires `a`",
+        "pyinit",
+        files={
+            "etc/service/a/run": "+x#!/bin/sh\nexec sleep 5\n",
+            "etc/service/a/service.yaml": "requires: [b]\n",
+            "etc/service/b/run": "+x#!/bin/sh\nexec sleep 5\n",
+            "etc/service/b/service.yaml": "requires: [a]\n",
+        },
+    ),
+    yaml_case("`env_file: app.env`, missing", "env_file: app.env\n", area="service start"),
+    Case(
+        "service dir",
+        "`run` not executable",
+        "pyinit",
+        files={"etc/service/web/run": "#!/bin/sh\nexec sleep 5\n"},
+    ),
+    # --- svctl
+    Case("svctl", "`svctl status nosuch`", "svctl", args=["status", "nosuch"]),
+    Case("svctl", "`svctl frobnicate`", "svctl", args=["frobnicate"]),
+    Case("svctl", "`svctl -w soon restart web`", "svctl", args=["-w", "soon", "restart", "web"]),
+    Case("svctl", "`svctl logs`", "svctl", args=["logs"]),
+    Case("svctl", "`svctl logs -n all web`", "svctl", args=["logs", "-n", "all", "web"]),
+    Case(
+        "svctl",
+        "`svctl shutdown-container --exit-code 256`",
+        "svctl",
+        args=["shutdown-container", "--exit-code", "256"],
+    ),
+    Case(
+        "svctl",
+        "`svctl status` with no pyinit running",
+        "svctl",
+        args=["--run-dir", "/nonexistent", "status"],
+    ),
+    # --- the control socket
+    Case("control socket", "`hello` (not JSON)", "socket", line=b"hello\n"),
+    Case(
+        "control socket", '`{"v": 2, "cmd": "ping"}`', "socket", line=b'{"v": 2, "cmd": "ping"}\n'
+    ),
+    Case(
+        "control socket",
+        '`{"v": 1, "cmd": "reboot"}`',
+        "socket",
+        line=b'{"v": 1, "cmd": "reboot"}\n',
+    ),
+    Case(
+        "control socket",
+        '`{"v": 1, "cmd": "control", "action": "z"}`',
+        "socket",
+        line=b'{"v": 1, "cmd": "control", "action": "z", "services": ["web"]}\n',
+    ),
+    Case(
+        "control socket",
+        '`{"v": 1, "cmd": "status", "services": "web"}`',
+        "socket",
+        line=b'{"v": 1, "cmd": "status", "services": "web"}\n',
+    ),
+    Case("control socket", "a 70000-byte line", "socket", line=b"x" * 70000 + b"\n"),
+]
+
+RUN = "#!/bin/sh\nexec sleep 30\n"
+
+
+def place(top: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = top / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        executable = text.startswith("+x")
+        path.write_text(text[2:] if executable else text)
+        if executable:
+            path.chmod(0o755)
+
+
+def pyinit_argv(top: Path) -> list[str]:
+    none = str(top / "none")
+    return [
+        PY,
+        "-m",
+        "pyinit",
+        "--skip-startup-files",
+        "--env-dir",
+        str(top / "env"),
+        "--pre-shutdown-dir",
+        none,
+        "--post-shutdown-dir",
+        none,
+        "--cont-finish-dir",
+        none,
+        "--run-dir",
+        str(top / "run" / "pyinit"),
+        "--config",
+        str(top / "etc/pyinit.yaml"),
+        "--service-dir",
+        str(top / "etc/service"),
+        "--no-wait-for-services",
+    ]
+
+
+def env_for(case_env: dict[str, str]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYINIT_") and k not in ("KILL_PROCESS_TIMEOUT",)
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(case_env)
+    return env
+
+
+def clean(text: str, top: Path) -> str:
+    text = text.replace(str(top) + "/", "/").replace(str(top), "/")
+    return re.sub(r"\(pid \d+\)", "(pid N)", text)
+
+
+def answer_lines(stderr: str) -> list[str]:
+    """What pyinit said about the bad input (not its routine info lines)."""
+    keep = [
+        ln
+        for ln in stderr.splitlines()
+        if ln.startswith(("pyinit: error", "pyinit: warning", "svctl:", "fail:"))
+        or "Traceback" in ln
+        or ln.startswith(("usage:", "Error"))
+    ]
+    return [ln for ln in keep if not ln.startswith("usage:")]
+
+
+def run_pyinit(case: Case, top: Path) -> tuple[str, int]:
+    (top / "etc/service").mkdir(parents=True)
+    files = dict(case.files)
+    if any(k.startswith("etc/service/web/") for k in files) and "etc/service/web/run" not in files:
+        files["etc/service/web/run"] = "+x" + RUN
+    place(top, files)
+    args = case.args if "--" in case.args else [*case.args, "--", "sleep", "0.5"]
+    r = subprocess.run(
+        [*pyinit_argv(top), *args],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        env=env_for(case.env),
+        timeout=60,
+    )
+    return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
+
+
+class Running:
+    """One pyinit (subreaper) with a service `web`, for the svctl and socket cases."""
+
+    def __init__(self, top: Path) -> None:
+        place(top, {"etc/service/web/run": "+x" + RUN})
+        self.top = top
+        self.sock = top / "run" / "pyinit" / "control.sock"
+        self.proc = subprocess.Popen(
+            [*pyinit_argv(top), "--", "sleep", "300"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env_for({}),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while not self.sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def svctl(self, case: Case) -> tuple[str, int]:
+        args = (
+            case.args
+            if "--run-dir" in case.args
+            else ["--run-dir", str(self.top / "run" / "pyinit"), *case.args]
+        )
+        r = subprocess.run(
+            [PY, "-c", "from pyinit.cli.svctl import main; main()", *args],
+            capture_output=True,
+            text=True,
+            env=env_for({}),
+            timeout=30,
+        )
+        said = answer_lines(r.stderr) or r.stdout.strip().splitlines()[:1]
+        return clean(" / ".join(said), self.top), r.returncode
+
+    def send(self, case: Case) -> tuple[str, int]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self.sock))
+            try:
+                s.sendall(case.line)
+            except OSError:
+                pass
+            reply = b""
+            while b"\n" not in reply:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        one = json.loads(reply.split(b"\n", 1)[0])
+        return json.dumps(one, separators=(", ", ": ")), 0
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def run_all(cases: list[Case] = CASES) -> list[tuple[Case, str, int]]:
+    out = []
+    scratch = Path(tempfile.mkdtemp(prefix="pyinit-bad-"))
+    server = None
+    try:
+        for i, case in enumerate(cases):
+            if case.kind == "pyinit":
+                top = scratch / f"c{i}"
+                top.mkdir()
+                out.append((case, *run_pyinit(case, top)))
+                continue
+            if server is None:
+                server = Running(scratch / "server")
+            said = server.svctl(case) if case.kind == "svctl" else server.send(case)
+            out.append((case, *said))
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def table(results: list[tuple[Case, str, int]]) -> str:
+    rows = [
+        "| # | where | bad input | what pyinit answered | exit |",
+        "| ---: | --- | --- | --- | ---: |",
+    ]
+    for i, (case, said, code) in enumerate(results, 1):
+        said = said.replace("|", "\\|") or "(nothing)"
+        exit_code = "-" if case.kind == "socket" else str(code)
+        rows.append(f"| {i} | {case.area} | {case.shown} | `{said}` | {exit_code} |")
+    return "\n".join(rows) + "\n"
+
+
+def replace_table(doc: str, text: str) -> str:
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{text}{END}{tail}"
+
+
+def main() -> int:
+    text = table(run_all())
+    if "--write" in sys.argv or "--check" in sys.argv:
+        doc = DOC.read_text()
+        new = replace_table(doc, text)
+        if "--check" in sys.argv:
+            if new != doc:
+                print(
+                    "docs/reliability.md is out of date: run "
+                    "`python tests/stress/bad_inputs.py --write`",
+                    file=sys.stderr,
+                )
+                return 1
+            return 0
+        DOC.write_text(new)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+        return 0
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

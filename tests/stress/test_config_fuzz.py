@@ -1,0 +1,150 @@
+"""Config fuzzing: random service.yaml and pyinit.yaml documents (random values under
+the real keys, near-miss keys, random text) through the loaders. Each one loads or is
+rejected with a one-line message naming the file; never another exception."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+from stresskit import report, scale
+
+from pyinit import schema
+
+EXAMPLES = scale(150, 5000)
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "TERM",
+            "sigkill",
+            "0",
+            "-1",
+            "1.5",
+            "unlimited",
+            "infinity",
+            "10s",
+            "tcp:127.0.0.1:80",
+            "http://127.0.0.1:1/x",
+            "root",
+            "nobody",
+            "65536",
+            "prefix",
+            "file",
+            "json",
+            "always",
+            "on-failure",
+            "never",
+            "0o22",
+            "022",
+            "x" * 5000,
+            "\x00",
+            "../..",
+            "a b",
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                st.text(max_size=10),
+                st.sampled_from(
+                    sorted(
+                        {
+                            *schema.LOG_KEYS,
+                            *schema.PROBE_KEYS,
+                            *schema.READY_KEYS,
+                            *schema.BACKOFF_KEYS,
+                        }
+                    )
+                ),
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+keys = st.one_of(
+    st.sampled_from(sorted(schema.SERVICE_KEYS)),
+    st.sampled_from(sorted(schema.SERVICE_KEYS)).map(lambda k: k.upper()),
+    st.text(string.ascii_lowercase + "_", max_size=12),
+    st.integers(),
+    st.none(),
+)
+documents = st.one_of(st.dictionaries(keys, values, max_size=6), values)
+COUNTS = {"accepted": 0, "rejected": 0}
+
+
+def check_rejection(exc: schema.ConfigError, path: str) -> None:
+    text = str(exc)
+    assert text.startswith(path), text
+    assert "\n" not in text and "Traceback" not in text, text
+    assert len(text) < 2000, text[:300]
+
+
+@seed(9)
+@SETTINGS
+@given(documents)
+def test_random_service_yaml(doc) -> None:
+    path = "/etc/service/fuzz/service.yaml"
+    try:
+        schema.validate(doc, path)
+        COUNTS["accepted"] += 1
+    except schema.ConfigError as exc:
+        COUNTS["rejected"] += 1
+        check_rejection(exc, path)
+
+
+@seed(9)
+@SETTINGS
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from(["defaults", *sorted(schema.GLOBAL_KEYS)]),
+            st.one_of(documents, values),
+            max_size=4,
+        ),
+        values,
+    )
+)
+def test_random_pyinit_yaml(tmp_path_factory, doc) -> None:
+    import yaml
+
+    path = tmp_path_factory.mktemp("g") / "pyinit.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        schema.load_global(str(path))
+    except schema.ConfigError as exc:
+        check_rejection(exc, str(path))
+
+
+@seed(9)
+@SETTINGS
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_random_text_as_service_yaml(tmp_path_factory, text) -> None:
+    path = tmp_path_factory.mktemp("s") / "service.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, errors="surrogateescape")
+    try:
+        schema.load(str(path))
+    except schema.ConfigError as exc:
+        check_rejection(exc, str(path))
+
+
+def test_figures() -> None:
+    report("config fuzz", examples_per_test=EXAMPLES, **COUNTS)
