@@ -34,6 +34,8 @@ UID = 1000770000  # no passwd entry, as OpenShift picks them
 DOCKER_ENV_GID = 4242
 SYSTEM_PY = "/usr/bin/python3"  # one a uid other than root can run (~root/ may be 0700)
 HARDENED_ENV = Path(__file__).with_name("hardened-env")
+# A checkout under /tmp (a CI clone) would vanish under the tmpfs on /tmp: keep it.
+KEEP_CHECKOUT = ["--keep", str(ROOT)] if Path("/tmp") in ROOT.parents else []
 SVCTL_CODE = "from pyinit.cli.svctl import main; main()"
 SERVICES = ("web", "notify", "logged", "filer")
 # a long-running process with the test's tag in its command line, ending on SIGTERM
@@ -211,6 +213,7 @@ class Hardened:
             "--bind",
             str(k / "group"),
             "/etc/group",
+            *KEEP_CHECKOUT,
             str(k),
             "--",
             *closing,
