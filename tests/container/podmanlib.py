@@ -120,7 +120,7 @@ class Containers:
 
     def cleanup(self) -> None:
         for n in self.names:
-            podman("rm", "-f", "-t", "0", n, check=False, timeout=120)
+            podman("rm", "-f", "-v", "-t", "0", n, check=False, timeout=120)  # -v: anonymous volumes too
 
 
 def exec_(name: str, *cmd: str, timeout: float = 60,
