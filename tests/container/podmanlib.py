@@ -120,7 +120,8 @@ class Containers:
 
     def cleanup(self) -> None:
         for n in self.names:
-            podman("rm", "-f", "-v", "-t", "0", n, check=False, timeout=120)  # -v: anonymous volumes too
+            # -v: with their anonymous volumes
+            podman("rm", "-f", "-v", "-t", "0", n, check=False, timeout=120)
 
 
 def exec_(name: str, *cmd: str, timeout: float = 60,
