@@ -87,7 +87,7 @@ class ControlRequests:
         if svc.log is not None:
             rec["log"] = self.record(svc.log)
             rec["log"]["normally_up"] = True
-        return rec
+        return capped(rec)
 
     def resolve(self, arg: str) -> Optional[tuple[Service, Slot]]:
         """A service by name, `name/log`, or path (as `sv` users type it)."""
@@ -361,6 +361,20 @@ class ControlRequests:
                 waiter.timer.cancel()
 
 
+
+
+MAX_FIELD = 8192  # characters of any text in a status record
+
+
+def capped(rec: dict[str, Any]) -> dict[str, Any]:
+    """rec with every text (and every text in a list) cut to MAX_FIELD characters,
+    so no file or datagram can make a status reply unbounded."""
+    for key, value in rec.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD:
+            rec[key] = value[: MAX_FIELD - 3] + "..."
+        elif isinstance(value, list):
+            rec[key] = [v[:MAX_FIELD] if isinstance(v, str) else v for v in value[:1000]]
+    return rec
 
 
 def _text(line: bytes) -> str:

@@ -78,7 +78,7 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
 def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
-    from pyinit import schema
+    from pyinit import bounds, schema
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
@@ -91,9 +91,9 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     fd_path = os.path.join(path, "notification-fd")
     if config.ready is None and os.path.lexists(fd_path):
         try:
-            with open(fd_path) as fh:
-                fd = int(fh.read(64).strip())
-        except (OSError, ValueError, UnicodeDecodeError):
+            text = bounds.read_file(fd_path, 64).decode("ascii").strip()
+            fd = bounds.parse_uint(text, 3, 1023, "notification-fd")
+        except (OSError, ValueError):  # bounds.InputError, UnicodeDecodeError
             fd = -1
         if not 3 <= fd <= 1023:
             raise ValueError(f"{fd_path}: must hold a number from 3 to 1023")

@@ -286,7 +286,7 @@ def cmd_control(args: Args) -> int:
 def _explain(error: str) -> str:
     if error == "no such service":
         return "unable to change to service directory: file does not exist"
-    return error
+    return "; ".join(str(error).splitlines())  # several problems of one service.yaml
 
 
 def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
@@ -305,7 +305,7 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
         now = time.time()
         problem = rec.get("error") or rec.get("failed")
         if not done and problem and not rec.get("pid"):
-            print(f"fail: {res['service']}: {problem}")
+            print(f"fail: {res['service']}: {_explain(problem)}")
             rc += 1
         elif done:
             print("ok: " + sv_part(res["service"], rec, now))
