@@ -11,6 +11,7 @@ error can never cost more than a line. Pure standard library.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -109,6 +110,24 @@ def _bytes(count: int) -> str:
 def is_number(text: str) -> bool:
     """Only ASCII digits, at least one (str.isdigit also takes '٠' and '²')."""
     return bool(text) and text.isascii() and text.isdigit()
+
+
+def small_number(text: str, high: int) -> int | None:
+    """text as a number from 0 to high in ASCII digits, or None (no exception, so
+    a caller can say what it wanted in its own words)."""
+    if not is_number(text) or len(text) > 20 or int(text) > high:
+        return None
+    return int(text)
+
+
+_SECONDS = re.compile(r"-?([0-9]{1,12}(\.[0-9]{0,9})?|\.[0-9]{1,9})")
+
+
+def parse_seconds(text: str) -> float | None:
+    """A duration in ASCII decimal digits (`5`, `0.5`, `.5`; a `-` is let through for
+    the caller's range check), or None. float() would also take ' 5', '1_0', 'nan',
+    '1e9' and other scripts' digits."""
+    return float(text) if _SECONDS.fullmatch(text) else None
 
 
 def parse_uint(text: str, low: int, high: int, what: str) -> int:

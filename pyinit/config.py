@@ -84,10 +84,11 @@ class UsageError(Exception):
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    from pyinit.bounds import parse_seconds, render
+
+    value = parse_seconds(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {render(text)}") from None
     if not (value >= 0 and value < 10**7):
         raise argparse.ArgumentTypeError(f"out of range (0 to 10000000 seconds): {text!r}")
     return value
