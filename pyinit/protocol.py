@@ -28,8 +28,12 @@ def parse_request(line: bytes) -> dict[str, Any]:
         raise ProtocolError("request is not valid JSON") from None
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
-    if request.get("v") != VERSION:
-        raise ProtocolError(f"unsupported protocol version {request.get('v')!r} (want {VERSION})")
+    version = request.get("v")
+    if version != VERSION or type(version) is not int:
+        from pyinit.bounds import render
+
+        shown = render(version, 40)  # the client's value, never more than a line
+        raise ProtocolError(f"unsupported protocol version {shown} (want {VERSION})")
     if not isinstance(request.get("cmd"), str):
         raise ProtocolError("request needs a string 'cmd'")
     services = request.get("services", [])

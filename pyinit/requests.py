@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyinit import control, instances, log
+from pyinit.bounds import render
 from pyinit.loop import Timer
 from pyinit.supervisor import LETTERS
 from pyinit.svstatus import hopeless, satisfied
@@ -156,7 +157,7 @@ class ControlRequests:
                          "wakeups": self.m.loop.wakeups, "rescans": self.m.rescans,
                          "orphans_reaped": self.m.init.reaper.strays})
         else:
-            raise control.ProtocolError(f"unknown command {cmd!r}")
+            raise control.ProtocolError(f"unknown command {render(cmd, 40)}")
 
     def logs(self, client: control.Client, req: dict[str, Any]) -> None:
         """The last `lines` lines of a service in prefix or file mode; with `follow`,
@@ -170,7 +171,7 @@ class ControlRequests:
             raise control.ProtocolError("'lines' must be an integer from 0 to 100000")
         found = self.resolve(names[0])
         if found is None:
-            raise control.ProtocolError(f"no such service {names[0]!r}")
+            raise control.ProtocolError(f"no such service {render(names[0], 120)}")
         svc = found[0]
         capture = svc.capture
         if capture is None:
