@@ -364,7 +364,7 @@ class ControlRequests:
 
 
 
-MAX_FIELD = 8192  # characters of any text in a status record
+MAX_FIELD = 16384  # characters of any text in a status record
 
 
 def capped(rec: dict[str, Any]) -> dict[str, Any]:

@@ -68,15 +68,20 @@ def _ident(value: Any) -> str:
     """A user or group: a name, or a number from 0 to 2**32-2 in ASCII digits."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _wrong("a name or a number", value)
+    in_range = _Bad(f"must be a name or a number from 0 to {MAX_ID}, not {render(value)}")
     if isinstance(value, int):
-        value = str(value) if 0 <= value <= MAX_ID else "-"
-        if value == "-":
-            raise _Bad(f"must be a name or a number from 0 to {MAX_ID}")
+        if 0 <= value <= MAX_ID:
+            return str(value)
+        raise in_range
+    if value.isdigit() and not value.isascii():
+        raise _Bad(f"must be a name or a number in digits 0-9, not {render(value)}")
     try:
-        if parse_id(value, "a user or group id") is None:
-            check_name(value, "a user or group")
-    except InputError as exc:
-        raise _Bad(f"must be a name or a number from 0 to {MAX_ID}: {exc}") from None
+        if parse_id(value) is None:
+            check_name(value, "")
+    except InputError:
+        if value.isdigit():
+            raise in_range from None
+        raise _Bad(f"must be a name without control characters, not {render(value)}") from None
     return value
 
 
@@ -151,7 +156,7 @@ def _signal(value: Any) -> int:
     if isinstance(value, str):
         name = value.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        known = name.isascii() and name.isidentifier()
+        known = value.isascii() and name.isidentifier()
         signum = getattr(signal.Signals, name, None) if known else None
         if signum is not None:
             return int(signum)
