@@ -43,8 +43,11 @@ def render(value: Any, limit: int = MAX_MESSAGE_VALUE) -> str:
         if isinstance(item, (list, tuple, dict)):
             if depth > 8:
                 return put("...")
-            opening, closing = ("{", "}") if isinstance(item, dict) else (
-                ("[", "]") if isinstance(item, list) else ("(", ")"))
+            opening, closing = (
+                ("{", "}")
+                if isinstance(item, dict)
+                else (("[", "]") if isinstance(item, list) else ("(", ")"))
+            )
             if not put(opening):
                 return False
             pairs = item.items() if isinstance(item, dict) else ((None, v) for v in item)
@@ -161,8 +164,13 @@ def check_name(text: str, what: str) -> str:
 
 def env_entry_size(name: str, value: str) -> int:
     """Bytes one NAME=VALUE costs execve: the string, its NUL and its pointer."""
-    return len(name.encode("utf-8", "surrogateescape")) + 1 + len(
-        value.encode("utf-8", "surrogateescape")) + 1 + 8
+    return (
+        len(name.encode("utf-8", "surrogateescape"))
+        + 1
+        + len(value.encode("utf-8", "surrogateescape"))
+        + 1
+        + 8
+    )
 
 
 def env_budget() -> int:
@@ -188,8 +196,9 @@ class ExecEnv:
     too_much: list[str] = field(default_factory=list)
 
 
-def exec_env(env: Mapping[str, str], budget: int | None = None,
-             keep: Iterable[str] = ()) -> ExecEnv:
+def exec_env(
+    env: Mapping[str, str], budget: int | None = None, keep: Iterable[str] = ()
+) -> ExecEnv:
     """Leave out of env what execve would refuse with E2BIG: a variable whose
     NAME=VALUE is over MAX_ARG_STRLEN; then, while the whole is over `budget`
     (env_budget()), the largest variables not in `keep`, then those in it."""
@@ -201,7 +210,8 @@ def exec_env(env: Mapping[str, str], budget: int | None = None,
         if size - 8 > MAX_ARG_STRLEN:
             out.too_long.append(
                 f"not passing {clip(name, 64)} to programs: NAME=VALUE is {size - 9} bytes, "
-                f"over the kernel's limit of {MAX_ARG_STRLEN - 1} for one variable")
+                f"over the kernel's limit of {MAX_ARG_STRLEN - 1} for one variable"
+            )
             continue
         out.env[name] = value
         sizes[name] = size
@@ -214,5 +224,6 @@ def exec_env(env: Mapping[str, str], budget: int | None = None,
         total -= sizes[name]
         out.too_much.append(
             f"not passing {clip(name, 64)} to programs ({sizes[name]} bytes): the whole "
-            f"environment would be over the {budget} bytes exec can take (ARG_MAX)")
+            f"environment would be over the {budget} bytes exec can take (ARG_MAX)"
+        )
     return out

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - `box` is a fixture imported from test_service_config
 """Bounded, strict input with pyinit as a real PID 1 (issue 17 findings 2, 3 and 5, issue
 18 item 10): alias bombs in service.yaml, a service.yaml that is a FIFO, numeric ids in
 non-ASCII digits or out of range, several problems in one file, and environment values
@@ -34,7 +35,8 @@ ORPHAN = '(sh -c "sleep 0.1" "$1" &)\n'  # a child that outlives its parent: PID
 
 @pytest.mark.parametrize("levels, size", [(7, 288), (9, 360)])
 def test_alias_bomb_is_refused_and_pid1_keeps_reaping_and_answering(
-        box, tmp_path: Path, tag: str, levels: int, size: int) -> None:  # noqa: F811
+    box, tmp_path: Path, tag: str, levels: int, size: int
+) -> None:
     assert len(bomb(levels)) == size
     svc(tmp_path, tag, "bomb", "touch started\n" + LONG, bomb(levels))
     svc(tmp_path, tag, "good", ORPHAN + LONG)
@@ -61,7 +63,7 @@ def test_alias_bomb_is_refused_and_pid1_keeps_reaping_and_answering(
     assert max(len(line) for line in b.run.err.splitlines()) < MAX_LOG_LINE
 
 
-def test_a_service_yaml_fifo_does_not_block_pid1(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
+def test_a_service_yaml_fifo_does_not_block_pid1(box, tmp_path: Path, tag: str) -> None:
     d = svc(tmp_path, tag, "fifo", "touch started\n" + LONG)
     os.mkfifo(d / "service.yaml")
     svc(tmp_path, tag, "good")
@@ -71,17 +73,23 @@ def test_a_service_yaml_fifo_does_not_block_pid1(box, tmp_path: Path, tag: str) 
     b.stop()
 
 
-@pytest.mark.parametrize("yaml, why", [
-    ('user: "٠"\n', "key 'user' must be a name or a number in digits 0-9, not '٠'"),
-    ('user: nobody\ngroup: "٠"\n', "key 'group' must be a name or a number in digits 0-9"),
-    ("user: 99999999999\n", "key 'user' must be a name or a number from 0 to 4294967294, "
-     "not 99999999999"),
-    ("user: '4294967295'\n", "must be a name or a number from 0 to 4294967294"),
-    ("log: {user: '²'}\n", "log: key 'user' must be a name or a number in digits 0-9"),
-])
-def test_bad_numeric_ids_reject_the_definition(box, tmp_path: Path, tag: str, yaml: str,
-                                               why: str) -> None:  # noqa: F811
-    d = svc(tmp_path, tag, "web", 'id -u > uid; id -g > gid\n' + LONG, yaml)
+@pytest.mark.parametrize(
+    "yaml, why",
+    [
+        ('user: "٠"\n', "key 'user' must be a name or a number in digits 0-9, not '٠'"),
+        ('user: nobody\ngroup: "٠"\n', "key 'group' must be a name or a number in digits 0-9"),
+        (
+            "user: 99999999999\n",
+            "key 'user' must be a name or a number from 0 to 4294967294, not 99999999999",
+        ),
+        ("user: '4294967295'\n", "must be a name or a number from 0 to 4294967294"),
+        ("log: {user: '²'}\n", "log: key 'user' must be a name or a number in digits 0-9"),
+    ],
+)
+def test_bad_numeric_ids_reject_the_definition(
+    box, tmp_path: Path, tag: str, yaml: str, why: str
+) -> None:
+    d = svc(tmp_path, tag, "web", "id -u > uid; id -g > gid\n" + LONG, yaml)
     svc(tmp_path, tag, "good")
     b = box()
     b.wait_running("good", timeout=30)
@@ -93,18 +101,18 @@ def test_bad_numeric_ids_reject_the_definition(box, tmp_path: Path, tag: str, ya
     assert "Traceback" not in b.run.err
 
 
-def test_every_problem_of_a_service_yaml_is_reported(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
-    d = svc(tmp_path, tag, "web", LONG, "restart: sometimes\nnice: 30\nusr: x\n"
-            "log: {mode: fil}\n")
+def test_every_problem_of_a_service_yaml_is_reported(box, tmp_path: Path, tag: str) -> None:
+    d = svc(tmp_path, tag, "web", LONG, "restart: sometimes\nnice: 30\nusr: x\nlog: {mode: fil}\n")
     svc(tmp_path, tag, "good")
     b = box()
     b.wait_running("good", timeout=30)
     where = d / "service.yaml"
-    problems = [f"{where}: key 'restart' must be one of always, on-failure, never, "
-                "not 'sometimes'",
-                f"{where}: key 'nice' must be an integer from -20 to 19, not 30",
-                f"{where}: unknown key 'usr' (did you mean 'user'?)",
-                f"{where}: log: key 'mode' must be one of inherit, prefix, file, not 'fil'"]
+    problems = [
+        f"{where}: key 'restart' must be one of always, on-failure, never, not 'sometimes'",
+        f"{where}: key 'nice' must be an integer from -20 to 19, not 30",
+        f"{where}: unknown key 'usr' (did you mean 'user'?)",
+        f"{where}: log: key 'mode' must be one of inherit, prefix, file, not 'fil'",
+    ]
     assert b.rec("web")["error"] == "\n".join(problems)
     out = b.svctl("status", "web").stdout
     assert out == "fail: web: " + "; ".join(problems) + "\n"
@@ -127,43 +135,61 @@ def fill_env(tmp: Path, case: str) -> None:
 
 @pytest.mark.parametrize("case", ["one-ca-bundle", "over-arg-max"])
 def test_environment_too_large_for_exec_is_cut_and_everything_starts(
-        pyinit_run, tmp_path: Path, tag: str, case: str) -> None:
+    pyinit_run, tmp_path: Path, tag: str, case: str
+) -> None:
     fill_env(tmp_path, case)
-    d = svc(tmp_path, tag, "web", 'echo "$GOOD" > got; echo >&3\n' + LONG,
-            "env_file: app.env\nenvironment: {MINE: '1'}\nready: {notification_fd: 3}\n")
+    d = svc(
+        tmp_path,
+        tag,
+        "web",
+        'echo "$GOOD" > got; echo >&3\n' + LONG,
+        "env_file: app.env\nenvironment: {MINE: '1'}\nready: {notification_fd: 3}\n",
+    )
     (d / "app.env").write_text("APP_BUNDLE=" + "a" * 200 * 1024 + "\nAPP=ok\n")
     main = tmp_path / "main.txt"
-    run = pyinit_run("--services-ready-timeout", "20", "--", "sh", "-c",
-                     f'echo "$GOOD" > {main}; test -e {d / "got"} || exit 9', tag)
+    run = pyinit_run(
+        "--services-ready-timeout",
+        "20",
+        "--",
+        "sh",
+        "-c",
+        f'echo "$GOOD" > {main}; test -e {d / "got"} || exit 9',
+        tag,
+    )
     assert run.wait(60) == 0, run.err
     assert main.read_text() == "yes\n"
     assert (d / "got").read_text() == "yes\n"
-    warnings = [line for line in run.err.splitlines() if "not passing" in line
-                or "skipping" in line]
+    warnings = [
+        line for line in run.err.splitlines() if "not passing" in line or "skipping" in line
+    ]
     if case == "one-ca-bundle":
         assert sum("CA_BUNDLE" in line for line in warnings) == 1, run.err
     else:
-        assert any("ARG_MAX" in line and line.startswith("pyinit: error: ")
-                   for line in warnings), run.err
+        assert any("ARG_MAX" in line and line.startswith("pyinit: error: ") for line in warnings), (
+            run.err
+        )
     assert sum("[web] not passing APP_BUNDLE" in line for line in warnings) == 1, run.err
     assert "Traceback" not in run.err
     assert max(len(line) for line in run.err.splitlines()) < MAX_LOG_LINE
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="setuser needs root")
-@pytest.mark.parametrize("spec, message", [
-    ("nobody:٠", "gid '٠' is written in digits other than 0-9"),  # was: runs with gid 0
-    ("٠", "uid '٠' is written in digits other than 0-9"),
-    ("4294967296", "uid must be a number from 0 to 4294967294, not '4294967296'"),
-    ("nobody:99999999999", "gid must be a number from 0 to 4294967294, not '99999999999'"),
-    ("²", "uid '²' is written in digits other than 0-9"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nobody:٠", "gid '٠' is written in digits other than 0-9"),  # was: runs with gid 0
+        ("٠", "uid '٠' is written in digits other than 0-9"),
+        ("4294967296", "uid must be a number from 0 to 4294967294, not '4294967296'"),
+        ("nobody:99999999999", "gid must be a number from 0 to 4294967294, not '99999999999'"),
+        ("²", "uid '²' is written in digits other than 0-9"),
+    ],
+)
 def test_setuser_bad_ids_exit_111_with_one_line(spec: str, message: str) -> None:
     r = setuser(spec, "id")
     assert (r.returncode, r.stdout, r.stderr) == (111, "", f"setuser: error: {message}\n")
 
 
-def test_status_json_of_a_bad_definition_is_bounded(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
+def test_status_json_of_a_bad_definition_is_bounded(box, tmp_path: Path, tag: str) -> None:
     """25 problems: 20 lines and a count, so the status record stays small."""
     d = svc(tmp_path, tag, "web", LONG, "".join(f"bogus{i}: 1\n" for i in range(25)))
     b = box()

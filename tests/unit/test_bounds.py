@@ -43,15 +43,19 @@ def nested_shared(levels: int) -> list:
     return value
 
 
-@pytest.mark.parametrize("value", [
-    nested_shared(12),  # 9**13 leaves: repr() would never finish
-    "x" * 10**7,
-    10**5000,  # str() raises past 4300 digits
-    {"k" * 10**6: ["v"] * 10**6},
-    eval("[" * 40 + "]" * 40),  # noqa: S307 - a deeply nested list
-    b"\xff" * 10**6,
-    object(),
-], ids=["bomb", "long-text", "huge-int", "huge-dict", "deep", "bytes", "object"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        nested_shared(12),  # 9**13 leaves: repr() would never finish
+        "x" * 10**7,
+        10**5000,  # str() raises past 4300 digits
+        {"k" * 10**6: ["v"] * 10**6},
+        eval("[" * 40 + "]" * 40),  # noqa: S307 - a deeply nested list
+        b"\xff" * 10**6,
+        object(),
+    ],
+    ids=["bomb", "long-text", "huge-int", "huge-dict", "deep", "bytes", "object"],
+)
 def test_render_is_bounded_whatever_the_value(value: object) -> None:
     text = bounds.render(value)
     assert len(text) <= bounds.MAX_MESSAGE_VALUE + 3
@@ -76,19 +80,21 @@ def test_alias_bombs_are_refused_before_anything_is_built(tmp_path, levels: int)
     path = write(tmp_path, bomb(levels))
     with pytest.raises(schema.ConfigError) as info:
         schema.load(path)
-    assert str(info.value) == (f"{path}: more than {schema.MAX_NODES} YAML values, "
-                               "with aliases expanded")
+    assert str(info.value) == (
+        f"{path}: more than {schema.MAX_NODES} YAML values, with aliases expanded"
+    )
 
 
 def test_aliases_within_budget_still_work(tmp_path) -> None:
     path = write(tmp_path, "base: &env {A: '1', B: '2'}\n")
     assert schema.load_yaml(path) == {"base": {"A": "1", "B": "2"}}
-    text = ("x-defaults: &d {restart: on-failure}\n"
-            "environment: &e {A: '1'}\n")
+    text = "x-defaults: &d {restart: on-failure}\nenvironment: &e {A: '1'}\n"
     assert schema.load_yaml(write(tmp_path, text, "b.yaml"))["environment"] == {"A": "1"}
     merged = "a: &a {restart: never}\nb:\n  <<: *a\n  essential: true\n"
     assert schema.load_yaml(write(tmp_path, merged, "c.yaml"))["b"] == {
-        "restart": "never", "essential": True}
+        "restart": "never",
+        "essential": True,
+    }
 
 
 def test_recursive_alias_and_deep_nesting_are_refused(tmp_path) -> None:
@@ -128,11 +134,18 @@ def test_a_service_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path,
         path.symlink_to("/dev/zero")
     else:
         path.mkdir()
-    code = ("import sys; from pyinit import schema\n"
-            "try: schema.load(sys.argv[1])\n"
-            "except schema.ConfigError as e: print(e)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                       timeout=60, env={**os.environ, "PYTHONPATH": ROOT})
+    code = (
+        "import sys; from pyinit import schema\n"
+        "try: schema.load(sys.argv[1])\n"
+        "except schema.ConfigError as e: print(e)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert r.stdout == f"{path}: not a regular file\n", r.stderr
 
 
@@ -147,8 +160,13 @@ def test_notification_fd_file_is_read_bounded_and_strictly(tmp_path) -> None:
     assert read_config(str(tmp_path), None).ready.target == 4
 
 
-YAML_SCALARS = st.one_of(st.integers(), st.text(max_size=20), st.booleans(), st.none(),
-                         st.sampled_from(["TERM", "always", "022", "1M"]))
+YAML_SCALARS = st.one_of(
+    st.integers(),
+    st.text(max_size=20),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["TERM", "always", "022", "1M"]),
+)
 KEYS = st.sampled_from(sorted(schema.SERVICE_KEYS) + ["bogus", "ready", "log"])
 
 
@@ -163,10 +181,18 @@ def aliased_yaml(draw) -> str:
             if anchors and draw(st.booleans()):
                 items.append("*" + draw(st.sampled_from(anchors)))
             else:
-                items.append(yaml.safe_dump(draw(YAML_SCALARS), default_flow_style=True)
-                             .strip().removesuffix("...").strip() or "null")
-        flow = "[" + ", ".join(items) + "]" if draw(st.booleans()) else (
-            "{" + ", ".join(f"k{j}: {v}" for j, v in enumerate(items)) + "}")
+                items.append(
+                    yaml.safe_dump(draw(YAML_SCALARS), default_flow_style=True)
+                    .strip()
+                    .removesuffix("...")
+                    .strip()
+                    or "null"
+                )
+        flow = (
+            "[" + ", ".join(items) + "]"
+            if draw(st.booleans())
+            else ("{" + ", ".join(f"k{j}: {v}" for j, v in enumerate(items)) + "}")
+        )
         anchors.append(f"a{i}")
         lines.append(f"{draw(KEYS)}{i if draw(st.booleans()) else ''}: &a{i} {flow}")
     return "\n".join(lines) + "\n"
@@ -186,8 +212,14 @@ def test_any_aliased_yaml_gives_a_bounded_message(tmp_path_factory, text: str) -
 
 # --- all the problems of one file at once (issue 18 item 10) --------------------------
 def test_every_problem_is_reported_each_on_its_line() -> None:
-    data = {"restart": "sometimes", "nice": 30, "bogus": 1, "log": {"mode": "fil"},
-            "ready": {"tcp": "db:1"}, "backoff": {"factor": 0.5}}
+    data = {
+        "restart": "sometimes",
+        "nice": 30,
+        "bogus": 1,
+        "log": {"mode": "fil"},
+        "ready": {"tcp": "db:1"},
+        "backoff": {"factor": 0.5},
+    }
     with pytest.raises(schema.ConfigError) as info:
         schema.validate(data, "f")
     assert str(info.value).splitlines() == [
@@ -211,8 +243,9 @@ def test_problems_are_capped_with_a_count() -> None:
 
 
 def test_pyinit_yaml_reports_every_problem(tmp_path) -> None:
-    path = write(tmp_path, "wait_for_service: true\ndefaults:\n  nice: 30\n  restart: x\n",
-                 "pyinit.yaml")
+    path = write(
+        tmp_path, "wait_for_service: true\ndefaults:\n  nice: 30\n  restart: x\n", "pyinit.yaml"
+    )
     with pytest.raises(schema.ConfigError) as info:
         schema.load_global(path)
     lines = str(info.value).splitlines()
@@ -220,31 +253,42 @@ def test_pyinit_yaml_reports_every_problem(tmp_path) -> None:
 
 
 # --- numeric ids -----------------------------------------------------------------------
-@pytest.mark.parametrize("text, expected", [
-    ("0", 0), ("65534", 65534), ("4294967294", 4294967294), ("nobody", None), ("a1", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0", 0),
+        ("65534", 65534),
+        ("4294967294", 4294967294),
+        ("nobody", None),
+        ("a1", None),
+    ],
+)
 def test_parse_id_accepts(text: str, expected: int | None) -> None:
     assert bounds.parse_id(text) == expected
 
 
-@pytest.mark.parametrize("text", ["٠", "²", "١٢", "4294967295", "4294967296", "99999999999",
-                                  "9" * 5000])
+@pytest.mark.parametrize(
+    "text", ["٠", "²", "١٢", "4294967295", "4294967296", "99999999999", "9" * 5000]
+)
 def test_parse_id_refuses(text: str) -> None:
     with pytest.raises(bounds.InputError) as info:
         bounds.parse_id(text, "uid")
     assert "\n" not in str(info.value) and len(str(info.value)) < 200
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("nobody:٠", "gid '٠' is written in digits other than 0-9"),
-    ("٠", "uid '٠' is written in digits other than 0-9"),
-    ("²", "uid '²' is written in digits other than 0-9"),
-    ("4294967296", "uid must be a number from 0 to 4294967294, not '4294967296'"),
-    ("4294967295", "uid must be a number from 0 to 4294967294, not '4294967295'"),
-    ("nobody:99999999999", "gid must be a number from 0 to 4294967294, not '99999999999'"),
-    ("a\x00b", "user or group 'a\\x00b' is not a valid name"),
-    ("x" * 300, "user or group '" + "x" * 79),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nobody:٠", "gid '٠' is written in digits other than 0-9"),
+        ("٠", "uid '٠' is written in digits other than 0-9"),
+        ("²", "uid '²' is written in digits other than 0-9"),
+        ("4294967296", "uid must be a number from 0 to 4294967294, not '4294967296'"),
+        ("4294967295", "uid must be a number from 0 to 4294967294, not '4294967295'"),
+        ("nobody:99999999999", "gid must be a number from 0 to 4294967294, not '99999999999'"),
+        ("a\x00b", "user or group 'a\\x00b' is not a valid name"),
+        ("x" * 300, "user or group '" + "x" * 79),
+    ],
+)
 def test_resolve_refuses_with_one_line(spec: str, message: str) -> None:
     with pytest.raises(privileges.PrivilegeError) as info:
         privileges.resolve(spec)
@@ -252,12 +296,16 @@ def test_resolve_refuses_with_one_line(spec: str, message: str) -> None:
     assert len(str(info.value)) < 200
 
 
-@pytest.mark.parametrize("value, why", [
-    ("٠", "a name or a number in digits 0-9, not '٠'"),
-    (99999999999, "from 0 to 4294967294, not 99999999999"),
-    (-1, "from 0 to 4294967294"), ("4294967295", "from 0 to 4294967294"),
-    ("a\x00", "a name without control characters"),
-])
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("٠", "a name or a number in digits 0-9, not '٠'"),
+        (99999999999, "from 0 to 4294967294, not 99999999999"),
+        (-1, "from 0 to 4294967294"),
+        ("4294967295", "from 0 to 4294967294"),
+        ("a\x00", "a name without control characters"),
+    ],
+)
 def test_service_yaml_user_and_group_are_strict(value: object, why: str) -> None:
     for key in ("user", "group"):
         with pytest.raises(schema.ConfigError, match=why):
@@ -280,9 +328,16 @@ def test_other_numbers_are_ascii_only() -> None:
     assert bounds.parse_seconds("0.5") == 0.5
 
 
-@pytest.mark.parametrize("argv", [["scale", "web", "²"], ["scale", "web", "9" * 5000],
-                                  ["logs", "-n", "٣", "web"], ["shutdown-container", "²"],
-                                  ["-w", "٣", "up", "web"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scale", "web", "²"],
+        ["scale", "web", "9" * 5000],
+        ["logs", "-n", "٣", "web"],
+        ["shutdown-container", "²"],
+        ["-w", "٣", "up", "web"],
+    ],
+)
 def test_svctl_numbers_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(svctl.Usage):
         svctl.parse_args(argv, {})
@@ -360,16 +415,19 @@ def test_env_dir_skips_a_value_over_the_kernel_limit(tmp_path) -> None:
     (tmp_path / "GOOD").write_text("yes")
     parsed = environment.read_dir(str(tmp_path))
     assert parsed.values == {"GOOD": "yes"}
-    assert parsed.problems == ["skipping CA_BUNDLE: its value is larger than 128 KiB, more "
-                               "than the kernel passes to a program in one variable"]
+    assert parsed.problems == [
+        "skipping CA_BUNDLE: its value is larger than 128 KiB, more "
+        "than the kernel passes to a program in one variable"
+    ]
 
 
 def test_env_file_is_bounded_and_filtered(tmp_path) -> None:
     from pyinit.launch import MAX_ENV_FILE, LaunchError, environment
 
     (tmp_path / "app.env").write_text("CA_BUNDLE=" + "c" * (200 * 1024) + "\nOK=1\n")
-    config = schema.ServiceConfig(env_file="app.env",
-                                  environment=(("X", "y" * (150 * 1024)), ("Y", "2")))
+    config = schema.ServiceConfig(
+        env_file="app.env", environment=(("X", "y" * (150 * 1024)), ("Y", "2"))
+    )
     env = environment(config, str(tmp_path), None, {"PATH": "/bin"})
     assert env == {"PATH": "/bin", "OK": "1", "Y": "2"}
     (tmp_path / "app.env").write_text("A=" + "a" * MAX_ENV_FILE)
@@ -414,8 +472,14 @@ def test_sd_notify_fields_are_bounded() -> None:
     assert notify.parse("ſ=1\nREADY=1".encode()) == {"READY": "1"}
 
 
-@pytest.mark.parametrize("line", [b'{"v": true, "cmd": "ping"}', b'{"v": 1.0, "cmd": "ping"}',
-                                  b'{"v": "' + b"x" * 60000 + b'", "cmd": "ping"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"v": true, "cmd": "ping"}',
+        b'{"v": 1.0, "cmd": "ping"}',
+        b'{"v": "' + b"x" * 60000 + b'", "cmd": "ping"}',
+    ],
+)
 def test_control_version_is_strict_and_echoed_bounded(line: bytes) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_request(line)
