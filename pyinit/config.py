@@ -79,6 +79,13 @@ class Config:
     log_timestamps: bool = False
 
 
+def _render(value: object) -> str:
+    """A value from the environment or pyinit.yaml, bounded for a message."""
+    from pyinit.bounds import render
+
+    return render(value)
+
+
 class UsageError(Exception):
     """A bad flag or environment value: print it with the usage line, exit 2."""
 
@@ -185,7 +192,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         value = getattr(ns, key) or environ.get(ENV_VARS[key])
         if value and value not in allowed:
             raise UsageError(f"{ENV_VARS[key]}: must be one of {', '.join(allowed)}, "
-                             f"not {value!r}")
+                             f"not {_render(value)}")
         if value:
             setattr(cfg, key, value)
     stamps = environ.get(ENV_VARS["log_timestamps"], "")
@@ -225,5 +232,6 @@ def read_config_file(cfg: Config) -> Config:
         try:
             health.parse_listen(cfg.health_listen)
         except ValueError as exc:
-            raise UsageError(f"health listen address {cfg.health_listen!r}: {exc}") from None
+            raise UsageError(f"health listen address {_render(cfg.health_listen)}: {exc}"
+                             ) from None
     return cfg
