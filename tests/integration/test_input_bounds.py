@@ -199,3 +199,28 @@ def test_status_json_of_a_bad_definition_is_bounded(box, tmp_path: Path, tag: st
     assert lines[0].startswith(f"{d / 'service.yaml'}: unknown key 'bogus0'")
     assert len(json.dumps(rec)) < 20000
     b.stop()
+
+
+def test_every_problem_of_pyinit_yaml_is_reported(pyinit_run, tmp_path: Path, tag: str) -> None:
+    svc(tmp_path, tag, "web", "touch started\n" + LONG)
+    conf = tmp_path / "pyinit.yaml"
+    conf.write_text("wait_for_service: true\ndefaults:\n  restart: sometimes\n  nice: 30\n")
+    none = str(tmp_path / "none")
+    run = pyinit_run(
+        "/bin/sh",
+        "-c",
+        "exec sleep 1000",
+        tag,
+        flags=("--config", str(conf), "--cont-init-dir", none, "--cont-finish-dir", none),
+    )
+    assert run.wait(20) == 2
+    lines = run.err.splitlines()
+    assert lines[0].startswith("usage: pyinit ")
+    assert lines[1:] == [
+        f"pyinit: error: {conf}: unknown key 'wait_for_service' (did you mean "
+        "'wait_for_services'?)",
+        f"pyinit: error: {conf}: defaults: key 'restart' must be one of always, on-failure, "
+        "never, not 'sometimes'",
+        f"pyinit: error: {conf}: defaults: key 'nice' must be an integer from -20 to 19, not 30",
+    ]
+    assert not (tmp_path / "service" / "web" / "started").exists()
