@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 SOCKET_NAME = "control.sock"
+MAX_NAMES = 1000  # names in one request's `services` (each is resolved, then watched)
 
 
 class ProtocolError(Exception):
@@ -39,6 +40,8 @@ def parse_request(line: bytes) -> dict[str, Any]:
     services = request.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise ProtocolError("'services' must be a list of strings")
+    if len(services) > MAX_NAMES:
+        raise ProtocolError(f"'services' must list at most {MAX_NAMES} names")
     return request
 
 

@@ -269,6 +269,9 @@ class ControlRequests:
             raise control.ProtocolError("'wait' must be a number of seconds up to 86400")
         if self.m.shutting_down and req["cmd"] == "control":
             raise control.ProtocolError("pyinit is shutting down")
+        if wait is not None and sum(w.client is client for w in self.waiters) >= MAX_WAITS:
+            raise control.ProtocolError(f"at most {MAX_WAITS} waits may be pending on one "
+                                        "connection")
         asked_at = self.m.loop.clock()
         errors, targets = [], []
         for name in req["services"] or sorted(self.m.services, key=instances.sort_key):
@@ -332,7 +335,7 @@ class ControlRequests:
     def check_waiter(self, waiter: Waiter) -> None:
         """Answer once every target is done, or (svctl check) failed for good."""
         if all(self.wait_done(waiter, slot) or waiter.letters == "C"
-               and hopeless(self.status_of(slot)) for _, slot in waiter.targets):
+               and hopeless(self.status_of(slot)) for slot in _unique(waiter.targets)):
             self.finish_wait(waiter, False)
 
     def status_of(self, slot: Slot) -> dict[str, Any]:
@@ -365,6 +368,12 @@ class ControlRequests:
 
 
 MAX_FIELD = 16384  # characters of any text in a status record
+MAX_WAITS = 8  # pending waits per connection: each is re-checked at every state change
+
+
+def _unique(targets: list[tuple[str, Any]]) -> list[Any]:
+    """The slots of targets, each once: a name listed 1000 times is checked once."""
+    return list({id(slot): slot for _, slot in targets}.values())
 
 
 def capped(rec: dict[str, Any]) -> dict[str, Any]:

@@ -224,3 +224,31 @@ def test_every_problem_of_pyinit_yaml_is_reported(pyinit_run, tmp_path: Path, ta
         f"pyinit: error: {conf}: defaults: key 'nice' must be an integer from -20 to 19, not 30",
     ]
     assert not (tmp_path / "service" / "web" / "started").exists()
+
+
+def test_pending_waits_per_connection_are_bounded(box, tmp_path: Path, tag: str) -> None:
+    """Each pending wait is re-checked at every state change: one connection may hold 8;
+    the 9th is refused at once, and a name listed 1000 times is one target."""
+    import socket
+
+    svc(tmp_path, tag, "web")
+    b = box()
+    b.wait_running("web")
+    wait = {"v": 1, "cmd": "wait", "action": "d", "services": ["web"] * 1000, "wait": 60}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(b.sock)
+        s.sendall((json.dumps(wait) + "\n").encode() * 9)
+        reply = b""
+        while b"\n" not in reply:
+            chunk = s.recv(65536)
+            assert chunk, "pyinit closed the connection"
+            reply += chunk
+        first = json.loads(reply.split(b"\n", 1)[0])
+        assert first == {
+            "ok": False,
+            "error": "at most 8 waits may be pending on one connection",
+            "v": 1,
+        }
+        assert b.rec("web")["pid"]  # still answering, web untouched
+    b.stop()

@@ -4,6 +4,7 @@ range, and no value is ever formatted into a message unbounded."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -491,3 +492,10 @@ def test_status_record_fields_are_capped() -> None:
     assert len(rec["error"]) == MAX_FIELD and rec["error"].endswith("...")
     assert len(rec["waiting_for"]) == 1000 and len(rec["waiting_for"][0]) == MAX_FIELD
     assert rec["pid"] == 3
+
+
+def test_control_request_names_are_bounded() -> None:
+    line = json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode()
+    with pytest.raises(ProtocolError, match="at most 1000 names"):
+        parse_request(line)
+    assert parse_request(line.replace(b'"web", ', b"", 1))["services"] == ["web"] * 1000
