@@ -200,6 +200,8 @@ CASES = [
     Case("svctl", "`svctl scale web ²`", "svctl", args=["scale", "web", "²"]),
     Case("control socket", '`{"v": true, "cmd": "ping"}`', "socket",
          line=b'{"v": true, "cmd": "ping"}\n'),
+    Case("control socket", "`status` naming 1001 services", "socket",
+         line=json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode() + b"\n"),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
