@@ -81,10 +81,13 @@ def clip(text: str, limit: int) -> str:
 def read_file(path: str, limit: int, what: str = "") -> bytes:
     """A regular file's content, refused (InputError) when over `limit` bytes.
 
-    Opened non-blocking and without following a FIFO or device: a `service.yaml`
-    that is a FIFO, or a link to /dev/zero, cannot stall or fill PID 1. Reads at
-    most limit + 1 bytes whatever the file's size is. OSError when it cannot be
-    opened (the caller names the file)."""
+    A FIFO or device is refused before it is opened (opening a watchdog device
+    acts), and the file is opened non-blocking and checked again: a
+    `service.yaml` that is a FIFO, or a link to /dev/zero, cannot stall or fill
+    PID 1. Reads at most limit + 1 bytes whatever the file's size is. OSError
+    when it cannot be opened (the caller names the file)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # never open a device: some act on open
+        raise InputError(f"{what or path}: not a regular file")
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
     fd = os.open(path, flags)
     try:
