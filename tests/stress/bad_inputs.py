@@ -176,8 +176,10 @@ CASES = [
     yaml_case("360-byte alias bomb under `restart:` (9 levels x 9)", "restart:\n" + ALIAS_BOMB(9)),
     yaml_case("`a: &x [1, *x]` (a recursive alias)", "a: &x [1, *x]\n"),
     yaml_case("a 70 KiB service.yaml", "# " + "x" * 70 * 1024 + "\n"),
-    yaml_case("`restart: sometimes`, `nice: 30`, `usr: x` (three problems)",
-              "restart: sometimes\nnice: 30\nusr: x\n"),
+    yaml_case(
+        "`restart: sometimes`, `nice: 30`, `usr: x` (three problems)",
+        "restart: sometimes\nnice: 30\nusr: x\n",
+    ),
     yaml_case('`user: "٠"` (an Arabic-Indic zero)', 'user: "٠"\n'),
     yaml_case("`user: 99999999999`", "user: 99999999999\n"),
     Case(
@@ -190,18 +192,28 @@ CASES = [
         "service start",
         "`env_file` with a 200 KiB value",
         "pyinit",
-        files={"etc/service/web/service.yaml": "env_file: app.env\n",
-               "etc/service/web/app.env": "BUNDLE=" + "c" * 200 * 1024 + "\n"},
+        files={
+            "etc/service/web/service.yaml": "env_file: app.env\n",
+            "etc/service/web/app.env": "BUNDLE=" + "c" * 200 * 1024 + "\n",
+        },
     ),
     Case("environment", "`KILL_PROCESS_TIMEOUT=٣`", "pyinit", env={"KILL_PROCESS_TIMEOUT": "٣"}),
     Case("setuser", "`setuser 'nobody:٠' id`", "setuser", args=["nobody:٠", "id"]),
     Case("setuser", "`setuser 4294967296 id`", "setuser", args=["4294967296", "id"]),
     Case("setuser", "`setuser ² id`", "setuser", args=["²", "id"]),
     Case("svctl", "`svctl scale web ²`", "svctl", args=["scale", "web", "²"]),
-    Case("control socket", '`{"v": true, "cmd": "ping"}`', "socket",
-         line=b'{"v": true, "cmd": "ping"}\n'),
-    Case("control socket", "`status` naming 1001 services", "socket",
-         line=json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode() + b"\n"),
+    Case(
+        "control socket",
+        '`{"v": true, "cmd": "ping"}`',
+        "socket",
+        line=b'{"v": true, "cmd": "ping"}\n',
+    ),
+    Case(
+        "control socket",
+        "`status` naming 1001 services",
+        "socket",
+        line=json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode() + b"\n",
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
