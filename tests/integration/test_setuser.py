@@ -279,20 +279,21 @@ exec sleep 1000
 def test_service_user_looks_its_commands_up_on_path_as_that_user(
         user, pyinit_run, tmp_path, tag, shadowed_path):
     """A `user:` service's readiness check command: found on PATH as the user (the
-    public copy), not as root (the root-only copy, which the user cannot run)."""
+    public copy), not as root (the root-only copy, which the user cannot run); UID
+    is set as setuser sets it."""
     path, name, _, base = shadowed_path
     out = base / "out"
     out.mkdir(mode=0o777)
     out.chmod(0o777)
-    write_script(base / "public" / name, f"#!/bin/sh\necho public $(id -u) > {out}/check\n",
-                 mode=0o755)
+    write_script(base / "public" / name,
+                 f"#!/bin/sh\necho public $(id -u) $UID $LOGNAME > {out}/check\n", mode=0o755)
     d = tmp_path / "service" / "app"
     write_script(d / "run", f"#!/bin/sh\nexec {SYSTEM_PYTHON} -c "
                  f"'import time; time.sleep(1000)' {tag}\n")
     (d / "service.yaml").write_text(f"user: {USER}\nready:\n  check: {name}\n")
     run = pyinit_run(flags=("--skip-startup-files",), env={"PATH": path})
     wait_for(lambda: (out / "check").exists(), 15, "the readiness check to run")
-    assert (out / "check").read_text() == f"public {user['uid']}\n"
+    assert (out / "check").read_text() == f"public {user['uid']} {user['uid']} {USER}\n"
     run.kill(15)
     assert run.wait(20) == 0
     assert "Permission denied" not in run.err
