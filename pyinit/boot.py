@@ -56,7 +56,9 @@ class Init:
         self.become_reaper()
         self.choose_run_dir()
         self.import_environment()
-        failure = None if self.config.skip_startup_files else self.run_startup_scripts()
+        failure = self.install_insecure_key()
+        if failure is None and not self.stopping() and not self.config.skip_startup_files:
+            failure = self.run_startup_scripts()
         if failure is None and not self.stopping():
             self.start_services()
             self.start_health_endpoint()
@@ -76,9 +78,9 @@ class Init:
         self.stop_services()
         if self.health is not None:
             self.health.close()
+        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         if self.config.kill_all_on_exit:
             self.kill_all()
-        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         code = self.exit_code(failure)
         log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
         return code
@@ -127,6 +129,22 @@ class Init:
         fallback = os.path.join(self.run_dir, "container_environment") if self.run_dir else None
         self.env = environment.Exporter(self.config.env_dir, fallback)
         self.env.export(os.environ)
+
+    def install_insecure_key(self) -> int | None:
+        """my_init's --enable-insecure-key: run enable_insecure_key (killable, like a
+        startup script) before the startup scripts; its failure stops the boot."""
+        if not self.config.enable_insecure_key:
+            return None
+        path = self.config.insecure_key_script
+        if not os.path.exists(path):
+            log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
+            return None
+        log.info(f"installing the insecure SSH key: running {path}")
+        status = self.run_to_completion(path, timeout=None)
+        if status is not None and status.shell_code != 0:
+            log.error(f"{path} failed with {status.describe()}; stopping the boot")
+            return status.shell_code
+        return None
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first

@@ -17,7 +17,7 @@ PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
 
 
 def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
-         notes: list[str] | None = None) -> None:
+         notes: list[str] | None = None, enable_insecure_key: bool = False) -> None:
     """Run pyinit (or, by argv[0]'s name, a personality); never returns."""
     if argv is None and os.path.basename(sys.argv[0]) in PERSONALITIES:
         import importlib
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
         sys.exit(2)
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
+    config.enable_insecure_key = enable_insecure_key
     for note in notes or []:
         log.warning(note)
 

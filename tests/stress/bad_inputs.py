@@ -163,6 +163,13 @@ CASES = [
         line=b'{"v": 1, "cmd": "status", "services": "web"}\n',
     ),
     Case("control socket", "a 70000-byte line", "socket", line=b"x" * 70000 + b"\n"),
+    # --- my_init's flag (phusion): only the `my_init` name takes it
+    Case(
+        "flag",
+        "`pyinit --enable-insecure-key` (my_init's flag)",
+        "pyinit",
+        args=["--enable-insecure-key"],
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
