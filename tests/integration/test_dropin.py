@@ -3,12 +3,20 @@ crash loop, sv's command syntax side by side with Debian's runit, and PID 1's cw
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import test_services
-from test_services import service
+from helpers import ROOT, _kill, tagged_processes, wait_for
+from test_services import LONG, SVCTL_CODE, service
 
 box = test_services.box  # the fixture: pyinit as PID 1 and the ways to talk to it
 
@@ -50,3 +58,145 @@ def test_check_never_says_ok_for_a_crash_loop(box, tmp_path: Path, tag: str) -> 
     out = b.ok("-w", "5", "check", "steady")
     assert re.fullmatch(r"ok: run: steady: \(pid \d+\) [1-9]\d*s", out.strip()), out
     b.stop()
+
+
+# --- sv's command syntax, side by side with Debian's runit (issue 18.8) --------------------
+SV = shutil.which("sv")
+RUNSVDIR = shutil.which("runsvdir")
+needs_runit = pytest.mark.skipif(
+    SV is None or RUNSVDIR is None, reason="runit's sv and runsvdir are not installed"
+)
+
+
+def normal(text: str) -> str:
+    """sv's lines with the parts that differ by nature (pids, seconds) made equal."""
+    text = re.sub(r"\(pid \d+\)", "(pid N)", text)
+    return re.sub(r"\b\d+s\b", "Ks", text)
+
+
+@contextlib.contextmanager
+def runsvdir(tmp: Path, tag: str, names: list[str]):
+    """A real runsvdir over a service dir like pyinit's; yields the dir."""
+    assert RUNSVDIR is not None
+    base = "runit"
+    for name in names:
+        service(tmp, tag, name, HUP_PROOF, base=base)
+    root = tmp / base
+    proc = subprocess.Popen(
+        [RUNSVDIR, str(root)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield root
+    finally:
+        proc.send_signal(signal.SIGHUP)  # runsvdir: TERM every runsv, then exit
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        for p in tagged_processes(tag):
+            _kill(p.pid)
+
+
+# as test_services.LONG, and a HUP (sv reload, hup) leaves it running
+HUP_PROOF = "trap '' HUP\n" + LONG
+SIDE_BY_SIDE = [
+    ["s", "a"],
+    ["stat", "a"],
+    ["status", "a"],
+    ["sxyz", "a"],
+    ["-w", "5", "d", "a"],
+    ["s", "a"],
+    ["-w", "5", "uxyz", "a"],
+    ["-w", "5", "u", "a"],
+    ["-w", "5", "p", "a"],
+    ["s", "a"],
+    ["-w", "5", "cxyz", "a"],
+    ["-w", "5", "term", "a"],
+    ["-w", "5", "t", "a"],
+    ["-w", "5", "check", "a"],
+    ["-w", "5", "D", "a"],
+    ["-w", "5", "up", "a"],
+    ["-w", "5", "T", "a"],
+    ["-w", "5", "try-restart", "a"],
+    ["-w", "5", "reload", "a"],
+    ["s", "a", "nosuch"],
+    ["frob", "a"],
+    ["l", "a"],
+    ["r", "a"],
+    ["f", "a"],
+    ["w", "a"],
+    ["", "a"],
+]
+
+
+@needs_runit
+@pytest.mark.pid1
+def test_same_command_lines_as_real_sv(box, tmp_path: Path, tag: str) -> None:
+    """Each command line goes to a runsvdir through `sv` and to pyinit through svctl:
+    same exit code, same lines (pids and seconds aside); usage errors are exit 100."""
+    service(tmp_path, tag, "a", HUP_PROOF)
+    b = box()
+    b.ready("a")
+    with runsvdir(tmp_path, tag, ["a"]) as root:
+        env = {**os.environ, "SVDIR": str(root)}
+        wait_for(lambda: (root / "a" / "ready").exists(), 10, "runsv's a to be up")
+        for argv in SIDE_BY_SIDE:
+            # sv's waits compare whole seconds of its status record with its own start
+            wait_for(
+                lambda: _second_passed(root / "a") and _second_passed(b.tmp / "service" / "a"),
+                3,
+                "the status records' second to pass",
+            )
+            theirs = subprocess.run(
+                [SV or "sv", *argv], capture_output=True, text=True, env=env, timeout=30
+            )
+            mine = b.svctl(*argv)
+            assert mine.returncode == theirs.returncode, (argv, mine, theirs)
+            if theirs.returncode == 100:
+                assert theirs.stderr.startswith("usage: sv ")
+                assert mine.stderr.startswith("svctl: error: unknown command"), mine.stderr
+                continue
+            assert normal(mine.stdout) == normal(theirs.stdout), argv
+    b.stop()
+
+
+def _second_passed(d: Path) -> bool:
+    """sv's restart check compares whole seconds: let the record's second pass first."""
+    from pyinit.supervise_dir import decode
+
+    try:
+        when = decode((d / "supervise" / "status").read_bytes()).when_ns // 10**9
+    except (FileNotFoundError, ValueError):
+        return False
+    return int(time.time()) > when
+
+
+@needs_runit
+def test_options_after_the_command(tmp_path: Path, tag: str) -> None:
+    """sv takes `-w 1` after the command as two service names; svctl refuses, exit 100."""
+    with runsvdir(tmp_path, tag, ["a"]) as root:
+        env = {**os.environ, "SVDIR": str(root)}
+        r = subprocess.run(
+            [SV or "sv", "check", "-w", "1"], capture_output=True, text=True, env=env, timeout=30
+        )
+        assert r.returncode == 2  # what svctl used to do too: names, both missing
+        assert "fail: -w: unable to change to service directory" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-c", SVCTL_CODE, "--run-dir", str(tmp_path), "check", "-w", "1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=30,
+    )
+    assert r.returncode == 100 and r.stdout == ""
+    assert r.stderr == (
+        "svctl: error: option '-w' after the command 'check': options go before it "
+        "(usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...])\n"
+    )
