@@ -200,3 +200,53 @@ def test_options_after_the_command(tmp_path: Path, tag: str) -> None:
         "svctl: error: option '-w' after the command 'check': options go before it "
         "(usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...])\n"
     )
+
+
+# --- personality names (issue 18.7), against Debian's tini-static ---------------------------
+REAL_TINI_STATIC = shutil.which("tini-static")
+TINI_NAMES = ["tini-static", "docker-init", "tini-amd64", "tini-static-arm64", "tini-muslc-amd64"]
+TINI_CASES = [
+    ["-s", "-g", "--", "true"],
+    ["-s", "-g", "--", "sh", "-c", "exit 3"],
+    ["-s", "-e", "4", "--", "sh", "-c", "exit 4"],
+    ["-s", "--", "nosuchcommand-xyz"],
+    ["--version"],
+    ["-x", "true"],
+    [],
+]
+
+
+@pytest.mark.skipif(REAL_TINI_STATIC is None, reason="Debian's tini-static is not installed")
+@pytest.mark.parametrize("name", TINI_NAMES)
+def test_tini_names_behave_as_real_tini_static(tmp_path: Path, name: str) -> None:
+    """Installed under tini's other names, pyinit is tini: same exit codes and messages
+    as Debian's tini-static under the same name (on main: plain pyinit, exit 2)."""
+    assert REAL_TINI_STATIC is not None
+    from pyinit.cli.tini import NOTE
+
+    ours = tmp_path / "ours" / name
+    theirs = tmp_path / "theirs" / name
+    for link, target in (
+        (ours, Path(sys.executable).parent / "pyinit"),
+        (theirs, Path(REAL_TINI_STATIC)),
+    ):
+        link.parent.mkdir()
+        link.symlink_to(target)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINI_")}
+    env["PYTHONPATH"] = str(ROOT)
+    for args in TINI_CASES:
+        got = []
+        for binary in (ours, theirs):
+            r = subprocess.run(
+                [str(binary), *args], capture_output=True, text=True, env=env, timeout=30
+            )
+            got.append(
+                (
+                    r.returncode,
+                    r.stdout.replace(str(binary), "TINI"),
+                    re.sub(
+                        r"tini \(\d+\)", "tini (N)", r.stderr.replace(str(binary), "TINI")
+                    ).replace(NOTE, ""),
+                )
+            )
+        assert got[0] == got[1], args
