@@ -48,6 +48,11 @@ class Init:
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.env = environment.Exporter(config.env_dir, None)
+        self.origin = _cwd()  # the cwd pyinit started in; None if it was already gone
+        if self.origin is not None:
+            from pyinit.config import make_absolute
+
+            make_absolute(config, self.origin)
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
@@ -63,6 +68,7 @@ class Init:
             self.wait_for_services()
         if failure is None and not self.stopping():
             failure = self.start_main_command()
+        self.leave_cwd()
         if failure is None:
             self.loop.run_until(self.stopping)
         return self.shutdown(failure)
@@ -191,6 +197,21 @@ class Init:
             return exc.exit_code
         self.reaper.watch(self.main_pid, self.on_main_exit)
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
+        return None
+
+    def leave_cwd(self) -> None:
+        """What starts in the original cwd has started: PID 1 moves to "/", as dumb-init
+        does, so it never pins that directory (a volume stays unmountable). Shutdown
+        scripts still get the original cwd (by path, see script_cwd)."""
+        try:
+            os.chdir("/")
+        except OSError as exc:
+            log.warning(f"cannot leave the working directory: {exc.strerror}")
+
+    def script_cwd(self) -> str | None:
+        """The original cwd for a script, while it exists; else pyinit's own ("/")."""
+        if self.origin is not None and os.path.isdir(self.origin):
+            return self.origin
         return None
 
     # --- events --------------------------------------------------------------
@@ -323,7 +344,7 @@ class Init:
         (the script is then stopped: SIGTERM, kill timeout, SIGKILL)."""
         done: list[ExitStatus] = []
         try:
-            pid = spawn.spawn(spawn.Spec([path]), self.inherited)
+            pid = spawn.spawn(spawn.Spec([path], cwd=self.script_cwd()), self.inherited)
         except spawn.SpawnError as exc:
             log.error(str(exc))
             return ExitStatus(code=exc.exit_code)
@@ -350,6 +371,13 @@ class Init:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # deleted, or not reachable from our root
+        return None
 
 
 def is_executable(path: str) -> bool:

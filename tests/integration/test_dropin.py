@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import test_services
-from helpers import ROOT, _kill, tagged_processes, wait_for
+from helpers import ROOT, _kill, kill_tree, tagged_processes, wait_for
 from test_services import LONG, SVCTL_CODE, service
 
 box = test_services.box  # the fixture: pyinit as PID 1 and the ways to talk to it
@@ -250,3 +251,123 @@ def test_tini_names_behave_as_real_tini_static(tmp_path: Path, name: str) -> Non
                 )
             )
         assert got[0] == got[1], args
+
+
+# --- PID 1 leaves its cwd (issue 18.6) -------------------------------------------------------
+def cwd_of(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def main_command(seen: Path, tag: str) -> list[str]:
+    """Writes its cwd to `seen`, then waits (with the tag on its command line)."""
+    return ["sh", "-c", f'pwd -P > "{seen}.tmp" && mv "{seen}.tmp" "{seen}"; sleep 1000', tag]
+
+
+@pytest.mark.pid1
+@pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
+def test_pyinit_leaves_its_cwd_once_the_main_command_started(
+    pyinit_run, tmp_path: Path, tag: str, pid1: bool
+) -> None:
+    """PID 1 (and subreaper mode) end up in "/"; the main command, startup and shutdown
+    scripts run in the original cwd, and a relative --service-dir still works."""
+    work = tmp_path / "work"
+    (work / "svc").mkdir(parents=True)
+    seen = tmp_path / "seen"
+    service(work, tag, "web", "pwd -P > cwd-seen\n" + LONG, base="svc")
+    for stage in ("my_init.d", "pre_shutdown.d", "post_shutdown.d"):
+        script = tmp_path / stage / "cwd"
+        script.parent.mkdir()
+        script.write_text(f'#!/bin/sh\npwd -P > "{tmp_path}/{stage}.seen"\n')
+        script.chmod(0o755)
+    run = pyinit_run(
+        *main_command(seen, tag),
+        pid1=pid1,
+        wrapper=["env", "-C", str(work)],
+        flags=("--service-dir", "svc"),
+    )
+    wait_for(lambda: seen.exists(), 10, "the main command to start")
+    assert seen.read_text().strip() == str(work)
+    wait_for(lambda: cwd_of(run.init_pid) == "/", 5, "pyinit to leave its cwd")
+    svc_seen = work / "svc" / "web" / "cwd-seen"
+    wait_for(lambda: svc_seen.exists() and svc_seen.read_text().strip(), 10, "the service")
+    assert svc_seen.read_text().strip() == str(work / "svc" / "web")
+    assert (tmp_path / "my_init.d.seen").read_text().strip() == str(work)
+    run.kill(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM
+    for stage in ("pre_shutdown.d", "post_shutdown.d"):
+        assert (tmp_path / f"{stage}.seen").read_text().strip() == str(work), stage
+
+
+PERSONALITY_CASES = [
+    ("my_init", ["--skip-startup-files", "--skip-runit", "--"]),
+    ("tini", ["-s", "--"]),
+    ("tini-static", ["-s", "--"]),
+    ("docker-init", ["-s", "--"]),
+    ("dumb-init", []),
+]
+
+
+@pytest.mark.parametrize("name, flags", PERSONALITY_CASES, ids=[c[0] for c in PERSONALITY_CASES])
+def test_personalities_leave_their_cwd(tmp_path: Path, tag: str, name: str, flags) -> None:
+    """Every personality, installed by a symlink, ends up in "/" once its child has
+    started in the original cwd (dumb-init's contract; its own suite checks it)."""
+    link = tmp_path / "bin" / name
+    link.parent.mkdir()
+    link.symlink_to(Path(sys.executable).parent / "pyinit")
+    check_leaves_cwd(str(link), flags, tmp_path, tag, expect="/")
+
+
+REAL_DUMB_INIT = shutil.which("dumb-init")
+REAL_TINI = shutil.which("tini")
+
+
+@pytest.mark.skipif(REAL_DUMB_INIT is None, reason="Debian's dumb-init is not installed")
+def test_real_dumb_init_leaves_its_cwd_too(tmp_path: Path, tag: str) -> None:
+    assert REAL_DUMB_INIT is not None
+    check_leaves_cwd(REAL_DUMB_INIT, [], tmp_path, tag, expect="/")
+
+
+@pytest.mark.skipif(REAL_TINI is None, reason="Debian's tini is not installed")
+def test_real_tini_keeps_its_cwd(tmp_path: Path, tag: str) -> None:
+    """The one difference (docs/migration.md, From tini): tini stays where it started."""
+    assert REAL_TINI is not None
+    check_leaves_cwd(REAL_TINI, ["-s", "--"], tmp_path, tag, expect=str(tmp_path / "work"))
+
+
+def check_leaves_cwd(binary: str, flags: list[str], tmp: Path, tag: str, expect: str) -> None:
+    work = tmp / "work"
+    work.mkdir()
+    seen = tmp / "seen"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINI_", "DUMB_INIT_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [binary, *flags, *main_command(seen, tag)],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: seen.exists() or proc.poll() is not None, 10, "the child to start")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert seen.read_text().strip() == str(work)
+        if expect == "/":
+            wait_for(lambda: cwd_of(proc.pid) == "/", 5, f"{binary} to leave its cwd")
+        else:  # nothing to wait for: it simply never moves (checked once started)
+            assert cwd_of(proc.pid) == expect
+        child = [p for p in psutil.Process(proc.pid).children() if tag in " ".join(p.cmdline())]
+        assert child and cwd_of(child[0].pid) == str(work)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+        for p in tagged_processes(tag):
+            _kill(p.pid)

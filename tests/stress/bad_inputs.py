@@ -163,6 +163,12 @@ CASES = [
         line=b'{"v": 1, "cmd": "status", "services": "web"}\n',
     ),
     Case("control socket", "a 70000-byte line", "socket", line=b"x" * 70000 + b"\n"),
+    # --- issue 18.8 (dropin): sv's command syntax in svctl
+    Case(
+        "svctl", "`svctl check -w 1` (option after the command)", "svctl", args=["check", "-w", "1"]
+    ),
+    Case("svctl", "`svctl help` (sv's first-letter form, no SERVICE)", "svctl", args=["help"]),
+    Case("svctl", "`svctl rload web` (r: whole words only, as sv)", "svctl", args=["rload", "web"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

@@ -99,7 +99,8 @@ def test_tini_and_dumb_init_help_end_with_the_note() -> None:
         tini.parse(["-h"], {})
     assert exc.value.out == tini.usage("tini") + tini.NOTE and exc.value.code == 0
     assert tini.usage("/x/tini-static-arm64").startswith(
-        "tini-static-arm64 (tini version 0.19.0)\nUsage: tini-static-arm64 [OPTIONS]")
+        "tini-static-arm64 (tini version 0.19.0)\nUsage: tini-static-arm64 [OPTIONS]"
+    )
     assert "docs/migration.md#from-tini" in tini.NOTE
     with pytest.raises(dumb_init.Exit) as dexc:
         dumb_init.parse(["--help"], {})
