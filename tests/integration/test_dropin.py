@@ -371,3 +371,28 @@ def check_leaves_cwd(binary: str, flags: list[str], tmp: Path, tag: str, expect:
             proc.stderr.close()
         for p in tagged_processes(tag):
             _kill(p.pid)
+
+
+@pytest.mark.pid1
+def test_shutdown_scripts_do_not_follow_a_swapped_start_dir(
+    pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """The start dir is found again by path: if that path now leads elsewhere (a
+    symlink swapped in), root's shutdown scripts run in "/" instead."""
+    work = tmp_path / "work"
+    work.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    seen = tmp_path / "seen"
+    script = tmp_path / "post_shutdown.d" / "cwd"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\npwd -P > "{tmp_path}/post.seen"\n')
+    script.chmod(0o755)
+    run = pyinit_run(*main_command(seen, tag), wrapper=["env", "-C", str(work)])
+    wait_for(lambda: seen.exists(), 10, "the main command to start")
+    wait_for(lambda: cwd_of(run.init_pid) == "/", 5, "pyinit to leave its cwd")
+    work.rename(tmp_path / "work-moved")
+    work.symlink_to(elsewhere)
+    run.kill(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM
+    assert (tmp_path / "post.seen").read_text().strip() == "/"
