@@ -47,6 +47,11 @@ class Init:
         self.health: HealthServer | None = None  # with --health-listen
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
+        self.origin = _cwd()  # (path, st_dev, st_ino) of the start cwd; None if gone
+        if self.origin is not None:
+            from pyinit.config import make_absolute
+
+            make_absolute(config, self.origin[0])
         self.env = environment.Exporter(config.env_dir, None)
 
     # --- the narrative -------------------------------------------------------
@@ -65,6 +70,7 @@ class Init:
             self.wait_for_services()
         if failure is None and not self.stopping():
             failure = self.start_main_command()
+        self.leave_cwd()
         if failure is None:
             self.loop.run_until(self.stopping)
         return self.shutdown(failure)
@@ -211,6 +217,35 @@ class Init:
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
         return None
 
+    def leave_cwd(self) -> None:
+        """What starts in the original cwd has started: PID 1 moves to "/", as dumb-init
+        does, so it never pins that directory (a volume stays unmountable). Shutdown
+        scripts still get the original cwd (see enter_origin)."""
+        try:
+            os.chdir("/")
+        except OSError as exc:
+            log.warning(f"cannot leave the working directory: {exc.strerror}")
+
+    def enter_origin(self) -> Callable[[], None] | None:
+        """For a script's child: chdir to the start cwd by its path, but only if the
+        path still leads to that same directory (device and inode, checked after the
+        chdir, so a swapped-in symlink cannot steer root's script); else stay in "/"."""
+        if self.origin is None:
+            return None
+        path, dev, ino = self.origin
+
+        def enter() -> None:
+            try:
+                os.chdir(path)
+                here = os.stat(".")
+                if (here.st_dev, here.st_ino) == (dev, ino):
+                    return
+            except OSError:
+                pass
+            os.chdir("/")
+
+        return enter
+
     # --- events --------------------------------------------------------------
     def on_signals(self) -> None:
         assert self.signalfd is not None
@@ -341,7 +376,7 @@ class Init:
         (the script is then stopped: SIGTERM, kill timeout, SIGKILL)."""
         done: list[ExitStatus] = []
         try:
-            pid = spawn.spawn(spawn.Spec([path]), self.inherited)
+            pid = spawn.spawn(spawn.Spec([path], pre_exec=self.enter_origin()), self.inherited)
         except spawn.SpawnError as exc:
             log.error(str(exc))
             return ExitStatus(code=exc.exit_code)
@@ -368,6 +403,17 @@ class Init:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _cwd() -> tuple[str, int, int] | None:
+    """The cwd's path and identity, or None when it has no path (deleted, or not
+    reachable from our root)."""
+    try:
+        path = os.getcwd()
+        st = os.stat(".")
+    except OSError:
+        return None
+    return path, st.st_dev, st.st_ino
 
 
 def is_executable(path: str) -> bool:

@@ -7,6 +7,7 @@ pure (argv and environ in, Config or a usage error out).
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -81,6 +82,17 @@ class Config:
     log_mode: str = "inherit"  # services without log/run or a `log: mode`
     log_format: str = "text"  # prefix mode: text (NAME | line) or json
     log_timestamps: bool = False
+
+
+def make_absolute(cfg: Config, origin: str) -> None:
+    """Relative paths (flags, environment) made absolute against origin, pyinit's cwd at
+    start, so they keep their meaning once pyinit has left that cwd (boot.leave_cwd)."""
+    for key in DEFAULTS:
+        value = getattr(cfg, key)
+        if value and not value.startswith("/"):
+            setattr(cfg, key, os.path.join(origin, value))
+    cfg.service_dirs = [d if d.startswith("/") else os.path.join(origin, d)
+                        for d in cfg.service_dirs]
 
 
 class UsageError(Exception):

@@ -24,8 +24,45 @@ def main(argv: Optional[list[str]] = None) -> None:
     from pyinit.cli import pyinit
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if asks_for_help(args):
+        sys.stdout.write(help_text())
+        sys.stdout.flush()
+        sys.exit(0)
     command_at = args.index("--") if "--" in args else len(args)
     insecure = "--enable-insecure-key" in args[:command_at]
     if insecure:
         args.remove("--enable-insecure-key")
     pyinit.main(args, signalled_exit_code=ABORTED, enable_insecure_key=insecure)
+
+
+def asks_for_help(args: list[str]) -> bool:
+    """-h or --help among the options, before the main command (or `--`)."""
+    for word in args:
+        if word in ("-h", "--help"):
+            return True
+        if word == "--" or not word.startswith("-"):
+            return False
+    return False
+
+
+def help_text() -> str:
+    """my_init's own --help (its argparse parser, flags and wording), then a note."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="my_init", description="Initialize the system.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="This is pyinit as my_init: every pyinit flag is accepted too (pyinit --help).\n"
+        "How it differs from my_init: docs/migration.md#from-phusion-baseimages-my_init-with"
+        "-runit\n(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).")
+    p.add_argument("main_command", metavar="MAIN_COMMAND", type=str, nargs="*",
+                   help="The main command to run. (default: runit)")
+    p.add_argument("--enable-insecure-key", action="store_true",
+                   help="Install the insecure SSH key")
+    p.add_argument("--skip-startup-files", action="store_true",
+                   help="Skip running /etc/my_init.d/* and /etc/rc.local")
+    p.add_argument("--skip-runit", action="store_true", help="Do not run runit services")
+    p.add_argument("--no-kill-all-on-exit", action="store_true",
+                   help="Don't kill all processes on the system upon exiting")
+    p.add_argument("--quiet", action="store_true", help="Only print warnings and errors")
+    return p.format_help()

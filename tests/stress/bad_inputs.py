@@ -170,6 +170,12 @@ CASES = [
         "pyinit",
         args=["--enable-insecure-key"],
     ),
+    # --- issue 18.8 (dropin): sv's command syntax in svctl
+    Case(
+        "svctl", "`svctl check -w 1` (option after the command)", "svctl", args=["check", "-w", "1"]
+    ),
+    Case("svctl", "`svctl help` (sv's first-letter form, no SERVICE)", "svctl", args=["help"]),
+    Case("svctl", "`svctl rload web` (r: whole words only, as sv)", "svctl", args=["rload", "web"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
