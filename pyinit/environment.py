@@ -170,27 +170,40 @@ def import_dir(path: str, override: bool) -> None:
             os.environ[key] = value
 
 
-def _modes() -> tuple[int, int, int]:
-    """(dir mode, file mode, gid) : 0700/0600 root, or 0750/0640 for group docker_env."""
+def _modes() -> tuple[int, int, int, int]:
+    """(dir, variable files, dumps, the dumps' gid), as phusion's image has them: the
+    dir 0700 and its files private to pyinit's user; the dumps (.sh, .json) 0640
+    for group docker_env when that group exists, else 0600. phusion's variable
+    files are 0644, unreadable through the 0700 dir; pyinit's are 0600, so a
+    widened dir still shows no secret (docs/security.md)."""
     try:
         gid = grp.getgrnam("docker_env").gr_gid
-        return 0o750, 0o640, gid
     except KeyError:
-        return 0o700, 0o600, -1
+        return PRIVATE_MODES
+    return 0o700, 0o600, 0o640, gid
 
 
-PRIVATE_MODES = (0o700, 0o600, -1)
+PRIVATE_MODES = (0o700, 0o600, 0o600, -1)
 
 
 def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
+    """Write path through a temporary file and a rename. With gid, give it to that
+    group first; when that is refused, keep it private (mode's owner bits), with one
+    warning."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pyinit-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, mode)
         if gid >= 0:
-            os.chown(tmp, -1, gid)
+            try:
+                os.chown(tmp, -1, gid)
+            except PermissionError as exc:
+                _warn_once(f"cannot give the environment files to group docker_env "
+                           f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
+                           f"{os.geteuid()} only")
+                mode &= 0o700
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -203,18 +216,10 @@ def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
 def write_dump(path: str, env: Mapping[str, str]) -> None:
     """Write env to path/NAME, path.sh and path.json; OSError if it cannot.
 
-    When the files cannot be given to group docker_env (no CAP_CHOWN, or not a
+    When the dumps cannot be given to group docker_env (no CAP_CHOWN, or not a
     member), they are written for pyinit's user only, with one warning."""
-    dmode, fmode, gid = _modes()
+    dmode, fmode, dump_mode, gid = _modes()
     os.makedirs(path, exist_ok=True)
-    if gid >= 0:
-        try:
-            os.chown(path, -1, gid)
-        except PermissionError as exc:
-            _warn_once(f"cannot give the environment files to group docker_env "
-                       f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
-                       f"{os.geteuid()} only")
-            dmode, fmode, gid = PRIVATE_MODES
     try:
         os.chmod(path, dmode)
     except PermissionError:
@@ -223,10 +228,10 @@ def write_dump(path: str, env: Mapping[str, str]) -> None:
         # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
     values = exported(env)
     for key, value in values.items():
-        _write_atomic(os.path.join(path, key), file_content(value), fmode, gid)
+        _write_atomic(os.path.join(path, key), file_content(value), fmode, -1)
     base = path.rstrip("/")
-    _write_atomic(base + ".sh", render_sh(values), fmode, gid)
-    _write_atomic(base + ".json", render_json(values), fmode, gid)
+    _write_atomic(base + ".sh", render_sh(values), dump_mode, gid)
+    _write_atomic(base + ".json", render_json(values), dump_mode, gid)
 
 
 def _warn_bad_values(env: Mapping[str, str]) -> None:

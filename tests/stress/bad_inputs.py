@@ -171,6 +171,19 @@ CASES = [
         line=b'{"v": 1, "cmd": "status", "services": "web"}\n',
     ),
     Case("control socket", "a 70000-byte line", "socket", line=b"x" * 70000 + b"\n"),
+    # --- my_init's flag (phusion): only the `my_init` name takes it
+    Case(
+        "flag",
+        "`pyinit --enable-insecure-key` (my_init's flag)",
+        "pyinit",
+        args=["--enable-insecure-key"],
+    ),
+    # --- issue 18.8 (dropin): sv's command syntax in svctl
+    Case(
+        "svctl", "`svctl check -w 1` (option after the command)", "svctl", args=["check", "-w", "1"]
+    ),
+    Case("svctl", "`svctl help` (sv's first-letter form, no SERVICE)", "svctl", args=["help"]),
+    Case("svctl", "`svctl rload web` (r: whole words only, as sv)", "svctl", args=["rload", "web"]),
     # --- bounded and strict input (issue 17 findings 2, 3 and 5; issue 18 item 10)
     yaml_case("288-byte alias bomb under `restart:` (7 levels x 9)", "restart:\n" + ALIAS_BOMB(7)),
     yaml_case("360-byte alias bomb under `restart:` (9 levels x 9)", "restart:\n" + ALIAS_BOMB(9)),

@@ -251,8 +251,8 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
     env["BAD-NAME"] = "no"
     assert export_dir(str(target), env) is True
 
-    dmode, fmode = (0o750, 0o640) if docker_env_group() else (0o700, 0o600)
-    assert stat.S_IMODE(target.stat().st_mode) == dmode
+    fmode, dump_mode = 0o600, 0o640 if docker_env_group() else 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
     names = sorted(os.listdir(target))
     assert names == sorted(TRICKY)  # no temp files left, skipped names absent
     for key, value in TRICKY.items():
@@ -262,8 +262,8 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == fmode
     sh = tmp_path / "container_environment.sh"
     js = tmp_path / "container_environment.json"
-    assert stat.S_IMODE(sh.stat().st_mode) == fmode
-    assert stat.S_IMODE(js.stat().st_mode) == fmode
+    assert stat.S_IMODE(sh.stat().st_mode) == dump_mode
+    assert stat.S_IMODE(js.stat().st_mode) == dump_mode
     assert json.loads(js.read_text(encoding="utf-8")) == TRICKY
     sourced = _source(sh)
     assert {k: sourced.get(k) for k in TRICKY} == TRICKY
@@ -334,21 +334,27 @@ def test_export_dir_tightens_an_existing_directory(tmp_path: Path) -> None:
     target.mkdir(mode=0o777)
     target.chmod(0o777)
     export_dir(str(target), {"A": "1"})
-    expected = 0o750 if docker_env_group() else 0o700
-    assert stat.S_IMODE(target.stat().st_mode) == expected
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
 
 
-def test_export_dir_uses_docker_env_group_when_it_exists(
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another group")
+def test_docker_env_gets_the_dumps_only_as_in_phusions_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gid = os.getgid()
-    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, gid))
+    """phusion's image: the dir 0700 root:root, .sh and .json 0640 root:docker_env.
+    The variable files are 0600 (phusion: 0644 behind the 0700 dir)."""
+    gid = 4321
+    monkeypatch.setattr(environment.grp, "getgrnam",
+                        lambda name: grp.struct_group((name, "x", gid, [])))
     target = tmp_path / "env"
     assert export_dir(str(target), {"A": "1"}) is True
-    assert stat.S_IMODE(target.stat().st_mode) == 0o750
-    assert stat.S_IMODE((target / "A").stat().st_mode) == 0o640
-    assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o640
-    assert (target / "A").stat().st_gid == gid
+    st = target.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o700, os.getegid())
+    st = (target / "A").stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o600, os.getegid())
+    for dump in ("env.sh", "env.json"):
+        st = (tmp_path / dump).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid), dump
 
 
 def _unwritable(tmp_path: Path, kind: str) -> Path:
@@ -490,7 +496,7 @@ def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """--cap-drop=ALL: no CAP_CHOWN, so no group docker_env: 0700/0600, one warning."""
-    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, 4321))
+    monkeypatch.setattr(environment, "_modes", lambda: (0o700, 0o600, 0o640, 4321))
 
     def no_chown(path, uid, gid):
         raise PermissionError(1, "Operation not permitted", path)
@@ -502,6 +508,7 @@ def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     assert stat.S_IMODE((target / "A").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "env.json").stat().st_mode) == 0o600
     err = capfd.readouterr().err.splitlines()
     assert err == ["pyinit: warning: cannot give the environment files to group docker_env "
                    "(Operation not permitted; needs CAP_CHOWN): they are readable by uid "
