@@ -38,14 +38,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit import log
+from pyinit import log, tai64
 from pyinit.supervisor import FINISH, LETTERS, RUN, SETUP, Machine
 
 if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
 
 # --- the pure part -------------------------------------------------------------------------
-TAI_OFFSET = 2**62 + 10  # taia_now(): TAI64 label = 2^62 + 10 + unix seconds
+TAI_OFFSET = tai64.OFFSET  # taia_now(): TAI64 label = 2^62 + 10 + unix seconds
 STATE_CODES = {"down": 0, RUN: 1, FINISH: 2}
 CODE_STATES = {code: state for state, code in STATE_CODES.items()}
 RECORD_SIZE = 20
@@ -69,10 +69,7 @@ class Status:
 def encode(st: Status) -> bytes:
     """The 20-byte record: TAI64N (8-byte label + 4-byte ns, big-endian), pid
     (4 bytes, little-endian), paused, want ('u'/'d'), got TERM, state (0/1/2)."""
-    secs, nanos = divmod(st.when_ns, 1_000_000_000)
-    return struct.pack(
-        ">QL", TAI_OFFSET + secs, nanos
-    ) + struct.pack(
+    return struct.pack(">QL", *tai64.label(st.when_ns)) + struct.pack(
         "<L4B", st.pid & 0xFFFFFFFF, 1 if st.paused else 0,
         ord("u") if st.want == "u" and not st.exiting else ord("d"),
         1 if st.got_term else 0, STATE_CODES[st.state],
@@ -87,7 +84,7 @@ def decode(record: bytes) -> Status:
     pid, paused, want, got_term, state = struct.unpack("<L4B", record[12:])
     if state not in CODE_STATES:
         raise ValueError(f"unknown state {state}")
-    return Status(when_ns=(label - TAI_OFFSET) * 1_000_000_000 + nanos, pid=pid,
+    return Status(when_ns=tai64.unix_ns(label, nanos), pid=pid,
                   state=CODE_STATES[state], want=chr(want), paused=bool(paused),
                   got_term=bool(got_term))
 

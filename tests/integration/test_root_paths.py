@@ -1,0 +1,165 @@
+"""Root never follows a link another user controls (issue 17, finding 1 and the pass
+over every path PID 1 touches): pyinit runs as a real PID 1, as root, with a
+throwaway user who owns the directories involved, and a root-only target file
+that must stay untouched."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, wait_for, write_script
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create users")
+
+USER = "pyinit-pth"
+SECRET = b"root only\n"
+
+
+@pytest.fixture(scope="module")
+def user() -> pwd.struct_passwd:
+    subprocess.run(["userdel", "-r", USER], capture_output=True)
+    subprocess.run(["useradd", "-M", "-d", "/nonexistent", USER], check=True)
+    yield pwd.getpwnam(USER)
+    subprocess.run(["userdel", USER], capture_output=True)
+
+
+@pytest.fixture
+def box(tag: str, user: pwd.struct_passwd):
+    """/tmp/TAG-user (the user's own dir) and /tmp/TAG-root/secret (root's, 0600)."""
+    mine = Path("/tmp") / f"{tag}-user"
+    mine.mkdir(mode=0o755)
+    os.chown(mine, user.pw_uid, user.pw_gid)
+    private = Path("/tmp") / f"{tag}-root"
+    private.mkdir(mode=0o700)
+    secret = private / "secret"
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
+    yield mine, secret
+    shutil.rmtree(mine, ignore_errors=True)
+    shutil.rmtree(private, ignore_errors=True)
+
+
+def untouched(secret: Path, before: os.stat_result) -> None:
+    after = secret.stat()
+    assert secret.read_bytes() == SECRET
+    assert (after.st_size, after.st_mtime_ns, after.st_uid, stat.S_IMODE(after.st_mode)) == (
+        before.st_size,
+        before.st_mtime_ns,
+        0,
+        0o600,
+    )
+
+
+def svctl(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pyinit.cli.svctl import main; main()",
+            "--run-dir",
+            str(tmp / "run"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def chown_tree(top: Path, user: pwd.struct_passwd) -> None:
+    for path in [top, *top.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+# --- file-mode logs ------------------------------------------------------------------------
+@pytest.mark.parametrize("trap", ["symlink", "hardlink", "dir-symlink"])
+def test_file_log_does_not_write_through_the_users_links(
+    trap, user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """The service's user left `current` (or the log dir itself) as a link to a
+    root-only file: pyinit refuses it (one line, prefix mode instead)."""
+    mine, secret = box
+    logs = mine / "logs"
+    logs.mkdir()
+    chown_tree(mine, user)
+    if trap == "symlink":
+        (logs / "current").symlink_to(secret)
+        os.chown(logs / "current", user.pw_uid, user.pw_gid, follow_symlinks=False)
+    elif trap == "hardlink":  # what a user can do where fs.protected_hardlinks is 0
+        os.link(secret, logs / "current")
+    else:
+        logs.rmdir()
+        logs.symlink_to(secret.parent)
+        os.chown(logs, user.pw_uid, user.pw_gid, follow_symlinks=False)
+        (secret.parent / "current").write_bytes(SECRET)
+        (secret.parent / "current").chmod(0o600)
+    before = secret.stat()
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f"#!/bin/sh\necho {tag}-line\nexec sleep 1000\n")
+    (d / "service.yaml").write_text(f"user: {USER}\nlog: {{mode: file, dir: {logs}}}\n")
+    run = pyinit_run(flags=("--skip-startup-files",))
+    wait_for(lambda: f"{tag}-line" in run.out, 10, "the line, in prefix mode")
+    untouched(secret, before)
+    if trap == "dir-symlink":
+        assert (secret.parent / "current").read_bytes() == SECRET
+        why = "logs is a symlink in a directory another user can write: not followed"
+    elif trap == "symlink":
+        why = "is a symlink: not followed"
+    else:
+        why = "has other hard links: not used"
+    assert f"[web] cannot write its log file in {logs} ({why}): prefix mode instead" in run.err
+    run.kill(15)
+    assert run.wait(20) == 0
+    untouched(secret, before)
+
+
+def test_svctl_logs_does_not_read_through_a_link(
+    user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """While it runs, the service swaps `current` for a link to a root-only file:
+    `svctl logs` shows nothing of it, and rotation moves the link, not its target."""
+    mine, secret = box
+    logs = mine / "logs"
+    before = secret.stat()
+    d = tmp_path / "service" / "web"
+    write_script(
+        d / "run",
+        f"""#!/bin/sh
+echo {tag}-first
+while [ ! -e {mine}/go ]; do sleep 0.01; done
+ln -sf {secret} {logs}/current.new && mv -f {logs}/current.new {logs}/current
+touch {mine}/swapped
+exec sleep 1000
+""",
+    )
+    (d / "service.yaml").write_text(f"user: {USER}\nlog: {{mode: file, dir: {logs}}}\n")
+    logs.mkdir()
+    chown_tree(mine, user)
+    run = pyinit_run(flags=("--skip-startup-files",))
+    wait_for(
+        lambda: (logs / "current").is_file() and (logs / "current").read_bytes(),
+        10,
+        "the first line",
+    )
+    r = svctl(tmp_path, "logs", "web")
+    assert r.stdout == f"{tag}-first\n", r.stdout + r.stderr
+    (mine / "go").touch()
+    wait_for((mine / "swapped").exists, 10, "the service to swap current for a link")
+    r = svctl(tmp_path, "logs", "web")
+    assert "root only" not in r.stdout and r.stdout == "", r.stdout + r.stderr
+    assert svctl(tmp_path, "hup", "web/log").returncode == 0  # rotate: reopens `current`
+    wait_for(lambda: not (logs / "current").is_symlink(), 10, "a new current")
+    assert (logs / "current").is_file() and (logs / "current").read_bytes() == b""
+    assert [p.is_symlink() for p in logs.glob("@*.s")] == [True]
+    untouched(secret, before)
+    run.kill(15)
+    assert run.wait(20) == 0
+    untouched(secret, before)
