@@ -21,7 +21,9 @@ supervise/ under the run dir instead, as RUN_DIR/services/NAME/supervise (and
 .../NAME/log/supervise), so `sv status RUN_DIR/services/NAME` works: one
 warning for all services. When that fails too, or for any other reason (a
 runsv holds the lock), the service is supervised as usual without it, with one
-warning. A `supervise` symlink is followed (its target is created if missing).
+warning. A `supervise` symlink is followed (its target is created if missing),
+unless the service dir is writable by a user other than root (or pyinit's):
+there it is refused, as any link there (safefs).
 
 The first part is pure (record encoding, stat text); SuperviseDirs is the thin
 I/O shell, called by services.py after every state change.
@@ -38,7 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit import log, tai64
+from pyinit import log, safefs, tai64
 from pyinit.supervisor import FINISH, LETTERS, RUN, SETUP, Machine
 
 if TYPE_CHECKING:
@@ -143,6 +145,7 @@ class Supervise:
         self.dir = os.path.join(home or path, "supervise")  # home: under the run dir
         self.owner = owner
         self.fds: list[int] = []
+        self.dir_fd = -1  # supervise/ itself (O_PATH): every file is opened relative to it
         self.control = -1
         self.ok = -1
         self.key: Optional[tuple] = None  # machine_key() of what was written last
@@ -150,18 +153,20 @@ class Supervise:
         self.write_warned = False
 
     def open(self) -> None:
-        """Create what is missing and open it; OSError (everything closed) if not."""
+        """Create what is missing and open it; OSError (everything closed) if not.
+        The service dir may be its user's: the dir is walked to safely and every
+        file in it opened relative to it (safefs), never through a link."""
         try:
-            make_dir(self.dir)
-            lock = self._add(os.open(os.path.join(self.dir, "lock"),
-                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                     0o600))
+            self.dir_fd = self._add(safefs.open_dir(self.dir, create=0o700))
+            lock = self._add(
+                safefs.open_file(self.dir_fd, "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            )
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise OSError(0, "locked by another supervisor (a runsv?)") from None
-            self.control = self._add(open_fifo(os.path.join(self.dir, "control")))
-            self.ok = self._add(open_fifo(os.path.join(self.dir, "ok")))
+            self.control = self._add(open_fifo(self.dir_fd, "control"))
+            self.ok = self._add(open_fifo(self.dir_fd, "ok"))
         except OSError:
             self.close()
             raise
@@ -179,10 +184,10 @@ class Supervise:
     def write(self, st: Status) -> None:
         """pid (when it changed), stat and status, each as *.new renamed into place."""
         if st.pid != self.pid:
-            put(self.dir, "pid", pid_text(st.pid).encode())
+            put(self.dir_fd, "pid", pid_text(st.pid).encode())
             self.pid = st.pid
-        put(self.dir, "stat", stat_text(st).encode())
-        put(self.dir, "status", encode(st))
+        put(self.dir_fd, "stat", stat_text(st).encode())
+        put(self.dir_fd, "status", encode(st))
 
     def close(self) -> None:
         for fd in self.fds:
@@ -191,7 +196,7 @@ class Supervise:
             except OSError:
                 pass
         self.fds = []
-        self.control = self.ok = -1
+        self.dir_fd = self.control = self.ok = -1
 
 
 def fallback_home(run_dir: str, name: str, label: str) -> str:
@@ -200,45 +205,46 @@ def fallback_home(run_dir: str, name: str, label: str) -> str:
     return os.path.join(home, "log") if label == "log" else home
 
 
-def make_dir(path: str) -> None:
-    """mkdir supervise (0700); for a dangling symlink, create its target (runsv does)."""
+def open_fifo(dir_fd: int, name: str) -> int:
+    """Create (0600) and open the FIFO name in dir_fd: never through a link, never
+    anything but a FIFO (O_NONBLOCK and O_NOCTTY: nothing else can hang or adopt us)."""
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        if os.path.islink(path) and not os.path.exists(path):
-            target = os.path.join(os.path.dirname(path), os.readlink(path))
-            os.makedirs(target, 0o700, exist_ok=True)
-    if not os.path.isdir(path):
-        raise NotADirectoryError(20, "not a directory", path)
-
-
-def open_fifo(path: str) -> int:
-    try:
-        os.mkfifo(path, 0o600)
+        os.mkfifo(name, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         pass
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symlink: not followed", name) from None
+        raise
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(0, "exists but is not a FIFO", path)
+        raise OSError(0, "exists but is not a FIFO", name)
     return fd
 
 
-def put(directory: str, name: str, data: bytes) -> None:
-    """Write NAME.new, rename it to NAME (readers never see a partial file)."""
-    new = os.path.join(directory, name + ".new")
-    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o644)
+def put(dir_fd: int, name: str, data: bytes) -> None:
+    """Write NAME.new, rename it to NAME (readers never see a partial file). NAME.new
+    is removed first and created O_EXCL: whatever was there (a link to another
+    file) is never opened, let alone truncated."""
+    new = name + ".new"
+    _unlink(dir_fd, new)
+    fd = os.open(
+        new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
+        dir_fd=dir_fd,
+    )
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError:
         os.close(fd)
-        _unlink(new)
+        _unlink(dir_fd, new)
         raise
     os.close(fd)
-    os.rename(new, os.path.join(directory, name))
+    os.rename(new, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # never follows a link
 
 
 def _read(fd: int) -> bytes:
@@ -248,9 +254,9 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def _unlink(path: str) -> None:
+def _unlink(dir_fd: int, name: str) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
 
@@ -380,7 +386,7 @@ class SuperviseDirs:
             home = fallback_home(run_dir, slot.service.name, slot.label)
             sup = Supervise(path, slot, home)
             try:
-                os.makedirs(home, 0o755, exist_ok=True)
+                os.close(safefs.open_dir(home, create=0o755))
                 sup.open()
             except OSError as exc:
                 problem += f"; {sup.dir} ({exc.strerror or exc})"

@@ -163,3 +163,42 @@ exec sleep 1000
     run.kill(15)
     assert run.wait(20) == 0
     untouched(secret, before)
+
+
+# --- supervise/ in a service dir the user owns ---------------------------------------------
+@pytest.mark.parametrize("trap", ["supervise-symlink", "status-hardlink", "lock-symlink"])
+def test_supervise_dir_does_not_write_through_the_users_links(
+    trap, user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """A service dir the service's user owns: `supervise` as a link to a root-only dir,
+    or a file in supervise/ as a link to a root-only file. pyinit writes into neither."""
+    _, secret = box
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f"#!/bin/sh\necho {tag}-up\nexec sleep 1000\n")
+    chown_tree(d, user)
+    if trap == "supervise-symlink":
+        (d / "supervise").symlink_to(secret.parent)
+        os.chown(d / "supervise", user.pw_uid, user.pw_gid, follow_symlinks=False)
+    else:
+        (d / "supervise").mkdir()
+        os.chown(d / "supervise", user.pw_uid, user.pw_gid)
+        if trap == "status-hardlink":  # where fs.protected_hardlinks is 0
+            os.link(secret, d / "supervise" / "stat.new")
+        else:
+            (d / "supervise" / "lock").symlink_to(secret.parent / "made-by-root")
+    before = secret.stat()
+    run = pyinit_run(flags=("--skip-startup-files",))
+    wait_for(lambda: f"{tag}-up" in run.out, 10, "the service")
+    if trap == "status-hardlink":
+        wait_for(lambda: (d / "supervise" / "stat").exists(), 10, "supervise/stat")
+        assert (d / "supervise" / "stat").read_text() == "run\n"
+    else:
+        why = "supervise is a symlink in a directory another user can write: not followed"
+        if trap == "lock-symlink":
+            why = "is a symlink: not followed"
+        wait_for(lambda: "cannot keep" in run.err, 10, "the warning")
+        assert f"({why}): sv and runit's tools will not see it" in run.err, run.err
+    run.kill(15)
+    assert run.wait(20) == 0
+    untouched(secret, before)
+    assert sorted(os.listdir(secret.parent)) == ["secret"]
