@@ -202,3 +202,47 @@ def test_supervise_dir_does_not_write_through_the_users_links(
     assert run.wait(20) == 0
     untouched(secret, before)
     assert sorted(os.listdir(secret.parent)) == ["secret"]
+
+
+# --- the container environment dir ---------------------------------------------------------
+def test_env_dir_files_are_not_read_through_the_users_links(
+    user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """An env dir the user can write (OpenShift-style group-writable, here theirs):
+    a variable file that is a link to a root-only file is not read, with one line."""
+    mine, secret = box
+    env = mine / "env"
+    env.mkdir()
+    chown_tree(mine, user)
+    (env / "LEAK").symlink_to(secret)
+    os.chown(env / "LEAK", user.pw_uid, user.pw_gid, follow_symlinks=False)
+    (env / "FINE").write_text("yes")
+    run = pyinit_run("sh", "-c", 'echo "LEAK=$LEAK FINE=$FINE"', flags=("--env-dir", str(env)))
+    assert run.wait(20) == 0
+    assert "LEAK= FINE=yes" in run.out, run.out + run.err
+    assert f"cannot read {env}/LEAK: is a symlink: not followed" in run.err
+    assert "root only" not in (env / "FINE").read_text() + run.out
+    assert secret.read_bytes() == SECRET
+
+
+def test_env_dir_that_is_the_users_link_is_not_written(
+    user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """The env dir is a link (in the user's dir) to a dir of root's: pyinit neither
+    changes that dir's mode nor writes the dump into it; it falls back to the run dir."""
+    mine, secret = box
+    target = secret.parent / "etc"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)
+    (mine / "env").symlink_to(target)
+    chown_tree(mine, user)
+    run = pyinit_run("true", flags=("--env-dir", str(mine / "env")))
+    assert run.wait(20) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and os.listdir(target) == []
+    assert not (secret.parent / "etc.sh").exists()
+    fallback = tmp_path / "run" / "container_environment"
+    assert (
+        f"cannot write the container environment to {mine}/env (env is a symlink in a "
+        f"directory another user can write: not followed): writing it to {fallback} instead"
+    ) in run.err
+    assert (fallback / "PYINIT_RUN_DIR").exists()
