@@ -10,6 +10,12 @@ given. Otherwise it is the first of these pyinit can write to:
 3. `/tmp/pyinit-UID`: private, created mode 0700 and refused when another uid
    owns it (or it is not a real directory)
 
+Whichever it is, it is reached without following a link another user could
+have put there, and refused when another user owns it or can rename it (its
+parent is theirs, or writable by them without the sticky bit); group and other
+write access is taken off. So only root (or pyinit's uid) can replace what is
+in it, and pyinit uses paths in it as they are.
+
 pyinit exports its choice as `PYINIT_RUN_DIR`, so services and scripts find it.
 svctl started from elsewhere (`docker exec`) tries the same places, for its own
 uid and then for PID 1's, and takes the first that holds a control socket.
@@ -21,11 +27,13 @@ are the thin I/O.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from pyinit import safefs
 from pyinit.protocol import SOCKET_NAME
 
 ENV_VAR = "PYINIT_RUN_DIR"
@@ -95,32 +103,66 @@ def describe(refused: list[tuple[str, str]]) -> str:
 # --- I/O ---------------------------------------------------------------------
 
 
+def shared_problem(dir_st: os.stat_result, parent_st: os.stat_result, uid: int) -> Optional[str]:
+    """Why a run dir (and its parent, fstat records) would let another user replace
+    what pyinit keeps there (sockets, the env dump, supervise/ dirs); None if not."""
+    trusted = (0, uid)
+    if not stat.S_ISDIR(dir_st.st_mode):
+        return "is not a directory"
+    if dir_st.st_uid not in trusted:
+        return f"is owned by uid {dir_st.st_uid}"
+    if not safefs.stable(parent_st, dir_st, trusted):
+        return "is in a directory another user can write"
+    return None
+
+
 def prepare(cand: Candidate, uid: int) -> Optional[str]:
-    """Create cand if missing; None when pyinit can use it, else why not (one phrase)."""
+    """Create cand if missing; None when pyinit can use it, else why not (one phrase).
+
+    Walked to without following a link another user could have put there
+    (safefs); refused when another user owns it or can rename it away; write
+    access for group and others is taken off (fchmod on its fd)."""
     try:
         if cand.private:
             os.mkdir(cand.path, 0o700)
-        else:
-            os.makedirs(cand.path, 0o755, exist_ok=True)
     except FileExistsError:
         pass
     except OSError as exc:
         return exc.strerror or str(exc)
     try:
-        st = os.lstat(cand.path) if cand.private else os.stat(cand.path)
+        if cand.private:
+            st = os.lstat(cand.path)
+            problem = private_problem(st.st_mode, st.st_uid, uid)
+            if problem is not None:
+                return problem
+        fd = safefs.open_dir(cand.path, create=None if cand.private else 0o755)
     except OSError as exc:
+        if exc.errno == errno.ENOTDIR and os.path.lexists(cand.path):
+            return "is not a directory"
         return exc.strerror or str(exc)
-    if cand.private:
-        problem = private_problem(st.st_mode, st.st_uid, uid)
+    try:
+        st = os.fstat(fd)
+        parent = safefs.open_dir(os.path.join(cand.path, ".."))
+        try:
+            problem = shared_problem(st, os.fstat(parent), uid)
+        finally:
+            os.close(parent)
         if problem is not None:
             return problem
-        if stat.S_IMODE(st.st_mode) & 0o077:
+        tighten = 0o077 if cand.private else 0o022
+        if stat.S_IMODE(st.st_mode) & tighten:
             try:
-                os.chmod(cand.path, 0o700)
+                rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                try:
+                    os.fchmod(rfd, stat.S_IMODE(st.st_mode) & ~tighten)
+                finally:
+                    os.close(rfd)
             except OSError as exc:
-                return exc.strerror or str(exc)
-    elif not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
+                return f"is writable by other users ({exc.strerror or exc})"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        os.close(fd)
     if not os.access(cand.path, os.W_OK | os.X_OK):
         return "Read-only file system" if _read_only(cand.path) else "Permission denied"
     return None

@@ -246,3 +246,22 @@ def test_env_dir_that_is_the_users_link_is_not_written(
         f"directory another user can write: not followed): writing it to {fallback} instead"
     ) in run.err
     assert (fallback / "PYINIT_RUN_DIR").exists()
+
+
+# --- the run dir ---------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["owned", "parent"])
+def test_run_dir_another_user_controls_is_refused(
+    where, user, box, pyinit_run, tmp_path: Path
+) -> None:
+    """A run dir the user owns, or one in the user's dir (they could rename it and
+    put links where pyinit binds, chmods and unlinks its sockets): refused."""
+    mine, _ = box
+    run_dir = mine / "run"
+    if where == "owned":
+        run_dir.mkdir()
+    chown_tree(mine, user)
+    run = pyinit_run("true", flags=("--run-dir", str(run_dir)))
+    assert run.wait(20) == 0
+    why = "is owned by uid" if where == "owned" else "is in a directory another user can write"
+    assert f"no usable run dir ({run_dir}: {why}" in run.err, run.err
+    assert not (run_dir / "control.sock").exists()
