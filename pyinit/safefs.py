@@ -139,6 +139,8 @@ def open_file(
         raise
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
         if not stat.S_ISREG(st.st_mode):
             raise _fail(errno.EINVAL, "is not a regular file", name)
         if single_link and st.st_nlink > 1:
@@ -156,3 +158,28 @@ def listdir(dir_fd: int) -> list[str]:
         return os.listdir(fd)
     finally:
         os.close(fd)
+
+
+def open_read(path: str) -> int:
+    """Open the file at path for reading (a service's service.yaml, env_file,
+    notification-fd): the directories on the way walked by open_dir; a symlink as
+    the last component followed only where no other user can replace it; the file
+    opened by open_file (regular, one link where others may write the dir)."""
+    trusted = trusted_uids()
+    for _ in range(MAX_LINKS + 1):
+        parent, name = os.path.split(path)
+        dir_fd = open_dir(parent or ".")
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if not stat.S_ISLNK(st.st_mode):
+                return open_file(dir_fd, name, os.O_RDONLY)
+            if not stable(os.fstat(dir_fd), st, trusted):
+                raise _fail(
+                    errno.ELOOP,
+                    "is a symlink in a directory another user can write: not followed",
+                    path,
+                )
+            path = os.path.join(parent, os.readlink(name, dir_fd=dir_fd))
+        finally:
+            os.close(dir_fd)
+    raise _fail(errno.ELOOP, "too many levels of symbolic links", path)

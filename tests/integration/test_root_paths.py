@@ -265,3 +265,33 @@ def test_run_dir_another_user_controls_is_refused(
     why = "is owned by uid" if where == "owned" else "is in a directory another user can write"
     assert f"no usable run dir ({run_dir}: {why}" in run.err, run.err
     assert not (run_dir / "control.sock").exists()
+
+
+# --- files pyinit reads from a service dir the user owns -----------------------------------
+@pytest.mark.parametrize("which", ["service.yaml", "env_file"])
+def test_service_files_are_not_read_through_the_users_links(
+    which, user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """service.yaml or env_file, a link to a root-only file in a service dir the user
+    owns: not read, so nothing of it reaches a message, a status or the service."""
+    _, secret = box
+    secret.write_bytes(b"SECRET=hunter2\n" if which == "env_file" else b"restart: hunter2\n")
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f'#!/bin/sh\necho "{tag} SECRET=$SECRET"\nexec sleep 1000\n')
+    if which == "env_file":
+        (d / "service.yaml").write_text("env_file: vars\n")
+    chown_tree(d, user)
+    link = d / ("vars" if which == "env_file" else "service.yaml")
+    link.symlink_to(secret)
+    os.chown(link, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    run = pyinit_run(flags=("--skip-startup-files",))
+    why = f"{link}: cannot read: is a symlink in a directory another user can write"
+    if which == "env_file":
+        why = f"env_file {link}: is a symlink in a directory another user can write"
+    wait_for(lambda: why in run.err or "hunter2" in run.out + run.err, 10, "the refusal")
+    status = svctl(tmp_path, "status", "web")
+    assert "hunter2" not in run.out + run.err + status.stdout + status.stderr
+    assert why in run.err
+    run.kill(15)
+    assert run.wait(20) == 0
+    assert "hunter2" not in run.out + run.err

@@ -129,3 +129,24 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_open_read_follows_only_links_nobody_else_can_replace(tmp_path: Path) -> None:
+    (tmp_path / "conf").write_text("real")
+    (tmp_path / "rel").symlink_to("conf")
+    (tmp_path / "chain").symlink_to("rel")
+    for name in ("conf", "rel", "chain"):
+        with open(safefs.open_read(str(tmp_path / name))) as fh:
+            assert fh.read() == "real"
+    with pytest.raises(IsADirectoryError):
+        safefs.open_read(str(tmp_path))
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        (theirs / "service.yaml").symlink_to(tmp_path / "conf")
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(OSError) as info:
+            safefs.open_read(str(theirs / "service.yaml"))
+        assert info.value.strerror == (
+            "is a symlink in a directory another user can write: not followed"
+        )
