@@ -135,16 +135,16 @@ def open_file(
         fd = os.open(name, flags | FILE_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise _fail(errno.ELOOP, "is a symlink: not followed", name) from None
+            raise _fail(errno.ELOOP, f"{name} is a symlink: not followed", name) from None
         raise
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
         if not stat.S_ISREG(st.st_mode):
-            raise _fail(errno.EINVAL, "is not a regular file", name)
+            raise _fail(errno.EINVAL, f"{name} is not a regular file", name)
         if single_link and st.st_nlink > 1:
-            raise _fail(errno.EMLINK, "has other hard links: not used", name)
+            raise _fail(errno.EMLINK, f"{name} has other hard links: not used", name)
     except OSError:
         os.close(fd)
         raise

@@ -217,11 +217,11 @@ def open_fifo(dir_fd: int, name: str) -> int:
         fd = os.open(name, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(errno.ELOOP, "is a symlink: not followed", name) from None
+            raise OSError(errno.ELOOP, f"{name} is a symlink: not followed", name) from None
         raise
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(0, "exists but is not a FIFO", name)
+        raise OSError(0, f"{name} exists but is not a FIFO", name)
     return fd
 
 

@@ -112,9 +112,9 @@ def test_file_log_does_not_write_through_the_users_links(
         assert (secret.parent / "current").read_bytes() == SECRET
         why = "logs is a symlink in a directory another user can write: not followed"
     elif trap == "symlink":
-        why = "is a symlink: not followed"
+        why = "current is a symlink: not followed"
     else:
-        why = "has other hard links: not used"
+        why = "current has other hard links: not used"
     assert f"[web] cannot write its log file in {logs} ({why}): prefix mode instead" in run.err
     run.kill(15)
     assert run.wait(20) == 0
@@ -195,7 +195,7 @@ def test_supervise_dir_does_not_write_through_the_users_links(
     else:
         why = "supervise is a symlink in a directory another user can write: not followed"
         if trap == "lock-symlink":
-            why = "is a symlink: not followed"
+            why = "lock is a symlink: not followed"
         wait_for(lambda: "cannot keep" in run.err, 10, "the warning")
         assert f"({why}): sv and runit's tools will not see it" in run.err, run.err
     run.kill(15)
@@ -220,7 +220,7 @@ def test_env_dir_files_are_not_read_through_the_users_links(
     run = pyinit_run("sh", "-c", 'echo "LEAK=$LEAK FINE=$FINE"', flags=("--env-dir", str(env)))
     assert run.wait(20) == 0
     assert "LEAK= FINE=yes" in run.out, run.out + run.err
-    assert f"cannot read {env}/LEAK: is a symlink: not followed" in run.err
+    assert f"cannot read {env}/LEAK: LEAK is a symlink: not followed" in run.err
     assert "root only" not in (env / "FINE").read_text() + run.out
     assert secret.read_bytes() == SECRET
 

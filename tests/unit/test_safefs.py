@@ -108,13 +108,13 @@ def test_open_file_only_regular_never_a_link(tmp_path: Path) -> None:
     try:
         with pytest.raises(OSError) as info:
             safefs.open_file(d, "link", os.O_WRONLY | os.O_APPEND)
-        assert info.value.strerror == "is a symlink: not followed"
+        assert info.value.strerror == "link is a symlink: not followed"
         with pytest.raises(OSError) as info:  # O_NONBLOCK: the FIFO does not hang us
             safefs.open_file(d, "fifo", os.O_RDONLY)
-        assert info.value.strerror == "is not a regular file"
+        assert info.value.strerror == "fifo is not a regular file"
         with pytest.raises(OSError) as info:
             safefs.open_file(d, "hard", os.O_RDONLY, single_link=True)
-        assert info.value.strerror == "has other hard links: not used"
+        assert info.value.strerror == "hard has other hard links: not used"
         os.close(safefs.open_file(d, "hard", os.O_RDONLY, single_link=False))
         fd = safefs.open_file(d, "new", os.O_WRONLY | os.O_CREAT, 0o600)
         assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600 & ~_umask()
