@@ -11,10 +11,10 @@ given. Otherwise it is the first of these pyinit can write to:
    owns it (or it is not a real directory)
 
 Whichever it is, it is reached without following a link another user could
-have put there, and refused when another user owns it or can rename it (its
-parent is theirs, or writable by them without the sticky bit); group and other
-write access is taken off. So only root (or pyinit's uid) can replace what is
-in it, and pyinit uses paths in it as they are.
+have put there, and refused when another user owns it; group and other write
+access is taken off. So only root (or pyinit's uid) can replace what is in it.
+pyinit then holds it open (`hold`) and reaches its sockets through that fd
+(`at`): whoever can write its parent may move it, but not redirect pyinit.
 
 pyinit exports its choice as `PYINIT_RUN_DIR`, so services and scripts find it.
 svctl started from elsewhere (`docker exec`) tries the same places, for its own
@@ -103,16 +103,15 @@ def describe(refused: list[tuple[str, str]]) -> str:
 # --- I/O ---------------------------------------------------------------------
 
 
-def shared_problem(dir_st: os.stat_result, parent_st: os.stat_result, uid: int) -> Optional[str]:
-    """Why a run dir (and its parent, fstat records) would let another user replace
-    what pyinit keeps there (sockets, the env dump, supervise/ dirs); None if not."""
+def shared_problem(dir_st: os.stat_result, uid: int) -> Optional[str]:
+    """Why a run dir (its fstat record) would let another user replace what pyinit
+    keeps there (sockets, the env dump, supervise/ dirs); None if not. (Whoever can
+    write its parent may move it away: pyinit holds it by fd, see `hold`.)"""
     trusted = (0, uid)
     if not stat.S_ISDIR(dir_st.st_mode):
         return "is not a directory"
     if dir_st.st_uid not in trusted:
         return f"is owned by uid {dir_st.st_uid}"
-    if not safefs.stable(parent_st, dir_st, trusted):
-        return "is in a directory another user can write"
     return None
 
 
@@ -120,8 +119,8 @@ def prepare(cand: Candidate, uid: int) -> Optional[str]:
     """Create cand if missing; None when pyinit can use it, else why not (one phrase).
 
     Walked to without following a link another user could have put there
-    (safefs); refused when another user owns it or can rename it away; write
-    access for group and others is taken off (fchmod on its fd)."""
+    (safefs); refused when another user owns it; write access for group and
+    others is taken off (fchmod on its fd)."""
     try:
         if cand.private:
             os.mkdir(cand.path, 0o700)
@@ -142,11 +141,7 @@ def prepare(cand: Candidate, uid: int) -> Optional[str]:
         return exc.strerror or str(exc)
     try:
         st = os.fstat(fd)
-        parent = safefs.open_dir(os.path.join(cand.path, ".."))
-        try:
-            problem = shared_problem(st, os.fstat(parent), uid)
-        finally:
-            os.close(parent)
+        problem = shared_problem(st, uid)
         if problem is not None:
             return problem
         tighten = 0o077 if cand.private else 0o022
@@ -166,6 +161,26 @@ def prepare(cand: Candidate, uid: int) -> Optional[str]:
     if not os.access(cand.path, os.W_OK | os.X_OK):
         return "Read-only file system" if _read_only(cand.path) else "Permission denied"
     return None
+
+
+def hold(path: str, uid: int) -> int:
+    """An fd (O_PATH) of the chosen run dir, checked again once open. pyinit binds,
+    chmods and removes its sockets through it (`at`), so a run dir moved away by
+    whoever can write its parent takes pyinit's names with it."""
+    fd = safefs.open_dir(path)
+    st = os.fstat(fd)
+    if st.st_uid not in (0, uid) or safefs.others_may_write(st, (0, uid)):
+        os.close(fd)
+        raise OSError(errno.EPERM, "was replaced while pyinit checked it", path)
+    return fd
+
+
+def at(dir_fd: Optional[int], directory: str, name: str) -> str:
+    """A path to name in the run dir that does not go through the run dir's path
+    (/proc/self/fd/N/NAME, when /proc is mounted), else directory/name."""
+    if dir_fd is not None and os.path.isdir(f"/proc/self/fd/{dir_fd}"):
+        return f"/proc/self/fd/{dir_fd}/{name}"
+    return os.path.join(directory, name)
 
 
 def _read_only(path: str) -> bool:

@@ -249,22 +249,43 @@ def test_env_dir_that_is_the_users_link_is_not_written(
 
 
 # --- the run dir ---------------------------------------------------------------------------
-@pytest.mark.parametrize("where", ["owned", "parent"])
-def test_run_dir_another_user_controls_is_refused(
-    where, user, box, pyinit_run, tmp_path: Path
-) -> None:
-    """A run dir the user owns, or one in the user's dir (they could rename it and
-    put links where pyinit binds, chmods and unlinks its sockets): refused."""
+def test_run_dir_another_user_owns_is_refused(user, box, pyinit_run, tmp_path: Path) -> None:
+    """A run dir the user owns: they could replace the sockets pyinit binds, chmods
+    and unlinks as root. Refused."""
     mine, _ = box
     run_dir = mine / "run"
-    if where == "owned":
-        run_dir.mkdir()
+    run_dir.mkdir()
     chown_tree(mine, user)
     run = pyinit_run("true", flags=("--run-dir", str(run_dir)))
     assert run.wait(20) == 0
-    why = "is owned by uid" if where == "owned" else "is in a directory another user can write"
-    assert f"no usable run dir ({run_dir}: {why}" in run.err, run.err
+    assert f"no usable run dir ({run_dir}: is owned by uid {user.pw_uid})" in run.err, run.err
     assert not (run_dir / "control.sock").exists()
+
+
+def test_run_dir_moved_away_by_its_parents_owner_takes_pyinits_names_with_it(
+    user, box, pyinit_run, tmp_path: Path
+) -> None:
+    """The run dir is in the user's dir: they move it away and leave a link to a dir
+    of root's in its place. At exit pyinit removes its sockets from its own dir
+    (held by fd), not root's files of the same names behind the link."""
+    mine, secret = box
+    run_dir = mine / "run"
+    chown_tree(mine, user)
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", "#!/bin/sh\nexec sleep 1000\n")
+    (d / "service.yaml").write_text("ready: {sd_notify: true}\n")
+    run = pyinit_run(flags=("--run-dir", str(run_dir), "--skip-startup-files"))
+    wait_for(lambda: (run_dir / "notify.sock").exists(), 10, "the sockets")
+    assert stat.S_ISSOCK((run_dir / "control.sock").lstat().st_mode)
+    for name in ("control.sock", "notify.sock"):
+        (secret.parent / name).write_bytes(SECRET)
+    run_dir.rename(mine / "moved")  # what the user may do in their own dir
+    run_dir.symlink_to(secret.parent)
+    run.kill(15)
+    assert run.wait(20) == 0
+    for name in ("control.sock", "notify.sock"):
+        assert (secret.parent / name).read_bytes() == SECRET
+        assert not (mine / "moved" / name).exists()  # pyinit removed its own
 
 
 # --- files pyinit reads from a service dir the user owns -----------------------------------
