@@ -47,6 +47,7 @@ class Init:
         self.health: HealthServer | None = None  # with --health-listen
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
+        self.run_dir_fd: int | None = None  # held open: sockets are reached through it
         self.origin = _cwd()  # (path, st_dev, st_ino) of the start cwd; None if gone
         if self.origin is not None:
             from pyinit.config import make_absolute
@@ -123,10 +124,21 @@ class Init:
             log.warning(f"no usable run dir ({rundir.describe(choice.refused)}): no control "
                         "socket, svctl will not work")
             return
+        try:
+            self.run_dir_fd = rundir.hold(choice.path, os.geteuid())
+        except OSError as exc:
+            log.warning(f"no usable run dir ({choice.path}: {exc.strerror or exc}): no control "
+                        "socket, svctl will not work")
+            return
         if choice.refused:
             log.info(f"run dir {choice.path} ({rundir.describe(choice.refused)})")
         cfg.run_dir = self.run_dir = choice.path
         os.environ[rundir.ENV_VAR] = choice.path
+
+    def run_path(self, name: str) -> str:
+        """name in the run dir, reached through its fd (rundir.at)."""
+        assert self.run_dir is not None
+        return rundir.at(self.run_dir_fd, self.run_dir, name)
 
     def import_environment(self) -> None:
         """Import the env dir, then dump the environment: to the env dir, or to the

@@ -78,22 +78,15 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
-def read_file(path: str, limit: int, what: str = "") -> bytes:
-    """A regular file's content, refused (InputError) when over `limit` bytes.
-
-    A FIFO or device is refused before it is opened (opening a watchdog device
-    acts), and the file is opened non-blocking and checked again: a
-    `service.yaml` that is a FIFO, or a link to /dev/zero, cannot stall or fill
-    PID 1. Reads at most limit + 1 bytes whatever the file's size is. OSError
-    when it cannot be opened (the caller names the file)."""
-    if not stat.S_ISREG(os.stat(path).st_mode):  # never open a device: some act on open
-        raise InputError(f"{what or path}: not a regular file")
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
+def read_fd(fd: int, limit: int, what: str) -> bytes:
+    """The content of the file open as fd (closed here), refused (InputError naming
+    `what`) unless it is a regular file of at most `limit` bytes: at most limit + 1
+    bytes are read, whatever the file's size is or becomes meanwhile, never read
+    whole and checked after. Open it non-blocking (safefs.open_read), so that a FIFO
+    cannot stall PID 1 before it gets here."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{what or path}: not a regular file")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{what}: not a regular file")
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -103,7 +96,7 @@ def read_file(path: str, limit: int, what: str = "") -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise InputError(f"{what or path}: larger than {_bytes(limit)}")
+            raise InputError(f"{what}: larger than {_bytes(limit)}")
         return b"".join(chunks)
     finally:
         os.close(fd)

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Callable, Optional
 
-from pyinit import bounds, log, privileges
+from pyinit import bounds, log, privileges, safefs
 from pyinit.privileges import Identity
 from pyinit.schema import ServiceConfig
 
@@ -54,7 +54,8 @@ def environment(config: ServiceConfig, service_path: str, identity: Optional[Ide
     if config.env_file is not None:
         path = os.path.join(service_path, config.env_file)
         try:
-            data = bounds.read_file(path, MAX_ENV_FILE, f"env_file {path}")
+            fd = safefs.open_read(path)  # root reads it: never through another user's link
+            data = bounds.read_fd(fd, MAX_ENV_FILE, f"env_file {path}")
         except OSError as exc:
             raise LaunchError(f"env_file {path}: {exc.strerror}") from None
         except bounds.InputError as exc:

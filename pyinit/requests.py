@@ -121,9 +121,9 @@ class ControlRequests:
         if self.m.init.run_dir is None:
             return  # no usable run dir: boot said so already
         try:
-            os.makedirs(run_dir, mode=0o755, exist_ok=True)
             path = os.path.join(run_dir, control.SOCKET_NAME)
-            self.server = control.Server(self.m.loop, path, self.handle_request)
+            self.server = control.Server(self.m.loop, self.m.init.run_path(control.SOCKET_NAME),
+                                         self.handle_request)
         except OSError as exc:
             log.warning(f"no control socket in {run_dir} ({exc}): svctl will not work")
             return

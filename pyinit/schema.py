@@ -481,7 +481,9 @@ def load_yaml(path: str) -> Any:
     from pyinit import bounds
 
     try:
-        text = bounds.read_file(path, MAX_DOCUMENT)
+        from pyinit import safefs  # root reads it: never through another user's link
+
+        text = bounds.read_fd(safefs.open_read(path), MAX_DOCUMENT, path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except InputError as exc:

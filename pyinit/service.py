@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from pyinit import safefs
 from pyinit.instances import instance_of, is_template
 from pyinit.privileges import Identity
 from pyinit.schema import ConfigError, Probe, ServiceConfig
@@ -91,7 +92,8 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     fd_path = os.path.join(path, "notification-fd")
     if config.ready is None and os.path.lexists(fd_path):
         try:
-            text = bounds.read_file(fd_path, 64).decode("ascii").strip()
+            fd_file = safefs.open_read(fd_path)  # never another user's link
+            text = bounds.read_fd(fd_file, 64, fd_path).decode("ascii").strip()
             fd = bounds.parse_uint(text, 3, 1023, "notification-fd")
         except (OSError, ValueError):  # bounds.InputError, UnicodeDecodeError
             fd = -1

@@ -69,7 +69,9 @@ def test_a_service_yaml_fifo_does_not_block_pid1(box, tmp_path: Path, tag: str) 
     svc(tmp_path, tag, "good")
     b = box()
     b.wait_running("good", timeout=30)
-    assert b.rec("fifo")["error"] == f"{d / 'service.yaml'}: not a regular file"
+    assert b.rec("fifo")["error"] == (
+        f"{d / 'service.yaml'}: cannot read: service.yaml is not a regular file"
+    )
     b.stop()
 
 

@@ -758,7 +758,7 @@ def test_unwritable_env_dir_warns_and_boots(pyinit_run, tmp_path: Path) -> None:
     env_dir = tmp_path / "container_environment"
     fallback = tmp_path / "run" / "container_environment"
     assert [w for w in pyinit_lines(err) if "container environment" in w] == [
-        f"pyinit: warning: cannot write the container environment to {env_dir} (File exists): "
+        f"pyinit: warning: cannot write the container environment to {env_dir} (Not a directory): "
         f"writing it to {fallback} instead"], err
     assert (tmp_path / "run" / "container_environment.sh").is_file()
 

@@ -35,7 +35,7 @@ class Case:
     kind: str  # pyinit | svctl | socket | setuser
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # relative path -> text ("+x" mode)
+    files: dict[str, str] = field(default_factory=dict)  # path -> text ("+x" mode, "->" link)
     line: bytes = b""  # socket: what is sent
 
 
@@ -184,6 +184,29 @@ CASES = [
     ),
     Case("svctl", "`svctl help` (sv's first-letter form, no SERVICE)", "svctl", args=["help"]),
     Case("svctl", "`svctl rload web` (r: whole words only, as sv)", "svctl", args=["rload", "web"]),
+    # --- paths root must not follow (issue 17: a link where a service user could put one)
+    Case(
+        "log dir",
+        "`current` in a file-mode log dir is a symlink",
+        "pyinit",
+        files={
+            "etc/service/web/service.yaml": "log: {mode: file, dir: logs}\n",
+            "secret": "root only\n",
+            "etc/service/web/logs/current": "->secret",
+        },
+    ),
+    Case(
+        "service dir",
+        "`supervise/lock` is a symlink",
+        "pyinit",
+        files={"etc/service/web/supervise/lock": "->secret", "secret": "root only\n"},
+    ),
+    Case(
+        "env dir",
+        "a variable file is a symlink",
+        "pyinit",
+        files={"env/LEAK": "->secret", "secret": "root only\n"},
+    ),
     # --- bounded and strict input (issue 17 findings 2, 3 and 5; issue 18 item 10)
     yaml_case("288-byte alias bomb under `restart:` (7 levels x 9)", "restart:\n" + ALIAS_BOMB(7)),
     yaml_case("360-byte alias bomb under `restart:` (9 levels x 9)", "restart:\n" + ALIAS_BOMB(9)),
@@ -236,6 +259,9 @@ def place(top: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = top / rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        if text.startswith("->"):  # a symlink to top/TARGET
+            path.symlink_to(top / text[2:])
+            continue
         executable = text.startswith("+x")
         path.write_text(text[2:] if executable else text)
         if executable:

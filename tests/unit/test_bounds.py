@@ -147,7 +147,10 @@ def test_a_service_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path,
         timeout=60,
         env={**os.environ, "PYTHONPATH": ROOT},
     )
-    assert r.stdout == f"{path}: not a regular file\n", r.stderr
+    why = {"dir": "Is a directory", "device": "zero is not a regular file"}.get(
+        kind, "service.yaml is not a regular file"
+    )
+    assert r.stdout == f"{path}: cannot read: {why}\n", r.stderr
 
 
 def test_notification_fd_file_is_read_bounded_and_strictly(tmp_path) -> None:
@@ -363,18 +366,21 @@ def test_signal_names_are_ascii() -> None:
 
 
 # --- files: bounded reads --------------------------------------------------------------
-def test_read_file_bounds(tmp_path) -> None:
+def test_read_fd_bounds(tmp_path) -> None:
+    def read(path, limit: int) -> bytes:
+        return bounds.read_fd(os.open(path, os.O_RDONLY | os.O_NONBLOCK), limit, "f")
+
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10)
-    assert bounds.read_file(str(path), 10) == b"x" * 10
-    with pytest.raises(bounds.InputError, match="larger than 9 bytes"):
-        bounds.read_file(str(path), 9)
+    assert read(path, 10) == b"x" * 10
+    with pytest.raises(bounds.InputError, match="f: larger than 9 bytes"):
+        read(path, 9)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(bounds.InputError, match="not a regular file"):
-        bounds.read_file(str(fifo), 10)  # returns at once: opened non-blocking
-    with pytest.raises(bounds.InputError, match="not a regular file"):
-        bounds.read_file("/dev/zero", 10)
+    with pytest.raises(bounds.InputError, match="f: not a regular file"):
+        read(fifo, 10)  # returns at once: opened non-blocking
+    with pytest.raises(bounds.InputError, match="f: not a regular file"):
+        read("/dev/zero", 10)
 
 
 # --- the environment exec can take -------------------------------------------------------

@@ -465,7 +465,7 @@ def test_exporter_falls_back_to_the_run_dir_with_one_warning(
     assert json.loads((tmp_path / "run" / "container_environment.json").read_text())["A"] == "2"
     err = capfd.readouterr().err.splitlines()
     assert err == [f"pyinit: warning: cannot write the container environment to {target} "
-                   f"(File exists): writing it to {fallback} instead"]
+                   f"(Not a directory): writing it to {fallback} instead"]
 
 
 def test_exporter_gives_up_with_one_warning(tmp_path: Path, fresh_warnings,
@@ -479,8 +479,8 @@ def test_exporter_gives_up_with_one_warning(tmp_path: Path, fresh_warnings,
     assert exporter.export(env) is None
     assert env["PYINIT_ENV_DIR"] == exporter.current == str(target)  # read back from there
     err = capfd.readouterr().err.splitlines()
-    assert err == [f"pyinit: warning: cannot export the environment to {target} (File "
-                   f"exists) or {fallback} (Not a directory); carrying on"]
+    assert err == [f"pyinit: warning: cannot export the environment to {target} (Not a "
+                   f"directory) or {fallback} (Not a directory); carrying on"]
 
 
 def test_exporter_without_a_run_dir(tmp_path: Path, fresh_warnings,
@@ -488,7 +488,7 @@ def test_exporter_without_a_run_dir(tmp_path: Path, fresh_warnings,
     target = _unwritable(tmp_path, "path is a file")
     assert environment.Exporter(str(target), None).export({}) is None
     assert capfd.readouterr().err == (f"pyinit: warning: cannot export the environment to "
-                                      f"{target} (File exists); carrying on\n")
+                                      f"{target} (Not a directory); carrying on\n")
 
 
 def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
@@ -502,6 +502,7 @@ def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
         raise PermissionError(1, "Operation not permitted", path)
 
     monkeypatch.setattr(os, "chown", no_chown)
+    monkeypatch.setattr(os, "fchown", no_chown)
     target = tmp_path / "env"
     for _ in range(2):
         assert export_dir(str(target), {"A": "1"}) is True

@@ -125,7 +125,7 @@ def test_missing_env_file_is_a_launch_error(tmp_path) -> None:
     assert str(info.value) == f"env_file {tmp_path}/nope.env: No such file or directory"
     with pytest.raises(LaunchError) as info:
         environment(ServiceConfig(env_file="."), str(tmp_path), None, {})
-    assert str(info.value) == f"env_file {tmp_path}/.: not a regular file"
+    assert str(info.value) == f"env_file {tmp_path}/.: Is a directory"
 
 
 def test_bad_env_file_names_the_file_and_line(tmp_path) -> None:

@@ -622,7 +622,7 @@ def test_unreadable_files(tmp_path) -> None:
     assert str(info.value) == f"{tmp_path}/missing.yaml: cannot read: No such file or directory"
     with pytest.raises(ConfigError) as info:
         load(str(tmp_path))
-    assert str(info.value) == f"{tmp_path}: not a regular file"
+    assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
 def test_load_reads_a_whole_file(tmp_path) -> None:
