@@ -29,6 +29,7 @@ class Services(Protocol):
     def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
     def all_started(self) -> bool: ...
+    def freeze(self) -> None: ...
 
 
 class Init:
@@ -48,6 +49,7 @@ class Init:
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.env = environment.Exporter(config.env_dir, None)
+        self.killing_all = False  # kill-all has begun: pyinit starts no process any more
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
@@ -78,6 +80,8 @@ class Init:
             self.health.close()
         if self.config.kill_all_on_exit:
             self.kill_all()
+        else:
+            self.close_spawning()
         self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         code = self.exit_code(failure)
         log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
@@ -266,7 +270,9 @@ class Init:
             self.services.stop_all(self.remaining(self.config.kill_timeout))
 
     def kill_all(self) -> None:
-        """TERM (and CONT) every process left, wait, then KILL, reaping throughout."""
+        """TERM (and CONT) every process left, wait, then KILL, reaping throughout.
+        From here on pyinit starts nothing (close_spawning)."""
+        self.close_spawning()
         self.reaper.reap()
         if not self.leftovers():
             return
@@ -280,6 +286,14 @@ class Init:
         self.signal_all(signal.SIGKILL)
         if not self.loop.run_until(lambda: not self.leftovers(), max(self.remaining(5.0), 1.0)):
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
+
+    def close_spawning(self) -> None:
+        """The gate that holds from kill-all on: no service, finish, logger, check,
+        instance or script is started after this (services.ServiceManager.freeze,
+        run_to_completion)."""
+        self.killing_all = True
+        if self.services is not None:
+            self.services.freeze()
 
     def leftovers(self) -> bool:
         if self.is_pid1:
