@@ -214,6 +214,8 @@ class Init:
         if self.main_pid is not None and self.main_status is None:
             try:
                 os.kill(self.main_pid, signum)
+                if signum in signals.SHUTDOWN_SIGNALS:
+                    os.kill(self.main_pid, signal.SIGCONT)  # a stopped one acts on it (sv)
             except ProcessLookupError:
                 pass
         if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
@@ -239,6 +241,7 @@ class Init:
             self.start_shutdown_clock()
             if self.main_pid is not None and self.main_status is None:
                 self.kill_quietly(self.main_pid, signal.SIGTERM)
+                self.kill_quietly(self.main_pid, signal.SIGCONT)
 
     def stopping(self) -> bool:
         return (
@@ -353,6 +356,7 @@ class Init:
         if timeout is not None:
             log.warning(f"{path} still running after {timeout:g}s: stopping it")
         self.kill_quietly(pid, signal.SIGTERM)
+        self.kill_quietly(pid, signal.SIGCONT)  # a stopped script must act on it
         if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
             self.kill_quietly(pid, signal.SIGKILL)
             self.loop.run_until(lambda: bool(done))

@@ -173,3 +173,152 @@ def test_unprivileged_user_cannot_lock_root_out(pyinit_run, tmp_path: Path, tag:
         shutil.rmtree(run_dir, ignore_errors=True)
         hog_py.unlink(missing_ok=True)
         report.unlink(missing_ok=True)
+
+
+# --- every process pyinit stops, in every state: stopped, own session, ignoring -------
+
+# Traps TERM (writes "NAME got TERM" to EVENTS and exits 0), or ignores it; says it is
+# ready; waits. Modes: "stop" (SIGSTOPs itself), "ignore", "setsid" (and a child,
+# NAME-child, in a session of its own).
+TRAPPER = """
+import os, signal, sys, time
+events, name = sys.argv[1], sys.argv[2]
+def on_term(signum, frame):
+    with open(events, "a") as f:
+        f.write(name + " got TERM\\n")
+    os._exit(0 if len(sys.argv) < 5 else 128 + signum)
+mode = sys.argv[3]
+if "ignore" in mode:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, on_term)
+if "setsid" in mode and os.fork() == 0:  # a child in a session of its own
+    os.setsid()
+    name += "-child"
+with open(events, "a") as f:
+    f.write(name + " ready %d\\n" % os.getpid())
+if "stop" in mode:
+    os.kill(os.getpid(), signal.SIGSTOP)
+while True:
+    time.sleep(1000)
+"""
+
+
+def ready_pid(events: Path, name: str) -> int:
+    def find() -> int | None:
+        for line in lines(events):
+            if line.startswith(f"{name} ready "):
+                return int(line.split()[-1])
+        return None
+    return int(wait_for(find, 10, f"{name} to be ready"))
+
+
+def host_pid_of(run: Run, tag: str, name: str) -> int:
+    """The host pid of the tagged python running as NAME."""
+    def find() -> int | None:
+        for p in tagged_processes(tag):
+            argv = p.cmdline()
+            if len(argv) > 3 and argv[1].endswith("trapper.py") and argv[3] == name:
+                return p.pid
+        return None
+    return int(wait_for(find, 10, name))
+
+
+def is_stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
+def test_stopped_main_command_acts_on_sigterm(pyinit_run, tmp_path: Path, tag: str,
+                                              pid1: bool) -> None:
+    """A SIGSTOPped main command gets SIGCONT after the forwarded SIGTERM: it runs
+    its handler and dies of it (143), instead of being SIGKILLed (137)."""
+    events, trapper = tmp_path / "events", tmp_path / "trapper.py"
+    trapper.write_text(TRAPPER)
+    run = pyinit_run(PY, str(trapper), str(events), "main", "stop", tag, pid1=pid1,
+                     flags=("--kill-timeout", "30", "--shutdown-timeout", "30"))
+    pid = host_pid_of(run, tag, "main")
+    ready_pid(events, "main")
+    wait_for(lambda: is_stopped(pid), 10, "the main command to stop itself")
+    run.kill(signal.SIGTERM)
+    code, err = finish(run)
+    assert lines(events)[1:] == ["main got TERM"]
+    assert code == 128 + signal.SIGTERM
+    assert "SIGKILL" not in err
+
+
+@pytest.mark.parametrize("mode", ["setsid", "ignore", "stop-ignore", "setsid-ignore"])
+def test_main_command_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag: str,
+                                                mode: str) -> None:
+    """Its own session: the signal still reaches it (143). Ignoring SIGTERM (also
+    while stopped): SIGKILL after the kill timeout (137). Its orphan in a session of
+    its own, ignoring SIGTERM too, is SIGKILLed by kill-all."""
+    events, trapper = tmp_path / "events", tmp_path / "trapper.py"
+    trapper.write_text(TRAPPER)
+    orphan = f"setsid {PY} {trapper} {events} orphan ignore {tag} &"
+    run = pyinit_run("sh", "-c", f"{orphan} exec {PY} {trapper} {events} main {mode} {tag}",
+                     flags=("--kill-timeout", "1", "--kill-all-timeout", "1"))
+    ready_pid(events, "orphan")
+    ready_pid(events, "main")
+    if "setsid" in mode:
+        ready_pid(events, "main-child")
+    if "stop" in mode:
+        wait_for(lambda: is_stopped(host_pid_of(run, tag, "main")), 10, "main stopped")
+    run.kill(signal.SIGTERM)
+    code, err = finish(run)
+    ignores = "ignore" in mode
+    assert code == 128 + (signal.SIGKILL if ignores else signal.SIGTERM)
+    assert ("main got TERM" in lines(events)) != ignores
+    if "setsid" in mode:  # kill-all's SIGTERM reaches it
+        assert ("main-child got TERM" in lines(events)) != ignores
+    assert "orphan got TERM" not in lines(events)
+    assert "processes still running after SIGTERM: sending SIGKILL" in err
+
+
+@pytest.mark.parametrize("mode", ["stop", "setsid", "ignore"])
+def test_service_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag: str,
+                                           mode: str) -> None:
+    """A service's run, its logger and its finish, each stopped (SIGSTOP), in a
+    session of its own, or ignoring SIGTERM: the shutdown ends, with exit 0 (no
+    main command), within the timeouts; a stopped one gets SIGCONT and acts on TERM."""
+    events, trapper = tmp_path / "events", tmp_path / "trapper.py"
+    trapper.write_text(TRAPPER)
+    svc = tmp_path / "service" / "svc"
+    write_script(svc / "run", f"exec {PY} {trapper} {events} run {mode} {tag}\n")
+    write_script(svc / "log" / "run", f"exec {PY} {trapper} {events} logger {mode} {tag}\n")
+    write_script(svc / "finish", f"exec {PY} {trapper} {events} finish {mode} {tag}\n")
+    (svc / "service.yaml").write_text("stop_timeout: 1\nfinish_timeout: 1\n")
+    run = pyinit_run(flags=("--kill-timeout", "1", "--kill-all-timeout", "1"))
+    for name in ("run", "logger") + (("run-child", "logger-child") if mode == "setsid" else ()):
+        ready_pid(events, name)
+        if mode == "stop":
+            wait_for(lambda n=name: is_stopped(host_pid_of(run, tag, n)), 10, f"{name} stopped")
+    run.kill(signal.SIGTERM)
+    if mode != "ignore":  # run exits on TERM, and finish starts (runit does)
+        ready_pid(events, "finish")
+    code, err = finish(run)
+    assert code == 0
+    got = [line for line in lines(events) if "got TERM" in line]
+    if mode == "ignore":
+        assert got == []
+    else:
+        assert "run got TERM" in got and "logger got TERM" in got
+    if mode == "setsid":  # beyond the process group: kill-all's SIGTERM reaches them
+        assert "run-child got TERM" in got and "logger-child got TERM" in got
+    assert tagged_processes(tag) == []
+
+
+def test_stopped_startup_script_acts_on_sigterm(pyinit_run, tmp_path: Path, tag: str) -> None:
+    """A startup script still running (and stopped) at SIGTERM gets SIGCONT too."""
+    events, trapper = tmp_path / "events", tmp_path / "trapper.py"
+    trapper.write_text(TRAPPER)
+    write_script(tmp_path / "my_init.d" / "10-slow",
+                 f"exec {PY} {trapper} {events} script stop {tag}\n")
+    run = pyinit_run("true", flags=("--kill-timeout", "30", "--shutdown-timeout", "30"))
+    pid = host_pid_of(run, tag, "script")
+    wait_for(lambda: is_stopped(pid), 10, "the script to stop itself")
+    run.kill(signal.SIGTERM)
+    code, _ = finish(run)
+    assert "script got TERM" in lines(events)
+    assert code == 128 + signal.SIGTERM  # the main command never started
