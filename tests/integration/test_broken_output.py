@@ -32,8 +32,9 @@ def to_broken_pipe(argv: list[str], **kw) -> subprocess.CompletedProcess:
     r, w = os.pipe()
     os.close(r)
     try:
-        return subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, text=True, env=ENV,
-                              timeout=30, **kw)
+        return subprocess.run(
+            argv, stdout=w, stderr=subprocess.PIPE, text=True, env=ENV, timeout=30, **kw
+        )
     finally:
         os.close(w)
 
@@ -51,30 +52,42 @@ def test_help_on_a_broken_pipe(tool: str) -> None:
 @pytest.mark.parametrize("tool", ["setuser", "pyinit-env"])
 def test_help_on_a_full_disk_and_closed_streams(tool: str) -> None:
     with open("/dev/full", "w") as full:
-        r = subprocess.run(TOOLS[tool], stdout=full, stderr=subprocess.PIPE, text=True,
-                           env=ENV, timeout=30)
+        r = subprocess.run(
+            TOOLS[tool], stdout=full, stderr=subprocess.PIPE, text=True, env=ENV, timeout=30
+        )
     assert (r.returncode, r.stderr) == (1, f"{tool}: write error: No space left on device\n")
     for redirect in (">&-", "2>&- >/dev/null", ">&- 2>&-"):
-        r = subprocess.run(["sh", "-c", f'"$@" {redirect}', "sh", *TOOLS[tool]],
-                           stderr=subprocess.PIPE, text=True, env=ENV, timeout=30)
+        r = subprocess.run(
+            ["sh", "-c", f'"$@" {redirect}', "sh", *TOOLS[tool]],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            timeout=30,
+        )
         assert "Traceback" not in r.stderr and r.returncode == 0, (redirect, r)
 
 
 def test_exec_gets_sigpipe_back() -> None:
     """setuser and pyinit-env exec with SIGPIPE at its default (not Python's
     SIG_IGN): a command writing to a closed pipe dies of SIGPIPE as without them."""
-    for wrapper in (["-m", "pyinit.cli.setuser_main", "root"],
-                    ["-c", "from pyinit.cli.pyinit_env import main; main()"]):
+    for wrapper in (
+        ["-m", "pyinit.cli.setuser_main", "root"],
+        ["-c", "from pyinit.cli.pyinit_env import main; main()"],
+    ):
         r = to_broken_pipe([PY, *wrapper, "sh", "-c", "echo hi"])
         assert r.returncode == -signal.SIGPIPE, r
 
 
-def test_svctl_status_and_logs_follow_on_a_closed_pipe(pyinit_run, tmp_path: Path,
-                                                       tag: str) -> None:
+def test_svctl_status_and_logs_follow_on_a_closed_pipe(
+    pyinit_run, tmp_path: Path, tag: str
+) -> None:
     for i in range(40):
-        write_script(tmp_path / "service" / f"s{i:02}" / "run",
-                     f"echo line-{i}; exec sleep 1000\n" if i else
-                     f"for n in $(seq 200); do echo chatty-$n; done; exec sleep 1000\n")
+        write_script(
+            tmp_path / "service" / f"s{i:02}" / "run",
+            f"echo line-{i}; exec sleep 1000\n"
+            if i
+            else "for n in $(seq 200); do echo chatty-$n; done; exec sleep 1000\n",
+        )
     run = pyinit_run(flags=("--log-mode", "prefix"))
     run_dir = tmp_path / "run"
 
@@ -84,15 +97,20 @@ def test_svctl_status_and_logs_follow_on_a_closed_pipe(pyinit_run, tmp_path: Pat
             return to_broken_pipe(argv)
         return subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=30)
 
-    wait_for(lambda: svctl("status", broken=False).stdout.count("run: ") == 40, 20,
-             "40 services up")
+    wait_for(
+        lambda: svctl("status", broken=False).stdout.count("run: ") == 40, 20, "40 services up"
+    )
     for args in (["status"], ["logs", "s00"], ["logs", "-f", "s00"], ["tree"]):
         r = svctl(*args, broken=True)
         assert (r.returncode, r.stderr) == (EPIPE_EXIT, ""), (args, r)
     # a real `| head -1`, reader closing after the first line
     for args in (["status"], ["logs", "-f", "s00"]):
-        with subprocess.Popen([PY, "-c", SVCTL, "--run-dir", str(run_dir), *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) as p:
+        with subprocess.Popen(
+            [PY, "-c", SVCTL, "--run-dir", str(run_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        ) as p:
             assert p.stdout is not None and p.stdout.readline()
             p.stdout.close()
             assert p.wait(30) == EPIPE_EXIT, args
@@ -102,25 +120,33 @@ def test_svctl_status_and_logs_follow_on_a_closed_pipe(pyinit_run, tmp_path: Pat
 
 
 @pytest.mark.parametrize("stream", ["broken", "closed"])
-def test_pid1_survives_its_own_broken_or_closed_output(pyinit_run, tmp_path: Path,
-                                                       stream: str) -> None:
+def test_pid1_survives_its_own_broken_or_closed_output(
+    pyinit_run, tmp_path: Path, stream: str
+) -> None:
     """pyinit's stdout and stderr a pipe without reader, or closed: it logs (-v),
     passes on service output (prefix mode), and still exits with the main command's
     code."""
     done = tmp_path / "done"
-    write_script(tmp_path / "service" / "chatty" / "run",
-                 "for n in $(seq 3000); do echo chatty-$n; echo err-$n >&2; done\n"
-                 "exec sleep 1000\n")
+    write_script(
+        tmp_path / "service" / "chatty" / "run",
+        "for n in $(seq 3000); do echo chatty-$n; echo err-$n >&2; done\nexec sleep 1000\n",
+    )
     r, w = os.pipe()
     os.close(r)
-    wrapper = (("sh", "-c", 'exec "$@" 2>&1', "sh") if stream == "broken"
-               else ("sh", "-c", 'exec "$@" >&- 2>&-', "sh"))
-    main = (f"while ! [ -e {done} ]; do sleep 0.05; done; "
-            f"{PY} -c 'from pyinit.cli.svctl import main; main()' --run-dir {tmp_path}/run "
-            "status >/dev/null; exit 7")
+    wrapper = (
+        ("sh", "-c", 'exec "$@" 2>&1', "sh")
+        if stream == "broken"
+        else ("sh", "-c", 'exec "$@" >&- 2>&-', "sh")
+    )
+    main = (
+        f"while ! [ -e {done} ]; do sleep 0.05; done; "
+        f"{PY} -c 'from pyinit.cli.svctl import main; main()' --run-dir {tmp_path}/run "
+        "status >/dev/null; exit 7"
+    )
     try:
-        run = pyinit_run("sh", "-c", main, wrapper=wrapper, stdout=w,
-                         flags=("-v", "-v", "--log-mode", "prefix"))
+        run = pyinit_run(
+            "sh", "-c", main, wrapper=wrapper, stdout=w, flags=("-v", "-v", "--log-mode", "prefix")
+        )
     finally:
         os.close(w)
     wait_for(lambda: (tmp_path / "run" / "control.sock").exists(), 10, "the control socket")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,10 @@ from helpers import Run, tagged_processes, wait_for, write_script
 PY = sys.executable
 SVCTL = "from pyinit.cli.svctl import main; main()"
 # Ignores SIGTERM, records that it started, then waits (tagged, to find leaks).
-STUBBORN = ("trap '' TERM\necho {what} >> {events}\n"
-            "exec {py} -c 'import time; time.sleep(1000)' {tag} {what}\n")
+STUBBORN = (
+    "trap '' TERM\necho {what} >> {events}\n"
+    "exec {py} -c 'import time; time.sleep(1000)' {tag} {what}\n"
+)
 
 
 def finish(run: Run, timeout: float = 30) -> tuple[int, str]:
@@ -39,8 +40,7 @@ def lines(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
-def test_nothing_starts_after_kill_all(pyinit_run, tmp_path: Path, tag: str,
-                                       pid1: bool) -> None:
+def test_nothing_starts_after_kill_all(pyinit_run, tmp_path: Path, tag: str, pid1: bool) -> None:
     """run and log/run ignore SIGTERM and the main command uses up the shutdown
     budget: kill-all SIGKILLs them, and then neither `finish` nor a new logger may
     start (in subreaper mode such a logger would outlive pyinit)."""
@@ -51,11 +51,18 @@ def test_nothing_starts_after_kill_all(pyinit_run, tmp_path: Path, tag: str,
     write_script(svc / "finish", STUBBORN.format(what="finish", **fmt))
     write_script(svc / "log" / "run", STUBBORN.format(what="logger", **fmt))
     main = f"trap '' TERM; echo main >> {events}; exec sleep 1000"
-    run = pyinit_run("sh", "-c", main, pid1=pid1,
-                     flags=("--kill-timeout", "1", "--shutdown-timeout", "1",
-                            "--kill-all-timeout", "0.5"))
-    wait_for(lambda: len(tagged_processes(tag)) == 2 and len(lines(events)) == 3, 10,
-             "the service, its logger and the main command")
+    run = pyinit_run(
+        "sh",
+        "-c",
+        main,
+        pid1=pid1,
+        flags=("--kill-timeout", "1", "--shutdown-timeout", "1", "--kill-all-timeout", "0.5"),
+    )
+    wait_for(
+        lambda: len(tagged_processes(tag)) == 2 and len(lines(events)) == 3,
+        10,
+        "the service, its logger and the main command",
+    )
     run.kill(signal.SIGTERM)
     code, err = finish(run)
     assert code == 128 + signal.SIGKILL  # the main command ignored SIGTERM
@@ -111,8 +118,9 @@ def hog_user():
     subprocess.run(["userdel", "-r", name], capture_output=True)
 
 
-def test_unprivileged_user_cannot_lock_root_out(pyinit_run, tmp_path: Path, tag: str,
-                                                hog_user: int) -> None:
+def test_unprivileged_user_cannot_lock_root_out(
+    pyinit_run, tmp_path: Path, tag: str, hog_user: int
+) -> None:
     """A user of a widened control socket holds as many `wait` requests as it can:
     it gets MAX_PER_USER, the rest are refused with a reason, and root's status,
     check and shutdown-container still get through."""
@@ -144,13 +152,21 @@ def test_unprivileged_user_cannot_lock_root_out(pyinit_run, tmp_path: Path, tag:
         os.chmod(sock, 0o666)  # widened, as docs/control-protocol.md suggests
 
         def svctl(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run([PY, "-c", SVCTL, "--run-dir", str(run_dir),
-                                   *args], capture_output=True, text=True, env=env,
-                                  timeout=30)
+            return subprocess.run(
+                [PY, "-c", SVCTL, "--run-dir", str(run_dir), *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=30,
+            )
 
         wait_for(lambda: "run: web:" in svctl("status", "web").stdout, 10, "web up")
-        hog = subprocess.Popen([*as_user, PY, str(hog_py), str(sock), str(report), "200", tag],
-                               stdin=subprocess.PIPE, env=env, start_new_session=True)
+        hog = subprocess.Popen(
+            [*as_user, PY, str(hog_py), str(sock), str(report), "200", tag],
+            stdin=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         wait_for(report.exists, 30, "the hog's report")
         got = json.loads(report.read_text())
         for _ in range(3):
@@ -210,17 +226,20 @@ def ready_pid(events: Path, name: str) -> int:
             if line.startswith(f"{name} ready "):
                 return int(line.split()[-1])
         return None
+
     return int(wait_for(find, 10, f"{name} to be ready"))
 
 
 def host_pid_of(run: Run, tag: str, name: str) -> int:
     """The host pid of the tagged python running as NAME."""
+
     def find() -> int | None:
         for p in tagged_processes(tag):
             argv = p.cmdline()
             if len(argv) > 3 and argv[1].endswith("trapper.py") and argv[3] == name:
                 return p.pid
         return None
+
     return int(wait_for(find, 10, name))
 
 
@@ -230,14 +249,23 @@ def is_stopped(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
-def test_stopped_main_command_acts_on_sigterm(pyinit_run, tmp_path: Path, tag: str,
-                                              pid1: bool) -> None:
+def test_stopped_main_command_acts_on_sigterm(
+    pyinit_run, tmp_path: Path, tag: str, pid1: bool
+) -> None:
     """A SIGSTOPped main command gets SIGCONT after the forwarded SIGTERM: it runs
     its handler and dies of it (143), instead of being SIGKILLed (137)."""
     events, trapper = tmp_path / "events", tmp_path / "trapper.py"
     trapper.write_text(TRAPPER)
-    run = pyinit_run(PY, str(trapper), str(events), "main", "stop", tag, pid1=pid1,
-                     flags=("--kill-timeout", "30", "--shutdown-timeout", "30"))
+    run = pyinit_run(
+        PY,
+        str(trapper),
+        str(events),
+        "main",
+        "stop",
+        tag,
+        pid1=pid1,
+        flags=("--kill-timeout", "30", "--shutdown-timeout", "30"),
+    )
     pid = host_pid_of(run, tag, "main")
     ready_pid(events, "main")
     wait_for(lambda: is_stopped(pid), 10, "the main command to stop itself")
@@ -249,16 +277,21 @@ def test_stopped_main_command_acts_on_sigterm(pyinit_run, tmp_path: Path, tag: s
 
 
 @pytest.mark.parametrize("mode", ["setsid", "ignore", "stop-ignore", "setsid-ignore"])
-def test_main_command_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag: str,
-                                                mode: str) -> None:
+def test_main_command_in_every_state_is_stopped(
+    pyinit_run, tmp_path: Path, tag: str, mode: str
+) -> None:
     """Its own session: the signal still reaches it (143). Ignoring SIGTERM (also
     while stopped): SIGKILL after the kill timeout (137). Its orphan in a session of
     its own, ignoring SIGTERM too, is SIGKILLed by kill-all."""
     events, trapper = tmp_path / "events", tmp_path / "trapper.py"
     trapper.write_text(TRAPPER)
     orphan = f"setsid {PY} {trapper} {events} orphan ignore {tag} &"
-    run = pyinit_run("sh", "-c", f"{orphan} exec {PY} {trapper} {events} main {mode} {tag}",
-                     flags=("--kill-timeout", "1", "--kill-all-timeout", "1"))
+    run = pyinit_run(
+        "sh",
+        "-c",
+        f"{orphan} exec {PY} {trapper} {events} main {mode} {tag}",
+        flags=("--kill-timeout", "1", "--kill-all-timeout", "1"),
+    )
     ready_pid(events, "orphan")
     ready_pid(events, "main")
     if "setsid" in mode:
@@ -277,8 +310,7 @@ def test_main_command_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag:
 
 
 @pytest.mark.parametrize("mode", ["stop", "setsid", "ignore"])
-def test_service_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag: str,
-                                           mode: str) -> None:
+def test_service_in_every_state_is_stopped(pyinit_run, tmp_path: Path, tag: str, mode: str) -> None:
     """A service's run, its logger and its finish, each stopped (SIGSTOP), in a
     session of its own, or ignoring SIGTERM: the shutdown ends, with exit 0 (no
     main command), within the timeouts; a stopped one gets SIGCONT and acts on TERM."""
@@ -313,8 +345,9 @@ def test_stopped_startup_script_acts_on_sigterm(pyinit_run, tmp_path: Path, tag:
     """A startup script still running (and stopped) at SIGTERM gets SIGCONT too."""
     events, trapper = tmp_path / "events", tmp_path / "trapper.py"
     trapper.write_text(TRAPPER)
-    write_script(tmp_path / "my_init.d" / "10-slow",
-                 f"exec {PY} {trapper} {events} script stop {tag}\n")
+    write_script(
+        tmp_path / "my_init.d" / "10-slow", f"exec {PY} {trapper} {events} script stop {tag}\n"
+    )
     run = pyinit_run("true", flags=("--kill-timeout", "30", "--shutdown-timeout", "30"))
     pid = host_pid_of(run, tag, "script")
     wait_for(lambda: is_stopped(pid), 10, "the script to stop itself")
