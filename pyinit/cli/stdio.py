@@ -1,5 +1,5 @@
 """Command-line tools on a broken or closed stdout or stderr: no traceback, the
-conventional exit (docs/cli.md#broken-or-closed-output).
+conventional exit (docs/svctl.md#broken-or-closed-output).
 
 - The reader went away (EPIPE: `svctl status | head -1`): exit quietly with 141,
   what a shell reports for runit's sv or coreutils killed by SIGPIPE (Python
