@@ -7,7 +7,9 @@ conventional exit (docs/svctl.md#broken-or-closed-output).
 - Any other failed write to stdout (ENOSPC on /dev/full, EIO): one line
   `NAME: write error: TEXT` on stderr, exit 1, as coreutils does.
 - stdout or stderr closed (`>&-`): Python makes sys.stdout/sys.stderr None and
-  print() drops what goes there; the exit code is the tool's own.
+  print() drops what goes there; the exit code is the tool's own. The closed fd
+  gets /dev/null (ensure_std_fds), so no socket, pipe or file opened later takes
+  fd 0, 1 or 2 and receives what is meant for stdout or stderr.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def guarded(name: str) -> Callable[[F], F]:
         @functools.wraps(main)
         def wrapper(*args: object, **kw: object) -> None:
             code: object = 0
+            ensure_std_fds()
             try:
                 try:
                     main(*args, **kw)
@@ -51,6 +54,20 @@ def guarded(name: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def ensure_std_fds() -> None:
+    """Open /dev/null on fd 0, 1 and 2 where closed (runit and s6 do the same), so
+    pyinit's log (fd 2), service output (fd 1) and the children's standard fds never
+    land in an epoll, signalfd, socket or supervise/ file that took the number."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def flush(stream: object) -> None:

@@ -152,3 +152,18 @@ def test_pid1_survives_its_own_broken_or_closed_output(
     wait_for(lambda: (tmp_path / "run" / "control.sock").exists(), 10, "the control socket")
     done.touch()
     assert run.wait(30) == 7
+
+
+def test_pid1_with_closed_std_fds_keeps_them_for_stdio(pyinit_run, tmp_path: Path) -> None:
+    """Started with fd 0, 1 and 2 closed, pyinit puts /dev/null there before it opens
+    anything, so its epoll, signalfd, sockets or supervise/ files never take those
+    numbers (its log would be written into them, and children would inherit them)."""
+    write_script(tmp_path / "service" / "s" / "run", "echo hello; exec sleep 1000\n")
+    run = pyinit_run(
+        "sleep", "1000", wrapper=("sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh"), flags=("-v",)
+    )
+    wait_for(lambda: (tmp_path / "run" / "control.sock").exists(), 10, "the control socket")
+    fds = {fd: os.readlink(f"/proc/{run.init_pid}/fd/{fd}") for fd in (0, 1, 2)}
+    assert fds == {0: "/dev/null", 1: "/dev/null", 2: "/dev/null"}, fds
+    run.kill(signal.SIGTERM)
+    assert run.wait() == 128 + signal.SIGTERM
