@@ -6,8 +6,8 @@ conventional exit (docs/svctl.md#broken-or-closed-output).
   ignores SIGPIPE, so the write fails with EPIPE instead of killing the tool).
 - Any other failed write to stdout (ENOSPC on /dev/full, EIO): one line
   `NAME: write error: TEXT` on stderr, exit 1, as coreutils does.
-- stdout or stderr closed (`>&-`): Python makes sys.stdout/sys.stderr None and
-  print() drops what goes there; the exit code is the tool's own. The closed fd
+- stdout or stderr closed (`>&-`): what goes there is dropped (to /dev/null);
+  the exit code is the tool's own. The closed fd
   gets /dev/null (ensure_std_fds), so no socket, pipe or file opened later takes
   fd 0, 1 or 2 and receives what is meant for stdout or stderr.
 """
@@ -35,6 +35,10 @@ def guarded(name: str) -> Callable[[F], F]:
         def wrapper(*args: object, **kw: object) -> None:
             code: object = 0
             ensure_std_fds()
+            if sys.stdout is None:  # closed at start: what goes there is dropped
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            if sys.stderr is None:
+                sys.stderr = open(os.devnull, "w")  # noqa: SIM115
             try:
                 try:
                     main(*args, **kw)

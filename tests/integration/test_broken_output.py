@@ -103,6 +103,26 @@ def test_svctl_status_and_logs_follow_on_a_closed_pipe(
     for args in (["status"], ["logs", "s00"], ["logs", "-f", "s00"], ["tree"]):
         r = svctl(*args, broken=True)
         assert (r.returncode, r.stderr) == (EPIPE_EXIT, ""), (args, r)
+    for redirect in (">&-", "2>&-", ">&- 2>&-"):  # closed: output dropped, as runit's sv
+        r = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'"$@" {redirect}',
+                "sh",
+                PY,
+                "-c",
+                SVCTL,
+                "--run-dir",
+                str(run_dir),
+                "status",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=30,
+        )
+        assert (r.returncode, "Traceback" in r.stderr) == (0, False), (redirect, r)
     # a real `| head -1`, reader closing after the first line
     for args in (["status"], ["logs", "-f", "s00"]):
         with subprocess.Popen(
