@@ -4,6 +4,7 @@ never dies because its own stdout or stderr is a broken pipe."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ TOOLS = {
     "my_init": [PY, "-c", "from pyinit.cli.my_init import main; main()", "--help"],
 }
 EPIPE_EXIT = 128 + signal.SIGPIPE
+F_SETPIPE_SZ = 1031
 
 
 def to_broken_pipe(argv: list[str], **kw) -> subprocess.CompletedProcess:
@@ -123,16 +125,21 @@ def test_svctl_status_and_logs_follow_on_a_closed_pipe(
             timeout=30,
         )
         assert (r.returncode, "Traceback" in r.stderr) == (0, False), (redirect, r)
-    # a real `| head -1`, reader closing after the first line
-    for args in (["status"], ["logs", "-f", "s00"]):
+    # a real `| head -1`, reader closing after the first line: a one-page pipe, so
+    # status --json (40 records) cannot be written whole before the reader is gone;
+    # logs -f notices the reader leaving while it waits for the next line
+    for args in (["status", "--json"], ["logs", "-f", "s00"]):
+        r, w = os.pipe()
+        fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
         with subprocess.Popen(
             [PY, "-c", SVCTL, "--run-dir", str(run_dir), *args],
-            stdout=subprocess.PIPE,
+            stdout=w,
             stderr=subprocess.PIPE,
             env=ENV,
         ) as p:
-            assert p.stdout is not None and p.stdout.readline()
-            p.stdout.close()
+            os.close(w)
+            with os.fdopen(r, "rb") as reader:
+                assert reader.readline()
             assert p.wait(30) == EPIPE_EXIT, args
             assert p.stderr is not None and p.stderr.read() == b""
     run.kill(signal.SIGTERM)
