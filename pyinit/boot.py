@@ -291,9 +291,11 @@ class Init:
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
 
     def close_spawning(self) -> None:
-        """The gate that holds from kill-all on: no service, finish, logger, check,
-        instance or script is started after this (services.ServiceManager.freeze,
-        run_to_completion)."""
+        """The gate that holds from kill-all on: no run, setup, finish, logger,
+        readiness/liveness check or instance is started after this
+        (ServiceManager.freeze). The boot sequence starts no main command or startup
+        script by then; post-shutdown scripts, which follow kill-all, are the one
+        documented exception (`killing_all` tells them apart)."""
         self.killing_all = True
         if self.services is not None:
             self.services.freeze()
