@@ -127,10 +127,20 @@ def open_file(
     dir_fd: int, name: str, flags: int, mode: int = 0o644, single_link: Optional[bool] = None
 ) -> int:
     """Open name in the directory dir_fd: never through a symlink, only a regular
-    file; single_link (default: when others may write the dir) refuses a file
+    file (checked before the open, so a device or FIFO is never opened, and again
+    on the fd); single_link (default: when others may write the dir) refuses a file
     with other hard links. OSError with a one-phrase strerror otherwise."""
     if single_link is None:
         single_link = shared(dir_fd)
+    try:  # look before opening: opening a device or FIFO can itself have an effect
+        before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        before = None
+    if before is not None and not stat.S_ISLNK(before.st_mode):
+        if stat.S_ISDIR(before.st_mode):
+            raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
+        if not stat.S_ISREG(before.st_mode):
+            raise _fail(errno.EINVAL, f"{name} is not a regular file", name)
     try:
         fd = os.open(name, flags | FILE_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:

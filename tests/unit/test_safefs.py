@@ -125,6 +125,19 @@ def test_open_file_only_regular_never_a_link(tmp_path: Path) -> None:
     assert (tmp_path / "target").read_text() == "x"
 
 
+def test_open_file_looks_before_it_opens(tmp_path: Path) -> None:
+    """A FIFO (or a device) is refused before the open: for a FIFO without a reader,
+    an open for writing would fail with ENXIO instead; opening a device can act."""
+    os.mkfifo(tmp_path / "current")
+    d = safefs.open_dir(str(tmp_path))
+    try:
+        with pytest.raises(OSError) as info:
+            safefs.open_file(d, "current", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        assert info.value.strerror == "current is not a regular file"
+    finally:
+        os.close(d)
+
+
 def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
