@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
 
         importlib.import_module(PERSONALITIES[os.path.basename(sys.argv[0])]).main()
         return
-    # Block the signals pyinit handles before anything else, so one that arrives
-    # while Python is still importing waits in the queue instead of killing us.
+    # Block the signals pyinit handles (pyinit.entry did already, before any import:
+    # this is for callers of main()), so one that arrives waits in the queue.
     from pyinit import signals
 
     inherited = signals.Inherited.capture()
