@@ -29,9 +29,17 @@ import sys
 # Signals pyinit reads from its signalfd: all but the ones it cannot catch and the
 # synchronous faults (signals.handled(); tests/unit/test_entry.py keeps them equal).
 _NOT_HANDLED = frozenset(
-    getattr(_signal, name, 0)
-    for name in ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT",
-                 "SIGTRAP", "SIGSYS")
+    {
+        _signal.SIGKILL,
+        _signal.SIGSTOP,
+        _signal.SIGSEGV,
+        _signal.SIGBUS,
+        _signal.SIGILL,
+        _signal.SIGFPE,
+        _signal.SIGABRT,
+        _signal.SIGTRAP,
+        _signal.SIGSYS,
+    }
 )
 # Variables that change nothing pyinit depends on: no re-exec for them.
 HARMLESS = frozenset({"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE"})
@@ -97,8 +105,10 @@ def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
         if sys.executable:
             os.execv(sys.executable, argv)
     except OSError as exc:
-        _warn(f"cannot re-run {sys.executable} -I ({exc.strerror}): running with the "
-              "image's Python settings")
+        _warn(
+            f"cannot re-run {sys.executable} -I ({exc.strerror}): running with the "
+            "image's Python settings"
+        )
         return
     _warn("no sys.executable to re-run with -I: running with the image's Python settings")
 
@@ -142,7 +152,8 @@ def _resume() -> None:
 
     here = os.path.dirname(os.path.abspath(__file__))
     spec = importlib.util.spec_from_file_location(
-        "pyinit", os.path.join(here, "__init__.py"), submodule_search_locations=[here])
+        "pyinit", os.path.join(here, "__init__.py"), submodule_search_locations=[here]
+    )
     if spec is None or spec.loader is None:
         sys.stderr.write("pyinit: error: cannot load the pyinit package beside entry.py\n")
         sys.exit(70)

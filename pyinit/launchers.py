@@ -16,8 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser",
-            "pyinit-env": "pyinit_env"}
+COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
 USAGE = "usage: python -I -m pyinit.launchers [--python PATH] DIR"
 MAX_SHEBANG = 127  # the kernel's limit before Linux 5.1 (256 since)
 
