@@ -33,15 +33,16 @@ if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit({function}())
 """
-COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser",
-            "pyinit-env": "pyinit_env"}
+COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
 
 
 def tattler(marks: Path, name: str) -> str:
     """A module that records that it ran (in marks/NAME), then raises."""
-    return (f"import os\nos.close(os.open({str(marks / name)!r}, "
-            "os.O_CREAT | os.O_WRONLY, 0o644))\n"
-            f"raise RuntimeError('the application\\'s {name} ran')\n")
+    return (
+        f"import os\nos.close(os.open({str(marks / name)!r}, "
+        "os.O_CREAT | os.O_WRONLY, 0o644))\n"
+        f"raise RuntimeError('the application\\'s {name} ran')\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +50,34 @@ def lab(tmp_path_factory) -> dict[str, Path]:
     """The venv, both launcher dirs, and the adversarial files."""
     d = tmp_path_factory.mktemp("isolation")
     venv = d / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip",  # type: ignore[attr-defined]
-                    "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [
+            sys._base_executable,
+            "-m",
+            "venv",
+            "--without-pip",  # type: ignore[attr-defined]
+            "--system-site-packages",
+            str(venv),
+        ],
+        check=True,
+    )
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-I", "-c", "import sysconfig; print("
-                              "sysconfig.get_paths()['purelib'])"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # this checkout, and the test venv's psutil and yaml, as installed packages are
-    Path(purelib, "pyinit-test.pth").write_text(
-        f"{ROOT}\n{sysconfig.get_paths()['purelib']}\n")
+    Path(purelib, "pyinit-test.pth").write_text(f"{ROOT}\n{sysconfig.get_paths()['purelib']}\n")
     isolated, console = d / "isolated", d / "console"
     isolated.mkdir()
     console.mkdir()
-    subprocess.run([str(python), "-I", "-m", "pyinit.launchers", str(isolated)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(python), "-I", "-m", "pyinit.launchers", str(isolated)],
+        check=True,
+        capture_output=True,
+    )
     for name, function in COMMANDS.items():
         write_script(console / name, PIP_TEMPLATE.format(python=python, function=function))
     marks = d / "marks"
@@ -74,16 +89,28 @@ def lab(tmp_path_factory) -> dict[str, Path]:
         (app / f"{name}.py").write_text(tattler(marks, name))
     (custom / "sitecustomize.py").write_text(tattler(marks, "sitecustomize"))
     startup.write_text(tattler(marks, "startup"))
-    user_site = Path(subprocess.run(
-        [str(python), "-c", "import site; print(site.getusersitepackages())"],
-        env={"HOME": str(home), "PATH": os.defpath}, capture_output=True, text=True,
-        check=True).stdout.strip())
+    user_site = Path(
+        subprocess.run(
+            [str(python), "-c", "import site; print(site.getusersitepackages())"],
+            env={"HOME": str(home), "PATH": os.defpath},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     user_site.mkdir(parents=True)
     for name in SHADOWED:
         (user_site / f"{name}.py").write_text(tattler(marks, name))
     (user_site / "usercustomize.py").write_text(tattler(marks, "usercustomize"))
-    return {"isolated": isolated, "console": console, "marks": marks, "app": app,
-            "custom": custom, "home": home, "startup": startup}
+    return {
+        "isolated": isolated,
+        "console": console,
+        "marks": marks,
+        "app": app,
+        "custom": custom,
+        "home": home,
+        "startup": startup,
+    }
 
 
 # variable(s) set adversarially -> what they are set to (from the lab)
@@ -110,31 +137,50 @@ def env_file(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("launcher", ["isolated", "console"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_images_python_settings_reach_the_app_not_pyinit(
-        pyinit_run, tmp_path: Path, lab: dict[str, Path], launcher: str, case: str) -> None:
+    pyinit_run, tmp_path: Path, lab: dict[str, Path], launcher: str, case: str
+) -> None:
     """pyinit boots, supervises, answers svctl and shuts down cleanly; the main
     command, a service, setuser and pyinit-env see the variables exactly as set;
     the application's modules never run in pyinit's interpreter."""
     if launcher == "console" and case == "PYTHONHOME":
-        pytest.skip("a console script's interpreter cannot start with a bad PYTHONHOME "
-                    "(documented: use the -I launchers)")
+        pytest.skip(
+            "a console script's interpreter cannot start with a bad PYTHONHOME "
+            "(documented: use the -I launchers)"
+        )
     for mark in lab["marks"].iterdir():
         mark.unlink()
     bin_dir = lab[launcher]
     adversarial = CASES[case](lab)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(adversarial)
-    write_script(tmp_path / "service" / "svc" / "run",
-                 f"env > {tmp_path}/svc-env\nexec sleep 1000\n")
-    run = pyinit_run("--", "sh", "-c", f"env > {tmp_path}/main-env; exec sleep 1000",
-                     command=[str(bin_dir / "pyinit")], env=env)
-    wait_for(lambda: (tmp_path / "svc-env").exists() and (tmp_path / "main-env").exists(),
-             30, "the service and the main command to start")
+    write_script(
+        tmp_path / "service" / "svc" / "run", f"env > {tmp_path}/svc-env\nexec sleep 1000\n"
+    )
+    run = pyinit_run(
+        "--",
+        "sh",
+        "-c",
+        f"env > {tmp_path}/main-env; exec sleep 1000",
+        command=[str(bin_dir / "pyinit")],
+        env=env,
+    )
+    wait_for(
+        lambda: (tmp_path / "svc-env").exists() and (tmp_path / "main-env").exists(),
+        30,
+        "the service and the main command to start",
+    )
     wait_for(lambda: "\n" in (tmp_path / "svc-env").read_text(), 10, "the service's env")
     wait_for(lambda: "\n" in (tmp_path / "main-env").read_text(), 10, "the main command's env")
 
     def tool(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(bin_dir / args[0]), *args[1:]], env=env, text=True,
-                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [str(bin_dir / args[0]), *args[1:]],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
 
     svctl = ["svctl", "--run-dir", str(tmp_path / "run")]
     check = tool(*svctl, "-w", "20", "check", "svc")
