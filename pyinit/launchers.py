@@ -1,4 +1,4 @@
-"""`python -I -m pyinit.launchers [--python PATH] DIR`: write pyinit's commands to DIR
+"""`python -I -m pyinit.launchers [--python PATH [--no-check]] DIR`: write pyinit's commands to DIR
 as launchers whose `#!` line runs the interpreter isolated (`-I`).
 
 pip writes console scripts with a bare `#!PYTHON` line: that interpreter reads
@@ -17,7 +17,7 @@ import os
 import sys
 
 COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
-USAGE = "usage: python -I -m pyinit.launchers [--python PATH] DIR"
+USAGE = "usage: python -I -m pyinit.launchers [--python PATH [--no-check]] DIR"
 MAX_SHEBANG = 127  # the kernel's limit before Linux 5.1 (256 since)
 
 
@@ -26,13 +26,14 @@ def text(python: str, function: str) -> str:
     return f"#!{python} -I\nimport pyinit.entry\npyinit.entry.{function}()\n"
 
 
-def check_python(python: str) -> str | None:
-    """Why python cannot go in a `#!` line, or None."""
+def check_python(python: str, exists: bool = True) -> str | None:
+    """Why python cannot go in a `#!` line, or None. exists=False: the path is the
+    target system's (a package build), not checked here."""
     if not os.path.isabs(python):
         return f"{python!r} is not an absolute path"
     if any(c.isspace() for c in python) or len(python) + 5 > MAX_SHEBANG:
         return "the interpreter's path has blanks or is too long for a #! line"
-    if not os.access(python, os.X_OK):
+    if exists and not os.access(python, os.X_OK):
         return f"{python} is not executable"
     return None
 
@@ -68,13 +69,18 @@ def write(directory: str, python: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    python = sys.executable
-    if args[:1] == ["--python"] and len(args) >= 2:
-        python, args = args[1], args[2:]
+    python, exists = sys.executable, True
+    while args[:1] in (["--python"], ["--no-check"]):
+        if args[0] == "--no-check":
+            exists, args = False, args[1:]
+        elif len(args) >= 2:
+            python, args = args[1], args[2:]
+        else:
+            break
     if len(args) != 1 or args[0].startswith("-"):
         print(USAGE, file=sys.stderr)
         return 2
-    problem = check_python(python)
+    problem = check_python(python, exists)
     if problem is None and not os.path.isdir(args[0]):
         problem = f"{args[0]} is not a directory"
     if problem is not None:
