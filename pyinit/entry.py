@@ -102,7 +102,7 @@ def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
     saved = "-" if mask is None else ",".join(str(s) for s in sorted(mask))
     argv = [sys.executable, "-I", here, _MARK, tool, saved, *sys.argv]
     try:
-        if sys.executable:
+        if sys.executable and os.path.isfile(here):  # not from a zip, say
             os.execv(sys.executable, argv)
     except OSError as exc:
         _warn(
@@ -110,7 +110,10 @@ def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
             "image's Python settings"
         )
         return
-    _warn("no sys.executable to re-run with -I: running with the image's Python settings")
+    _warn(
+        "cannot re-run with -I (no sys.executable, or pyinit not in files): running with "
+        "the image's Python settings"
+    )
 
 
 def _warn(text: str) -> None:
