@@ -94,6 +94,23 @@ def leaks(environ: "dict[str, str]", site: object, path: "list[str]") -> bool:
     return bool(getattr(site, "ENABLE_USER_SITE", False) and user_site and user_site in path)
 
 
+def _undo_locale_coercion() -> None:
+    """In the C locale Python sets LC_CTYPE=C.UTF-8 in its own environment (PEP 538;
+    -I ignores PYTHONCOERCECLOCALE=0): the environment is the application's, so a
+    LC_CTYPE that was not in the one pyinit was started with is removed again."""
+    import os
+
+    if "LC_CTYPE" not in os.environ:
+        return
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            started_with = f.read()
+    except OSError:
+        return
+    if not started_with.startswith(b"LC_CTYPE=") and b"\0LC_CTYPE=" not in started_with:
+        del os.environ["LC_CTYPE"]
+
+
 def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
     """Run this tool again in `python -I`; returns only if that cannot be done."""
     import os
@@ -101,6 +118,7 @@ def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
     here = os.path.abspath(__file__)
     saved = "-" if mask is None else ",".join(str(s) for s in sorted(mask))
     argv = [sys.executable, "-I", here, _MARK, tool, saved, *sys.argv]
+    _undo_locale_coercion()
     try:
         if sys.executable and os.path.isfile(here):  # not from a zip, say
             os.execv(sys.executable, argv)
@@ -125,6 +143,7 @@ def _warn(text: str) -> None:
 
 
 def _run(tool: str, mask: "frozenset[int] | None") -> None:
+    _undo_locale_coercion()
     if mask is not None:
         from pyinit import signals
 

@@ -208,3 +208,40 @@ def test_the_images_python_settings_reach_the_app_not_pyinit(
     ran = {mark.name for mark in lab["marks"].iterdir()}
     allowed = BEFORE_PYINIT if launcher == "console" else set()
     assert ran <= allowed, f"the application's code ran in pyinit or its tools: {ran}"
+
+
+@pytest.mark.parametrize("launcher", ["isolated", "console"])
+@pytest.mark.parametrize("extra", [{}, {"PYTHONPATH": "/nonexistent"}, {"LC_CTYPE": "C.UTF-8"}])
+def test_the_c_locale_reaches_the_main_command_unchanged(
+    tmp_path: Path, lab: dict[str, Path], launcher: str, extra: dict[str, str]
+) -> None:
+    """In the C locale Python puts LC_CTYPE=C.UTF-8 in its own environment (PEP 538):
+    pyinit takes it out again, so the main command gets the environment as started
+    (with or without the re-exec); a LC_CTYPE that was set stays."""
+    env = {"PATH": os.environ.get("PATH", os.defpath), **extra}
+    r = subprocess.run(
+        [
+            str(lab[launcher] / "pyinit"),
+            "--skip-startup-files",
+            "--skip-runit",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--env-dir",
+            str(tmp_path / "env"),
+            "--",
+            "env",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r
+    got = env_file_text(r.stdout)
+    assert {k: v for k, v in got.items() if k.startswith("LC_")} == {
+        k: v for k, v in extra.items() if k.startswith("LC_")
+    }
+
+
+def env_file_text(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
