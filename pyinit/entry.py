@@ -1,6 +1,6 @@
 """Every command's entry point: block signals, isolate the interpreter, run the tool.
 
-The rules, in the order they run (see docs/pyinit.md#the-image's-python-settings):
+The rules, in the order they run (see docs/pyinit.md#the-images-python-settings):
 1. pyinit (and its personalities) block every signal they handle in the first
    statement, with the built-in `_signal` module: nothing is imported from
    sys.path before that. A signal sent from then on waits in the queue; the
