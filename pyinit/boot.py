@@ -47,6 +47,12 @@ class Init:
         self.health: HealthServer | None = None  # with --health-listen
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
+        self.run_dir_fd: int | None = None  # held open: sockets are reached through it
+        self.origin = _cwd()  # (path, st_dev, st_ino) of the start cwd; None if gone
+        if self.origin is not None:
+            from pyinit.config import make_absolute
+
+            make_absolute(config, self.origin[0])
         self.env = environment.Exporter(config.env_dir, None)
 
     # --- the narrative -------------------------------------------------------
@@ -56,13 +62,16 @@ class Init:
         self.become_reaper()
         self.choose_run_dir()
         self.import_environment()
-        failure = None if self.config.skip_startup_files else self.run_startup_scripts()
+        failure = self.install_insecure_key()
+        if failure is None and not self.stopping() and not self.config.skip_startup_files:
+            failure = self.run_startup_scripts()
         if failure is None and not self.stopping():
             self.start_services()
             self.start_health_endpoint()
             self.wait_for_services()
         if failure is None and not self.stopping():
             failure = self.start_main_command()
+        self.leave_cwd()
         if failure is None:
             self.loop.run_until(self.stopping)
         return self.shutdown(failure)
@@ -76,9 +85,9 @@ class Init:
         self.stop_services()
         if self.health is not None:
             self.health.close()
+        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         if self.config.kill_all_on_exit:
             self.kill_all()
-        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         code = self.exit_code(failure)
         log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
         return code
@@ -118,10 +127,21 @@ class Init:
             log.warning(f"no usable run dir ({rundir.describe(choice.refused)}): no control "
                         "socket, svctl will not work")
             return
+        try:
+            self.run_dir_fd = rundir.hold(choice.path, os.geteuid())
+        except OSError as exc:
+            log.warning(f"no usable run dir ({choice.path}: {exc.strerror or exc}): no control "
+                        "socket, svctl will not work")
+            return
         if choice.refused:
             log.info(f"run dir {choice.path} ({rundir.describe(choice.refused)})")
         cfg.run_dir = self.run_dir = choice.path
         os.environ[rundir.ENV_VAR] = choice.path
+
+    def run_path(self, name: str) -> str:
+        """name in the run dir, reached through its fd (rundir.at)."""
+        assert self.run_dir is not None
+        return rundir.at(self.run_dir_fd, self.run_dir, name)
 
     def import_environment(self) -> None:
         """Import the env dir, then dump the environment: to the env dir, or to the
@@ -130,6 +150,22 @@ class Init:
         fallback = os.path.join(self.run_dir, "container_environment") if self.run_dir else None
         self.env = environment.Exporter(self.config.env_dir, fallback)
         self.env.export(os.environ)
+
+    def install_insecure_key(self) -> int | None:
+        """my_init's --enable-insecure-key: run enable_insecure_key (killable, like a
+        startup script) before the startup scripts; its failure stops the boot."""
+        if not self.config.enable_insecure_key:
+            return None
+        path = self.config.insecure_key_script
+        if not os.path.exists(path):
+            log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
+            return None
+        log.info(f"installing the insecure SSH key: running {path}")
+        status = self.run_to_completion(path, timeout=None)
+        if status is not None and status.shell_code != 0:
+            log.error(f"{path} failed with {status.describe()}; stopping the boot")
+            return status.shell_code
+        return None
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -195,6 +231,35 @@ class Init:
         self.reaper.watch(self.main_pid, self.on_main_exit)
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
         return None
+
+    def leave_cwd(self) -> None:
+        """What starts in the original cwd has started: PID 1 moves to "/", as dumb-init
+        does, so it never pins that directory (a volume stays unmountable). Shutdown
+        scripts still get the original cwd (see enter_origin)."""
+        try:
+            os.chdir("/")
+        except OSError as exc:
+            log.warning(f"cannot leave the working directory: {exc.strerror}")
+
+    def enter_origin(self) -> Callable[[], None] | None:
+        """For a script's child: chdir to the start cwd by its path, but only if the
+        path still leads to that same directory (device and inode, checked after the
+        chdir, so a swapped-in symlink cannot steer root's script); else stay in "/"."""
+        if self.origin is None:
+            return None
+        path, dev, ino = self.origin
+
+        def enter() -> None:
+            try:
+                os.chdir(path)
+                here = os.stat(".")
+                if (here.st_dev, here.st_ino) == (dev, ino):
+                    return
+            except OSError:
+                pass
+            os.chdir("/")
+
+        return enter
 
     # --- events --------------------------------------------------------------
     def on_signals(self) -> None:
@@ -326,7 +391,7 @@ class Init:
         (the script is then stopped: SIGTERM, kill timeout, SIGKILL)."""
         done: list[ExitStatus] = []
         try:
-            pid = spawn.spawn(spawn.Spec([path]), self.inherited)
+            pid = spawn.spawn(spawn.Spec([path], pre_exec=self.enter_origin()), self.inherited)
         except spawn.SpawnError as exc:
             log.error(str(exc))
             return ExitStatus(code=exc.exit_code)
@@ -353,6 +418,17 @@ class Init:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _cwd() -> tuple[str, int, int] | None:
+    """The cwd's path and identity, or None when it has no path (deleted, or not
+    reachable from our root)."""
+    try:
+        path = os.getcwd()
+        st = os.stat(".")
+    except OSError:
+        return None
+    return path, st.st_dev, st.st_ino
 
 
 def is_executable(path: str) -> bool:

@@ -7,6 +7,7 @@ pure (argv and environ in, Config or a usage error out).
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -23,6 +24,7 @@ DEFAULTS = {
     "post_shutdown_dir": "/etc/my_init.post_shutdown.d",
     "run_dir": "/run/pyinit",
     "config_file": "/etc/pyinit.yaml",
+    "insecure_key_script": "/usr/sbin/enable_insecure_key",
 }
 DEFAULT_SERVICE_DIRS = ("/etc/service", "/etc/services.d")
 ENV_VARS = {
@@ -35,6 +37,7 @@ ENV_VARS = {
     "post_shutdown_dir": "PYINIT_POST_SHUTDOWN_DIR",
     "run_dir": "PYINIT_RUN_DIR",
     "config_file": "PYINIT_CONFIG",
+    "insecure_key_script": "PYINIT_INSECURE_KEY_SCRIPT",
     "services_ready_timeout": "PYINIT_SERVICES_READY_TIMEOUT",
     "health_listen": "PYINIT_HEALTH_LISTEN",
     "log_mode": "PYINIT_LOG_MODE",
@@ -60,6 +63,8 @@ class Config:
     run_dir: str = DEFAULTS["run_dir"]
     run_dir_set: bool = False  # given by flag or PYINIT_RUN_DIR: no fallback (rundir.py)
     config_file: str = DEFAULTS["config_file"]
+    insecure_key_script: str = DEFAULTS["insecure_key_script"]
+    enable_insecure_key: bool = False  # my_init's --enable-insecure-key (cli/my_init.py)
     service_dirs: list[str] = field(default_factory=lambda: list(DEFAULT_SERVICE_DIRS))
     kill_timeout: float = 5.0
     kill_all_timeout: float = 3.0
@@ -77,6 +82,17 @@ class Config:
     log_mode: str = "inherit"  # services without log/run or a `log: mode`
     log_format: str = "text"  # prefix mode: text (NAME | line) or json
     log_timestamps: bool = False
+
+
+def make_absolute(cfg: Config, origin: str) -> None:
+    """Relative paths (flags, environment) made absolute against origin, pyinit's cwd at
+    start, so they keep their meaning once pyinit has left that cwd (boot.leave_cwd)."""
+    for key in DEFAULTS:
+        value = getattr(cfg, key)
+        if value and not value.startswith("/"):
+            setattr(cfg, key, os.path.join(origin, value))
+    cfg.service_dirs = [d if d.startswith("/") else os.path.join(origin, d)
+                        for d in cfg.service_dirs]
 
 
 class UsageError(Exception):
@@ -145,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("post_shutdown_dir", "--post-shutdown-dir", "scripts run last"),
         ("run_dir", "--run-dir", "runtime state and control socket directory"),
         ("config_file", "--config", "defaults for every service.yaml, and boot settings"),
+        ("insecure_key_script", "--insecure-key-script",
+         "what my_init's --enable-insecure-key runs"),
     ):
         p.add_argument(flag, dest=key, metavar="PATH",
                        help=f"{what} [{ENV_VARS[key]}, {DEFAULTS[key]}]")

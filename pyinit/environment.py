@@ -14,11 +14,11 @@ import json
 import os
 import re
 import shlex
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from typing import Mapping, MutableMapping, Optional
 
-from pyinit import log
+from pyinit import log, safefs
 
 SKIPPED = frozenset({"HOME", "USER", "GROUP", "UID", "GID", "SHELL"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -101,25 +101,38 @@ def render_json(env: Mapping[str, str]) -> str:
 
 
 def read_dir(path: str) -> Parsed:
-    """Read every regular file in path; a missing dir is an empty result."""
+    """Read every regular file in path; a missing dir is an empty result. Others
+    may write the dir: it is walked to safely and each file opened relative to it,
+    never through a symlink (safefs), so its content is the file's own."""
     entries: dict[str, bytes] = {}
     out = Parsed()
     try:
-        names = os.listdir(path)
+        dir_fd = safefs.open_dir(path)
     except FileNotFoundError:
         return out
     except OSError as exc:
         out.problems.append(f"cannot read {path}: {exc.strerror}")
         return out
-    for fname in names:
-        full = os.path.join(path, fname)
+    try:
         try:
-            if not os.path.isfile(full):
-                continue
-            with open(full, "rb") as fh:
-                entries[fname] = fh.read()
+            names = safefs.listdir(dir_fd)
         except OSError as exc:
-            out.problems.append(f"cannot read {full}: {exc.strerror}")
+            out.problems.append(f"cannot read {path}: {exc.strerror}")
+            names = []
+        for fname in names:
+            full = os.path.join(path, fname)
+            try:
+                st = os.stat(fname, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode) or not (stat.S_ISREG(st.st_mode) or
+                                                    stat.S_ISLNK(st.st_mode)):
+                    continue  # subdirectories, FIFOs, sockets: not variables
+                fd = safefs.open_file(dir_fd, fname, os.O_RDONLY)
+                with open(fd, "rb") as fh:
+                    entries[fname] = fh.read()
+            except OSError as exc:
+                out.problems.append(f"cannot read {full}: {exc.strerror}")
+    finally:
+        os.close(dir_fd)
     parsed = parse_entries(entries)
     parsed.problems[:0] = out.problems
     return parsed
@@ -148,63 +161,97 @@ def import_dir(path: str, override: bool) -> None:
             os.environ[key] = value
 
 
-def _modes() -> tuple[int, int, int]:
-    """(dir mode, file mode, gid) : 0700/0600 root, or 0750/0640 for group docker_env."""
+def _modes() -> tuple[int, int, int, int]:
+    """(dir, variable files, dumps, the dumps' gid), as phusion's image has them: the
+    dir 0700 and its files private to pyinit's user; the dumps (.sh, .json) 0640
+    for group docker_env when that group exists, else 0600. phusion's variable
+    files are 0644, unreadable through the 0700 dir; pyinit's are 0600, so a
+    widened dir still shows no secret (docs/security.md)."""
     try:
         gid = grp.getgrnam("docker_env").gr_gid
-        return 0o750, 0o640, gid
     except KeyError:
-        return 0o700, 0o600, -1
+        return PRIVATE_MODES
+    return 0o700, 0o600, 0o640, gid
 
 
-PRIVATE_MODES = (0o700, 0o600, -1)
+PRIVATE_MODES = (0o700, 0o600, 0o600, -1)
 
 
-def _write_atomic(path: str, text: str, mode: int, gid: int) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pyinit-")
+def _write_atomic(dir_fd: int, name: str, text: str, mode: int, gid: int) -> None:
+    """Write name in the directory dir_fd through a new temporary file (O_EXCL,
+    never a link), given its group and mode on its own fd, then renamed over name.
+    When the group is refused, keep it private (mode's owner bits), with one warning."""
+    tmp = f".pyinit-{os.urandom(6).hex()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, mode)
-        if gid >= 0:
-            os.chown(tmp, -1, gid)
-        os.replace(tmp, path)
+            fh.flush()
+            if gid >= 0:
+                try:
+                    os.fchown(fh.fileno(), -1, gid)
+                except PermissionError as exc:
+                    _warn_once(f"cannot give the environment files to group docker_env "
+                               f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
+                               f"{os.geteuid()} only")
+                    mode &= 0o700
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
 
 
+def _open_for_modes(dir_fd: int) -> int:
+    """A readable fd of the directory (fchown and fchmod do not take O_PATH)."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
 def write_dump(path: str, env: Mapping[str, str]) -> None:
     """Write env to path/NAME, path.sh and path.json; OSError if it cannot.
 
-    When the files cannot be given to group docker_env (no CAP_CHOWN, or not a
-    member), they are written for pyinit's user only, with one warning."""
-    dmode, fmode, gid = _modes()
-    os.makedirs(path, exist_ok=True)
-    if gid >= 0:
-        try:
-            os.chown(path, -1, gid)
-        except PermissionError as exc:
-            _warn_once(f"cannot give the environment files to group docker_env "
-                       f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
-                       f"{os.geteuid()} only")
-            dmode, fmode, gid = PRIVATE_MODES
+    Both directories are walked to safely (safefs: no symlink another user could
+    have put there), and the env dir's mode changed on its own fd. When the dumps
+    cannot be given to group docker_env (no CAP_CHOWN, or not a member), they are
+    written for pyinit's user only, with one warning."""
+    dmode, fmode, dump_mode, gid = _modes()
+    base = path.rstrip("/") or "/"
+    dir_fd = safefs.open_dir(path, create=0o700)
     try:
-        os.chmod(path, dmode)
-    except PermissionError:
-        if os.stat(path).st_uid == os.geteuid():
-            raise
-        # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
-    values = exported(env)
-    for key, value in values.items():
-        _write_atomic(os.path.join(path, key), file_content(value), fmode, gid)
-    base = path.rstrip("/")
-    _write_atomic(base + ".sh", render_sh(values), fmode, gid)
-    _write_atomic(base + ".json", render_json(values), fmode, gid)
+        _set_dir_mode(dir_fd, dmode)
+        values = exported(env)
+        for key, value in values.items():
+            _write_atomic(dir_fd, key, file_content(value), fmode, -1)
+    finally:
+        os.close(dir_fd)
+    parent_fd = safefs.open_dir(os.path.dirname(base) or ".")
+    try:
+        name = os.path.basename(base)
+        _write_atomic(parent_fd, name + ".sh", render_sh(values), dump_mode, gid)
+        _write_atomic(parent_fd, name + ".json", render_json(values), dump_mode, gid)
+    finally:
+        os.close(parent_fd)
+
+
+def _set_dir_mode(dir_fd: int, dmode: int) -> None:
+    """Give the env dir its mode (on its fd); a dir someone else owns is left alone."""
+    try:
+        fd = _open_for_modes(dir_fd)
+    except PermissionError:  # searchable, not readable: not ours to change
+        return
+    try:
+        try:
+            os.fchmod(fd, dmode)
+        except PermissionError:
+            if os.fstat(fd).st_uid == os.geteuid():
+                raise
+            # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
+    finally:
+        os.close(fd)
 
 
 def _warn_bad_values(env: Mapping[str, str]) -> None:

@@ -9,25 +9,29 @@ hang PID 1. A failed write (disk full, directory gone) drops the lines, counts
 them and warns once; the next lines try again (after a full disk, only once
 RESUME_FREE bytes are free, so a nearly full disk does not flap between failing
 and working). A write cut short is truncated back to the last whole line.
+
+The directory may be the service user's: everything in it is done relative to
+the directory's fd, reached by safefs.open_dir, and `current` is opened by
+safefs.open_file (no symlink, only a regular file with one link where others may
+write), so a service cannot make root write into, or `svctl logs` read from,
+another file. Rotated names carry svlogd's TAI64N label (pyinit.tai64).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import stat
 import time
 from typing import Optional
 
-from pyinit import log
+from pyinit import log, safefs, tai64
 
 RESUME_FREE = 16 * 1024  # after "disk full", wait for this much free space before writing
-TAI_OFFSET = 2**62 + 37  # TAI64 label of the Unix epoch, plus TAI-UTC leap seconds
 
 
 def tai64n(now: float) -> str:
-    secs = int(now)
-    return f"@{TAI_OFFSET + secs:016x}{int((now - secs) * 1e9):08x}"
+    """svlogd's name (without `.s`) for a file finished at Unix time now."""
+    return tai64.text(round(now * 1e9))
 
 
 class FileLog:
@@ -38,6 +42,7 @@ class FileLog:
         self.max_size = max_size
         self.max_files = max_files
         self.fd: Optional[int] = None
+        self.dir_fd: Optional[int] = None  # the directory, walked safely (O_PATH)
         self.size = 0
         self.dropped = 0
         self.failing: Optional[str] = None
@@ -48,9 +53,12 @@ class FileLog:
         return os.path.join(self.directory, "current")
 
     def open(self) -> None:
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
-        self.fd = os.open(self.current, flags, 0o644)  # O_NONBLOCK: a FIFO must not hang us
+        """Open (creating it, mode 0755) the directory and `current` in it, never
+        through a link another user could have put there (safefs)."""
+        if self.dir_fd is None:
+            self.dir_fd = safefs.open_dir(self.directory, create=0o755)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT  # safefs adds O_NONBLOCK: no FIFO hang
+        self.fd = safefs.open_file(self.dir_fd, "current", flags, 0o644)
         self.size = os.fstat(self.fd).st_size
 
     def write(self, data: bytes) -> None:
@@ -115,32 +123,43 @@ class FileLog:
             self.open()
         if self.size == 0:
             return
-        self.close()
-        os.rename(self.current, os.path.join(self.directory, tai64n(time.time()) + ".s"))
+        self.close_file()
+        assert self.dir_fd is not None
+        os.rename("current", tai64n(time.time()) + ".s", src_dir_fd=self.dir_fd,
+                  dst_dir_fd=self.dir_fd)
         self.prune()
         self.open()
 
     def prune(self) -> None:
-        done = sorted(n for n in os.listdir(self.directory)
+        assert self.dir_fd is not None
+        done = sorted(n for n in safefs.listdir(self.dir_fd)
                       if n.startswith("@") and n.endswith(".s"))
         for name in done[: max(0, len(done) - self.max_files)]:
             try:
-                os.unlink(os.path.join(self.directory, name))
+                os.unlink(name, dir_fd=self.dir_fd)  # unlink never follows a link
             except OSError:
                 pass
 
-    def close(self) -> None:
+    def close_file(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
+    def close(self) -> None:
+        """Close `current` and the directory (the next write walks to it again)."""
+        self.close_file()
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+
     def tail(self, n: int, limit: int = 1 << 20) -> list[bytes]:
         """The last n lines of `current` (read from its last `limit` bytes)."""
         try:
-            fd = os.open(self.current, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                return []
+            dir_fd = safefs.open_dir(self.directory)
+            try:
+                fd = safefs.open_file(dir_fd, "current", os.O_RDONLY)
+            finally:
+                os.close(dir_fd)
             with open(fd, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 start = max(0, fh.tell() - limit)

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Callable, Optional
 
-from pyinit import privileges
+from pyinit import privileges, safefs
 from pyinit.privileges import Identity
 from pyinit.schema import ServiceConfig
 
@@ -49,7 +49,8 @@ def environment(config: ServiceConfig, service_path: str, identity: Optional[Ide
     if config.env_file is not None:
         path = os.path.join(service_path, config.env_file)
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            fd = safefs.open_read(path)  # root reads it: never through another user's link
+            with open(fd, encoding="utf-8", errors="surrogateescape") as fh:
                 text = fh.read(1 << 20)
         except OSError as exc:
             raise LaunchError(f"env_file {path}: {exc.strerror}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Callable
+from typing import Callable, Optional
 
 from pyinit import log
 from pyinit.loop import EventLoop
@@ -33,18 +33,22 @@ def parse(data: bytes) -> dict[str, str]:
 
 
 class NotifySocket:
-    def __init__(self, loop: EventLoop, path: str, handler: Handler) -> None:
+    def __init__(self, loop: EventLoop, path: str, handler: Handler,
+                 at: Optional[str] = None) -> None:
+        """path: what services are told (NOTIFY_SOCKET); at: the same file, as
+        pyinit reaches it (through the run dir's fd, rundir.at)."""
         self.loop = loop
         self.path = path
+        self.at = at or path
         self.handler = handler
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             self.sock.setblocking(False)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            if os.path.lexists(path):
-                os.unlink(path)
-            self.sock.bind(path)
-            os.chmod(path, 0o666)  # services run as any user; the pid is what counts
+            if os.path.lexists(self.at):
+                os.unlink(self.at)
+            self.sock.bind(self.at)
+            os.chmod(self.at, 0o666)  # services run as any user; the pid is what counts
         except OSError:
             self.sock.close()
             raise
@@ -71,6 +75,6 @@ class NotifySocket:
         self.loop.remove(self.sock.fileno())
         self.sock.close()
         try:
-            os.unlink(self.path)
+            os.unlink(self.at)
         except OSError:
             pass

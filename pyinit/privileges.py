@@ -69,13 +69,13 @@ def _group_id(group: str) -> int:
 
 
 def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[str, str]:
-    """HOME, USER and LOGNAME from the passwd entry, over base (or over a minimal env)."""
+    """HOME, USER, LOGNAME and UID from the passwd entry (phusion's setuser sets HOME,
+    USER and UID; login sets LOGNAME), over base (or over a minimal env)."""
     env = {k: base[k] for k in ("PATH", "TERM", "LANG") if k in base} if clear else dict(base)
     env["HOME"] = identity.home
-    if identity.name is not None:
-        env["USER"] = env["LOGNAME"] = identity.name
-    else:
-        env["USER"] = env["LOGNAME"] = str(identity.uid)
+    name = identity.name if identity.name is not None else str(identity.uid)
+    env["USER"] = env["LOGNAME"] = name
+    env["UID"] = str(identity.uid)
     return env
 
 

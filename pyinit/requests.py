@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pyinit import control, instances, log
 from pyinit.loop import Timer
 from pyinit.supervisor import LETTERS
-from pyinit.svstatus import hopeless, satisfied
+from pyinit.svstatus import SETTLE, hopeless, satisfied, unsettled
 
 if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
@@ -32,6 +32,7 @@ class Waiter:
     asked_at: float
     errors: list[dict[str, Any]]
     timer: Optional[Timer] = None
+    recheck: Optional[Timer] = None  # svctl check: when a restarted run will have settled
 
 
 class ControlRequests:
@@ -71,6 +72,7 @@ class ControlRequests:
             normally_up=svc.defn.normally_up,
             error=svc.defn.error,
             user=svc.defn.user,
+            settle=max(SETTLE, svc.config.ready.settle if svc.config.ready else 0.0),
             ready=svc.run.machine.ready,
             failed=svc.run.machine.failed,
             outcome=svc.run.machine.outcome,
@@ -118,9 +120,9 @@ class ControlRequests:
         if self.m.init.run_dir is None:
             return  # no usable run dir: boot said so already
         try:
-            os.makedirs(run_dir, mode=0o755, exist_ok=True)
             path = os.path.join(run_dir, control.SOCKET_NAME)
-            self.server = control.Server(self.m.loop, path, self.handle_request)
+            self.server = control.Server(self.m.loop, self.m.init.run_path(control.SOCKET_NAME),
+                                         self.handle_request)
         except OSError as exc:
             log.warning(f"no control socket in {run_dir} ({exc}): svctl will not work")
             return
@@ -329,10 +331,23 @@ class ControlRequests:
                 self.check_waiter(waiter)
 
     def check_waiter(self, waiter: Waiter) -> None:
-        """Answer once every target is done, or (svctl check) failed for good."""
+        """Answer once every target is done, or (svctl check) failed for good. Settling
+        changes no state, so check is re-checked by a timer when a run will have settled."""
+        if waiter not in self.waiters:
+            return
         if all(self.wait_done(waiter, slot) or waiter.letters == "C"
                and hopeless(self.status_of(slot)) for _, slot in waiter.targets):
             self.finish_wait(waiter, False)
+            return
+        if "C" not in waiter.letters:
+            return
+        if waiter.recheck is not None:
+            waiter.recheck.cancel()
+            waiter.recheck = None
+        delays = [unsettled(self.status_of(slot)) for _, slot in waiter.targets]
+        delay = min((d for d in delays if d > 0), default=None)
+        if delay is not None:
+            waiter.recheck = self.m.loop.call_later(delay, lambda: self.check_waiter(waiter))
 
     def status_of(self, slot: Slot) -> dict[str, Any]:
         svc = slot.service
@@ -359,6 +374,8 @@ class ControlRequests:
             self.waiters.remove(waiter)
             if waiter.timer is not None:
                 waiter.timer.cancel()
+            if waiter.recheck is not None:
+                waiter.recheck.cancel()
 
 
 

@@ -10,6 +10,12 @@ given. Otherwise it is the first of these pyinit can write to:
 3. `/tmp/pyinit-UID`: private, created mode 0700 and refused when another uid
    owns it (or it is not a real directory)
 
+Whichever it is, it is reached without following a link another user could
+have put there, and refused when another user owns it; group and other write
+access is taken off. So only root (or pyinit's uid) can replace what is in it.
+pyinit then holds it open (`hold`) and reaches its sockets through that fd
+(`at`): whoever can write its parent may move it, but not redirect pyinit.
+
 pyinit exports its choice as `PYINIT_RUN_DIR`, so services and scripts find it.
 svctl started from elsewhere (`docker exec`) tries the same places, for its own
 uid and then for PID 1's, and takes the first that holds a control socket.
@@ -21,11 +27,13 @@ are the thin I/O.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from pyinit import safefs
 from pyinit.protocol import SOCKET_NAME
 
 ENV_VAR = "PYINIT_RUN_DIR"
@@ -95,35 +103,84 @@ def describe(refused: list[tuple[str, str]]) -> str:
 # --- I/O ---------------------------------------------------------------------
 
 
+def shared_problem(dir_st: os.stat_result, uid: int) -> Optional[str]:
+    """Why a run dir (its fstat record) would let another user replace what pyinit
+    keeps there (sockets, the env dump, supervise/ dirs); None if not. (Whoever can
+    write its parent may move it away: pyinit holds it by fd, see `hold`.)"""
+    trusted = (0, uid)
+    if not stat.S_ISDIR(dir_st.st_mode):
+        return "is not a directory"
+    if dir_st.st_uid not in trusted:
+        return f"is owned by uid {dir_st.st_uid}"
+    return None
+
+
 def prepare(cand: Candidate, uid: int) -> Optional[str]:
-    """Create cand if missing; None when pyinit can use it, else why not (one phrase)."""
+    """Create cand if missing; None when pyinit can use it, else why not (one phrase).
+
+    Walked to without following a link another user could have put there
+    (safefs); refused when another user owns it; write access for group and
+    others is taken off (fchmod on its fd)."""
     try:
         if cand.private:
             os.mkdir(cand.path, 0o700)
-        else:
-            os.makedirs(cand.path, 0o755, exist_ok=True)
     except FileExistsError:
         pass
     except OSError as exc:
         return exc.strerror or str(exc)
     try:
-        st = os.lstat(cand.path) if cand.private else os.stat(cand.path)
+        if cand.private:
+            st = os.lstat(cand.path)
+            problem = private_problem(st.st_mode, st.st_uid, uid)
+            if problem is not None:
+                return problem
+        fd = safefs.open_dir(cand.path, create=None if cand.private else 0o755)
     except OSError as exc:
+        if exc.errno == errno.ENOTDIR and os.path.lexists(cand.path):
+            return "is not a directory"
         return exc.strerror or str(exc)
-    if cand.private:
-        problem = private_problem(st.st_mode, st.st_uid, uid)
+    try:
+        st = os.fstat(fd)
+        problem = shared_problem(st, uid)
         if problem is not None:
             return problem
-        if stat.S_IMODE(st.st_mode) & 0o077:
+        tighten = 0o077 if cand.private else 0o022
+        if stat.S_IMODE(st.st_mode) & tighten:
             try:
-                os.chmod(cand.path, 0o700)
+                rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                try:
+                    os.fchmod(rfd, stat.S_IMODE(st.st_mode) & ~tighten)
+                finally:
+                    os.close(rfd)
             except OSError as exc:
-                return exc.strerror or str(exc)
-    elif not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
+                return f"is writable by other users ({exc.strerror or exc})"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        os.close(fd)
     if not os.access(cand.path, os.W_OK | os.X_OK):
         return "Read-only file system" if _read_only(cand.path) else "Permission denied"
     return None
+
+
+def hold(path: str, uid: int) -> int:
+    """An fd (O_PATH) of the chosen run dir, checked again once open. pyinit binds,
+    chmods and removes its sockets through it (`at`), so a run dir moved away by
+    whoever can write its parent takes pyinit's names with it."""
+    fd = safefs.open_dir(path)
+    st = os.fstat(fd)
+    if st.st_uid not in (0, uid) or safefs.others_may_write(st, (0, uid)):
+        os.close(fd)
+        raise OSError(errno.EPERM, "was replaced while pyinit checked it", path)
+    return fd
+
+
+def at(dir_fd: Optional[int], directory: str, name: str) -> str:
+    """A path to name in the run dir that does not go through the run dir's path
+    (/proc/self/fd/N/NAME, when /proc is mounted), else directory/name."""
+    if dir_fd is not None and os.path.isdir(f"/proc/self/fd/{dir_fd}"):
+        return f"/proc/self/fd/{dir_fd}/{name}"
+    return os.path.join(directory, name)
 
 
 def _read_only(path: str) -> bool:

@@ -428,7 +428,9 @@ def load_yaml(path: str) -> Any:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        with open(path, "rb") as fh:
+        from pyinit import safefs  # root reads it: never through another user's link
+
+        with open(safefs.open_read(path), "rb") as fh:
             return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from pyinit import safefs
 from pyinit.instances import instance_of, is_template
 from pyinit.privileges import Identity
 from pyinit.schema import ConfigError, Probe, ServiceConfig
@@ -91,7 +92,7 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     fd_path = os.path.join(path, "notification-fd")
     if config.ready is None and os.path.lexists(fd_path):
         try:
-            with open(fd_path) as fh:
+            with open(safefs.open_read(fd_path)) as fh:  # never another user's link
                 fd = int(fh.read(64).strip())
         except (OSError, ValueError, UnicodeDecodeError):
             fd = -1

@@ -562,9 +562,10 @@ class ServiceManager:
         if self.notify is None:
             from pyinit.notify import SOCKET_NAME, NotifySocket
 
-            path = os.path.join(self.config.run_dir, SOCKET_NAME)
+            path = os.path.join(self.config.run_dir, SOCKET_NAME)  # what services are told
             try:
-                self.notify = NotifySocket(self.loop, path, self.on_notify)
+                self.notify = NotifySocket(self.loop, path, self.on_notify,
+                                           at=self.init.run_path(SOCKET_NAME))
             except OSError as exc:
                 problem = f"cannot open the sd_notify socket {path}: {exc.strerror}"
                 if problem not in self._warned:  # once, not at every start

@@ -1,10 +1,11 @@
 """fork/exec with everything a supervised process needs, and nothing inherited by accident.
 
-The parent resolves the program first (so "not found" is reported as 127 and
+The parent checks the program first (so "not found" is reported as 127 and
 "not executable" as 126 without forking); the child sets up its session or
-process group, the terminal, its fds and cwd, restores the signal state pyinit
-inherited, then execs. A child that fails after fork writes one line and exits
-126/127, like a shell.
+process group, the terminal, its fds and cwd, drops privileges (pre_exec),
+restores the signal state pyinit inherited, then looks the program up on PATH
+again, as the user it now is, with execvp's rules (exec_path). A child that
+fails after fork writes one line and exits 126/127, like a shell.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NoReturn, Sequence
 
 from pyinit.signals import Inherited
 
@@ -69,20 +70,47 @@ def resolve(program: str, env: Mapping[str, str] | None, cwd: str | None = None)
     return found
 
 
+# execvp(3) goes on to the next PATH entry after these errors (EACCES too, but it
+# remembers that one and reports it if nothing else is found).
+_SEARCH_ON = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ESTALE, errno.ENODEV, errno.ETIMEDOUT})
+
+
+def exec_path(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+    """execve program, looked up on env's PATH as execvp(3) does, by the caller's own
+    rights: a PATH entry the caller may not search or run (EACCES) is skipped and the
+    search goes on; EACCES is raised if nothing else was found, else ENOENT. A name
+    holding a '/' is run as it is. Run it after dropping privileges, so a PATH entry
+    only root can read cannot win (setuser, services with `user:`)."""
+    if "/" in program:
+        os.execve(program, list(argv), env)
+    denied: OSError | None = None
+    for directory in env.get("PATH", os.defpath).split(":"):
+        try:
+            os.execve(os.path.join(directory, program), list(argv), env)
+        except OSError as exc:
+            if exc.errno == errno.EACCES:
+                denied = denied or exc
+            elif exc.errno not in _SEARCH_ON:
+                raise
+    if denied is not None:
+        raise denied
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
 def spawn(spec: Spec, inherited: Inherited) -> int:
     """Fork and exec spec; returns the child's pid. Raises SpawnError before forking."""
     env = dict(os.environ if spec.env is None else spec.env)
-    program = resolve(spec.argv[0], env, spec.cwd)
+    resolve(spec.argv[0], env, spec.cwd)  # as pyinit: who cannot find it, cannot run it
     try:
         pid = os.fork()
     except OSError as exc:  # EAGAIN under a pids limit, ENOMEM
         raise SpawnError(f"{spec.argv[0]}: cannot fork: {exc.strerror}", NOT_EXECUTABLE) from None
     if pid == 0:  # pragma: no cover - runs in the child, checked by integration tests
-        _child(spec, program, env, inherited)
+        _child(spec, env, inherited)
     return pid
 
 
-def _child(spec: Spec, program: str, env: dict[str, str], inherited: Inherited) -> None:
+def _child(spec: Spec, env: dict[str, str], inherited: Inherited) -> None:
     code = NOT_EXECUTABLE
     try:
         if spec.session:
@@ -104,7 +132,7 @@ def _child(spec: Spec, program: str, env: dict[str, str], inherited: Inherited) 
         if spec.pre_exec is not None:
             spec.pre_exec()
         inherited.restore_in_child()
-        os.execve(program, list(spec.argv), env)
+        exec_path(spec.argv[0], spec.argv, env)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             code = NOT_FOUND

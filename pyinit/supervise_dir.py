@@ -21,7 +21,9 @@ supervise/ under the run dir instead, as RUN_DIR/services/NAME/supervise (and
 .../NAME/log/supervise), so `sv status RUN_DIR/services/NAME` works: one
 warning for all services. When that fails too, or for any other reason (a
 runsv holds the lock), the service is supervised as usual without it, with one
-warning. A `supervise` symlink is followed (its target is created if missing).
+warning. A `supervise` symlink is followed (its target is created if missing),
+unless the service dir is writable by a user other than root (or pyinit's):
+there it is refused, as any link there (safefs).
 
 The first part is pure (record encoding, stat text); SuperviseDirs is the thin
 I/O shell, called by services.py after every state change.
@@ -38,14 +40,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit import log
+from pyinit import log, safefs, tai64
 from pyinit.supervisor import FINISH, LETTERS, RUN, SETUP, Machine
 
 if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
 
 # --- the pure part -------------------------------------------------------------------------
-TAI_OFFSET = 2**62 + 10  # taia_now(): TAI64 label = 2^62 + 10 + unix seconds
+TAI_OFFSET = tai64.OFFSET  # taia_now(): TAI64 label = 2^62 + 10 + unix seconds
 STATE_CODES = {"down": 0, RUN: 1, FINISH: 2}
 CODE_STATES = {code: state for state, code in STATE_CODES.items()}
 RECORD_SIZE = 20
@@ -69,10 +71,7 @@ class Status:
 def encode(st: Status) -> bytes:
     """The 20-byte record: TAI64N (8-byte label + 4-byte ns, big-endian), pid
     (4 bytes, little-endian), paused, want ('u'/'d'), got TERM, state (0/1/2)."""
-    secs, nanos = divmod(st.when_ns, 1_000_000_000)
-    return struct.pack(
-        ">QL", TAI_OFFSET + secs, nanos
-    ) + struct.pack(
+    return struct.pack(">QL", *tai64.label(st.when_ns)) + struct.pack(
         "<L4B", st.pid & 0xFFFFFFFF, 1 if st.paused else 0,
         ord("u") if st.want == "u" and not st.exiting else ord("d"),
         1 if st.got_term else 0, STATE_CODES[st.state],
@@ -87,7 +86,7 @@ def decode(record: bytes) -> Status:
     pid, paused, want, got_term, state = struct.unpack("<L4B", record[12:])
     if state not in CODE_STATES:
         raise ValueError(f"unknown state {state}")
-    return Status(when_ns=(label - TAI_OFFSET) * 1_000_000_000 + nanos, pid=pid,
+    return Status(when_ns=tai64.unix_ns(label, nanos), pid=pid,
                   state=CODE_STATES[state], want=chr(want), paused=bool(paused),
                   got_term=bool(got_term))
 
@@ -146,6 +145,7 @@ class Supervise:
         self.dir = os.path.join(home or path, "supervise")  # home: under the run dir
         self.owner = owner
         self.fds: list[int] = []
+        self.dir_fd = -1  # supervise/ itself (O_PATH): every file is opened relative to it
         self.control = -1
         self.ok = -1
         self.key: Optional[tuple] = None  # machine_key() of what was written last
@@ -153,18 +153,20 @@ class Supervise:
         self.write_warned = False
 
     def open(self) -> None:
-        """Create what is missing and open it; OSError (everything closed) if not."""
+        """Create what is missing and open it; OSError (everything closed) if not.
+        The service dir may be its user's: the dir is walked to safely and every
+        file in it opened relative to it (safefs), never through a link."""
         try:
-            make_dir(self.dir)
-            lock = self._add(os.open(os.path.join(self.dir, "lock"),
-                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                     0o600))
+            self.dir_fd = self._add(safefs.open_dir(self.dir, create=0o700))
+            lock = self._add(
+                safefs.open_file(self.dir_fd, "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            )
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise OSError(0, "locked by another supervisor (a runsv?)") from None
-            self.control = self._add(open_fifo(os.path.join(self.dir, "control")))
-            self.ok = self._add(open_fifo(os.path.join(self.dir, "ok")))
+            self.control = self._add(open_fifo(self.dir_fd, "control"))
+            self.ok = self._add(open_fifo(self.dir_fd, "ok"))
         except OSError:
             self.close()
             raise
@@ -182,10 +184,10 @@ class Supervise:
     def write(self, st: Status) -> None:
         """pid (when it changed), stat and status, each as *.new renamed into place."""
         if st.pid != self.pid:
-            put(self.dir, "pid", pid_text(st.pid).encode())
+            put(self.dir_fd, "pid", pid_text(st.pid).encode())
             self.pid = st.pid
-        put(self.dir, "stat", stat_text(st).encode())
-        put(self.dir, "status", encode(st))
+        put(self.dir_fd, "stat", stat_text(st).encode())
+        put(self.dir_fd, "status", encode(st))
 
     def close(self) -> None:
         for fd in self.fds:
@@ -194,7 +196,7 @@ class Supervise:
             except OSError:
                 pass
         self.fds = []
-        self.control = self.ok = -1
+        self.dir_fd = self.control = self.ok = -1
 
 
 def fallback_home(run_dir: str, name: str, label: str) -> str:
@@ -203,45 +205,46 @@ def fallback_home(run_dir: str, name: str, label: str) -> str:
     return os.path.join(home, "log") if label == "log" else home
 
 
-def make_dir(path: str) -> None:
-    """mkdir supervise (0700); for a dangling symlink, create its target (runsv does)."""
+def open_fifo(dir_fd: int, name: str) -> int:
+    """Create (0600) and open the FIFO name in dir_fd: never through a link, never
+    anything but a FIFO (O_NONBLOCK and O_NOCTTY: nothing else can hang or adopt us)."""
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        if os.path.islink(path) and not os.path.exists(path):
-            target = os.path.join(os.path.dirname(path), os.readlink(path))
-            os.makedirs(target, 0o700, exist_ok=True)
-    if not os.path.isdir(path):
-        raise NotADirectoryError(20, "not a directory", path)
-
-
-def open_fifo(path: str) -> int:
-    try:
-        os.mkfifo(path, 0o600)
+        os.mkfifo(name, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         pass
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{name} is a symlink: not followed", name) from None
+        raise
     if not stat.S_ISFIFO(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(0, "exists but is not a FIFO", path)
+        raise OSError(0, f"{name} exists but is not a FIFO", name)
     return fd
 
 
-def put(directory: str, name: str, data: bytes) -> None:
-    """Write NAME.new, rename it to NAME (readers never see a partial file)."""
-    new = os.path.join(directory, name + ".new")
-    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o644)
+def put(dir_fd: int, name: str, data: bytes) -> None:
+    """Write NAME.new, rename it to NAME (readers never see a partial file). NAME.new
+    is removed first and created O_EXCL: whatever was there (a link to another
+    file) is never opened, let alone truncated."""
+    new = name + ".new"
+    _unlink(dir_fd, new)
+    fd = os.open(
+        new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
+        dir_fd=dir_fd,
+    )
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError:
         os.close(fd)
-        _unlink(new)
+        _unlink(dir_fd, new)
         raise
     os.close(fd)
-    os.rename(new, os.path.join(directory, name))
+    os.rename(new, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # never follows a link
 
 
 def _read(fd: int) -> bytes:
@@ -251,9 +254,9 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def _unlink(path: str) -> None:
+def _unlink(dir_fd: int, name: str) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
 
@@ -383,7 +386,7 @@ class SuperviseDirs:
             home = fallback_home(run_dir, slot.service.name, slot.label)
             sup = Supervise(path, slot, home)
             try:
-                os.makedirs(home, 0o755, exist_ok=True)
+                os.close(safefs.open_dir(home, create=0o755))
                 sup.open()
             except OSError as exc:
                 problem += f"; {sup.dir} ({exc.strerror or exc})"

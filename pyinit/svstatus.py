@@ -88,13 +88,28 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
     return True
 
 
+SETTLE = 1.0  # supervisor.MIN_UPTIME: a run that lives less is a crash (backoff applies)
+
+
 def healthy(rec: Record) -> bool:
-    """svctl check: a service that should be up is up and ready (a oneshot: done)."""
+    """svctl check and /readyz: a service that should be up is up, ready, and (once
+    restarted) has stayed up its settle time since; a oneshot: done. A service in
+    backoff (down, wanted up) or failed is not healthy, so a crash loop never is."""
     if hopeless(rec):
         return False
     if rec.get("outcome") == "done" or rec.get("want") != "u":
         return True
-    return bool(rec.get("pid")) and rec.get("state") == "run" and rec.get("ready") is not False
+    return (bool(rec.get("pid")) and rec.get("state") == "run" and rec.get("ready") is not False
+            and unsettled(rec) == 0)
+
+
+def unsettled(rec: Record) -> float:
+    """Seconds a restarted `run` must still stay up to count as healthy (0: settled).
+    The settle time is rec['settle'] (the service's ready.settle, at least SETTLE);
+    a run that was never restarted is judged by readiness alone."""
+    if not rec.get("restarts") or rec.get("state") != "run" or not rec.get("pid"):
+        return 0.0
+    return max(0.0, float(rec.get("settle", SETTLE)) - float(rec.get("uptime", 0.0)))
 
 
 def hopeless(rec: Record) -> bool:

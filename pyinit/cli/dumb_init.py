@@ -40,6 +40,10 @@ Optional arguments:
 
 Full help is available online at https://github.com/Yelp/dumb-init
 """
+# After the help: this is pyinit, and where its differences from dumb-init are written down.
+NOTE = ("This is pyinit as dumb-init. How it differs from dumb-init: "
+        "docs/migration.md#from-dumb-init\n"
+        "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n")
 SHORT_USAGE = "Usage: {prog} [option] program [args]\nTry {prog} --help for full usage.\n"
 REWRITE_USAGE = ("Usage: -r option takes <signum>:<signum>, where <signum> is between 1 and 31.\n"
                  "This option can be specified multiple times.\nUse --help for full usage.\n")
@@ -73,7 +77,7 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "dumb-init") 
     out = DumbArgs(argv=rest)
     for opt, value in opts:
         if opt in ("-h", "--help"):
-            raise Exit(0, HELP.format(prog=prog))
+            raise Exit(0, HELP.format(prog=prog) + NOTE)
         if opt in ("-V", "--version"):
             raise Exit(0, VERSION)
         if opt in ("-v", "--verbose"):

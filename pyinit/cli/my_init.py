@@ -4,9 +4,10 @@ Everything my_init does, pyinit does already under the same flags and
 variables (--skip-startup-files, --skip-runit, --no-kill-all-on-exit, --quiet,
 KILL_PROCESS_TIMEOUT, KILL_ALL_PROCESSES_TIMEOUT, /etc/my_init.d, /etc/rc.local,
 /etc/my_init.pre_shutdown.d, /etc/my_init.post_shutdown.d,
-/etc/container_environment*). As my_init it also accepts --enable-insecure-key
-(with a warning: there is no SSH server to give a key to) and, like my_init,
-exits 2 when a SIGTERM ends a run that has no main command. my_init's bugs are
+/etc/container_environment*). As my_init it also takes --enable-insecure-key
+(run /usr/sbin/enable_insecure_key before the startup scripts, as my_init does;
+a one-line warning when there is none) and, like my_init, exits 2 when a
+SIGTERM ends a run that has no main command. my_init's bugs are
 not copied: a main command killed by a signal exits 128+N (my_init said 0) and
 signals reach it (my_init did not forward them).
 """
@@ -23,10 +24,45 @@ def main(argv: Optional[list[str]] = None) -> None:
     from pyinit.cli import pyinit
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if asks_for_help(args):
+        sys.stdout.write(help_text())
+        sys.stdout.flush()
+        sys.exit(0)
     command_at = args.index("--") if "--" in args else len(args)
     insecure = "--enable-insecure-key" in args[:command_at]
     if insecure:
         args.remove("--enable-insecure-key")
-    pyinit.main(args, signalled_exit_code=ABORTED,
-                notes=["--enable-insecure-key does nothing here: pyinit runs no SSH server"]
-                if insecure else [])
+    pyinit.main(args, signalled_exit_code=ABORTED, enable_insecure_key=insecure)
+
+
+def asks_for_help(args: list[str]) -> bool:
+    """-h or --help among the options, before the main command (or `--`)."""
+    for word in args:
+        if word in ("-h", "--help"):
+            return True
+        if word == "--" or not word.startswith("-"):
+            return False
+    return False
+
+
+def help_text() -> str:
+    """my_init's own --help (its argparse parser, flags and wording), then a note."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="my_init", description="Initialize the system.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="This is pyinit as my_init: every pyinit flag is accepted too (pyinit --help).\n"
+        "How it differs from my_init: docs/migration.md#from-phusion-baseimages-my_init-with"
+        "-runit\n(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).")
+    p.add_argument("main_command", metavar="MAIN_COMMAND", type=str, nargs="*",
+                   help="The main command to run. (default: runit)")
+    p.add_argument("--enable-insecure-key", action="store_true",
+                   help="Install the insecure SSH key")
+    p.add_argument("--skip-startup-files", action="store_true",
+                   help="Skip running /etc/my_init.d/* and /etc/rc.local")
+    p.add_argument("--skip-runit", action="store_true", help="Do not run runit services")
+    p.add_argument("--no-kill-all-on-exit", action="store_true",
+                   help="Don't kill all processes on the system upon exiting")
+    p.add_argument("--quiet", action="store_true", help="Only print warnings and errors")
+    return p.format_help()

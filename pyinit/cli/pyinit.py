@@ -14,15 +14,39 @@ SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 # argv[0]'s basename -> the module that takes that tool's command line
 PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
                  "my_init": "pyinit.cli.my_init"}
+# The names the same tools are installed under: Docker's `--init` binary, tini's release
+# assets (tini-ARCH, tini-static, tini-static-ARCH, muslc builds; ci/run_build.sh) and
+# Debian's tini-static; dumb-init's release assets (dumb-init_VERSION_ARCH).
+TINI_ARCHES = frozenset({"amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el",
+                         "ppc64le", "s390x", "riscv64"})
+ALIASES = {"docker-init": "tini", "tini-static": "tini"}
+
+
+def personality(name: str) -> str | None:
+    """The personality a program name (argv[0]'s basename) asks for, or None."""
+    name = ALIASES.get(name, name)
+    if name in PERSONALITIES:
+        return name
+    for prefix in ("tini-static-", "tini-"):
+        if name.startswith(prefix):
+            arch = name[len(prefix):]
+            arch = arch[len("muslc-"):] if arch.startswith("muslc-") else arch
+            return "tini" if arch in TINI_ARCHES else None
+    if name.startswith("dumb-init_"):  # dumb-init_1.2.5_x86_64
+        version, _, arch = name[len("dumb-init_"):].partition("_")
+        if version.replace(".", "").isdigit() and arch and arch.replace("_", "").isalnum():
+            return "dumb-init"
+    return None
 
 
 def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
-         notes: list[str] | None = None) -> None:
+         notes: list[str] | None = None, enable_insecure_key: bool = False) -> None:
     """Run pyinit (or, by argv[0]'s name, a personality); never returns."""
-    if argv is None and os.path.basename(sys.argv[0]) in PERSONALITIES:
+    chosen = personality(os.path.basename(sys.argv[0])) if argv is None else None
+    if chosen is not None:
         import importlib
 
-        importlib.import_module(PERSONALITIES[os.path.basename(sys.argv[0])]).main()
+        importlib.import_module(PERSONALITIES[chosen]).main()
         return
     # Block the signals pyinit handles (pyinit.entry did already, before any import:
     # this is for callers of main()), so one that arrives waits in the queue.
@@ -39,6 +63,7 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
         sys.exit(2)
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
+    config.enable_insecure_key = enable_insecure_key
     for note in notes or []:
         log.warning(note)
 

@@ -13,10 +13,11 @@ USAGE = """usage: setuser [--no-new-privs] [--drop-caps] [--clear-env]
                USER[:GROUP] COMMAND [ARGS...]
 
 Runs COMMAND as USER (a name or uid; GROUP a name or gid): supplementary groups
-from the group database, then gid, then uid; HOME, USER and LOGNAME from the
-passwd entry. --no-new-privs: setuid binaries cannot escalate. --drop-caps:
-clear every capability set. --clear-env: keep only PATH, TERM, LANG (plus
-HOME, USER, LOGNAME)."""
+from the group database, then gid, then uid; HOME, USER, LOGNAME and UID from
+the passwd entry; then COMMAND, looked up on PATH as USER (execvp's rules).
+--no-new-privs: setuid binaries cannot escalate. --drop-caps: clear every
+capability set. --clear-env: keep only PATH, TERM, LANG (plus HOME, USER,
+LOGNAME, UID)."""
 
 FAILURE = 111
 USAGE_ERROR = 100
@@ -62,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"needs {' and '.join(lacking)} to become {spec}, and has not "
              "(capabilities dropped)")
     env = privileges.environment(identity, dict(os.environ), clear=options["--clear-env"])
-    try:
-        program = spawn.resolve(command[0], env)
+    try:  # as root, who sees more than USER: not found here is not found for USER
+        spawn.resolve(command[0], env)
     except spawn.SpawnError as exc:
         fail(str(exc), exc.exit_code)
     try:
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot become {spec}: {exc.strerror or exc}")
-    try:
-        os.execve(program, command, env)
+    try:  # looked up on PATH as USER, with execvp's rules (as phusion's setuser, chpst)
+        spawn.exec_path(command[0], command, env)
     except OSError as exc:
-        fail(f"cannot run {command[0]}: {exc.strerror}", spawn.NOT_EXECUTABLE)
+        fail(f"cannot run {command[0]}: {exc.strerror}",
+             spawn.NOT_FOUND if isinstance(exc, FileNotFoundError) else spawn.NOT_EXECUTABLE)

@@ -23,6 +23,9 @@ LSB:                  start stop restart reload try-restart force-stop force-rel
                       force-restart force-shutdown shutdown check
 pyinit:               tree  rescan  shutdown-container [--exit-code N]
                       logs [-f] [-n N] SERVICE  scale SERVICE N
+As sv, a command is matched by its first character when it is not one of the
+names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
+such a short form needs a SERVICE. Options go before the command.
 SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means all.
 A counted service's or a template's name means all its instances; `up T@NAME`
 starts an instance of the template T@.
@@ -67,8 +70,39 @@ COMMANDS.update(
 )
 
 
+# sv's rule for the words that are not one of svctl's commands (runit 2.1.2's sv.c): the
+# first character decides ('s' anything is status, 'u...' is up, 'cont' and 'cxyz' are
+# cont, 'X'/'E' force an exit, ...). 'r' and 'f' match only whole words (restart, reload,
+# force-*), which are svctl commands already. Exact svctl names win: `tree` is not `term`.
+SV_FIRST_CHAR = {
+    "u": "up", "d": "down", "o": "once", "p": "pause", "c": "cont", "h": "hup",
+    "a": "alarm", "i": "interrupt", "q": "quit", "1": "1", "2": "2", "t": "term",
+    "k": "kill", "x": "exit", "e": "exit", "s": "status",
+    "X": "force-shutdown", "E": "force-shutdown", "D": "force-stop", "T": "force-reload",
+}
+OWN = ("status", "s", "tree", "rescan", "shutdown-container", "logs", "scale")
+SHORT_USAGE = "usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]"
+
+
+def command_name(word: str) -> Optional[str]:
+    """The svctl command `word` stands for: an exact svctl name first, then sv's
+    first-character rule (SV_FIRST_CHAR); None for an unknown command."""
+    if word in COMMANDS or word in OWN:
+        return word
+    return SV_FIRST_CHAR.get(word[:1])
+
+
+def _short(word: str, limit: int = 40) -> str:
+    """A user's word, cut to fit in a one-line message."""
+    return repr(word if len(word) <= limit else word[:limit] + "...")
+
+
 class Usage(Exception):
-    pass
+    """A command line svctl cannot take. brief: print the message alone, no usage text."""
+
+    def __init__(self, message: str, brief: bool = False) -> None:
+        super().__init__(message)
+        self.brief = brief
 
 
 class Unreachable(Exception):
@@ -129,12 +163,17 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         from pyinit import rundir
 
         run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
-    args = Args(rest.pop(0), [], run_dir, verbose, wait)
+    word = rest.pop(0)
+    name = command_name(word)
+    if name is None:
+        raise Usage(f"unknown command {_short(word)}")
+    if name != word and not [w for w in rest if not w.startswith("-") or w == "-"]:
+        # sv always needs a SERVICE; svctl's "none means all" is for its own names only,
+        # so `svctl help` or `svctl debug` never signal or stop every service
+        raise Usage(f"unknown command {_short(word)} (sv's one-letter forms such as "
+                    f"{word[:1]!r} need a SERVICE)")
+    args = Args(name, [], run_dir, verbose, wait)
     args.environ = environ if found else None
-    if args.command not in COMMANDS and args.command not in (
-        "status", "s", "tree", "rescan", "shutdown-container", "logs", "scale"
-    ):
-        raise Usage(f"unknown command {args.command!r}")
     if args.command == "shutdown-container":
         args.exit_code = _exit_code(rest)
         return args
@@ -146,9 +185,17 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             raise Usage("scale takes a SERVICE and a count from 0 to 1000")
         args.services, args.count = [rest[0]], int(rest[1])
         return args
+    names_only = False
     for word in rest:
-        if word == "--json" and args.command in ("status", "s", "tree"):
+        if names_only:
+            args.services.append(word)
+        elif word == "--":
+            names_only = True  # a service whose name starts with '-' follows
+        elif word == "--json" and args.command in ("status", "s", "tree"):
             args.json = True
+        elif word.startswith("-") and word != "-":
+            raise Usage(f"option {_short(word)} after the command {args.command!r}: options "
+                        f"go before it ({SHORT_USAGE})", brief=True)
         else:
             args.services.append(word)
     return args
@@ -432,7 +479,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Usage as exc:
         if str(exc):
             sys.stderr.write(f"svctl: error: {exc}\n")
-        sys.stderr.write(USAGE + "\n")
+        if not exc.brief:
+            sys.stderr.write(USAGE + "\n")
         sys.exit(USAGE_ERROR)
     handlers = {
         "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,

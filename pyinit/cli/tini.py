@@ -21,10 +21,10 @@ NOT_REAPING = (
     "To fix the problem, use the -s option or set the environment variable TINI_SUBREAPER "
     "to register Tini as a child subreaper, or run Tini as PID 1."
 )
-USAGE = f"""tini (tini version {TINI_VERSION})
-Usage: tini [OPTIONS] PROGRAM -- [ARGS] | --version
+USAGE = f"""{{name}} (tini version {TINI_VERSION})
+Usage: {{name}} [OPTIONS] PROGRAM -- [ARGS] | --version
 
-Execute a program under the supervision of a valid init process (tini)
+Execute a program under the supervision of a valid init process ({{name}})
 
 Command line options:
 
@@ -46,6 +46,9 @@ Environment variables:
 
 """
 LICENSE = "MIT License (tini's interface; implemented by pyinit, see its license)\n"
+# After the usage: this is pyinit, and where its differences from tini are written down.
+NOTE = ("This is pyinit as tini. How it differs from tini: docs/migration.md#from-tini\n"
+        "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n")
 
 
 class Exit(Exception):
@@ -67,6 +70,11 @@ class TiniArgs:
     expect: set[int] = field(default_factory=set)
 
 
+def usage(prog: str) -> str:
+    """tini's usage, named as tini names itself: by argv[0]'s basename."""
+    return USAGE.format(name=os.path.basename(prog))
+
+
 def fatal(text: str) -> str:
     return f"[FATAL tini ({os.getpid()})] {text}\n"
 
@@ -83,11 +91,11 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
         opt = exc.opt if len(exc.opt) == 1 else "-"  # glibc: `--version x` is option '-'
         what = (f"option requires an argument -- '{opt}'" if "requires" in exc.msg
                 else f"invalid option -- '{opt}'")
-        raise Exit(1, err=f"{prog}: {what}\n{USAGE}") from None
+        raise Exit(1, err=f"{prog}: {what}\n{usage(prog)}{NOTE}") from None
     out = TiniArgs(argv=rest)
     for opt, value in opts:
         if opt == "-h":
-            raise Exit(0, out=USAGE)
+            raise Exit(0, out=usage(prog) + NOTE)
         if opt == "-l":
             raise Exit(0, out=LICENSE)
         if opt == "-s":
@@ -115,7 +123,7 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
             value = environ["TINI_VERBOSITY"]
             raise Exit(1, err=fatal(f"Invalid TINI_VERBOSITY: {value}")) from None
     if not out.argv:
-        raise Exit(1, err=USAGE)
+        raise Exit(1, err=usage(prog) + NOTE)
     return out
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import can_unshare, wait_for
+from helpers import can_unshare, tagged_processes, wait_for, write_script
 
 pytestmark = pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
 
@@ -35,15 +35,89 @@ def pid1_of(proc: subprocess.Popen) -> int:
     return int(wait_for(lambda: path.read_text().split()[:1], 10, "PID 1")[0])
 
 
-def test_sigterm_without_main_command_exits_2_and_insecure_key_is_accepted(
-        my_init: list[str], tmp_path: Path) -> None:
-    proc = start(my_init + ["--enable-insecure-key"])
+def test_sigterm_without_main_command_exits_2(my_init: list[str], tmp_path: Path) -> None:
+    proc = start(my_init)
     try:
         wait_for(lambda: (tmp_path / "run" / "control.sock").exists(), 10, "the control socket")
         subprocess.run(["kill", "-TERM", str(pid1_of(proc))], check=True)
         _, err = proc.communicate(timeout=15)
         assert proc.returncode == 2
-        assert "--enable-insecure-key does nothing here" in err
+        assert "Traceback" not in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# --- --enable-insecure-key --------------------------------------------------------------
+
+
+def with_startup_files(my_init: list[str], tmp_path: Path, key_script: Path) -> list[str]:
+    """my_init's argv with an init dir, the stand-in enable_insecure_key, and the flag."""
+    argv = [a for a in my_init if a != "--skip-startup-files"]
+    return argv + ["--init-dir", str(tmp_path / "my_init.d"), "--env-dir",
+                   str(tmp_path / "container_environment"), "--rc-local",
+                   str(tmp_path / "rc.local"), "--insecure-key-script", str(key_script),
+                   "--enable-insecure-key"]
+
+
+def test_enable_insecure_key_runs_the_script_first_then_the_startup_scripts(
+        my_init: list[str], tmp_path: Path) -> None:
+    """As my_init: after the environment import, before /etc/my_init.d (with the
+    container environment, as PID 1's child)."""
+    log = tmp_path / "log"
+    key = write_script(tmp_path / "enable_insecure_key",
+                       f'echo "key HOME=$HOME PPID=$PPID FROM_DIR=$FROM_DIR" >> {log}\n')
+    (tmp_path / "container_environment").mkdir()
+    (tmp_path / "container_environment" / "FROM_DIR").write_text("x")
+    write_script(tmp_path / "my_init.d" / "10-first", f"echo init >> {log}\n")
+    proc = start(with_startup_files(my_init, tmp_path, key) + ["--", "true"])
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert log.read_text().splitlines() == ["key HOME=/root PPID=1 FROM_DIR=x", "init"]
+    assert f"pyinit: info: installing the insecure SSH key: running {key}" in err
+
+
+def test_enable_insecure_key_without_the_script_says_so_in_one_line(
+        my_init: list[str], tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    missing = tmp_path / "no-such-enable_insecure_key"
+    write_script(tmp_path / "my_init.d" / "10-first", f"echo init >> {log}\n")
+    proc = start(with_startup_files(my_init, tmp_path, missing) + ["--", "true"])
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert log.read_text() == "init\n"  # the boot goes on
+    said = [line for line in err.splitlines() if "--enable-insecure-key" in line]
+    assert said == [f"pyinit: warning: --enable-insecure-key: {missing} does not exist: "
+                    "no SSH key installed"]
+
+
+def test_enable_insecure_key_failing_stops_the_boot(my_init: list[str], tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    key = write_script(tmp_path / "enable_insecure_key", "exit 3\n")
+    write_script(tmp_path / "my_init.d" / "10-first", f"echo init >> {log}\n")
+    proc = start(with_startup_files(my_init, tmp_path, key) + ["--", "true"])
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert not log.exists()
+    assert f"pyinit: error: {key} failed with exit code 3; stopping the boot" in err
+
+
+def test_enable_insecure_key_is_killable(my_init: list[str], tmp_path: Path, tag: str) -> None:
+    """SIGTERM while it runs: it is stopped, no startup script runs, my_init's 2."""
+    log, started = tmp_path / "log", tmp_path / "started"
+    key = write_script(tmp_path / "enable_insecure_key",
+                       f"trap 'echo key-got-TERM >> {log}; exit 1' TERM\n"
+                       f"touch {started}\n{sys.executable} -c 'import time; "
+                       f"time.sleep(1000)' {tag} & wait $!\n")
+    write_script(tmp_path / "my_init.d" / "10-first", f"echo init >> {log}\n")
+    proc = start(with_startup_files(my_init, tmp_path, key))
+    try:
+        wait_for(started.exists, 10, "enable_insecure_key")
+        subprocess.run(["kill", "-TERM", str(pid1_of(proc))], check=True)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 2, err
+        assert log.read_text() == "key-got-TERM\n"
+        assert not tagged_processes(tag)
     finally:
         proc.kill()
         proc.wait()

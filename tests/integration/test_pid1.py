@@ -413,12 +413,9 @@ def test_environment_propagates_between_stages(pyinit_run, tmp_path: Path) -> No
     sourced = subprocess.run(["env", "-i", "sh", "-c", f'. {sh} && printf %s "$FOO|$MULTI"'],
                              capture_output=True, text=True, check=True).stdout
     assert sourced == "baz|two words\n"
-    for path, mode in ((env_dir, 0o700), (sh, 0o600), (env_dir / "FOO", 0o600),
-                       (tmp_path / "container_environment.json", 0o600)):
-        if mode == 0o700 and _docker_env():
-            mode = 0o750
-        elif _docker_env():
-            mode = 0o640
+    dump_mode = 0o640 if _docker_env() else 0o600  # phusion's modes; docs/security.md
+    for path, mode in ((env_dir, 0o700), (sh, dump_mode), (env_dir / "FOO", 0o600),
+                       (tmp_path / "container_environment.json", dump_mode)):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
 
@@ -537,7 +534,10 @@ def test_sigterm_kills_a_term_ignoring_main_after_kill_timeout(pyinit_run, tmp_p
     assert "still running: sending SIGKILL" in err
 
 
-def test_shutdown_order_pre_killall_post(pyinit_run, tmp_path: Path, tag: str) -> None:
+def test_shutdown_order_pre_post_killall(pyinit_run, tmp_path: Path, tag: str) -> None:
+    """my_init's order: pre-shutdown, services, post-shutdown, and only then kill-all,
+    so a daemon a startup script left behind (a syslog) is still there for
+    post-shutdown to stop."""
     log, ready, mainpid = tmp_path / "log", tmp_path / "daemon.pid", tmp_path / "main.pid"
     daemon = script(tmp_path, "daemon.py", DAEMON)
     write_script(tmp_path / "pre_shutdown.d" / "10-pre",
@@ -555,8 +555,8 @@ def test_shutdown_order_pre_killall_post(pyinit_run, tmp_path: Path, tag: str) -
     run.kill(signal.SIGTERM)
     code, err = finish(run)
     assert code == 128 + signal.SIGTERM
-    assert lines(log) == ["pre", "main-gone", "daemon-alive", "pre2", "daemon got SIGTERM",
-                          "post", "daemon-gone"]
+    assert lines(log) == ["pre", "main-gone", "daemon-alive", "pre2", "post", "daemon-alive",
+                          "daemon got SIGTERM"]
     assert "sending SIGKILL" not in err
 
 
@@ -578,7 +578,7 @@ def test_kill_all_sigkills_a_term_ignoring_orphan(pyinit_run, tmp_path: Path, ta
     elapsed = time.monotonic() - t0
     assert code == 128 + signal.SIGTERM
     assert 0.9 <= elapsed < 3, elapsed
-    assert lines(log) == ["daemon got SIGTERM", "post", "daemon-gone"]
+    assert lines(log) == ["post", "daemon-alive", "daemon got SIGTERM"]
     assert "processes still running after SIGTERM: sending SIGKILL" in err
 
 
@@ -670,6 +670,36 @@ def test_shutdown_budget_counts_from_the_signal(pyinit_run, tmp_path: Path) -> N
     assert code == 128 + signal.SIGTERM
 
 
+def test_post_shutdown_script_is_bounded_by_the_budget_and_kill_all_still_runs(
+        pyinit_run, tmp_path: Path, tag: str) -> None:
+    """A TERM-ignoring post-shutdown script is killed when the budget runs out; kill-all
+    then still ends the daemon it would have stopped."""
+    log, ready = tmp_path / "log", tmp_path / "daemon.pid"
+    daemon = script(tmp_path, "daemon.py", DAEMON)
+    write_script(tmp_path / "post_shutdown.d" / "10-stubborn",
+                 f"echo post-started >> {log}\n"
+                 + CHECK_ALIVE.format(pidfile=ready, what="daemon", log=log)
+                 + f"trap '' TERM\nsleep 1000\necho post-after >> {log}\n")
+    main = f"{PY} {daemon} {log} {ready} exit {tag}; exec sleep 1000"
+    run = start(pyinit_run, "sh", "-c", main,
+                flags=("--kill-timeout", "5", "--shutdown-timeout", "1.5"))
+    wait_for(ready.exists, 10, "the daemon")
+    wait_for(lambda: any(p.name() == "sleep" for p in run.descendants()), 10, "main's exec")
+    t0 = time.monotonic()
+    run.kill(signal.SIGTERM)
+    code, err = finish(run)
+    elapsed = time.monotonic() - t0
+    # the budget, then at most 1 s to reap what kill-all's SIGKILL hit
+    assert 1.4 <= elapsed < 3.5, elapsed
+    assert code == 128 + signal.SIGTERM
+    # kill-all comes after the script: TERM (logged, unless the KILL that follows at
+    # once, the budget being spent, wins the race) or KILL ends the daemon
+    assert lines(log)[:2] == ["post-started", "daemon-alive"]
+    assert "post-after" not in lines(log)
+    assert f"{tmp_path}/post_shutdown.d/10-stubborn still running after" in err
+    assert not tagged_processes(tag)  # the daemon (its pid in the namespace is no use here)
+
+
 # --- subreaper mode --------------------------------------------------------------------
 
 
@@ -728,7 +758,7 @@ def test_unwritable_env_dir_warns_and_boots(pyinit_run, tmp_path: Path) -> None:
     env_dir = tmp_path / "container_environment"
     fallback = tmp_path / "run" / "container_environment"
     assert [w for w in pyinit_lines(err) if "container environment" in w] == [
-        f"pyinit: warning: cannot write the container environment to {env_dir} (File exists): "
+        f"pyinit: warning: cannot write the container environment to {env_dir} (Not a directory): "
         f"writing it to {fallback} instead"], err
     assert (tmp_path / "run" / "container_environment.sh").is_file()
 

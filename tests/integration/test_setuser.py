@@ -81,6 +81,47 @@ def test_drop_by_name_is_complete_and_final(user):
     assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0
 
 
+def test_sets_home_user_logname_and_uid_as_phusions_setuser(user):
+    """phusion's setuser sets HOME, USER and UID; LOGNAME as login does."""
+    env = probe(USER, env={"UID": "0", "HOME": "/root", "USER": "root"})["env"]
+    assert (env["HOME"], env["USER"], env["LOGNAME"], env["UID"]) == (
+        user["home"], USER, USER, str(user["uid"]))
+    env = probe("--clear-env", "54321")["env"]
+    assert (env["HOME"], env["USER"], env["LOGNAME"], env["UID"]) == ("/", "54321", "54321",
+                                                                      "54321")
+
+
+@pytest.fixture
+def shadowed_path(tag):
+    """PATH = a root-only (0700) dir, then a public dir, both holding `NAME`; and a
+    root-only dir alone with `ONLY`. Returns (path, name, only, out dir)."""
+    base = Path("/tmp") / tag  # tmp_path's parents are private to root
+    private, public, alone = base / "root-only", base / "public", base / "alone"
+    for d, mode in ((base, 0o755), (private, 0o700), (public, 0o755), (alone, 0o700)):
+        d.mkdir(mode=mode)
+        d.chmod(mode)
+    name, only = f"{tag}-which", f"{tag}-only"
+    for d, what in ((private, "root-only"), (public, "public")):
+        write_script(d / name, f"#!/bin/sh\necho {what} $(id -u)\n", mode=0o755)
+    write_script(alone / only, "#!/bin/sh\necho alone\n", mode=0o755)
+    path = f"{private}:{alone}:{public}:/usr/bin:/bin"
+    yield path, name, only, base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_command_is_looked_up_on_path_as_the_user(user, shadowed_path):
+    """execvp's rules after the drop: the root-only entry is skipped (EACCES), the
+    search goes on; EACCES is the answer only when nothing else is found."""
+    path, name, only, _ = shadowed_path
+    r = setuser(USER, name, env={"PATH": path})
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"public {user['uid']}\n", "")
+    r = setuser("root", name, env={"PATH": path})
+    assert (r.returncode, r.stdout) == (0, "root-only 0\n")
+    r = setuser(USER, only, env={"PATH": path})
+    assert r.returncode == 126
+    assert r.stderr == f"setuser: error: cannot run {only}: Permission denied\n"
+
+
 def test_user_colon_group_and_numeric_uid(user):
     st = probe(f"{USER}:{GROUP}")["status"]
     assert ids(st, "Gid") == {user["group"]}
@@ -97,7 +138,8 @@ def test_keeps_environment_unless_cleared(user):
     assert kept["PYINIT_TEST_VAR"] == "x y"
     cleared = probe("--clear-env", USER, env={"PYINIT_TEST_VAR": "x"})["env"]
     assert "PYINIT_TEST_VAR" not in cleared
-    assert set(cleared) <= {"PATH", "TERM", "LANG", "HOME", "USER", "LOGNAME", "LC_CTYPE"}
+    assert set(cleared) <= {"PATH", "TERM", "LANG", "HOME", "USER", "LOGNAME", "UID",
+                            "LC_CTYPE"}
 
 
 def test_no_new_privs(user):
@@ -232,6 +274,29 @@ exec sleep 1000
         assert run.wait(20) == 0
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_service_user_looks_its_commands_up_on_path_as_that_user(
+        user, pyinit_run, tmp_path, tag, shadowed_path):
+    """A `user:` service's readiness check command: found on PATH as the user (the
+    public copy), not as root (the root-only copy, which the user cannot run); UID
+    is set as setuser sets it."""
+    path, name, _, base = shadowed_path
+    out = base / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    write_script(base / "public" / name,
+                 f"#!/bin/sh\necho public $(id -u) $UID $LOGNAME > {out}/check\n", mode=0o755)
+    d = tmp_path / "service" / "app"
+    write_script(d / "run", f"#!/bin/sh\nexec {SYSTEM_PYTHON} -c "
+                 f"'import time; time.sleep(1000)' {tag}\n")
+    (d / "service.yaml").write_text(f"user: {USER}\nready:\n  check: {name}\n")
+    run = pyinit_run(flags=("--skip-startup-files",), env={"PATH": path})
+    wait_for(lambda: (out / "check").exists(), 15, "the readiness check to run")
+    assert (out / "check").read_text() == f"public {user['uid']} {user['uid']} {USER}\n"
+    run.kill(15)
+    assert run.wait(20) == 0
+    assert "Permission denied" not in run.err
 
 
 def test_service_yaml_unknown_user_fails_that_service_only(pyinit_run, tmp_path):

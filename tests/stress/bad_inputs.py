@@ -35,7 +35,7 @@ class Case:
     kind: str  # pyinit | svctl | socket
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # relative path -> text ("+x" mode)
+    files: dict[str, str] = field(default_factory=dict)  # path -> text ("+x" mode, "->" link)
     line: bytes = b""  # socket: what is sent
 
 
@@ -163,6 +163,42 @@ CASES = [
         line=b'{"v": 1, "cmd": "status", "services": "web"}\n',
     ),
     Case("control socket", "a 70000-byte line", "socket", line=b"x" * 70000 + b"\n"),
+    # --- my_init's flag (phusion): only the `my_init` name takes it
+    Case(
+        "flag",
+        "`pyinit --enable-insecure-key` (my_init's flag)",
+        "pyinit",
+        args=["--enable-insecure-key"],
+    ),
+    # --- issue 18.8 (dropin): sv's command syntax in svctl
+    Case(
+        "svctl", "`svctl check -w 1` (option after the command)", "svctl", args=["check", "-w", "1"]
+    ),
+    Case("svctl", "`svctl help` (sv's first-letter form, no SERVICE)", "svctl", args=["help"]),
+    Case("svctl", "`svctl rload web` (r: whole words only, as sv)", "svctl", args=["rload", "web"]),
+    # --- paths root must not follow (issue 17: a link where a service user could put one)
+    Case(
+        "log dir",
+        "`current` in a file-mode log dir is a symlink",
+        "pyinit",
+        files={
+            "etc/service/web/service.yaml": "log: {mode: file, dir: logs}\n",
+            "secret": "root only\n",
+            "etc/service/web/logs/current": "->secret",
+        },
+    ),
+    Case(
+        "service dir",
+        "`supervise/lock` is a symlink",
+        "pyinit",
+        files={"etc/service/web/supervise/lock": "->secret", "secret": "root only\n"},
+    ),
+    Case(
+        "env dir",
+        "a variable file is a symlink",
+        "pyinit",
+        files={"env/LEAK": "->secret", "secret": "root only\n"},
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
@@ -172,6 +208,9 @@ def place(top: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = top / rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        if text.startswith("->"):  # a symlink to top/TARGET
+            path.symlink_to(top / text[2:])
+            continue
         executable = text.startswith("+x")
         path.write_text(text[2:] if executable else text)
         if executable:

@@ -365,3 +365,17 @@ def test_run_dir_set_only_when_asked_for() -> None:
     assert parse([], {"PYINIT_RUN_DIR": ""}).run_dir_set is False
     assert parse([], {"PYINIT_RUN_DIR": "/srv/run"}).run_dir_set is True
     assert parse(["--run-dir", "/srv/run"], {}).run_dir_set is True
+
+
+def test_relative_paths_are_made_absolute_against_the_start_cwd() -> None:
+    """pyinit leaves its cwd once the main command started (boot.leave_cwd): relative
+    flags must keep meaning the directory they were given in (issue 18.6)."""
+    from pyinit.config import make_absolute
+
+    cfg = parse(["--env-dir", "env", "--run-dir", "./run", "--service-dir", "svc",
+                 "--service-dir", "/abs", "--rc-local", "/etc/rc.local"], {})
+    make_absolute(cfg, "/work/app")
+    assert (cfg.env_dir, cfg.run_dir, cfg.rc_local) == (
+        "/work/app/env", "/work/app/./run", "/etc/rc.local")
+    assert cfg.service_dirs == ["/work/app/svc", "/abs"]
+    assert cfg.init_dir == "/etc/my_init.d"

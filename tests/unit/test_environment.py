@@ -251,8 +251,8 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
     env["BAD-NAME"] = "no"
     assert export_dir(str(target), env) is True
 
-    dmode, fmode = (0o750, 0o640) if docker_env_group() else (0o700, 0o600)
-    assert stat.S_IMODE(target.stat().st_mode) == dmode
+    fmode, dump_mode = 0o600, 0o640 if docker_env_group() else 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
     names = sorted(os.listdir(target))
     assert names == sorted(TRICKY)  # no temp files left, skipped names absent
     for key, value in TRICKY.items():
@@ -262,8 +262,8 @@ def test_export_dir_writes_files_dumps_and_modes(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == fmode
     sh = tmp_path / "container_environment.sh"
     js = tmp_path / "container_environment.json"
-    assert stat.S_IMODE(sh.stat().st_mode) == fmode
-    assert stat.S_IMODE(js.stat().st_mode) == fmode
+    assert stat.S_IMODE(sh.stat().st_mode) == dump_mode
+    assert stat.S_IMODE(js.stat().st_mode) == dump_mode
     assert json.loads(js.read_text(encoding="utf-8")) == TRICKY
     sourced = _source(sh)
     assert {k: sourced.get(k) for k in TRICKY} == TRICKY
@@ -334,21 +334,27 @@ def test_export_dir_tightens_an_existing_directory(tmp_path: Path) -> None:
     target.mkdir(mode=0o777)
     target.chmod(0o777)
     export_dir(str(target), {"A": "1"})
-    expected = 0o750 if docker_env_group() else 0o700
-    assert stat.S_IMODE(target.stat().st_mode) == expected
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
 
 
-def test_export_dir_uses_docker_env_group_when_it_exists(
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files to another group")
+def test_docker_env_gets_the_dumps_only_as_in_phusions_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gid = os.getgid()
-    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, gid))
+    """phusion's image: the dir 0700 root:root, .sh and .json 0640 root:docker_env.
+    The variable files are 0600 (phusion: 0644 behind the 0700 dir)."""
+    gid = 4321
+    monkeypatch.setattr(environment.grp, "getgrnam",
+                        lambda name: grp.struct_group((name, "x", gid, [])))
     target = tmp_path / "env"
     assert export_dir(str(target), {"A": "1"}) is True
-    assert stat.S_IMODE(target.stat().st_mode) == 0o750
-    assert stat.S_IMODE((target / "A").stat().st_mode) == 0o640
-    assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o640
-    assert (target / "A").stat().st_gid == gid
+    st = target.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o700, os.getegid())
+    st = (target / "A").stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o600, os.getegid())
+    for dump in ("env.sh", "env.json"):
+        st = (tmp_path / dump).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid), dump
 
 
 def _unwritable(tmp_path: Path, kind: str) -> Path:
@@ -459,7 +465,7 @@ def test_exporter_falls_back_to_the_run_dir_with_one_warning(
     assert json.loads((tmp_path / "run" / "container_environment.json").read_text())["A"] == "2"
     err = capfd.readouterr().err.splitlines()
     assert err == [f"pyinit: warning: cannot write the container environment to {target} "
-                   f"(File exists): writing it to {fallback} instead"]
+                   f"(Not a directory): writing it to {fallback} instead"]
 
 
 def test_exporter_gives_up_with_one_warning(tmp_path: Path, fresh_warnings,
@@ -473,8 +479,8 @@ def test_exporter_gives_up_with_one_warning(tmp_path: Path, fresh_warnings,
     assert exporter.export(env) is None
     assert env["PYINIT_ENV_DIR"] == exporter.current == str(target)  # read back from there
     err = capfd.readouterr().err.splitlines()
-    assert err == [f"pyinit: warning: cannot export the environment to {target} (File "
-                   f"exists) or {fallback} (Not a directory); carrying on"]
+    assert err == [f"pyinit: warning: cannot export the environment to {target} (Not a "
+                   f"directory) or {fallback} (Not a directory); carrying on"]
 
 
 def test_exporter_without_a_run_dir(tmp_path: Path, fresh_warnings,
@@ -482,7 +488,7 @@ def test_exporter_without_a_run_dir(tmp_path: Path, fresh_warnings,
     target = _unwritable(tmp_path, "path is a file")
     assert environment.Exporter(str(target), None).export({}) is None
     assert capfd.readouterr().err == (f"pyinit: warning: cannot export the environment to "
-                                      f"{target} (File exists); carrying on\n")
+                                      f"{target} (Not a directory); carrying on\n")
 
 
 def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
@@ -490,18 +496,20 @@ def test_no_chown_to_docker_env_writes_private_files_with_one_warning(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """--cap-drop=ALL: no CAP_CHOWN, so no group docker_env: 0700/0600, one warning."""
-    monkeypatch.setattr(environment, "_modes", lambda: (0o750, 0o640, 4321))
+    monkeypatch.setattr(environment, "_modes", lambda: (0o700, 0o600, 0o640, 4321))
 
     def no_chown(path, uid, gid):
         raise PermissionError(1, "Operation not permitted", path)
 
     monkeypatch.setattr(os, "chown", no_chown)
+    monkeypatch.setattr(os, "fchown", no_chown)
     target = tmp_path / "env"
     for _ in range(2):
         assert export_dir(str(target), {"A": "1"}) is True
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     assert stat.S_IMODE((target / "A").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "env.sh").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "env.json").stat().st_mode) == 0o600
     err = capfd.readouterr().err.splitlines()
     assert err == ["pyinit: warning: cannot give the environment files to group docker_env "
                    "(Operation not permitted; needs CAP_CHOWN): they are readable by uid "

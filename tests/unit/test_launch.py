@@ -93,6 +93,7 @@ def test_environment_layers(tmp_path) -> None:
         "HOME": "/file-home",  # env_file beats the identity
         "USER": "file-user",
         "LOGNAME": "app",  # the identity beats base
+        "UID": "1234",
         "KEEP": "k",
         "FROM_FILE": "file",
         "BOTH": "yaml",  # environment beats env_file
@@ -103,7 +104,7 @@ def test_environment_layers(tmp_path) -> None:
 
 def test_environment_identity_over_base() -> None:
     env = environment(ServiceConfig(), "/srv", APP, {"HOME": "/root", "USER": "root", "A": "1"})
-    assert env == {"HOME": "/home/app", "USER": "app", "LOGNAME": "app", "A": "1"}
+    assert env == {"HOME": "/home/app", "USER": "app", "LOGNAME": "app", "UID": "1234", "A": "1"}
 
 
 def test_environment_later_duplicates_win() -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from pyinit import rundir
-from pyinit.rundir import Candidate, candidates, choose, describe, prepare, private_problem
+from pyinit.rundir import (
+    Candidate,
+    candidates,
+    choose,
+    describe,
+    prepare,
+    private_problem,
+    shared_problem,
+)
 
 
 def test_candidates_in_order() -> None:
@@ -134,3 +142,56 @@ def test_find_prefers_the_environment_then_the_first_socket(
             if os.geteuid() == 0:
                 os.chown(private, 4242, -1)  # someone else's: never trusted
                 assert rundir.find({}) == str(second)
+
+
+def _st(uid: int, mode: int) -> os.stat_result:
+    return os.stat_result((mode, 0, 0, 2, uid, 0, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    "dir_uid, dir_mode, problem",
+    [
+        (5, stat.S_IFDIR | 0o755, None),  # /run/pyinit, ours
+        (0, stat.S_IFDIR | 0o755, None),  # root's (whether pyinit may write: os.access)
+        (7, stat.S_IFDIR | 0o755, "is owned by uid 7"),
+        (5, stat.S_IFREG | 0o644, "is not a directory"),
+    ],
+)
+def test_shared_problem(dir_uid, dir_mode, problem) -> None:
+    assert shared_problem(_st(dir_uid, dir_mode), 5) == problem
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give dirs to another uid")
+def test_prepare_refuses_a_shared_dir_another_user_controls(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, -1)
+    assert prepare(Candidate(str(theirs)), 0) == "is owned by uid 4242"
+    assert prepare(Candidate(str(theirs / "pyinit")), 0) is None  # moved away? see hold
+    (theirs / "link").symlink_to(tmp_path)
+    assert prepare(Candidate(str(theirs / "link" / "x")), 0) == (
+        "link is a symlink in a directory another user can write: not followed"
+    )
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    wide.chmod(0o777)
+    assert prepare(Candidate(str(wide)), 0) is None
+    assert stat.S_IMODE(wide.stat().st_mode) == 0o755  # group and others: no write
+
+
+def test_hold_and_at_reach_the_dir_wherever_it_moves(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    fd = rundir.hold(str(run), os.geteuid())
+    try:
+        path = rundir.at(fd, str(run), "control.sock")
+        assert path == f"/proc/self/fd/{fd}/control.sock"
+        run.rename(tmp_path / "moved")
+        run.mkdir()
+        with open(path, "w") as fh:
+            fh.write("x")
+        assert (tmp_path / "moved" / "control.sock").exists()
+        assert not (run / "control.sock").exists()
+    finally:
+        os.close(fd)
+    assert rundir.at(None, str(run), "control.sock") == f"{run}/control.sock"

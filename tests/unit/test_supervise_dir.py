@@ -365,10 +365,10 @@ def test_unusable_dir_warns_once_and_the_service_goes_on(mgr, tmp_path, monkeypa
 
     real_mkdir = os.mkdir
 
-    def read_only(path, mode=0o777):
+    def read_only(path, mode=0o777, **kw):
         if str(path).endswith("supervise"):
             raise OSError(errno.EROFS, "Read-only file system", path)
-        return real_mkdir(path, mode)
+        return real_mkdir(path, mode, **kw)
 
     monkeypatch.setattr(os, "mkdir", read_only)
     ro = mgr.service(tmp_path / "ro")
@@ -386,10 +386,12 @@ def test_read_only_service_dirs_keep_supervise_under_the_run_dir(mgr, tmp_path,
     mgr.supervise.run_dir = str(run_dir)
     real_mkdir = os.mkdir
 
-    def read_only(path, mode=0o777):
+    def read_only(path, mode=0o777, **kw):
+        if "dir_fd" in kw:  # safefs walks: the name is relative to an open dir
+            path = os.path.join(os.readlink(f"/proc/self/fd/{kw['dir_fd']}"), path)
         if str(path).startswith(str(services)) and str(path).endswith("supervise"):
             raise OSError(errno.EROFS, "Read-only file system", path)
-        return real_mkdir(path, mode)
+        return real_mkdir(path, mode, **kw)
 
     monkeypatch.setattr(os, "mkdir", read_only)
     web = mgr.service(services / "web", log=True)
@@ -421,10 +423,10 @@ def test_no_run_dir_either_warns_once_for_all_services(mgr, tmp_path, monkeypatc
     mgr.supervise.run_dir = str(tmp_path / "run")
     real_mkdir = os.mkdir
 
-    def no_access(path, mode=0o777):
+    def no_access(path, mode=0o777, **kw):
         if str(path).endswith("supervise"):
             raise OSError(errno.EACCES, "Permission denied", path)
-        return real_mkdir(path, mode)
+        return real_mkdir(path, mode, **kw)
 
     monkeypatch.setattr(os, "mkdir", no_access)
     for name in ("a", "b", "c"):

@@ -79,3 +79,92 @@ def test_command_table_matches_runit_sv() -> None:
 def test_scale_args() -> None:
     args = parse_args(["scale", "worker", "5"], {})
     assert (args.command, args.services, args.count) == ("scale", ["worker"], 5)
+
+
+# --- sv's command syntax (issue 18.8): runit 2.1.2 sv.c's first-character rule ------------
+@pytest.mark.parametrize("word, command", [
+    # svctl's own names are exact and come first, even where sv's rule says otherwise
+    ("status", "status"), ("s", "s"), ("tree", "tree"), ("rescan", "rescan"),
+    ("check", "check"), ("try-restart", "try-restart"), ("reload", "reload"),
+    ("restart", "restart"), ("start", "start"), ("stop", "stop"), ("shutdown", "shutdown"),
+    ("force-stop", "force-stop"), ("force-reload", "force-reload"),
+    ("force-restart", "force-restart"), ("force-shutdown", "force-shutdown"),
+    ("e", "e"), ("exit", "exit"), ("up", "up"), ("u", "u"),
+    # then sv's rule: the first character
+    ("stat", "status"), ("stats", "status"), ("sxyz", "status"),
+    ("upp", "up"), ("uxyz", "up"), ("dn", "down"), ("on", "once"), ("ps", "pause"),
+    ("continue", "cont"), ("cxyz", "cont"), ("checkx", "cont"), ("hangup", "hup"),
+    ("help", "hup"), ("al", "alarm"), ("int", "interrupt"), ("quiet", "quit"),
+    ("1st", "1"), ("2nd", "2"), ("terminate", "term"), ("tr", "term"), ("kil", "kill"),
+    ("xit", "exit"), ("end", "exit"), ("X", "force-shutdown"), ("Exit", "force-shutdown"),
+    ("D", "force-stop"), ("Down", "force-stop"), ("T", "force-reload"),
+])
+def test_sv_command_words(word: str, command: str) -> None:
+    a = parse_args([word, "web"], {})
+    assert (a.command, a.services) == (command, ["web"])
+
+
+def test_svctl_names_with_their_own_arguments_win_over_sv_rule() -> None:
+    from pyinit.cli.svctl import command_name
+
+    for word in ("logs", "scale", "shutdown-container", "rescan", "tree"):
+        assert command_name(word) == word  # sv: l -> usage, s -> status, r -> usage, t -> term
+    assert parse_args(["scale", "worker", "2"], {}).command == "scale"
+    assert parse_args(["shutdown-container", "3"], {}).exit_code == 3
+
+
+@pytest.mark.parametrize("word", [
+    # sv says usage (exit 100) for these too: 'r' and 'f' match whole words only, and
+    # there is no rule for other first characters
+    "r", "re", "restartx", "f", "force", "force-kill", "l", "w", "wait", "b", "U", "S",
+    "", "3", "-",
+])
+def test_words_sv_rejects_are_unknown_commands(word: str) -> None:
+    with pytest.raises(Usage, match="^unknown command"):
+        parse_args([word, "web"], {})
+
+
+@pytest.mark.parametrize("word", ["stat", "help", "debug", "enable", "xit", "T"])
+def test_short_forms_need_a_service(word: str) -> None:
+    """sv always needs a SERVICE; svctl's "none means all" stays with its own names."""
+    with pytest.raises(Usage, match="need a SERVICE"):
+        parse_args([word], {})
+    assert parse_args([word, "web"], {}).services == ["web"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["check", "-w", "1"], "-w"), (["check", "web", "-w", "1"], "-w"),
+    (["up", "-v", "web"], "-v"), (["status", "-x"], "-x"), (["s", "web", "--json=1"], "--json=1"),
+    (["restart", "--run-dir", "/x", "web"], "--run-dir"), (["down", "-w5", "web"], "-w5"),
+    (["tree", "-h"], "-h"), (["stat", "web", "-w", "2"], "-w"),
+])
+def test_options_after_the_command_are_refused(argv, option: str) -> None:
+    with pytest.raises(Usage) as exc:
+        parse_args(argv, {})
+    assert exc.value.brief
+    assert str(exc.value).startswith(f"option {option!r} after the command ")
+
+
+def test_options_after_the_command_print_one_line_and_exit_100(capsys) -> None:
+    from pyinit.cli.svctl import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "-w", "1"])
+    assert exc.value.code == 100
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "svctl: error: option '-w' after the command 'check': options go before it")
+
+
+def test_json_stays_and_double_dash_passes_dashed_names() -> None:
+    a = parse_args(["status", "--json", "web"], {})
+    assert (a.json, a.services) == (True, ["web"])
+    a = parse_args(["down", "--", "-odd", "web"], {})
+    assert a.services == ["-odd", "web"]
+    assert parse_args(["up", "-"], {}).services == ["-"]
+
+
+def test_long_unknown_words_are_cut_in_the_message() -> None:
+    with pytest.raises(Usage) as exc:
+        parse_args(["z" * 5000, "web"], {})
+    assert len(str(exc.value)) < 120

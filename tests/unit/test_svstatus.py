@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyinit.svstatus import healthy, hopeless, satisfied, sv_part, sv_status_line
+from pyinit.svstatus import SETTLE, healthy, hopeless, satisfied, sv_part, sv_status_line, unsettled
 
 NOW = 1_700_000_000.0
 
@@ -290,3 +290,36 @@ def test_C_combines_with_other_letters() -> None:
     assert satisfied("u", up_not_ready, T0)
     assert not satisfied("uC", up_not_ready, T0)
     assert satisfied("uC", dict(st(), ready=True), T0)
+
+
+# --- check in a crash loop (issue 18.9): restarted runs must settle ----------------------
+@pytest.mark.parametrize("record, is_healthy, left", [
+    # never restarted: readiness alone decides (a just-started ready service is healthy)
+    (rec(pid=5, ready=True, restarts=0, uptime=0.0), True, 0.0),
+    # restarted, caught between restarts: not healthy until it stayed up SETTLE seconds
+    (rec(pid=5, ready=True, restarts=3, uptime=0.0), False, SETTLE),
+    (rec(pid=5, restarts=1, uptime=0.25), False, SETTLE - 0.25),
+    (rec(pid=5, restarts=1, uptime=SETTLE), True, 0.0),
+    (rec(pid=5, restarts=9, uptime=600.0), True, 0.0),  # crashed once long ago: fine now
+    # the service's own settle time (ready.settle, at least SETTLE) counts
+    (rec(pid=5, restarts=2, uptime=2.0, settle=5.0), False, 3.0),
+    (rec(pid=5, restarts=2, uptime=5.0, settle=5.0), True, 0.0),
+    # restarted but not ready: neither ready nor settled
+    (rec(pid=5, ready=False, restarts=2, uptime=0.1), False, SETTLE - 0.1),
+    # in backoff: down, wanted up, a restart pending
+    (rec(state="down", pid=None, want="u", restarts=4, uptime=0.3, next_start_in=0.8),
+     False, 0.0),
+    # finish running after a crash
+    (rec(state="finish", pid=7, restarts=4, uptime=0.0), False, 0.0),
+    # failed for good after max_restarts: not healthy, and hopeless (check fails at once)
+    (rec(state="down", pid=None, want="d", restarts=5, outcome="failed",
+         failed="5 restarts within 60s; svctl up to retry"), False, 0.0),
+    # a service wanted down is healthy whatever its history
+    (rec(state="down", pid=None, want="d", restarts=5, uptime=0.0), True, 0.0),
+    # a done oneshot that was restarted before it succeeded
+    (rec(state="down", pid=None, want="d", restarts=2, outcome="done"), True, 0.0),
+])
+def test_restarted_run_must_settle(record, is_healthy: bool, left: float) -> None:
+    assert healthy(record) is is_healthy
+    assert satisfied("C", record, T0) is is_healthy
+    assert unsettled(record) == pytest.approx(left)

@@ -1,0 +1,26 @@
+"""pyinit.tai64: one TAI64N convention (svlogd's and daemontools'), for supervise/status
+and rotated log names alike."""
+
+from __future__ import annotations
+
+from pyinit import filelog, supervise_dir, tai64
+
+
+def test_offset_is_daemontools_tai64nlocal_constant() -> None:
+    assert tai64.OFFSET == 4611686018427387914  # tai64nlocal.c: secs -= 4611686018427387914ULL
+
+
+def test_known_labels() -> None:
+    assert tai64.text(0) == "@400000000000000a00000000"  # the Unix epoch
+    # the label on djb's tai64nlocal page, read as tai64nlocal reads it
+    assert tai64.text(935467445_787492500) == "@4000000037c219bf2ef02e94"
+    assert tai64.unix_ns(0x4000000037C219BF, 0x2EF02E94) == 935467445_787492500
+    assert tai64.label(1_700_000_000_000_000_001) == (tai64.OFFSET + 1_700_000_000, 1)
+
+
+def test_log_names_and_status_records_agree() -> None:
+    """A file rotated at t and a status record written at t carry the same label."""
+    t = 1_700_000_000
+    name = filelog.tai64n(float(t))
+    record = supervise_dir.encode(supervise_dir.Status(when_ns=t * 10**9))
+    assert int(name[1:17], 16) == int.from_bytes(record[:8], "big") == tai64.OFFSET + t
