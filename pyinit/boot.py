@@ -29,6 +29,7 @@ class Services(Protocol):
     def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
     def all_started(self) -> bool: ...
+    def freeze(self) -> None: ...
 
 
 class Init:
@@ -54,6 +55,7 @@ class Init:
 
             make_absolute(config, self.origin[0])
         self.env = environment.Exporter(config.env_dir, None)
+        self.killing_all = False  # kill-all has begun: pyinit starts no process any more
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
@@ -88,6 +90,8 @@ class Init:
         self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
         if self.config.kill_all_on_exit:
             self.kill_all()
+        else:
+            self.close_spawning()
         code = self.exit_code(failure)
         log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
         return code
@@ -278,6 +282,8 @@ class Init:
         if self.main_pid is not None and self.main_status is None:
             try:
                 os.kill(self.main_pid, signum)
+                if signum in signals.SHUTDOWN_SIGNALS:
+                    os.kill(self.main_pid, signal.SIGCONT)  # a stopped one acts on it (sv)
             except ProcessLookupError:
                 pass
         if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
@@ -303,6 +309,7 @@ class Init:
             self.start_shutdown_clock()
             if self.main_pid is not None and self.main_status is None:
                 self.kill_quietly(self.main_pid, signal.SIGTERM)
+                self.kill_quietly(self.main_pid, signal.SIGCONT)
 
     def stopping(self) -> bool:
         return (
@@ -334,7 +341,9 @@ class Init:
             self.services.stop_all(self.remaining(self.config.kill_timeout))
 
     def kill_all(self) -> None:
-        """TERM (and CONT) every process left, wait, then KILL, reaping throughout."""
+        """TERM (and CONT) every process left, wait, then KILL, reaping throughout.
+        From here on pyinit starts nothing (close_spawning)."""
+        self.close_spawning()
         self.reaper.reap()
         if not self.leftovers():
             return
@@ -348,6 +357,16 @@ class Init:
         self.signal_all(signal.SIGKILL)
         if not self.loop.run_until(lambda: not self.leftovers(), max(self.remaining(5.0), 1.0)):
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
+
+    def close_spawning(self) -> None:
+        """The gate that holds from kill-all on: no run, setup, finish, logger,
+        readiness/liveness check or instance is started after this
+        (ServiceManager.freeze). The boot sequence starts no main command or startup
+        script by then; post-shutdown scripts, which follow kill-all, are the one
+        documented exception (`killing_all` tells them apart)."""
+        self.killing_all = True
+        if self.services is not None:
+            self.services.freeze()
 
     def leftovers(self) -> bool:
         if self.is_pid1:
@@ -407,6 +426,7 @@ class Init:
         if timeout is not None:
             log.warning(f"{path} still running after {timeout:g}s: stopping it")
         self.kill_quietly(pid, signal.SIGTERM)
+        self.kill_quietly(pid, signal.SIGCONT)  # a stopped script must act on it
         if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
             self.kill_quietly(pid, signal.SIGKILL)
             self.loop.run_until(lambda: bool(done))

@@ -4,6 +4,12 @@ Non-blocking throughout: a request line is limited to MAX_REQUEST bytes, a
 client's unsent replies to MAX_PENDING bytes (a client that does not read is
 dropped), and a malformed or unknown request gets an error reply. Callers are
 identified with SO_PEERCRED. See docs/control-protocol.md.
+
+Fairness (Server.admit): at most MAX_CLIENTS connections in all. Callers that
+are not privileged share MAX_CLIENTS - PRIVILEGED_RESERVE of them, at most
+MAX_PER_USER per uid, so no user can lock root out by holding `wait` or `logs`
+connections. A privileged caller (root, pyinit's own uid) is refused only when
+every connection is privileged; otherwise the oldest unprivileged one makes room.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
 MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
 MAX_CLIENTS = 128
+PRIVILEGED_RESERVE = 32  # never taken by unprivileged callers
+MAX_PER_USER = 16  # connections of one unprivileged uid
+REFUSAL_LOG_INTERVAL = 60.0  # refused connections are logged at most this often
 REQUEST_TIMEOUT = 10.0  # a client must send a whole request line within this
 _UCRED = struct.Struct("3i")
 
@@ -38,10 +47,8 @@ class Client:
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
-        pid, uid, gid = _UCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        )
-        self.pid, self.uid, self.gid = pid, uid, gid
+        self.pid, self.uid, self.gid = peer_credentials(sock)
+        self.accepted = server.loop.clock()
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.closed = False
@@ -63,7 +70,7 @@ class Client:
     @property
     def privileged(self) -> bool:
         """May this caller change state? root, or the user pyinit runs as."""
-        return self.uid in (0, os.getuid())
+        return is_privileged(self.uid)
 
     def send(self, reply: dict[str, Any]) -> None:
         if self.closed:
@@ -140,6 +147,8 @@ class Server:
         self.path = path
         self.handler = handler
         self.clients: set[Client] = set()
+        self.refused = 0  # connections refused since the last warning
+        self.refusal_logged: float | None = None
         _remove_stale(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
@@ -150,7 +159,52 @@ class Server:
         os.chmod(path, 0o600)
         self.sock.listen(128)
         self.listener = Listener(loop, self.sock, "control socket", MAX_CLIENTS,
-                                 lambda: len(self.clients), self.add_client)
+                                 lambda: len(self.clients), self.add_client, self.admit)
+
+    def admit(self, conn: socket.socket) -> bool:
+        """Accept conn, or refuse it with a one-line error reply (False).
+        See the module docstring for the pools."""
+        try:
+            uid = peer_credentials(conn)[1]
+        except OSError:
+            conn.close()
+            return False
+        if is_privileged(uid):
+            if len(self.clients) < MAX_CLIENTS:
+                return True
+            others = [c for c in self.clients if not c.privileged]
+            if not others:
+                return self.refuse(conn, f"{MAX_CLIENTS} privileged clients connected")
+            oldest = min(others, key=lambda c: (c.accepted, c.fd))
+            oldest.send({"ok": False, "error": "too many clients: closed to make room "
+                                               "for a privileged caller"})
+            oldest.close()
+            return True
+        if sum(1 for c in self.clients if c.uid == uid) >= MAX_PER_USER:
+            return self.refuse(conn, f"uid {uid} has {MAX_PER_USER} connections open, "
+                                     "the most one unprivileged user may")
+        shared = MAX_CLIENTS - PRIVILEGED_RESERVE
+        if sum(1 for c in self.clients if not c.privileged) >= shared:
+            return self.refuse(conn, f"{shared} unprivileged clients connected, the most "
+                                     "they may share")
+        return True
+
+    def refuse(self, conn: socket.socket, why: str) -> bool:
+        """Tell a refused caller why (one line, if its buffer takes it) and close it;
+        log it at most once per REFUSAL_LOG_INTERVAL, with the count since."""
+        line = json.dumps({"ok": False, "error": f"too many clients: {why}", "v": VERSION})
+        try:
+            conn.send(line.encode() + b"\n", socket.MSG_NOSIGNAL | socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+        conn.close()
+        self.refused += 1
+        now = self.loop.clock()
+        if self.refusal_logged is None or now - self.refusal_logged >= REFUSAL_LOG_INTERVAL:
+            log.warning(f"control socket: refused {self.refused} connection"
+                        f"{'s' if self.refused != 1 else ''}: {why}")
+            self.refusal_logged, self.refused = now, 0
+        return False
 
     def add_client(self, conn: socket.socket) -> None:
         client = Client(self, conn)
@@ -176,6 +230,18 @@ class Server:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """The connected caller's (pid, uid, gid), from the kernel (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
+
+
+def is_privileged(uid: int) -> bool:
+    """May this caller change state? root, or the user pyinit runs as."""
+    return uid in (0, os.getuid())
 
 
 def _remove_stale(path: str) -> None:

@@ -6,8 +6,10 @@ other methods 405. Only the request line is read; the head must end within
 MAX_HEAD bytes (else 431). Like the control socket it never blocks: sockets are
 non-blocking, a reply is written from a buffer, the connection is closed after
 it, and any connection is dropped CLIENT_TIMEOUT seconds after it was accepted,
-whatever it is doing. Beyond MAX_CLIENTS connections, a new one is accepted and
-closed at once. While no client is connected it costs one listening fd, no timer.
+whatever it is doing. Beyond MAX_CLIENTS connections, or MAX_PER_PEER from one
+source address (so one peer cannot take every slot from the kubelet's probes), a
+new one is accepted and closed at once; refusals are logged at most once a
+minute. While no client is connected it costs one listening fd, no timer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pyinit.loop import EventLoop
 
 MAX_HEAD = 8192
 MAX_CLIENTS = 64
+MAX_PER_PEER = 16  # connections from one source address
+REFUSAL_LOG_INTERVAL = 60.0
 CLIENT_TIMEOUT = 5.0  # a connection's whole life: request, reply and close
 BACKLOG = 16
 TEXT = "text/plain; charset=utf-8"
@@ -89,9 +93,34 @@ class HealthServer:
             raise
         bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
+        self.refused = 0  # connections refused since the last warning
+        self.refusal_logged: float | None = None
         self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
                                  lambda: len(self.clients),
-                                 lambda conn: self.clients.add(_Client(self, conn)))
+                                 lambda conn: self.clients.add(_Client(self, conn)),
+                                 self.admit)
+
+    def admit(self, conn: socket.socket) -> bool:
+        """At most MAX_CLIENTS in all and MAX_PER_PEER from one source address."""
+        try:
+            peer = conn.getpeername()[0]
+        except OSError:
+            conn.close()
+            return False
+        if len(self.clients) >= MAX_CLIENTS:
+            why = f"{MAX_CLIENTS} clients connected"
+        elif sum(1 for c in self.clients if c.peer == peer) >= MAX_PER_PEER:
+            why = f"{MAX_PER_PEER} connections from one address"
+        else:
+            return True
+        conn.close()
+        self.refused += 1
+        now = self.loop.clock()
+        if self.refusal_logged is None or now - self.refusal_logged >= REFUSAL_LOG_INTERVAL:
+            log.warning(f"health server: refused {self.refused} connection"
+                        f"{'s' if self.refused != 1 else ''}: {why}")
+            self.refusal_logged, self.refused = now, 0
+        return False
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
@@ -125,6 +154,10 @@ class _Client:
         self.loop = server.loop
         self.sock = sock
         self.fd = sock.fileno()
+        try:
+            self.peer: str = sock.getpeername()[0]
+        except OSError:
+            self.peer = ""
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.answered = False

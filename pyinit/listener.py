@@ -2,7 +2,9 @@
 
 Non-blocking accepts until EAGAIN (at most `limit` per wake-up, so one busy
 listener cannot starve the loop). Beyond `limit` open clients a new connection
-is closed at once, with one warning until the count drops again. When accept
+is closed at once, with one warning until the count drops again. A listener
+with `admit` hands that decision to it instead (the control socket's per-user
+pools): admit(conn) is False when it refused conn (closed and logged it). When accept
 fails for lack of fds (EMFILE/ENFILE) the listening socket stays readable, so
 it is not watched for ACCEPT_PAUSE seconds instead of spinning on accept(); the
 failure is logged once per outage, and once more when accepting works again.
@@ -22,7 +24,8 @@ ACCEPT_PAUSE = 0.5
 class Listener:
     def __init__(self, loop: EventLoop, sock: socket.socket, name: str, limit: int,
                  open_clients: Callable[[], int],
-                 on_accept: Callable[[socket.socket], None]) -> None:
+                 on_accept: Callable[[socket.socket], None],
+                 admit: Callable[[socket.socket], bool] | None = None) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -30,6 +33,7 @@ class Listener:
         self.limit = limit
         self.open_clients = open_clients
         self.on_accept = on_accept
+        self.admit = admit
         self.refusing = False
         self.failing = False  # accept() failed and has not succeeded since
         self.closed = False
@@ -53,7 +57,10 @@ class Listener:
             if self.failing:
                 self.failing = False
                 log.warning(f"{self.name}: accepting connections again")
-            if self.open_clients() >= self.limit:
+            if self.admit is not None:
+                if not self.admit(conn):
+                    continue  # refused, closed and logged by admit
+            elif self.open_clients() >= self.limit:
                 if not self.refusing:
                     log.warning(f"{self.name}: more than {self.limit} clients, refusing")
                 self.refusing = True

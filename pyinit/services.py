@@ -99,7 +99,8 @@ class ServiceManager:
         self.rescans = 0
         self.start_failures = Repeats()  # a fork that fails at every retry is logged once
         self.rescan_timer: Optional[Timer] = None
-        self.shutting_down = False
+        self.shutting_down = False  # stop_all has begun: only `finish` scripts start
+        self.frozen = False  # kill-all has begun: nothing starts any more (freeze)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._warned: set[str] = set()
         self.graph: dict[str, deps.Deps] = {}
@@ -154,6 +155,26 @@ class ServiceManager:
         self.supervise.close_all()
         if self.notify is not None:
             self.notify.close()
+
+    def freeze(self) -> None:
+        """Kill-all has begun: start nothing from now on, not even a `finish` or a
+        logger; whatever is still running is left to kill-all."""
+        self.shutting_down = self.frozen = True
+        for svc in self.services.values():
+            if svc.tracker is not None:
+                svc.tracker.close()
+            for slot in svc.slots():
+                slot.machine.hold()
+                if slot.timer is not None:
+                    slot.timer.cancel()
+                    slot.timer = None
+
+    def may_start(self, slot: Slot, action: Start) -> bool:
+        """The shutdown gate: once services are being stopped only a `finish` starts
+        (runit runs it on every stop); once kill-all has begun, nothing at all."""
+        if self.frozen:
+            return False
+        return not self.shutting_down or action.finish_args is not None
 
     def advance_shutdown(self) -> None:
         """Stop every service that nothing still running depends on (reverse order)."""
@@ -448,6 +469,11 @@ class ServiceManager:
 
     def start_process(self, slot: Slot, action: Start) -> None:
         svc = slot.service
+        if not self.may_start(slot, action):
+            what = "finish" if action.finish_args else "setup" if action.setup else slot.label
+            log.debug(f"shutting down: not starting {what}", svc.name)
+            slot.machine.abandon(self.loop.clock())
+            return
         is_log = slot.label == "log"
         stdin = svc.pipe[0] if is_log and svc.pipe else self._devnull
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
@@ -548,7 +574,10 @@ class ServiceManager:
 
     def spawn_check(self, svc: Service, argv: list[str],
                     done: Callable[[ExitStatus], None]) -> Optional[int]:
-        """Start a readiness or liveness check command; None (logged) if it cannot start."""
+        """Start a readiness or liveness check command; None (logged) if it cannot start,
+        and None at shutdown (services are being stopped: no check runs)."""
+        if self.shutting_down:
+            return None
         try:
             spec = self.process_spec(svc, argv, False, stdin=self._devnull, stdout=self._devnull)
             pid = spawn.spawn(spec, self.init.inherited)
@@ -596,6 +625,8 @@ class ServiceManager:
         self.apply(svc.run, [])
 
     def on_unhealthy(self, svc: Service, reason: str) -> None:
+        if self.shutting_down:
+            return  # it is being stopped anyway; a restart must not be planned
         log.warning(f"{reason}: restarting it", svc.name)
         self.apply(svc.run, svc.run.machine.set_unhealthy(reason, self.loop.clock()))
 

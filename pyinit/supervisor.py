@@ -234,6 +234,16 @@ class Machine:
         self.waiting = False
         self.run_after_setup = False
 
+    def abandon(self, now: float) -> None:
+        """The shell will start nothing more here (shutdown): down for good, whatever
+        Start was pending. Any process still running is left to kill-all."""
+        self.hold()
+        self.removed = True
+        self.state = DOWN
+        self.pid = None
+        self.since = now
+        self.term_at = self.kill_at = None
+
     def release(self, now: float) -> list[Action]:
         """The gate opened: start a service that waited for its dependencies."""
         if not self.waiting or self.gated:

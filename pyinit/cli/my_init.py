@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
+from pyinit.cli.stdio import guarded
+
 ABORTED = 2  # my_init's exit code for "Init system aborted."
 
 
@@ -25,14 +27,18 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if asks_for_help(args):
-        sys.stdout.write(help_text())
-        sys.stdout.flush()
-        sys.exit(0)
+        print_help()
     command_at = args.index("--") if "--" in args else len(args)
     insecure = "--enable-insecure-key" in args[:command_at]
     if insecure:
         args.remove("--enable-insecure-key")
     pyinit.main(args, signalled_exit_code=ABORTED, enable_insecure_key=insecure)
+
+
+@guarded("my_init")
+def print_help() -> None:
+    """my_init's --help on stdout; a broken or closed stdout ends it quietly (stdio)."""
+    sys.stdout.write(help_text())
 
 
 def asks_for_help(args: list[str]) -> bool:

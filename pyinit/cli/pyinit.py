@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
         build_parser().print_usage(sys.stderr)
         sys.stderr.write(f"pyinit: error: {exc}\n")
         sys.exit(2)
+    from pyinit.cli.stdio import ensure_std_fds
+
+    ensure_std_fds()  # closed 0/1/2 get /dev/null before pyinit opens any fd of its own
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
     config.enable_insecure_key = enable_insecure_key

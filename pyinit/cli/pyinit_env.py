@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
+from pyinit.cli.stdio import guarded, restore_default_signals
+
 USAGE = "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
 DEFAULT_ENV_DIR = "/etc/container_environment"
 
 
+@guarded("pyinit-env")
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     env_dir = os.environ.get("PYINIT_ENV_DIR") or DEFAULT_ENV_DIR
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     except spawn.SpawnError as exc:
         print(f"pyinit-env: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    restore_default_signals()  # Python's ignored SIGPIPE must not pass exec
     try:
         os.execve(program, args, env)
     except OSError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pyinit.cli.stdio import guarded, restore_default_signals
+
 USAGE = """usage: setuser [--no-new-privs] [--drop-caps] [--clear-env]
                USER[:GROUP] COMMAND [ARGS...]
 
@@ -28,6 +30,7 @@ def fail(text: str, code: int = FAILURE) -> None:
     sys.exit(code)
 
 
+@guarded("setuser")
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     options = {"--no-new-privs": False, "--drop-caps": False, "--clear-env": False,
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot become {spec}: {exc.strerror or exc}")
+    restore_default_signals()  # Python's ignored SIGPIPE must not pass exec
     try:  # looked up on PATH as USER, with execvp's rules (as phusion's setuser, chpst)
         spawn.exec_path(command[0], command, env)
     except OSError as exc:

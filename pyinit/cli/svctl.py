@@ -6,10 +6,13 @@ Exit codes as sv: 0 all good; one more per failed or timed-out service (at most
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
 import time
+
+from pyinit.cli.stdio import broken, guarded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -426,6 +429,36 @@ def cmd_shutdown_container(args: Args) -> int:
     return 0
 
 
+class _Lines:
+    """Reply lines from the socket; with watch_stdout, a reader of our stdout that
+    goes away while we wait (`svctl logs -f | head -1`) ends the wait with EPIPE,
+    as `tail -f` does, instead of at the next line."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def next(self, watch_stdout: bool = False) -> bytes:
+        import select
+
+        while b"\n" not in self.buf:
+            if watch_stdout and sys.stdout is not None:  # else fd 1 may be the socket
+                poller = select.poll()
+                poller.register(self.sock.fileno(), select.POLLIN)
+                poller.register(1, 0)  # POLLERR: the pipe's reader is gone
+                for fd, events in poller.poll():
+                    if fd == 1 and events & (select.POLLERR | select.POLLNVAL) == select.POLLERR:
+                        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return bytes(self.buf)
+            self.buf += chunk
+        end = self.buf.index(b"\n") + 1
+        line = bytes(self.buf[:end])
+        del self.buf[:end]
+        return line
+
+
 def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
@@ -435,14 +468,14 @@ def cmd_logs(args: Args) -> int:
     path = os.path.join(args.run_dir, SOCKET_NAME)
     payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,
                "follow": args.follow}
-    out = sys.stdout.buffer
+    out = sys.stdout.buffer if sys.stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
             sock.connect(path)
             sock.sendall(json.dumps(payload).encode() + b"\n")
-            reader = sock.makefile("rb")
-            first = json.loads(reader.readline() or b"{}")
+            lines = _Lines(sock)
+            first = json.loads(lines.next() or b"{}")
             if not first.get("ok"):
                 raise Unreachable(f"pyinit refused: {first.get('error', 'no reply')}")
             for line in first["lines"]:
@@ -450,7 +483,7 @@ def cmd_logs(args: Args) -> int:
             out.flush()
             sock.settimeout(None)
             while args.follow:
-                raw = reader.readline()
+                raw = lines.next(watch_stdout=True)
                 if not raw:
                     return 0  # pyinit went away (shutdown)
                 msg = json.loads(raw)
@@ -458,6 +491,8 @@ def cmd_logs(args: Args) -> int:
                     out.write(msg["line"].encode("utf-8", "surrogateescape") + b"\n")
                     out.flush()
     except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and broken(1):
+            raise  # our reader went away: stdio.guarded exits 141
         reason = getattr(exc, "strerror", None) or str(exc)
         raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
     except KeyboardInterrupt:
@@ -473,6 +508,7 @@ def cmd_tree(args: Args) -> int:
     return sum(1 for r in reply["services"] if r.get("missing"))
 
 
+@guarded("svctl")
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))

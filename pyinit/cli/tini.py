@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from pyinit.cli.stdio import guarded
+
 TINI_VERSION = "0.19.0"
 PREFIXES = {0: "FATAL", 1: "WARN ", 2: "INFO ", 3: "DEBUG", 4: "TRACE"}
 NOT_REAPING = (
@@ -137,6 +139,7 @@ def _pdeathsig(name: str) -> int:
     return allowed[name]
 
 
+@guarded("tini")
 def main(argv: Optional[list[str]] = None) -> None:
     from pyinit import child_init, signals
 

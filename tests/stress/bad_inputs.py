@@ -37,6 +37,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text ("+x" mode, "->" link)
     line: bytes = b""  # socket: what is sent
+    stdout: str = ""  # svctl, tool: "broken" (reader gone), "closed" or "full" (/dev/full)
 
 
 def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
@@ -199,6 +200,33 @@ CASES = [
         "pyinit",
         files={"env/LEAK": "->secret", "secret": "root only\n"},
     ),
+    # --- broken or closed output (issue 17: every tool on a broken stdout)
+    Case(
+        "output",
+        "`svctl status \\| head -0` (reader gone)",
+        "svctl",
+        args=["status"],
+        stdout="broken",
+    ),
+    Case(
+        "output", "`svctl tree \\| head -0` (reader gone)", "svctl", args=["tree"], stdout="broken"
+    ),
+    Case("output", "`svctl status >/dev/full`", "svctl", args=["status"], stdout="full"),
+    Case("output", "`svctl status >&-`", "svctl", args=["status"], stdout="closed"),
+    Case(
+        "output",
+        "`setuser --help \\| head -0` (reader gone)",
+        "tool",
+        args=["-m", "pyinit.cli.setuser_main", "--help"],
+        stdout="broken",
+    ),
+    Case(
+        "output",
+        "`pyinit-env --help >/dev/full`",
+        "tool",
+        args=["-c", "from pyinit.cli.pyinit_env import main; main()", "--help"],
+        stdout="full",
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
@@ -264,6 +292,7 @@ def answer_lines(stderr: str) -> list[str]:
         ln
         for ln in stderr.splitlines()
         if ln.startswith(("pyinit: error", "pyinit: warning", "svctl:", "fail:"))
+        or ln.startswith(("setuser:", "pyinit-env:"))
         or "Traceback" in ln
         or ln.startswith(("usage:", "Error"))
     ]
@@ -286,6 +315,28 @@ def run_pyinit(case: Case, top: Path) -> tuple[str, int]:
         timeout=60,
     )
     return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
+
+
+def run_tool(argv: list[str], case: Case, top: Path) -> tuple[str, int]:
+    """Run a command-line tool with case.stdout: captured, a pipe whose reader is
+    gone, closed, or /dev/full; what it said (stderr first) and its exit code."""
+    if case.stdout == "closed":
+        argv = ["sh", "-c", '"$@" >&-', "sh", *argv]
+    out: int | None = subprocess.PIPE
+    if case.stdout == "broken":
+        r, out = os.pipe()
+        os.close(r)
+    elif case.stdout == "full":
+        out = os.open("/dev/full", os.O_WRONLY)
+    try:
+        p = subprocess.run(
+            argv, stdout=out, stderr=subprocess.PIPE, text=True, env=env_for({}), timeout=30
+        )
+    finally:
+        if out is not None and out != subprocess.PIPE:
+            os.close(out)
+    said = answer_lines(p.stderr) or (p.stdout or "").strip().splitlines()[:1]
+    return clean(" / ".join(said), top), p.returncode
 
 
 class Running:
@@ -312,15 +363,9 @@ class Running:
             if "--run-dir" in case.args
             else ["--run-dir", str(self.top / "run" / "pyinit"), *case.args]
         )
-        r = subprocess.run(
-            [PY, "-c", "from pyinit.cli.svctl import main; main()", *args],
-            capture_output=True,
-            text=True,
-            env=env_for({}),
-            timeout=30,
+        return run_tool(
+            [PY, "-c", "from pyinit.cli.svctl import main; main()", *args], case, self.top
         )
-        said = answer_lines(r.stderr) or r.stdout.strip().splitlines()[:1]
-        return clean(" / ".join(said), self.top), r.returncode
 
     def send(self, case: Case) -> tuple[str, int]:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -358,6 +403,9 @@ def run_all(cases: list[Case] = CASES) -> list[tuple[Case, str, int]]:
                 top = scratch / f"c{i}"
                 top.mkdir()
                 out.append((case, *run_pyinit(case, top)))
+                continue
+            if case.kind == "tool":
+                out.append((case, *run_tool([PY, *case.args], case, scratch)))
                 continue
             if server is None:
                 server = Running(scratch / "server")

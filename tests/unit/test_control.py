@@ -256,13 +256,60 @@ def test_client_that_sends_nothing_is_timed_out(server, monkeypatch) -> None:
 
 def test_too_many_clients_are_refused_not_queued_forever(server, monkeypatch) -> None:
     loop, srv, connect = server
-    monkeypatch.setattr(srv.listener, "limit", 3)
+    monkeypatch.setattr(control, "MAX_CLIENTS", 3)
     peers = [connect() for _ in range(5)]
     until(loop, lambda: sum(p.eof for p in peers) == 2)
     assert len(srv.clients) == 3
+    refused = [p for p in peers if p.eof]
+    assert all(p.replies()[0]["error"] == "too many clients: 3 privileged clients connected"
+               for p in refused)
     live = [p for p in peers if not p.eof]
     [reply] = ask(loop, live[0], b'{"v":1,"cmd":"ping"}\n')
     assert reply["ok"] is True
+
+
+def test_each_user_gets_a_share_and_privileged_callers_always_get_through(
+        server, monkeypatch) -> None:
+    """Per-uid caps, a shared pool for unprivileged callers, a reserve for privileged
+    ones, who evict the oldest unprivileged connection when everything is taken."""
+    loop, srv, connect = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 8)
+    monkeypatch.setattr(control, "PRIVILEGED_RESERVE", 2)
+    monkeypatch.setattr(control, "MAX_PER_USER", 3)
+    me = os.getuid()
+    caller = {"uid": me}
+    monkeypatch.setattr(control, "peer_credentials", lambda sock: (1, caller["uid"], 1))
+    monkeypatch.setattr(control, "is_privileged", lambda uid: uid in (0, me))
+
+    def join(uid: int) -> Peer:
+        caller["uid"] = uid
+        before = {c.fd for c in srv.clients}
+        peer = connect()
+        until(loop, lambda: {c.fd for c in srv.clients} - before or peer.eof)
+        return peer
+
+    def held(uid: int) -> int:
+        return sum(1 for c in srv.clients if c.uid == uid)
+
+    first = join(1000)
+    rest = [join(1000) for _ in range(3)]
+    assert held(1000) == 3 and rest[-1].eof
+    assert rest[-1].replies()[0]["error"] == ("too many clients: uid 1000 has 3 connections "
+                                              "open, the most one unprivileged user may")
+    [join(1001) for _ in range(3)]
+    late = join(1002)  # 6 unprivileged: the shared pool is full
+    assert late.eof and held(1002) == 0 and "the most they may share" in late.replies()[0]["error"]
+    [join(me) for _ in range(2)]  # the reserve
+    assert len(srv.clients) == 8
+    join(me)  # all 8 taken: the oldest unprivileged connection makes room
+    until(loop, lambda: first.eof)
+    assert "make room" in first.replies()[0]["error"]
+    assert held(me) == 3 and len(srv.clients) == 8
+    for _ in range(5):
+        join(me)
+    assert held(me) == 8
+    refused = join(me)  # every connection is privileged: only now is one refused
+    assert refused.eof and len(srv.clients) == 8
 
 
 # --- the socket file -----------------------------------------------------------------------

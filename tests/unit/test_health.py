@@ -17,9 +17,12 @@ class Peer:
     """A client connection whose incoming bytes are collected by the loop."""
 
     def __init__(self, loop: EventLoop, address: tuple[str, int], data: bytes = b"",
-                 read: bool = True, rcvbuf: int | None = None) -> None:
+                 read: bool = True, rcvbuf: int | None = None,
+                 source: str | None = None) -> None:
         self.loop = loop
         self.sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        if source is not None:
+            self.sock.bind((source, 0))
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(5)
@@ -240,22 +243,42 @@ def test_client_that_does_not_read_cannot_block_the_server(env, monkeypatch) -> 
 
 def test_clients_beyond_the_limit_are_refused_and_the_server_survives(env, capfd) -> None:
     idle = []
-    for _ in range(health.MAX_CLIENTS):
-        idle.append(env.connect())
+    for i in range(health.MAX_CLIENTS):  # from several addresses: MAX_PER_PEER each
+        idle.append(env.connect(source=f"127.0.0.{2 + i // health.MAX_PER_PEER}"))
         env.loop.run_once(env.loop.clock())  # accept as we go: the backlog stays small
     env.until(lambda: len(env.server.clients) == health.MAX_CLIENTS)
     extra = []
     for _ in range(10):
-        extra.append(env.connect(b"GET /healthz HTTP/1.1\r\n\r\n"))
+        extra.append(env.connect(b"GET /healthz HTTP/1.1\r\n\r\n", source="127.0.0.99"))
         env.loop.run_once(env.loop.clock())
     env.until(lambda: all(peer.eof for peer in extra))
     assert all(peer.buf == b"" for peer in extra)
     assert len(env.server.clients) == health.MAX_CLIENTS
-    assert capfd.readouterr().err.count(f"more than {health.MAX_CLIENTS} clients") == 1
+    err = capfd.readouterr().err
+    assert err.count("health server: refused") == 1, err  # at most once a minute
+    assert f"{health.MAX_CLIENTS} clients connected" in err
     for peer in idle:
         peer.close()
     env.until(lambda: not env.server.clients)
     assert env.get("/healthz")[0] == 200
+    env.until(env.idle)
+
+
+def test_one_address_cannot_take_every_connection(env, capfd) -> None:
+    """A peer holding connections gets MAX_PER_PEER; the kubelet, from another
+    address, is still answered."""
+    hog = []
+    for _ in range(health.MAX_PER_PEER + 5):
+        hog.append(env.connect(source="127.0.0.7"))
+        env.loop.run_once(env.loop.clock())
+    env.until(lambda: sum(p.eof for p in hog) == 5)
+    assert len(env.server.clients) == health.MAX_PER_PEER
+    assert f"{health.MAX_PER_PEER} connections from one address" in capfd.readouterr().err
+    probe = env.connect(b"GET /healthz HTTP/1.1\r\n\r\n", source="127.0.0.8")
+    env.until(lambda: probe.eof)
+    assert parse_response(bytes(probe.buf))[0] == 200
+    for peer in hog:
+        peer.close()
     env.until(env.idle)
 
 

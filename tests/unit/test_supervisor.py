@@ -1089,3 +1089,22 @@ def test_once_during_setup_runs_run_once() -> None:
 def test_signal_letters_are_ignored_during_setup() -> None:
     m = in_setup()
     assert m.command("h", 1.0) == [] and m.command("t", 1.0) == []
+
+
+# --- abandon: the shell starts nothing more (shutdown gate) ---------------------------
+def test_abandon_a_pending_finish_leaves_the_slot_down_for_good() -> None:
+    m = running(has_finish=True)
+    assert m.exited(KILLED, 5.0) == [Start(finish_args=("-1", "9"))]
+    m.abandon(5.0)  # the shell refused to start finish (kill-all has begun)
+    assert (m.state, m.pid, m.want, m.deadline()) == (DOWN, None, "d", None)
+    assert m.is_down()
+    assert m.tick(100.0) == [] and m.exited(EXIT0, 6.0) == []
+    assert m.command("t", 7.0) == []
+
+
+def test_abandon_a_pending_restart() -> None:
+    m = running()
+    assert m.exited(EXIT1, 0.5) == []  # short run: restart after the backoff
+    assert m.start_at is not None
+    m.abandon(0.5)
+    assert m.is_down() and m.tick(100.0) == []
