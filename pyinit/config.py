@@ -84,6 +84,13 @@ class Config:
     log_timestamps: bool = False
 
 
+def _render(value: object) -> str:
+    """A value from the environment or pyinit.yaml, bounded for a message."""
+    from pyinit.bounds import render
+
+    return render(value)
+
+
 def make_absolute(cfg: Config, origin: str) -> None:
     """Relative paths (flags, environment) made absolute against origin, pyinit's cwd at
     start, so they keep their meaning once pyinit has left that cwd (boot.leave_cwd)."""
@@ -100,10 +107,11 @@ class UsageError(Exception):
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    from pyinit.bounds import parse_seconds, render
+
+    value = parse_seconds(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {render(text)}") from None
     if not (value >= 0 and value < 10**7):
         raise argparse.ArgumentTypeError(f"out of range (0 to 10000000 seconds): {text!r}")
     return value
@@ -202,7 +210,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         value = getattr(ns, key) or environ.get(ENV_VARS[key])
         if value and value not in allowed:
             raise UsageError(f"{ENV_VARS[key]}: must be one of {', '.join(allowed)}, "
-                             f"not {value!r}")
+                             f"not {_render(value)}")
         if value:
             setattr(cfg, key, value)
     stamps = environ.get(ENV_VARS["log_timestamps"], "")
@@ -242,5 +250,6 @@ def read_config_file(cfg: Config) -> Config:
         try:
             health.parse_listen(cfg.health_listen)
         except ValueError as exc:
-            raise UsageError(f"health listen address {cfg.health_listen!r}: {exc}") from None
+            raise UsageError(f"health listen address {_render(cfg.health_listen)}: {exc}"
+                             ) from None
     return cfg

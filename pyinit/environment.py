@@ -18,8 +18,9 @@ import stat
 from dataclasses import dataclass, field
 from typing import Mapping, MutableMapping, Optional
 
-from pyinit import log, safefs
+from pyinit import bounds, log, safefs
 
+MAX_FILES = 10_000  # files read from the env dir
 SKIPPED = frozenset({"HOME", "USER", "GROUP", "UID", "GID", "SHELL"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -39,7 +40,7 @@ def parse_entries(entries: Mapping[str, bytes]) -> Parsed:
     out = Parsed()
     for fname in sorted(entries):
         if not valid_name(fname):
-            out.problems.append(f"skipping {fname!r}: not a valid variable name")
+            out.problems.append(f"skipping {bounds.render(fname)}: not a valid variable name")
             continue
         raw = entries[fname]
         if raw.endswith(b"\n"):
@@ -119,6 +120,10 @@ def read_dir(path: str) -> Parsed:
         except OSError as exc:
             out.problems.append(f"cannot read {path}: {exc.strerror}")
             names = []
+        if len(names) > MAX_FILES:
+            out.problems.append(f"more than {MAX_FILES} files: only the first {MAX_FILES} "
+                                "(in name order) are read")
+            names = sorted(names)[:MAX_FILES]
         for fname in names:
             full = os.path.join(path, fname)
             try:
@@ -127,10 +132,14 @@ def read_dir(path: str) -> Parsed:
                                                     stat.S_ISLNK(st.st_mode)):
                     continue  # subdirectories, FIFOs, sockets: not variables
                 fd = safefs.open_file(dir_fd, fname, os.O_RDONLY)
-                with open(fd, "rb") as fh:
-                    entries[fname] = fh.read()
+                entries[fname] = bounds.read_fd(fd, bounds.MAX_ARG_STRLEN, full)
+            except bounds.InputError:
+                out.problems.append(
+                    f"skipping {bounds.clip(fname, 64)}: its value is larger than "
+                    f"{bounds.MAX_ARG_STRLEN // 1024} KiB, more than the kernel passes "
+                    "to a program in one variable")
             except OSError as exc:
-                out.problems.append(f"cannot read {full}: {exc.strerror}")
+                out.problems.append(f"cannot read {bounds.clip(full, 300)}: {exc.strerror}")
     finally:
         os.close(dir_fd)
     parsed = parse_entries(entries)
@@ -142,9 +151,13 @@ _reported: set[str] = set()
 
 
 def _warn_once(line: str) -> None:
-    if line not in _reported:
+    _report_once(log.WARNING, line)
+
+
+def _report_once(level: int, line: str) -> None:
+    if line not in _reported and len(_reported) < 10_000:
         _reported.add(line)
-        log.warning(line)
+        log.emit(level, line)
 
 
 def import_dir(path: str, override: bool) -> None:
@@ -156,7 +169,15 @@ def import_dir(path: str, override: bool) -> None:
     for problem in parsed.problems:
         _warn_once(f"{path}: {problem}")
     merged = merge(os.environ, parsed.values, override)
-    for key, value in merged.items():
+    fits = bounds.exec_env(merged, keep=os.environ)  # what every execve can take
+    for problem in fits.too_long:
+        _warn_once(f"{path}: {problem}")
+    for problem in fits.too_much:
+        _report_once(log.ERROR, problem)
+    for key in merged:
+        if key not in fits.env and key in os.environ:
+            del os.environ[key]
+    for key, value in fits.env.items():
         if os.environ.get(key) != value:
             os.environ[key] = value
 

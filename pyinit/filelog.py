@@ -164,7 +164,7 @@ class FileLog:
                 fh.seek(0, os.SEEK_END)
                 start = max(0, fh.tell() - limit)
                 fh.seek(start)
-                data = fh.read()
+                data = fh.read(limit)  # not to the end: the file may grow meanwhile
         except OSError:
             return []
         lines = data.split(b"\n")

@@ -50,8 +50,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     if bracketed:
         host = host[1:-1]
 
+    from pyinit.bounds import render
+
     def bad(why: str) -> ValueError:
-        return ValueError(f"bad listen address {text!r}: {why}")
+        return ValueError(f"bad listen address {render(text)}: {why}")
 
     if not sep and not (port.isascii() and port.isdigit()):
         raise bad("expected ADDR:PORT")
@@ -63,12 +65,12 @@ def parse_listen(text: str) -> tuple[str, int]:
         try:
             version = ipaddress.ip_address(host).version
         except ValueError:
-            raise bad(f"{host!r} is not an IP address (names are not resolved)") from None
+            raise bad(f"{render(host)} is not an IP address (names are not resolved)") from None
         if bracketed != (version == 6):
             raise bad("write an IPv6 address in brackets, as [ADDR]:PORT, and only that")
     else:
         host = "0.0.0.0"
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+    if not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
         raise bad("the port must be a number from 0 to 65535")
     return host, int(port)
 

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Callable, Optional
 
-from pyinit import privileges, safefs
+from pyinit import bounds, log, privileges, safefs
 from pyinit.privileges import Identity
 from pyinit.schema import ServiceConfig
 
@@ -41,22 +41,34 @@ def parse_env_file(text: str, path: str) -> list[tuple[str, str]]:
     return out
 
 
+MAX_ENV_FILE = 1024 * 1024  # bytes of an env_file
+_reported: set[tuple[str, str]] = set()
+
+
 def environment(config: ServiceConfig, service_path: str, identity: Optional[Identity],
-                base: dict[str, str]) -> dict[str, str]:
+                base: dict[str, str], name: Optional[str] = None) -> dict[str, str]:
     """The environment of run/finish/check: pyinit's, the user's HOME/USER, env_file,
-    then `environment` (later wins)."""
+    then `environment` (later wins); without what execve cannot take (bounds.exec_env:
+    a warning, once per service and variable, for each variable left out)."""
     env = privileges.environment(identity, base, clear=False) if identity else dict(base)
     if config.env_file is not None:
         path = os.path.join(service_path, config.env_file)
         try:
             fd = safefs.open_read(path)  # root reads it: never through another user's link
-            with open(fd, encoding="utf-8", errors="surrogateescape") as fh:
-                text = fh.read(1 << 20)
+            data = bounds.read_fd(fd, MAX_ENV_FILE, f"env_file {path}")
         except OSError as exc:
             raise LaunchError(f"env_file {path}: {exc.strerror}") from None
-        env.update(parse_env_file(text, path))
+        except bounds.InputError as exc:
+            raise LaunchError(str(exc)) from None
+        env.update(parse_env_file(data.decode("utf-8", "surrogateescape"), path))
     env.update(config.environment)
-    return env
+    fits = bounds.exec_env(env, keep=base)
+    for level, problems in ((log.WARNING, fits.too_long), (log.ERROR, fits.too_much)):
+        for problem in problems:
+            if (service_path, problem) not in _reported and len(_reported) < 10_000:
+                _reported.add((service_path, problem))
+                log.emit(level, problem, name)
+    return fits.env
 
 
 def instance_args(argv: list[str], name: str, instance: Optional[str],

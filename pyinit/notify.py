@@ -3,7 +3,9 @@
 One datagram socket for all services (NOTIFY_SOCKET). The kernel vouches for
 the sender's pid (SCM_CREDENTIALS); the caller maps it to a service by its
 session, since every service runs in a session of its own. Non-blocking:
-datagrams are read until EAGAIN, each at most MAX_DATAGRAM bytes.
+each wake-up reads at most MAX_BATCH datagrams of at most MAX_DATAGRAM bytes
+(a longer one is cut), so a service that floods the socket cannot hold the loop;
+the rest wait for the next turn.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from pyinit.loop import EventLoop
 
 SOCKET_NAME = "notify.sock"
 MAX_DATAGRAM = 4096
+MAX_BATCH = 64  # datagrams read per wake-up
+MAX_FIELDS = 32  # KEY=VALUE assignments taken from one datagram
 _UCRED = struct.Struct("3i")
 Handler = Callable[[int, "dict[str, str]"], None]
 
 
 def parse(data: bytes) -> dict[str, str]:
     """sd_notify's newline-separated KEY=VALUE assignments (bad lines are skipped)."""
-    fields = {}
-    for line in data.decode("utf-8", "replace").split("\n"):
+    fields: dict[str, str] = {}
+    for line in data[:MAX_DATAGRAM].decode("utf-8", "replace").split("\n"):
         key, sep, value = line.partition("=")
-        if sep and key.isidentifier():
+        if sep and key.isascii() and key.isidentifier() and len(fields) < MAX_FIELDS:
             fields[key] = value
     return fields
 
@@ -56,7 +60,7 @@ class NotifySocket:
 
     def on_readable(self) -> None:
         space = socket.CMSG_SPACE(_UCRED.size)
-        while True:
+        for _ in range(MAX_BATCH):
             try:
                 data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_DATAGRAM, space)
             except (BlockingIOError, InterruptedError):

@@ -12,6 +12,8 @@ import os
 import pwd
 from dataclasses import dataclass
 
+from pyinit.bounds import InputError, check_name, parse_id, render
+
 
 class PrivilegeError(Exception):
     """A user or group that cannot be used; the message is one line for the user."""
@@ -27,15 +29,17 @@ class Identity:
 
 
 def resolve(spec: str) -> Identity:
-    """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Identity."""
+    """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Identity. A number is ASCII
+    digits from 0 to 2**32-2 (bounds.parse_id); anything else is a name."""
     user, _, group = spec.partition(":")
     if not user:
-        raise PrivilegeError(f"no user in {spec!r}")
-    entry = _passwd(user)
+        raise PrivilegeError(f"no user in {render(spec)}")
+    uid = _number(user, "uid")
+    entry = _passwd(user, uid)
     if entry is None:
-        if not user.isdigit():
-            raise PrivilegeError(f"unknown user {user!r}")
-        uid, gid, name, home = int(user), int(user), None, "/"
+        if uid is None:
+            raise PrivilegeError(f"unknown user {render(user)}")
+        gid, name, home = uid, None, "/"
     else:
         uid, gid, name, home = entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir
     if group:
@@ -46,26 +50,39 @@ def resolve(spec: str) -> Identity:
     return Identity(uid, gid, groups, name, home or "/")
 
 
-def _passwd(user: str) -> pwd.struct_passwd | None:
+def _number(text: str, what: str) -> int | None:
+    """text as a uid/gid, None for a name; PrivilegeError (one line) for digits out
+    of range or not 0-9, and for a name no passwd lookup could take."""
+    try:
+        number = parse_id(text, what)
+        if number is None:
+            check_name(text, "user or group")
+    except InputError as exc:
+        raise PrivilegeError(str(exc)) from None
+    return number
+
+
+def _passwd(user: str, uid: int | None) -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(user)
     except KeyError:
         pass
-    if user.isdigit():
+    if uid is not None:
         try:
-            return pwd.getpwuid(int(user))
+            return pwd.getpwuid(uid)
         except KeyError:
             return None
     return None
 
 
 def _group_id(group: str) -> int:
+    gid = _number(group, "gid")
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
-        if group.isdigit():
-            return int(group)
-        raise PrivilegeError(f"unknown group {group!r}") from None
+        if gid is not None:
+            return gid
+        raise PrivilegeError(f"unknown group {render(group)}") from None
 
 
 def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[str, str]:

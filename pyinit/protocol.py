@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 SOCKET_NAME = "control.sock"
+MAX_NAMES = 1000  # names in one request's `services` (each is resolved, then watched)
 
 
 class ProtocolError(Exception):
@@ -28,13 +29,19 @@ def parse_request(line: bytes) -> dict[str, Any]:
         raise ProtocolError("request is not valid JSON") from None
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
-    if request.get("v") != VERSION:
-        raise ProtocolError(f"unsupported protocol version {request.get('v')!r} (want {VERSION})")
+    version = request.get("v")
+    if version != VERSION or type(version) is not int:
+        from pyinit.bounds import render
+
+        shown = render(version, 40)  # the client's value, never more than a line
+        raise ProtocolError(f"unsupported protocol version {shown} (want {VERSION})")
     if not isinstance(request.get("cmd"), str):
         raise ProtocolError("request needs a string 'cmd'")
     services = request.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise ProtocolError("'services' must be a list of strings")
+    if len(services) > MAX_NAMES:
+        raise ProtocolError(f"'services' must list at most {MAX_NAMES} names")
     return request
 
 

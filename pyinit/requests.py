@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from pyinit import control, instances, log
+from pyinit.bounds import render
 from pyinit.loop import Timer
 from pyinit.supervisor import LETTERS
 from pyinit.svstatus import SETTLE, hopeless, satisfied, unsettled
@@ -89,7 +90,7 @@ class ControlRequests:
         if svc.log is not None:
             rec["log"] = self.record(svc.log)
             rec["log"]["normally_up"] = True
-        return rec
+        return capped(rec)
 
     def resolve(self, arg: str) -> Optional[tuple[Service, Slot]]:
         """A service by name, `name/log`, or path (as `sv` users type it)."""
@@ -158,7 +159,7 @@ class ControlRequests:
                          "wakeups": self.m.loop.wakeups, "rescans": self.m.rescans,
                          "orphans_reaped": self.m.init.reaper.strays})
         else:
-            raise control.ProtocolError(f"unknown command {cmd!r}")
+            raise control.ProtocolError(f"unknown command {render(cmd, 40)}")
 
     def logs(self, client: control.Client, req: dict[str, Any]) -> None:
         """The last `lines` lines of a service in prefix or file mode; with `follow`,
@@ -172,7 +173,7 @@ class ControlRequests:
             raise control.ProtocolError("'lines' must be an integer from 0 to 100000")
         found = self.resolve(names[0])
         if found is None:
-            raise control.ProtocolError(f"no such service {names[0]!r}")
+            raise control.ProtocolError(f"no such service {render(names[0], 120)}")
         svc = found[0]
         capture = svc.capture
         if capture is None:
@@ -270,6 +271,9 @@ class ControlRequests:
             raise control.ProtocolError("'wait' must be a number of seconds up to 86400")
         if self.m.shutting_down and req["cmd"] == "control":
             raise control.ProtocolError("pyinit is shutting down")
+        if wait is not None and sum(w.client is client for w in self.waiters) >= MAX_WAITS:
+            raise control.ProtocolError(f"at most {MAX_WAITS} waits may be pending on one "
+                                        "connection")
         asked_at = self.m.loop.clock()
         errors, targets = [], []
         for name in req["services"] or sorted(self.m.services, key=instances.sort_key):
@@ -336,7 +340,7 @@ class ControlRequests:
         if waiter not in self.waiters:
             return
         if all(self.wait_done(waiter, slot) or waiter.letters == "C"
-               and hopeless(self.status_of(slot)) for _, slot in waiter.targets):
+               and hopeless(self.status_of(slot)) for slot in _unique(waiter.targets)):
             self.finish_wait(waiter, False)
             return
         if "C" not in waiter.letters:
@@ -378,6 +382,26 @@ class ControlRequests:
                 waiter.recheck.cancel()
 
 
+
+
+MAX_FIELD = 16384  # characters of any text in a status record
+MAX_WAITS = 8  # pending waits per connection: each is re-checked at every state change
+
+
+def _unique(targets: list[tuple[str, Any]]) -> list[Any]:
+    """The slots of targets, each once: a name listed 1000 times is checked once."""
+    return list({id(slot): slot for _, slot in targets}.values())
+
+
+def capped(rec: dict[str, Any]) -> dict[str, Any]:
+    """rec with every text (and every text in a list) cut to MAX_FIELD characters,
+    so no file or datagram can make a status reply unbounded."""
+    for key, value in rec.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD:
+            rec[key] = value[: MAX_FIELD - 3] + "..."
+        elif isinstance(value, list):
+            rec[key] = [v[:MAX_FIELD] if isinstance(v, str) else v for v in value[:1000]]
+    return rec
 
 
 def _text(line: bytes) -> str:

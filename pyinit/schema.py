@@ -14,6 +14,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from pyinit.bounds import MAX_ID, InputError, check_name, clip, parse_id, render
+
 FILE_NAME = "service.yaml"
 RESTART_POLICIES = ("always", "on-failure", "never")
 RLIMITS = ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", "nofile",
@@ -23,10 +25,23 @@ LOG_MODES = ("inherit", "prefix", "file")
 READINESS = ("notification_fd", "sd_notify") + PROBES
 MAX_SECONDS = 10**7
 MAX_INSTANCES = 1000  # service.yaml's `instances` and `svctl scale`
+MAX_DOCUMENT = 64 * 1024  # bytes of a service.yaml or pyinit.yaml
+MAX_NODES = 10_000  # YAML nodes of a document, with every alias expanded
+MAX_DEPTH = 32  # nesting of YAML collections
+MAX_PROBLEMS = 20  # problems reported per file; then "and N more"
+MAX_LINE = 500  # characters of one problem line
 
 
 class ConfigError(Exception):
-    """A bad config file; the message is the one line shown to the user."""
+    """A bad config file: one line per problem (at most MAX_PROBLEMS, then a line
+    saying how many more), each naming the file and the key."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = [clip(p, MAX_LINE) for p in problems]
+        shown = self.problems[:MAX_PROBLEMS]
+        if len(self.problems) > MAX_PROBLEMS:
+            shown.append(f"and {len(self.problems) - MAX_PROBLEMS} more problems")
+        super().__init__("\n".join(shown))
 
 
 class _Bad(Exception):
@@ -50,9 +65,24 @@ def _wrong(wanted: str, value: Any) -> _Bad:
 
 
 def _ident(value: Any) -> str:
+    """A user or group: a name, or a number from 0 to 2**32-2 in ASCII digits."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _wrong("a name or a number", value)
-    return str(value)
+    in_range = _Bad(f"must be a name or a number from 0 to {MAX_ID}, not {render(value)}")
+    if isinstance(value, int):
+        if 0 <= value <= MAX_ID:
+            return str(value)
+        raise in_range
+    if value.isdigit() and not value.isascii():
+        raise _Bad(f"must be a name or a number in digits 0-9, not {render(value)}")
+    try:
+        if parse_id(value) is None:
+            check_name(value, "")
+    except InputError:
+        if value.isdigit():
+            raise in_range from None
+        raise _Bad(f"must be a name without control characters, not {render(value)}") from None
+    return value
 
 
 def _flag(value: Any) -> bool:
@@ -65,7 +95,7 @@ def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _wrong("a number of seconds", value)
     if not 0 <= value < MAX_SECONDS:
-        raise _Bad(f"must be from 0 to {MAX_SECONDS} seconds, not {value}")
+        raise _Bad(f"must be from 0 to {MAX_SECONDS} seconds, not {render(value)}")
     return float(value)
 
 
@@ -74,7 +104,7 @@ def _integer(low: int, high: int) -> Kind:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong(f"an integer from {low} to {high}", value)
         if not low <= value <= high:
-            raise _Bad(f"must be an integer from {low} to {high}, not {value}")
+            raise _Bad(f"must be an integer from {low} to {high}, not {render(value)}")
         return value
 
     return kind
@@ -91,7 +121,7 @@ def _text(value: Any) -> str:
 def _choice(*allowed: str) -> Kind:
     def kind(value: Any) -> str:
         if value not in allowed or not isinstance(value, str):
-            raise _Bad(f"must be one of {', '.join(allowed)}, not {value!r}")
+            raise _Bad(f"must be one of {', '.join(allowed)}, not {render(value)}")
         return value
 
     return kind
@@ -116,7 +146,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _service_name(value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
-        raise _Bad(f"{value!r} is not a service name")
+        raise _Bad(f"{render(value)} is not a service name")
     return value
 
 
@@ -126,28 +156,29 @@ def _signal(value: Any) -> int:
     if isinstance(value, str):
         name = value.upper()
         name = name if name.startswith("SIG") else "SIG" + name
-        signum = getattr(signal.Signals, name, None) if name.isidentifier() else None
+        known = value.isascii() and name.isidentifier()
+        signum = getattr(signal.Signals, name, None) if known else None
         if signum is not None:
             return int(signum)
-    raise _Bad(f"must be a signal name such as TERM or a number, not {value!r}")
+    raise _Bad(f"must be a signal name such as TERM or a number, not {render(value)}")
 
 
 def _umask(value: Any) -> int:
     if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,4}", value):
         value = int(value, 8)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
-        raise _Bad(f"must be an octal mode such as '022', not {value!r}")
+        raise _Bad(f"must be an octal mode such as '022', not {render(value)}")
     return value
 
 
 def _size(value: Any) -> int:
     """Bytes: a number, or with a k, M or G suffix (powers of 1024)."""
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d{1,12})\s*([kKmMgGtT]?)[bB]?\s*", value)
+        match = re.fullmatch(r"\s*([0-9]{1,12})\s*([kKmMgGtT]?)[bB]?\s*", value)
         if match:
             value = int(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " ")
     if isinstance(value, bool) or not isinstance(value, int) or not 4096 <= value <= 2**40:
-        raise _Bad(f"must be a size from 4096 bytes to 1T, such as 10M, not {value!r}")
+        raise _Bad(f"must be a size from 4096 bytes to 1T, such as 10M, not {render(value)}")
     return value
 
 
@@ -157,7 +188,7 @@ def _environment(value: Any) -> tuple[tuple[str, str], ...]:
     out = []
     for name, val in value.items():
         if not isinstance(name, str) or not _ENV_NAME.match(name):
-            raise _Bad(f"{name!r} is not a variable name")
+            raise _Bad(f"{render(name)} is not a variable name")
         if isinstance(val, bool):
             val = "true" if val else "false"
         if isinstance(val, (int, float)):
@@ -173,8 +204,8 @@ def _rlimit_value(value: Any) -> int:
 
     if value in ("unlimited", "infinity"):
         return resource.RLIM_INFINITY
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Bad(f"must be a number, 'unlimited' or [soft, hard], not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise _Bad(f"must be a number, 'unlimited' or [soft, hard], not {render(value)}")
     return value
 
 
@@ -186,7 +217,7 @@ def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
     out = []
     for name, val in value.items():
         if name not in RLIMITS:
-            raise _Bad(f"unknown limit {name!r} (allowed: {', '.join(RLIMITS)})")
+            raise _Bad(f"unknown limit {render(name)} (allowed: {', '.join(RLIMITS)})")
         try:
             if isinstance(val, list) and len(val) == 2:
                 soft, hard = _rlimit_value(val[0]), _rlimit_value(val[1])
@@ -349,69 +380,88 @@ GLOBAL_KEYS: dict[str, Kind] = {
 }
 
 
-def _check(where: str, data: Any, table: dict[str, Kind]) -> dict[str, Any]:
-    """data's keys checked and values converted; keys normalized to '_'."""
+def _check(where: str, data: Any, table: dict[str, Kind],
+           problems: Optional[list[str]] = None) -> dict[str, Any]:
+    """data's keys checked and values converted; keys normalized to '_'. A bad key
+    raises ConfigError, or with a `problems` list is added to it and left out."""
     out: dict[str, Any] = {}
+    found: list[str] = []
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_") if isinstance(raw_key, str) else raw_key
         if key not in table:
-            raise ConfigError(f"{where}: unknown key {raw_key!r} ({_suggest(key, table)})")
+            found.append(f"{where}: unknown key {render(raw_key)} ({_suggest(key, table)})")
+            continue
         try:
             out[key] = table[key](value)
         except _Bad as exc:
-            raise ConfigError(f"{where}: key {raw_key!r} {exc}") from None
+            found.append(f"{where}: key {render(raw_key)} {exc}")
         except ValueError:  # e.g. an integer too long to turn into text
-            raise ConfigError(f"{where}: key {raw_key!r} has a value out of range") from None
+            found.append(f"{where}: key {render(raw_key)} has a value out of range")
+    if found and problems is None:
+        raise ConfigError(*found)
+    if problems is not None:
+        problems.extend(found)
     return out
 
 
 def _suggest(key: Any, table: dict[str, Kind]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(str(key), table, n=1, cutoff=0.6)
+    text = key[:40] if isinstance(key, str) else ""
+    close = difflib.get_close_matches(text, table, n=1, cutoff=0.6)
     if close:
         return f"did you mean {close[0]!r}?"
     return "allowed: " + ", ".join(sorted(table))
 
 
-def _probe(where: str, raw: dict[str, Any], table: dict[str, Kind], **defaults: Any) -> Probe:
-    data = _check(where, raw, table)
+def _probe(where: str, raw: dict[str, Any], table: dict[str, Kind], problems: list[str],
+           **defaults: Any) -> Optional[Probe]:
+    before = len(problems)
+    data = _check(where, raw, table, problems)
+    if len(problems) > before:
+        return None
     kinds = [k for k in READINESS if k in data and data[k] is not False]
     if len(kinds) > 1:
-        raise ConfigError(f"{where}: choose one of {', '.join(kinds)}, not several")
+        problems.append(f"{where}: choose one of {', '.join(kinds)}, not several")
+        return None
     kind = kinds[0] if kinds else "settle"
     if kind == "settle" and table is LIVENESS_KEYS:
-        raise ConfigError(f"{where}: needs one of {', '.join(PROBES)}")
+        problems.append(f"{where}: needs one of {', '.join(PROBES)}")
+        return None
     values = {k: data[k] for k in ("interval", "timeout", "start_timeout", "settle", "failures")
               if k in data}
     return Probe(kind=kind, target=data.get(kind), **{**defaults, **values})
 
 
 def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
-    """A parsed YAML document (over pyinit.yaml's defaults) to a ServiceConfig, or ConfigError."""
+    """A parsed YAML document (over pyinit.yaml's defaults) to a ServiceConfig, or
+    ConfigError listing every problem found (each on its own line)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of keys, not {_type_name(data)}")
-    given = _check(path, data, SERVICE_KEYS)
+    problems: list[str] = []
+    given = _check(path, data, SERVICE_KEYS, problems)
     merged = {**(defaults or {}), **given}
     if "environment" in given and defaults and "environment" in defaults:
         merged["environment"] = defaults["environment"] + given["environment"]
     fields: dict[str, Any] = {k: v for k, v in merged.items() if k in _PLAIN}
-    log = _check(f"{path}: log", _log(merged.get("log", {})), LOG_KEYS)
+    log = _check(f"{path}: log", _log(merged.get("log", {})), LOG_KEYS, problems)
     fields.update({f"log_{k}": v for k, v in log.items() if k not in ("user", "group")})
-    backoff = _check(f"{path}: backoff", merged.get("backoff", {}), BACKOFF_KEYS)
+    backoff = _check(f"{path}: backoff", merged.get("backoff", {}), BACKOFF_KEYS, problems)
     fields.update({f"backoff_{k}": v for k, v in backoff.items()})
     if fields.get("backoff_factor", 2.0) < 1:
-        raise ConfigError(f"{path}: backoff: key 'factor' must be 1 or more")
+        problems.append(f"{path}: backoff: key 'factor' must be 1 or more")
     if "ready" in given and merged.get("oneshot"):
-        raise ConfigError(f"{path}: key 'ready' does not apply to a oneshot "
-                          "(it is ready when it exits with a success code)")
+        problems.append(f"{path}: key 'ready' does not apply to a oneshot "
+                        "(it is ready when it exits with a success code)")
     if "ready" in merged and not merged.get("oneshot"):
-        fields["ready"] = _probe(f"{path}: ready", merged["ready"], READY_KEYS)
+        fields["ready"] = _probe(f"{path}: ready", merged["ready"], READY_KEYS, problems)
     if "liveness" in merged:
         fields["liveness"] = _probe(f"{path}: liveness", merged["liveness"], LIVENESS_KEYS,
-                                    interval=10.0, timeout=2.0)
+                                    problems, interval=10.0, timeout=2.0)
+    if problems:
+        raise ConfigError(*problems)
     return ServiceConfig(
         run_as=Identity(merged.get("user"), merged.get("group")),
         log_as=Identity(log.get("user"), log.get("group")),
@@ -423,22 +473,106 @@ _PLAIN = frozenset(SERVICE_KEYS) - {"user", "group", "log", "backoff", "ready", 
 
 
 def load_yaml(path: str) -> Any:
-    """One YAML document, read with pyyaml's safe loader (the C one when present)."""
+    """One YAML document, read with pyyaml's safe loader (the C one when present), in
+    bounded memory and time: at most MAX_DOCUMENT bytes (a FIFO or device refused),
+    at most MAX_NODES nodes with every alias expanded, nested at most MAX_DEPTH deep."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from pyinit import bounds
+
     try:
         from pyinit import safefs  # root reads it: never through another user's link
 
-        with open(safefs.open_read(path), "rb") as fh:
-            return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+        text = bounds.read_fd(safefs.open_read(path), MAX_DOCUMENT, path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    loader = _bounded_loader()(text)
+    try:
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{path}: not valid YAML{where}: {clip(problem, 100)}") from None
+    except _TooBig as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:  # the pure-Python parser, on deep nesting
+        raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # a number longer than int() takes (sys.set_int_max_str_digits)
+        raise ConfigError(f"{path}: not valid YAML: a number too long") from None
+    finally:
+        loader.dispose()
+
+
+class _TooBig(Exception):
+    """A YAML document over MAX_NODES or MAX_DEPTH, or with a recursive alias."""
+
+
+def _bounded_loader() -> type:
+    """pyyaml's safe loader that measures the node graph before building any value.
+
+    Aliases stay allowed (`<<: *defaults` is common), but they are counted as what
+    they expand to: the billion-laughs document of a few hundred bytes is refused
+    before a single list is built, and nothing later can walk or print more than
+    MAX_NODES values."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            measure(node)
+            return self.construct_document(node)
+
+    return Loader
+
+
+def measure(root: Any, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> int:
+    """The node count of a YAML node graph with every alias expanded (_TooBig past
+    max_nodes, max_depth or on a cycle); iterative and linear in the distinct nodes."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
+            if size[key] > max_nodes:
+                raise _TooBig(f"more than {max_nodes} YAML values, with aliases expanded")
+            if height[key] > max_depth:
+                raise _TooBig(f"nested deeper than {max_depth} levels")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _TooBig("an alias refers to a value that contains it")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in kids)
+    return size[id(root)]
+
+
+def _children(node: Any) -> list[Any]:
+    value = node.value
+    if not isinstance(value, list):
+        return []
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
 
 
 def load(path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
@@ -457,7 +591,7 @@ class GlobalConfig:
 
 
 def load_global(path: str) -> GlobalConfig:
-    """Read pyinit.yaml; a missing file is an empty one."""
+    """Read pyinit.yaml; a missing file is an empty one. ConfigError lists every problem."""
     import os
 
     if not os.path.lexists(path):
@@ -467,10 +601,19 @@ def load_global(path: str) -> GlobalConfig:
         return GlobalConfig()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of keys, not {_type_name(data)}")
-    top = _check(path, data, GLOBAL_KEYS)
+    problems: list[str] = []
+    top = _check(path, data, GLOBAL_KEYS, problems)
     raw = top.pop("defaults", {})
-    if isinstance(raw, dict) and {"instances"} & {str(k).replace("-", "_") for k in raw}:
-        raise ConfigError(f"{path}: defaults: key 'instances' cannot be a default "
-                          "(set it in the service's own service.yaml)")
-    validate(raw, f"{path}: defaults")  # nested mappings and probe choices too
+    if isinstance(raw, dict) and {"instances"} & {k.replace("-", "_") for k in raw
+                                                  if isinstance(k, str)}:
+        problems.append(f"{path}: defaults: key 'instances' cannot be a default "
+                        "(set it in the service's own service.yaml)")
+        raw = {k: v for k, v in raw.items()
+               if not (isinstance(k, str) and k.replace("-", "_") == "instances")}
+    try:
+        validate(raw, f"{path}: defaults")  # nested mappings and probe choices too
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(*problems)
     return GlobalConfig(defaults=_check(f"{path}: defaults", raw, SERVICE_KEYS), **top)

@@ -79,7 +79,7 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
 def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
-    from pyinit import schema
+    from pyinit import bounds, schema
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
@@ -92,9 +92,10 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     fd_path = os.path.join(path, "notification-fd")
     if config.ready is None and os.path.lexists(fd_path):
         try:
-            with open(safefs.open_read(fd_path)) as fh:  # never another user's link
-                fd = int(fh.read(64).strip())
-        except (OSError, ValueError, UnicodeDecodeError):
+            fd_file = safefs.open_read(fd_path)  # never another user's link
+            text = bounds.read_fd(fd_file, 64, fd_path).decode("ascii").strip()
+            fd = bounds.parse_uint(text, 3, 1023, "notification-fd")
+        except (OSError, ValueError):  # bounds.InputError, UnicodeDecodeError
             fd = -1
         if not 3 <= fd <= 1023:
             raise ValueError(f"{fd_path}: must hold a number from 3 to 1023")

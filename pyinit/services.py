@@ -354,7 +354,8 @@ class ServiceManager:
         svc.run = Slot(svc, "run", self.new_machine(defn))
         self.services[defn.name] = svc
         if defn.error:
-            log.error(f"cannot supervise: {defn.error}", defn.name)
+            for line in defn.error.splitlines():  # each problem of its service.yaml
+                log.error(f"cannot supervise: {line}", defn.name)
             svc.run.machine.since = now
             svc.run.machine.hold()
             self.supervise.update(svc.run)
@@ -385,7 +386,8 @@ class ServiceManager:
         svc.defn = defn
         self.apply_policy(svc.run.machine, defn)
         if broke:  # never restart it on a bad definition (e.g. without its user)
-            log.error(f"{defn.error}: not restarted until fixed", defn.name)
+            for line in (defn.error or "").splitlines():
+                log.error(f"{line}: not restarted until fixed", defn.name)
             svc.run.machine.hold()
             self.arm(svc.run)
         self.supervise.update(svc.run)
@@ -528,7 +530,7 @@ class ServiceManager:
                 argv = [os.path.join(svc.defn.path, argv[0][2:])] + argv[1:]
         return spawn.Spec(
             argv, cwd=cwd, session=True, stdin=stdin, stdout=stdout,
-            env=launch.environment(config, svc.defn.path, identity, env),
+            env=launch.environment(config, svc.defn.path, identity, env, svc.name),
             pre_exec=launch.child_setup(config, identity),
         )
 

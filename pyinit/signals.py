@@ -66,20 +66,22 @@ def parse(text: str) -> int:
     """A signal from 'TERM', 'SIGTERM', 'term', '15' or 'RTMIN+2'; ValueError otherwise."""
     t = text.strip().upper()
     if t.isdigit():
+        if not t.isascii() or len(t) > 3:
+            raise ValueError(f"no signal number {text[:20]}")
         num = int(t)
         if num in {int(s) for s in signal.valid_signals()}:
             return num
         raise ValueError(f"no signal number {text}")
     if not t.startswith("SIG"):
         t = "SIG" + t
-    if t.startswith("SIGRTMIN+") and t[9:].isdigit():
+    if t.startswith("SIGRTMIN+") and t[9:].isascii() and t[9:].isdigit() and len(t) < 12:
         num = int(signal.SIGRTMIN) + int(t[9:])
         if num <= int(signal.SIGRTMAX):
             return num
     try:
         return int(signal.Signals[t])
     except KeyError:
-        raise ValueError(f"unknown signal {text!r}") from None
+        raise ValueError(f"unknown signal {text[:20]!r}") from None
 
 
 @dataclass(frozen=True)

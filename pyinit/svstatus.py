@@ -52,7 +52,7 @@ def sv_status_line(label: str, rec: Record, now: float) -> str:
     """The whole `sv status` line for a service, with its logger after '; '."""
     problem = rec.get("error") or rec.get("failed")
     if problem and not rec.get("pid"):
-        return f"fail: {label}: {problem}"
+        return f"fail: {label}: " + "; ".join(str(problem).splitlines())
     line = sv_part(label, rec, now)
     if rec.get("log"):
         line += "; " + sv_part("log", rec["log"], now)

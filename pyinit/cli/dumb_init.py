@@ -100,11 +100,13 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "dumb-init") 
 
 
 def _rewrite(value: str) -> tuple[int, int]:
-    source, sep, target = value.partition(":")
-    if not (sep and source.isdigit() and target.isdigit() and 1 <= int(source) <= MAXSIG
-            and 0 <= int(target) <= MAXSIG):
+    from pyinit.bounds import small_number
+
+    text, sep, to = value.partition(":")
+    source, target = small_number(text, MAXSIG), small_number(to, MAXSIG)
+    if not (sep and source is not None and target is not None and source >= 1):
         raise Exit(1, REWRITE_USAGE)
-    return int(source), int(target)
+    return source, target
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
         config = read_config_file(parse(args, os.environ))
     except UsageError as exc:
         build_parser().print_usage(sys.stderr)
-        sys.stderr.write(f"pyinit: error: {exc}\n")
+        for line in str(exc).splitlines():  # pyinit.yaml: each of its problems
+            sys.stderr.write(f"pyinit: error: {line}\n")
         sys.exit(2)
     from pyinit.cli.stdio import ensure_std_fds
 

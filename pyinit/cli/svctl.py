@@ -184,9 +184,12 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         _logs_args(args, rest)
         return args
     if args.command == "scale":
-        if len(rest) != 2 or not rest[1].isdigit() or int(rest[1]) > 1000:
+        from pyinit.bounds import small_number
+
+        count = small_number(rest[1], 1000) if len(rest) == 2 else None
+        if count is None:
             raise Usage("scale takes a SERVICE and a count from 0 to 1000")
-        args.services, args.count = [rest[0]], int(rest[1])
+        args.services, args.count = [rest[0]], count
         return args
     names_only = False
     for word in rest:
@@ -206,6 +209,8 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
 
 def _logs_args(args: Args, words: list[str]) -> None:
     """`logs [-f] [-n N] SERVICE` (also -nN, --follow, --lines N)."""
+    from pyinit.bounds import render, small_number
+
     args.follow, args.lines = False, 10
     while words:
         word = words.pop(0)
@@ -214,9 +219,10 @@ def _logs_args(args: Args, words: list[str]) -> None:
         elif word in ("-n", "--lines") or word.startswith("-n"):
             value = word[2:] if word.startswith("-n") and len(word) > 2 else (
                 words.pop(0) if words else "")
-            if not value.isdigit() or int(value) > 100000:
-                raise Usage(f"-n needs a number of lines up to 100000, not {value!r}")
-            args.lines = int(value)
+            lines = small_number(value, 100000)
+            if lines is None:
+                raise Usage(f"-n needs a number of lines up to 100000, not {render(value)}")
+            args.lines = lines
         elif word.startswith("-"):
             raise Usage(f"unknown option {word} for logs")
         else:
@@ -227,6 +233,8 @@ def _logs_args(args: Args, words: list[str]) -> None:
 
 def _exit_code(words: list[str]) -> int:
     """`shutdown-container [--exit-code N | --exit-code=N | N]`, default 0."""
+    from pyinit.bounds import render, small_number
+
     if words and words[0].startswith("--exit-code="):
         words = [words[0].split("=", 1)[1], *words[1:]]
     elif words and words[0] == "--exit-code":
@@ -237,16 +245,18 @@ def _exit_code(words: list[str]) -> int:
         return 0
     if len(words) > 1:
         raise Usage(f"shutdown-container takes one exit code, not {' '.join(words)!r}")
-    if not words[0].isdigit() or int(words[0]) > 255:
-        raise Usage(f"the exit code must be 0..255, not {words[0]!r}")
-    return int(words[0])
+    code = small_number(words[0], 255)
+    if code is None:
+        raise Usage(f"the exit code must be 0..255, not {render(words[0])}")
+    return code
 
 
 def _seconds(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise Usage(f"{what}: not a number of seconds: {text!r}") from None
+    from pyinit.bounds import parse_seconds, render
+
+    value = parse_seconds(text)
+    if value is None:
+        raise Usage(f"{what}: not a number of seconds: {render(text)}") from None
     if not 0 <= value <= 86400:
         raise Usage(f"{what}: out of range: {text!r}")
     return value
@@ -336,7 +346,7 @@ def cmd_control(args: Args) -> int:
 def _explain(error: str) -> str:
     if error == "no such service":
         return "unable to change to service directory: file does not exist"
-    return error
+    return "; ".join(str(error).splitlines())  # several problems of one service.yaml
 
 
 def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
@@ -355,7 +365,7 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
         now = time.time()
         problem = rec.get("error") or rec.get("failed")
         if not done and problem and not rec.get("pid"):
-            print(f"fail: {res['service']}: {problem}")
+            print(f"fail: {res['service']}: {_explain(problem)}")
             rc += 1
         elif done:
             print("ok: " + sv_part(res["service"], rec, now))

@@ -111,9 +111,12 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
         elif opt == "-p":
             out.pdeathsig = _pdeathsig(value)
         elif opt == "-e":
-            if not value.isdigit() or int(value) > 255:
+            from pyinit.bounds import small_number
+
+            code = small_number(value, 255)
+            if code is None:
                 raise Exit(1, err=fatal(f"Not a valid option for -e: {value}"))
-            out.expect.add(int(value))
+            out.expect.add(code)
     if "TINI_SUBREAPER" in environ:
         out.subreaper = True
     if "TINI_KILL_PROCESS_GROUP" in environ:

@@ -32,12 +32,20 @@ PY = sys.executable
 class Case:
     area: str
     shown: str  # the bad input, as a user would write it
-    kind: str  # pyinit | svctl | socket
+    kind: str  # pyinit | svctl | socket | setuser
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text ("+x" mode, "->" link)
     line: bytes = b""  # socket: what is sent
     stdout: str = ""  # svctl, tool: "broken" (reader gone), "closed" or "full" (/dev/full)
+
+
+def ALIAS_BOMB(levels: int) -> str:  # noqa: N802 - reads as the constant it stands for
+    """Issue 17's billion laughs: a list of `levels` lists, each 9 aliases of the last."""
+    text = "  - &a [" + ",".join(["laugh"] * 9) + "]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi"[: levels - 1]):
+        text += f"  - &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+    return text
 
 
 def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
@@ -227,6 +235,49 @@ CASES = [
         args=["-c", "from pyinit.cli.pyinit_env import main; main()", "--help"],
         stdout="full",
     ),
+    # --- bounded and strict input (issue 17 findings 2, 3 and 5; issue 18 item 10)
+    yaml_case("288-byte alias bomb under `restart:` (7 levels x 9)", "restart:\n" + ALIAS_BOMB(7)),
+    yaml_case("360-byte alias bomb under `restart:` (9 levels x 9)", "restart:\n" + ALIAS_BOMB(9)),
+    yaml_case("`a: &x [1, *x]` (a recursive alias)", "a: &x [1, *x]\n"),
+    yaml_case("a 70 KiB service.yaml", "# " + "x" * 70 * 1024 + "\n"),
+    yaml_case(
+        "`restart: sometimes`, `nice: 30`, `usr: x` (three problems)",
+        "restart: sometimes\nnice: 30\nusr: x\n",
+    ),
+    yaml_case('`user: "٠"` (an Arabic-Indic zero)', 'user: "٠"\n'),
+    yaml_case("`user: 99999999999`", "user: 99999999999\n"),
+    Case(
+        "environment",
+        "`/etc/container_environment/CA_BUNDLE` of 200 KiB",
+        "pyinit",
+        files={"env/CA_BUNDLE": "-----BEGIN CERTIFICATE-----\n" * 7300},
+    ),
+    Case(
+        "service start",
+        "`env_file` with a 200 KiB value",
+        "pyinit",
+        files={
+            "etc/service/web/service.yaml": "env_file: app.env\n",
+            "etc/service/web/app.env": "BUNDLE=" + "c" * 200 * 1024 + "\n",
+        },
+    ),
+    Case("environment", "`KILL_PROCESS_TIMEOUT=٣`", "pyinit", env={"KILL_PROCESS_TIMEOUT": "٣"}),
+    Case("setuser", "`setuser 'nobody:٠' id`", "setuser", args=["nobody:٠", "id"]),
+    Case("setuser", "`setuser 4294967296 id`", "setuser", args=["4294967296", "id"]),
+    Case("setuser", "`setuser ² id`", "setuser", args=["²", "id"]),
+    Case("svctl", "`svctl scale web ²`", "svctl", args=["scale", "web", "²"]),
+    Case(
+        "control socket",
+        '`{"v": true, "cmd": "ping"}`',
+        "socket",
+        line=b'{"v": true, "cmd": "ping"}\n',
+    ),
+    Case(
+        "control socket",
+        "`status` naming 1001 services",
+        "socket",
+        line=json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode() + b"\n",
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
@@ -339,6 +390,18 @@ def run_tool(argv: list[str], case: Case, top: Path) -> tuple[str, int]:
     return clean(" / ".join(said), top), p.returncode
 
 
+def run_setuser(case: Case) -> tuple[str, int]:
+    r = subprocess.run(
+        [PY, "-m", "pyinit.cli.setuser_main", *case.args],
+        capture_output=True,
+        text=True,
+        env=env_for({}),
+        timeout=30,
+    )
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("setuser:") or "Traceback" in ln]
+    return " / ".join(said), r.returncode
+
+
 class Running:
     """One pyinit (subreaper) with a service `web`, for the svctl and socket cases."""
 
@@ -406,6 +469,9 @@ def run_all(cases: list[Case] = CASES) -> list[tuple[Case, str, int]]:
                 continue
             if case.kind == "tool":
                 out.append((case, *run_tool([PY, *case.args], case, scratch)))
+                continue
+            if case.kind == "setuser":
+                out.append((case, *run_setuser(case)))
                 continue
             if server is None:
                 server = Running(scratch / "server")

@@ -654,13 +654,15 @@ JSON = st.recursive(SCALARS, lambda inner: st.one_of(
 
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(KEYS, JSON, max_size=6))
-def test_validate_only_raises_config_error_with_one_line(data) -> None:
+def test_validate_only_raises_config_error_with_one_line_per_problem(data) -> None:
     try:
         cfg = validate(data, "f")
     except ConfigError as exc:
-        message = str(exc)
-        assert message.startswith("f: ")
-        assert len(message.splitlines()) == 1, message
+        lines = str(exc).splitlines()
+        assert lines == exc.problems[:20] + [f"and {len(exc.problems) - 20} more problems"] * (
+            len(exc.problems) > 20)
+        assert all(line.startswith("f: ") for line in exc.problems), lines
+        assert len(set(exc.problems)) == len(exc.problems)  # each problem once
     else:
         assert isinstance(cfg, ServiceConfig)
 
