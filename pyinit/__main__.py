@@ -1,6 +1,6 @@
-"""`python -m pyinit` runs the pyinit command."""
+"""`python -m pyinit` runs the pyinit command (through pyinit.entry, as every launcher)."""
 
-from pyinit.cli.pyinit import main
+from pyinit.entry import pyinit
 
 if __name__ == "__main__":
-    main()
+    pyinit()

@@ -98,9 +98,12 @@ class Init:
 
     # --- boot steps ----------------------------------------------------------
     def take_signals(self) -> None:
-        """Block every handled signal and read them from a signalfd in the loop."""
+        """Block every handled signal and read them from a signalfd in the loop; act on
+        those already pending (sent while pyinit started: a SIGTERM then stops the boot
+        before anything starts)."""
         self.signalfd = signals.SignalFd(signals.handled())
         self.loop.add_reader(self.signalfd.fd, self.on_signals)
+        self.on_signals()
         try:
             prctl.set_name("pyinit")
         except OSError:

@@ -35,6 +35,9 @@ SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 # Python ignores these at start-up, so what pyinit inherited cannot be known;
 # like subprocess (restore_signals=True) children get the default back.
 PYTHON_IGNORED = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
+# The mask pyinit was started with, when its entry point (pyinit.entry) blocked
+# the handled signals before anything else: Inherited.capture() reports it.
+started_with: frozenset[int] | None = None
 
 
 def forwardable() -> list[int]:
@@ -90,7 +93,10 @@ class Inherited:
 
     @classmethod
     def capture(cls) -> Inherited:
-        mask = frozenset(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        if started_with is not None:
+            mask = started_with
+        else:
+            mask = frozenset(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
         ignored = frozenset(
             int(s)
             for s in signal.valid_signals()

@@ -59,17 +59,20 @@ class Run:
     def __init__(self, args: Sequence[str], tmp: Path, pid1: bool = True,
                  env: dict[str, str] | None = None, flags: Sequence[str] = (),
                  wrapper: Sequence[str] = (), python: str = sys.executable,
-                 run_dir: bool = True, stdout: int | None = None) -> None:
+                 run_dir: bool = True, stdout: int | None = None,
+                 command: Sequence[str] | None = None) -> None:
         """wrapper: a command that execs its arguments, run in front of pyinit
         (inside the namespace), e.g. to set up the signal state pyinit inherits.
         python: the interpreter (one an unprivileged uid may run). run_dir=False:
         no --run-dir, so pyinit picks one itself (rundir.py). stdout: an fd for
-        pyinit's stdout instead of a file (`out` is then empty)."""
+        pyinit's stdout instead of a file (`out` is then empty). command: how to
+        start pyinit (a launcher) instead of `python -m pyinit` with PYTHONPATH set
+        to the checkout; env then reaches it as given."""
         self.tmp = tmp
         self.out_path = tmp / f"out-{time.monotonic_ns()}.txt"
         self.err_path = tmp / f"err-{time.monotonic_ns()}.txt"
         base = [
-            python, "-m", "pyinit",
+            *(command or [python, "-m", "pyinit"]),
             "--env-dir", str(tmp / "container_environment"),
             "--init-dir", str(tmp / "my_init.d"),
             "--rc-local", str(tmp / "rc.local"),
@@ -83,7 +86,8 @@ class Run:
         argv = unshare + list(wrapper) + base + list(args)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        full_env["PYTHONPATH"] = str(ROOT)
+        if command is None:
+            full_env["PYTHONPATH"] = str(ROOT)
         self.pid1 = pid1
         self._out = open(self.out_path, "wb")  # noqa: SIM115 - closed in cleanup()
         self._err = open(self.err_path, "wb")  # noqa: SIM115

@@ -14,12 +14,9 @@ mkdir -p "$pkg/DEBIAN" "$pkg/usr/lib/python3/dist-packages" "$pkg/usr/bin" "$pkg
 (cd "$root" && find pyinit -name '*.py' -o -name '*.typed') | while read -r f; do
   install -D -m 0644 "$root/$f" "$pkg/usr/lib/python3/dist-packages/$f"
 done
-for cmd in pyinit:pyinit svctl:svctl setuser:setuser pyinit-env:pyinit_env; do
-  name=${cmd%%:*}; module=${cmd#*:}
-  printf '#!/usr/bin/python3\nimport sys\nfrom pyinit.cli.%s import main\nsys.exit(main())\n' "$module" \
-    > "$pkg/usr/bin/$name"
-  chmod 0755 "$pkg/usr/bin/$name"
-done
+# The commands run Debian's python3 isolated (-I): the image's PYTHONPATH,
+# PYTHONHOME, user site, ... belong to the application (pyinit/launchers.py).
+python3 -I "$root/pyinit/launchers.py" --python /usr/bin/python3 --no-check "$pkg/usr/bin" >/dev/null
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/pyinit/README.md"
 cp -r "$root/docs" "$pkg/usr/share/doc/pyinit/docs"
 printf 'pyinit %s\nLicense: MIT\n' "$version" > "$pkg/usr/share/doc/pyinit/copyright"

@@ -16,7 +16,7 @@ RUN apk add --no-cache python3 py3-psutil py3-yaml procps
 COPY dist/ /tmp/pyinit-dist/
 RUN python3 -m venv --system-site-packages /opt/pyinit \
  && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/pyinit-dist/pyinit-*.whl \
- && ln -s /opt/pyinit/bin/pyinit /opt/pyinit/bin/svctl /opt/pyinit/bin/setuser /opt/pyinit/bin/pyinit-env /usr/local/bin/ \
+ && /opt/pyinit/bin/python -I -m pyinit.launchers /usr/local/bin \
  && rm -rf /tmp/pyinit-dist \
  && mkdir -p /etc/service /etc/my_init.d /etc/container_environment
 

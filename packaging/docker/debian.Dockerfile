@@ -21,7 +21,7 @@ RUN python3 -m venv --system-site-packages /opt/pyinit \
  && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps \
       /tmp/pyinit-dist/pyinit-*.whl \
  && /opt/pyinit/bin/python -c 'import psutil, yaml, pyinit' \
- && ln -s /opt/pyinit/bin/pyinit /opt/pyinit/bin/svctl /opt/pyinit/bin/setuser /opt/pyinit/bin/pyinit-env /usr/local/bin/ \
+ && /opt/pyinit/bin/python -I -m pyinit.launchers /usr/local/bin \
  && rm -rf /tmp/pyinit-dist \
  && mkdir -p /etc/service /etc/my_init.d /etc/container_environment
 

@@ -115,6 +115,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     inherited = signals.Inherited.capture()
     every = [s for s in range(1, MAXSIG + 1) if s not in (signal.SIGKILL, signal.SIGSTOP)]
     signals.block(every)
+    # pyinit.entry blocked the real-time signals too: dumb-init leaves them alone
+    signal.pthread_sigmask(signal.SIG_UNBLOCK,
+                           set(signals.handled()) - set(every) - inherited.mask)
     try:
         args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
     except Exit as stop:

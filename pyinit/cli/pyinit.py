@@ -6,6 +6,7 @@ import os
 import sys
 
 from pyinit import log
+from pyinit.cli.stdio import guarded
 from pyinit.config import UsageError, build_parser, parse, read_config_file
 
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
@@ -39,6 +40,7 @@ def personality(name: str) -> str | None:
     return None
 
 
+@guarded("pyinit")  # --help, --version and usage errors on a broken or full stdout
 def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
          notes: list[str] | None = None, enable_insecure_key: bool = False) -> None:
     """Run pyinit (or, by argv[0]'s name, a personality); never returns."""
@@ -48,8 +50,8 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
 
         importlib.import_module(PERSONALITIES[chosen]).main()
         return
-    # Block the signals pyinit handles before anything else, so one that arrives
-    # while Python is still importing waits in the queue instead of killing us.
+    # Block the signals pyinit handles (pyinit.entry did already, before any import:
+    # this is for callers of main()), so one that arrives waits in the queue.
     from pyinit import signals
 
     inherited = signals.Inherited.capture()

@@ -38,8 +38,8 @@ def test_debian_image_has_pyinit_and_its_dependencies(containers: Containers, ba
     assert r.returncode == 0, r.stdout + r.stderr
     versions = json.loads(r.stdout.strip().splitlines()[-1])
     assert versions["pyinit"] == "0.1.0" and versions["psutil"] and versions["PyYAML"]
-    r = containers.run(base_image, "--", "sh", "-c", "ls -l /usr/local/bin/svctl", opts=["--rm"])
-    assert "/opt/pyinit/bin/svctl" in r.stdout, r.stdout + r.stderr
+    r = containers.run(base_image, "--", "head", "-1", "/usr/local/bin/svctl", opts=["--rm"])
+    assert r.stdout.strip() == "#!/opt/pyinit/bin/python -I", r.stdout + r.stderr
 
 
 def test_pip_install_of_the_wheel_takes_only_wheels(containers: Containers, dist: Path):
