@@ -343,6 +343,8 @@ def check_leaves_cwd(binary: str, flags: list[str], tmp: Path, tag: str, expect:
     seen = tmp / "seen"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TINI_", "DUMB_INIT_"))}
     env["PYTHONPATH"] = str(ROOT)
+    for var in ("ENV_DIR", "RUN_DIR", "PRE_SHUTDOWN_DIR", "CONT_FINISH_DIR", "POST_SHUTDOWN_DIR"):
+        env[f"PYINIT_{var}"] = str(tmp / var.lower())  # my_init: none of the machine's own
     proc = subprocess.Popen(
         [binary, *flags, *main_command(seen, tag)],
         cwd=work,
