@@ -29,8 +29,9 @@ demo: $(VENV)/.installed
 
 # What the tests compare against or run in, installed when root with apt (skipped,
 # with the reason, otherwise): Debian's tini, dumb-init and runit for the drop-in
-# comparisons, and iptables so podman's default (bridge) network works.
-TEST_PACKAGES := tini dumb-init runit iptables
+# comparisons, iptables so podman's default (bridge) network works, and catatonit,
+# which podman kube play builds its pause image from.
+TEST_PACKAGES := tini dumb-init runit iptables catatonit
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
