@@ -1,0 +1,35 @@
+# ruff: noqa: F811 - `box` is a fixture imported from test_service_config
+"""Adversarial review of issues 17 and 23 (branch review-sec): each test is an attack
+that worked on main, run against pyinit as a real PID 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_service_config import box, svc  # noqa: F401 - box is a fixture
+from test_services import LONG
+
+pytestmark = pytest.mark.pid1
+
+MAX_LOG_LINE = 1000
+
+# a YAML 1.1 sexagesimal float: 3 + 45000 bytes whose integer part is too big for a float
+SEXAGESIMAL = "1" + ":59" * 15000 + ".5"
+
+
+def test_yaml_number_too_big_for_a_float_is_a_bad_definition(box, tmp_path: Path,
+                                                             tag: str) -> None:
+    """`stop_timeout: 1:59:59:...:59.5` made pyyaml raise OverflowError, which
+    load_yaml did not catch: a traceback instead of a one-line definition error."""
+    svc(tmp_path, tag, "bad", "touch started\n" + LONG, f"stop_timeout: {SEXAGESIMAL}\n")
+    svc(tmp_path, tag, "good", LONG)
+    b = box()
+    b.wait_running("good", timeout=30)
+    path = tmp_path / "service" / "bad" / "service.yaml"
+    rec = b.rec("bad")
+    assert rec["error"] == f"{path}: not valid YAML: a number or date out of range", rec["error"][:300]
+    assert rec["pid"] is None and not (tmp_path / "service" / "bad" / "started").exists()
+    b.stop()
+    assert "Traceback" not in b.run.err
+    assert all(len(line) < MAX_LOG_LINE for line in b.run.err.splitlines())
