@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pyinit import entry
+
 COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
 USAGE = "usage: python -I -m pyinit.launchers [--python PATH [--no-check]] DIR"
 MAX_SHEBANG = 127  # the kernel's limit before Linux 5.1 (256 since)
@@ -69,7 +71,7 @@ def write(directory: str, python: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    python, exists = sys.executable, True
+    python, exists = entry.interpreter(), True  # not PYTHONEXECUTABLE's
     while args[:1] in (["--python"], ["--no-check"]):
         if args[0] == "--no-check":
             exists, args = False, args[1:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import write_script
 from test_service_config import box, svc  # noqa: F401 - box is a fixture
 from test_services import LONG
 
@@ -18,8 +19,7 @@ MAX_LOG_LINE = 1000
 SEXAGESIMAL = "1" + ":59" * 15000 + ".5"
 
 
-def test_yaml_number_too_big_for_a_float_is_a_bad_definition(box, tmp_path: Path,
-                                                             tag: str) -> None:
+def test_yaml_number_too_big_for_a_float_is_a_bad_definition(box, tmp_path: Path, tag: str) -> None:
     """`stop_timeout: 1:59:59:...:59.5` made pyyaml raise OverflowError, which
     load_yaml did not catch: a traceback instead of a one-line definition error."""
     svc(tmp_path, tag, "bad", "touch started\n" + LONG, f"stop_timeout: {SEXAGESIMAL}\n")
@@ -28,8 +28,31 @@ def test_yaml_number_too_big_for_a_float_is_a_bad_definition(box, tmp_path: Path
     b.wait_running("good", timeout=30)
     path = tmp_path / "service" / "bad" / "service.yaml"
     rec = b.rec("bad")
-    assert rec["error"] == f"{path}: not valid YAML: a number or date out of range", rec["error"][:300]
+    want = f"{path}: not valid YAML: a number or date out of range"
+    assert rec["error"] == want, rec["error"][:300]
     assert rec["pid"] is None and not (tmp_path / "service" / "bad" / "started").exists()
     b.stop()
     assert "Traceback" not in b.run.err
     assert all(len(line) < MAX_LOG_LINE for line in b.run.err.splitlines())
+
+
+def test_pythonexecutable_does_not_replace_pid1(pyinit_run, tmp_path: Path) -> None:
+    """PYTHONEXECUTABLE sets sys.executable on Linux too (even under -I), and the
+    re-exec with -I (`python -m pyinit` with PYTHONPATH set, the wheel's console
+    scripts) ran `sys.executable -I ...`: PID 1 became whatever program the variable
+    named. Now pyinit runs, and the main command gets the variable unchanged and its
+    exit code is pyinit's."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    hijack = write_script(tmp_path / "hijack", f"#!/bin/sh\ntouch {marks}/hijacked\nexit 99\n")
+    run = pyinit_run(
+        "--",
+        "sh",
+        "-c",
+        f'echo "$PYTHONEXECUTABLE" > {tmp_path}/seen; exit 3',
+        env={"PYTHONEXECUTABLE": str(hijack)},
+    )
+    assert run.wait(30) == 3, run.err
+    assert not (marks / "hijacked").exists()
+    assert (tmp_path / "seen").read_text() == f"{hijack}\n"
+    assert "Traceback" not in run.err and "warning" not in run.err, run.err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,31 @@ from pyinit import schema
 SEXAGESIMAL = "1" + ":59" * 15000 + ".5"  # an integer part too large for a float
 
 
-@pytest.mark.parametrize("value", [SEXAGESIMAL, "9" * 5000, "2001-13-45",
-                                   "2001-12-14 21:59:43 +99:00"])
-def test_yaml_numbers_and_dates_out_of_range_are_config_errors(tmp_path: Path,
-                                                               value: str) -> None:
+@pytest.mark.parametrize(
+    "value", [SEXAGESIMAL, "9" * 5000, "2001-13-45", "2001-12-14 21:59:43 +99:00"]
+)
+def test_yaml_numbers_and_dates_out_of_range_are_config_errors(tmp_path: Path, value: str) -> None:
     path = tmp_path / "service.yaml"
     path.write_text(f"stop_timeout: {value}\n")
     with pytest.raises(schema.ConfigError) as exc:
         schema.load(str(path))
     assert str(exc.value) == f"{path}: not valid YAML: a number or date out of range"
+
+
+def test_the_interpreter_is_never_pythonexecutables_program(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With PYTHONEXECUTABLE set, sys.executable names that program (Linux, even
+    under -I): the re-exec and the launchers' `#!` line use this interpreter's own
+    file instead."""
+    from pyinit import entry, launchers
+
+    monkeypatch.setenv("PYTHONEXECUTABLE", "/bin/echo")
+    monkeypatch.setattr(sys, "executable", "/bin/echo")
+    python = entry.interpreter()
+    assert os.path.samefile(python, "/proc/self/exe")
+    assert launchers.main([str(tmp_path)]) == 0
+    first = (tmp_path / "pyinit").read_text().splitlines()[0]
+    assert first == f"#!{python} -I"
+    monkeypatch.delenv("PYTHONEXECUTABLE")
+    assert entry.interpreter() == "/bin/echo"  # unset: sys.executable, as before
