@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import write_script
+from helpers import wait_for, write_script
 from test_service_config import box, svc  # noqa: F401 - box is a fixture
 from test_services import LONG
 
@@ -56,3 +56,31 @@ def test_pythonexecutable_does_not_replace_pid1(pyinit_run, tmp_path: Path) -> N
     assert not (marks / "hijacked").exists()
     assert (tmp_path / "seen").read_text() == f"{hijack}\n"
     assert "Traceback" not in run.err and "warning" not in run.err, run.err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"A=x\0y\n", b"A\0B=1\n", b"A=" + b"\xff" * 10 + b"\n", b"A=" + b"x" * (1 << 19) + b"\n"],
+    ids=["nul-in-value", "nul-in-name", "invalid-utf8", "half-mib-line"],
+)
+def test_hostile_env_file_is_one_line_and_pid1_goes_on(
+    box, tmp_path: Path, tag: str, content: bytes
+) -> None:
+    """An env_file its service dir's owner wrote: a NUL, invalid UTF-8, a long line.
+    A NUL in a value was `cannot run ./run: embedded null byte`, without the
+    service's name or the file's."""
+    d = svc(tmp_path, tag, "bad", f"env > {tmp_path}/bad-env\n" + LONG, "env_file: vars\n")
+    (d / "vars").write_bytes(content)
+    svc(tmp_path, tag, "good", LONG)
+    b = box()
+    b.wait_running("good", timeout=30)
+    if b"\0" in content:  # execve cannot take it: the env_file's line is named
+        where = "line 1: a NUL byte in the value" if b"=x" in content else "line 1: expected"
+        wait_for(
+            lambda: f"[bad] cannot start run: {d / 'vars'}: {where}" in b.run.err,
+            10,
+            "the env_file error",
+        )
+    b.stop()
+    assert "Traceback" not in b.run.err and "embedded null" not in b.run.err, b.run.err[-3000:]
+    assert all(len(line) < MAX_LOG_LINE for line in b.run.err.splitlines())
