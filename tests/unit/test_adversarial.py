@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -41,3 +42,19 @@ def test_the_interpreter_is_never_pythonexecutables_program(
     assert first == f"#!{python} -I"
     monkeypatch.delenv("PYTHONEXECUTABLE")
     assert entry.interpreter() == "/bin/echo"  # unset: sys.executable, as before
+
+
+def test_supervise_fifo_is_not_opened_when_it_is_a_device(tmp_path: Path) -> None:
+    """supervise/control replaced (by the service dir's owner) with a device: it was
+    opened O_RDWR before its type was checked; now it is refused unopened. A device
+    number no driver has answers the open with ENXIO, so an open would show."""
+    from pyinit import safefs, supervise_dir
+
+    os.mknod(tmp_path / "control", 0o600 | stat.S_IFCHR, os.makedev(240, 77))
+    fd = safefs.open_dir(str(tmp_path))
+    try:
+        with pytest.raises(OSError) as exc:
+            supervise_dir.open_fifo(fd, "control")
+    finally:
+        os.close(fd)
+    assert exc.value.strerror == "control exists but is not a FIFO"
