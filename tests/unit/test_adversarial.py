@@ -58,3 +58,28 @@ def test_supervise_fifo_is_not_opened_when_it_is_a_device(tmp_path: Path) -> Non
     finally:
         os.close(fd)
     assert exc.value.strerror == "control exists but is not a FIFO"
+
+
+def test_a_bug_on_one_services_files_does_not_stop_the_scan(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Defence in depth for the finding above: an exception nobody foresaw while
+    reading one service (here a stand-in) made scan() raise, so no service started."""
+    from pyinit import service
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run").write_text("#!/bin/sh\n")
+        (tmp_path / name / "run").chmod(0o755)
+    real = service.read_config
+
+    def flaky(path: str, defaults: object) -> object:
+        if path.endswith("/a"):
+            raise OverflowError("a case nobody foresaw")
+        return real(path, defaults)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "read_config", flaky)
+    found, _ = service.scan([str(tmp_path)])
+    assert found["a"].error == "pyinit could not read it (see its log)"
+    assert found["b"].error is None
+    assert f"internal error in reading {tmp_path / 'a'}" in capfd.readouterr().err
