@@ -1,13 +1,15 @@
-# ruff: noqa: F811 - `box` is a fixture imported from test_service_config
+# ruff: noqa: F811 - `box` and `lab` are fixtures imported from other test files
 """Adversarial review of issues 17 and 23 (branch review-sec): each test is an attack
 that worked on main, run against pyinit as a real PID 1."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from helpers import wait_for, write_script
+from test_isolation import lab  # noqa: F401 - a fixture
 from test_service_config import box, svc  # noqa: F401 - box is a fixture
 from test_services import LONG
 
@@ -84,3 +86,25 @@ def test_hostile_env_file_is_one_line_and_pid1_goes_on(
     b.stop()
     assert "Traceback" not in b.run.err and "embedded null" not in b.run.err, b.run.err[-3000:]
     assert all(len(line) < MAX_LOG_LINE for line in b.run.err.splitlines())
+
+
+def test_pythonexecutable_does_not_hide_a_venv_from_the_i_launchers(
+    pyinit_run, tmp_path: Path, lab: dict[str, Path]
+) -> None:
+    """The recipes' launchers (`#!/opt/pyinit/bin/python -I`, a venv): with
+    PYTHONEXECUTABLE set the interpreter looked for pyvenv.cfg beside that program,
+    so `import pyinit.entry` failed and PID 1 died with a traceback."""
+    hijack = write_script(tmp_path / "hijack", "#!/bin/sh\nexit 99\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONEXECUTABLE"] = str(hijack)
+    run = pyinit_run(
+        "--",
+        "sh",
+        "-c",
+        f'echo "$PYTHONEXECUTABLE" > {tmp_path}/seen; exit 3',
+        command=[str(lab["isolated"] / "pyinit")],
+        env=env,
+    )
+    assert run.wait(30) == 3, run.err
+    assert (tmp_path / "seen").read_text() == f"{hijack}\n"
+    assert "Traceback" not in run.err, run.err
