@@ -83,3 +83,14 @@ def test_a_bug_on_one_services_files_does_not_stop_the_scan(
     assert found["a"].error == "pyinit could not read it (see its log)"
     assert found["b"].error is None
     assert f"internal error in reading {tmp_path / 'a'}" in capfd.readouterr().err
+
+
+def test_refused_run_dirs_are_described_in_bounded_text() -> None:
+    """XDG_RUNTIME_DIR comes from the environment (up to 128 KiB): the warning that
+    no run dir is usable put it whole into one line."""
+    from pyinit import rundir
+
+    xdg = "/" + "x" * 100_000
+    choice = rundir.choose(None, {"XDG_RUNTIME_DIR": xdg}, 5, lambda c, u: "Permission denied")
+    text = rundir.describe(choice.refused)
+    assert len(text) < 1000 and text.startswith("/run/pyinit: Permission denied; /xxx")
