@@ -112,33 +112,29 @@ def _undo_locale_coercion() -> None:
 
 
 def interpreter() -> str:
-    """The path of the interpreter running now ('' if unknown). sys.executable is
-    what PYTHONEXECUTABLE says when that is set (on Linux too, and even under -I):
-    then the path the interpreter was started by (its argv[0], found on PATH as
-    Python does) if it is this very file, else /proc/self/exe (the file itself)."""
+    """The path of the interpreter running now, as a path that keeps its venv ('' if
+    unknown). On Linux sys.executable is not the running file but a guess: what
+    PYTHONEXECUTABLE says (even under -I), else argv[0], looked up on PATH when it
+    has no slash, where another user's `python3` may come first. So it is used only
+    when it is the running file (/proc/self/exe); else argv[0] as the interpreter
+    got it, if that is; else /proc/self/exe itself (a venv then goes unseen)."""
     import os
 
-    if not os.environ.get("PYTHONEXECUTABLE"):
-        return sys.executable or ""
     try:
         real = os.stat("/proc/self/exe")
-    except OSError:
-        return ""
+    except OSError:  # no /proc: nothing to check against
+        return "" if os.environ.get("PYTHONEXECUTABLE") else sys.executable or ""
+    found = [] if os.environ.get("PYTHONEXECUTABLE") else [sys.executable]
     started = (getattr(sys, "orig_argv", None) or [""])[0]  # Python 3.10+
     if "/" in started:
-        found = [os.path.abspath(started)]
-    else:
-        path = os.environ.get("PATH", "").split(os.pathsep) if started else []
-        found = [os.path.join(d or ".", started) for d in path]
+        found.append(os.path.abspath(started))
     for candidate in found:
         try:
             st = os.stat(candidate)
         except OSError:
             continue
-        if os.access(candidate, os.X_OK):
-            if (st.st_dev, st.st_ino) == (real.st_dev, real.st_ino):
-                return os.path.abspath(candidate)
-            break
+        if (st.st_dev, st.st_ino) == (real.st_dev, real.st_ino):
+            return os.path.abspath(candidate)
     try:
         return os.readlink("/proc/self/exe")
     except OSError:
@@ -150,7 +146,7 @@ def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
     import os
 
     here = os.path.abspath(__file__)
-    python = interpreter()  # never PYTHONEXECUTABLE's program
+    python = interpreter()  # the running file: not PYTHONEXECUTABLE's, not PATH's
     saved = "-" if mask is None else ",".join(str(s) for s in sorted(mask))
     # PYTHONEXECUTABLE acts under -I too (the venv would be looked for beside the
     # program it names): it is taken out for the exec and put back by _resume

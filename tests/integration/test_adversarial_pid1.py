@@ -5,6 +5,7 @@ that worked on main, run against pyinit as a real PID 1."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,4 +108,28 @@ def test_pythonexecutable_does_not_hide_a_venv_from_the_i_launchers(
     )
     assert run.wait(30) == 3, run.err
     assert (tmp_path / "seen").read_text() == f"{hijack}\n"
+    assert "Traceback" not in run.err, run.err
+
+
+def test_reexec_does_not_run_another_python3_found_on_path(pyinit_run, tmp_path: Path) -> None:
+    """Started as `python3 -m pyinit` (argv[0] without a slash) by a starter that
+    did not look it up on this PATH, with another `python3` first on PATH: sys.executable
+    names that one (CPython's guess from argv[0]), and the re-exec with -I ran it as
+    PID 1. Now the running interpreter's own file is re-executed."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_script(bin_dir / "python3", f"#!/bin/sh\ntouch {marks}/hijacked\nexit 99\n")
+    exec_as_python3 = "import os, sys; os.execv(sys.argv[1], ['python3', *sys.argv[2:]])"
+    run = pyinit_run(
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+        wrapper=[sys.executable, "-c", exec_as_python3],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    assert run.wait(30) == 3, run.err
+    assert not (marks / "hijacked").exists()
     assert "Traceback" not in run.err, run.err

@@ -41,7 +41,26 @@ def test_the_interpreter_is_never_pythonexecutables_program(
     first = (tmp_path / "pyinit").read_text().splitlines()[0]
     assert first == f"#!{python} -I"
     monkeypatch.delenv("PYTHONEXECUTABLE")
-    assert entry.interpreter() == "/bin/echo"  # unset: sys.executable, as before
+    assert os.path.samefile(entry.interpreter(), "/proc/self/exe")
+
+
+def test_the_interpreter_is_never_another_python_found_on_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without PYTHONEXECUTABLE, sys.executable is argv[0] looked up on PATH (Linux):
+    started as `python3` with another user's `python3` first on PATH, the re-exec
+    ran that one. Only the running file is used."""
+    from pyinit import entry
+
+    monkeypatch.delenv("PYTHONEXECUTABLE", raising=False)
+    hijack = tmp_path / "python3"
+    hijack.write_text("#!/bin/sh\nexit 99\n")
+    hijack.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(hijack))
+    assert os.path.samefile(entry.interpreter(), "/proc/self/exe")
+    monkeypatch.setattr(sys, "executable", sys.orig_argv[0])
+    if "/" in sys.orig_argv[0]:  # the venv's path, kept when it is the running file
+        assert entry.interpreter() == os.path.abspath(sys.orig_argv[0])
 
 
 def test_supervise_fifo_is_not_opened_when_it_is_a_device(tmp_path: Path) -> None:
