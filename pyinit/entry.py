@@ -111,21 +111,65 @@ def _undo_locale_coercion() -> None:
         del os.environ["LC_CTYPE"]
 
 
+def interpreter() -> str:
+    """The path of the interpreter running now, as a path that keeps its venv ('' if
+    unknown). On Linux sys.executable is not the running file but a guess: what
+    PYTHONEXECUTABLE says (even under -I), else argv[0], looked up on PATH when it
+    has no slash, where another user's `python3` may come first. So it is used only
+    when it is the running file (/proc/self/exe); else argv[0] as the interpreter
+    got it, if that is; else /proc/self/exe itself (a venv then goes unseen)."""
+    import os
+
+    try:
+        real = os.stat("/proc/self/exe")
+    except OSError:  # no /proc: nothing to check against
+        return "" if os.environ.get("PYTHONEXECUTABLE") else sys.executable or ""
+    found = [] if os.environ.get("PYTHONEXECUTABLE") else [sys.executable]
+    started = (getattr(sys, "orig_argv", None) or [""])[0]  # Python 3.10+
+    if "/" in started:
+        found.append(os.path.abspath(started))
+    for candidate in found:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (real.st_dev, real.st_ino):
+            return os.path.abspath(candidate)
+    try:
+        return os.readlink("/proc/self/exe")
+    except OSError:
+        return ""
+
+
 def _reexec(tool: str, mask: "frozenset[int] | None") -> None:
     """Run this tool again in `python -I`; returns only if that cannot be done."""
     import os
 
     here = os.path.abspath(__file__)
+    python = interpreter()  # the running file: not PYTHONEXECUTABLE's, not PATH's
     saved = "-" if mask is None else ",".join(str(s) for s in sorted(mask))
-    argv = [sys.executable, "-I", here, _MARK, tool, saved, *sys.argv]
+    # PYTHONEXECUTABLE acts under -I too (the venv would be looked for beside the
+    # program it names): it is taken out for the exec and put back by _resume
+    executable = os.environ.get("PYTHONEXECUTABLE")
+    argv = [
+        python,
+        "-I",
+        here,
+        _MARK,
+        tool,
+        saved,
+        "-" if executable is None else "=" + executable,
+        *sys.argv,
+    ]
     _undo_locale_coercion()
+    env = dict(os.environ)
+    env.pop("PYTHONEXECUTABLE", None)
     try:
-        if sys.executable and os.path.isfile(here):  # not from a zip, say
-            os.execv(sys.executable, argv)
+        if python and os.path.isfile(here):  # not from a zip, say
+            os.execve(python, argv, env)
     except OSError as exc:
         _warn(
-            f"cannot re-run {sys.executable} -I ({exc.strerror}): running with the "
-            "image's Python settings"
+            f"cannot re-run {python} -I ({exc.strerror}): running with the image's Python settings"
         )
         return
     _warn(
@@ -164,12 +208,14 @@ def _resume() -> None:
     argv, run the tool."""
     import os
 
-    if sys.argv[1:2] != [_MARK] or len(sys.argv) < 5 or not sys.flags.isolated:
+    if sys.argv[1:2] != [_MARK] or len(sys.argv) < 6 or not sys.flags.isolated:
         sys.stderr.write("pyinit: error: entry.py is run by pyinit's entry points only\n")
         sys.exit(2)
-    tool, saved = sys.argv[2], sys.argv[3]
+    tool, saved, executable = sys.argv[2], sys.argv[3], sys.argv[4]
     mask = None if saved == "-" else frozenset(int(s) for s in saved.split(",") if s)
-    del sys.argv[:4]
+    if executable.startswith("="):  # the application's, as it was set
+        os.environ["PYTHONEXECUTABLE"] = executable[1:]
+    del sys.argv[:5]
     import importlib.util
 
     here = os.path.dirname(os.path.abspath(__file__))

@@ -35,6 +35,8 @@ def parse_env_file(text: str, path: str) -> list[tuple[str, str]]:
         if match is None:
             raise LaunchError(f"{path}: line {number}: expected NAME=VALUE")
         name, value = match.groups()
+        if "\0" in value:  # execve cannot pass it: say so here, not "cannot run ./run"
+            raise LaunchError(f"{path}: line {number}: a NUL byte in the value")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         out.append((name, value))
@@ -53,14 +55,15 @@ def environment(config: ServiceConfig, service_path: str, identity: Optional[Ide
     env = privileges.environment(identity, base, clear=False) if identity else dict(base)
     if config.env_file is not None:
         path = os.path.join(service_path, config.env_file)
+        shown = bounds.clip(path, 300)  # env_file may be up to 64 KiB long
         try:
             fd = safefs.open_read(path)  # root reads it: never through another user's link
-            data = bounds.read_fd(fd, MAX_ENV_FILE, f"env_file {path}")
+            data = bounds.read_fd(fd, MAX_ENV_FILE, f"env_file {shown}")
         except OSError as exc:
-            raise LaunchError(f"env_file {path}: {exc.strerror}") from None
+            raise LaunchError(f"env_file {shown}: {exc.strerror}") from None
         except bounds.InputError as exc:
             raise LaunchError(str(exc)) from None
-        env.update(parse_env_file(data.decode("utf-8", "surrogateescape"), path))
+        env.update(parse_env_file(data.decode("utf-8", "surrogateescape"), shown))
     env.update(config.environment)
     fits = bounds.exec_env(env, keep=base)
     for level, problems in ((log.WARNING, fits.too_long), (log.ERROR, fits.too_much)):

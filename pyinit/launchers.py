@@ -16,14 +16,30 @@ from __future__ import annotations
 import os
 import sys
 
+from pyinit import entry
+
 COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
 USAGE = "usage: python -I -m pyinit.launchers [--python PATH [--no-check]] DIR"
 MAX_SHEBANG = 127  # the kernel's limit before Linux 5.1 (256 since)
 
 
 def text(python: str, function: str) -> str:
-    """One launcher: the interpreter isolated, then pyinit.entry's function."""
-    return f"#!{python} -I\nimport pyinit.entry\npyinit.entry.{function}()\n"
+    """One launcher: the interpreter isolated, then pyinit.entry's function. When
+    PYTHONEXECUTABLE (honoured even under -I) made the interpreter look for its
+    venv beside another program, the venv is found again from the `#!` path."""
+    return (
+        f"#!{python} -I\n"
+        "try:\n"
+        "    import pyinit.entry\n"
+        "except ImportError:  # PYTHONEXECUTABLE hid the venv\n"
+        "    import os, site, sys\n"
+        "    if not os.environ.get('PYTHONEXECUTABLE'):\n"
+        "        raise\n"
+        f"    sys.executable = {python!r}\n"
+        "    site.main()\n"
+        "    import pyinit.entry\n"
+        f"pyinit.entry.{function}()\n"
+    )
 
 
 def check_python(python: str, exists: bool = True) -> str | None:
@@ -69,7 +85,7 @@ def write(directory: str, python: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    python, exists = sys.executable, True
+    python, exists = entry.interpreter(), True  # not PYTHONEXECUTABLE's
     while args[:1] in (["--python"], ["--no-check"]):
         if args[0] == "--no-check":
             exists, args = False, args[1:]

@@ -96,8 +96,11 @@ def choose(
 
 
 def describe(refused: list[tuple[str, str]]) -> str:
-    """`/run/pyinit: Permission denied; /tmp/pyinit-5: is owned by uid 0, not 5`"""
-    return "; ".join(f"{path}: {why}" for path, why in refused)
+    """`/run/pyinit: Permission denied; /tmp/pyinit-5: is owned by uid 0, not 5`
+    (each path cut to 300 characters: $XDG_RUNTIME_DIR may be 128 KiB long)."""
+    from pyinit.bounds import clip
+
+    return "; ".join(f"{clip(path, 300)}: {why}" for path, why in refused)
 
 
 # --- I/O ---------------------------------------------------------------------

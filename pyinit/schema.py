@@ -500,8 +500,10 @@ def load_yaml(path: str) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
     except RecursionError:  # the pure-Python parser, on deep nesting
         raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError:  # a number longer than int() takes (sys.set_int_max_str_digits)
-        raise ConfigError(f"{path}: not valid YAML: a number too long") from None
+    except (ValueError, ArithmeticError):
+        # a number longer than int() takes (sys.set_int_max_str_digits), a date that
+        # is no date (2001-13-45), a float whose sexagesimal integer part overflows
+        raise ConfigError(f"{path}: not valid YAML: a number or date out of range") from None
     finally:
         loader.dispose()
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from pyinit import safefs
+from pyinit import bounds, log, safefs
 from pyinit.instances import instance_of, is_template
 from pyinit.privileges import Identity
 from pyinit.schema import ConfigError, Probe, ServiceConfig
@@ -151,7 +151,13 @@ def scan(
             if name in found:
                 problems.append(f"{path}: a service named {name!r} exists already, ignored")
                 continue
-            found[name] = read_service(name, path, defaults)
+            try:
+                found[name] = read_service(name, path, defaults)
+            except Exception:  # a bug on one service's files must not stop the others
+                log.bug(f"reading {bounds.clip(path, 300)}")
+                found[name] = ServiceDir(name=name, path=path, normally_up=False,
+                                         has_log=False,
+                                         error="pyinit could not read it (see its log)")
     return found, problems
 
 

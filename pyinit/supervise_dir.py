@@ -212,6 +212,10 @@ def open_fifo(dir_fd: int, name: str) -> int:
         os.mkfifo(name, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         pass
+    # look before opening, as safefs.open_file: opening a device (a hard link to one
+    # the service dir's owner put there) can itself have an effect
+    if not stat.S_ISFIFO(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+        raise OSError(0, f"{name} exists but is not a FIFO", name)
     flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
     try:
         fd = os.open(name, flags, dir_fd=dir_fd)

@@ -278,6 +278,21 @@ CASES = [
         "socket",
         line=json.dumps({"v": 1, "cmd": "status", "services": ["web"] * 1001}).encode() + b"\n",
     ),
+    # --- review-sec: the adversarial pass over issues 17 and 23
+    yaml_case(
+        "`stop_timeout: 1:59:...:59.5` (a sexagesimal float too large, 45 KB)",
+        "stop_timeout: 1" + ":59" * 15000 + ".5\n",
+    ),
+    yaml_case("`stop_timeout: 2001-13-45` (no such date)", "stop_timeout: 2001-13-45\n"),
+    Case(
+        "service start",
+        "`env_file` with a NUL byte in a value",
+        "pyinit",
+        files={
+            "etc/service/web/service.yaml": "env_file: app.env\n",
+            "etc/service/web/app.env": "A=x\0y\n",
+        },
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

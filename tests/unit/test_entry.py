@@ -58,9 +58,9 @@ def test_launchers_are_written_replace_links_and_stay_put(tmp_path: Path) -> Non
     for name, function in launchers.COMMANDS.items():
         path = tmp_path / name
         assert not path.is_symlink() and os.access(path, os.X_OK)
-        assert path.read_text() == (
-            f"#!{sys.executable} -I\nimport pyinit.entry\npyinit.entry.{function}()\n"
-        )
+        assert path.read_text() == launchers.text(sys.executable, function)
+        assert path.read_text().startswith(f"#!{sys.executable} -I\n")
+        assert path.read_text().endswith(f"\npyinit.entry.{function}()\n")
     again = launchers.write(str(tmp_path), sys.executable)
     assert again == [f"{tmp_path}/{name}: unchanged" for name in launchers.COMMANDS]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
