@@ -68,3 +68,81 @@ def test_dot_paths_are_from_the_callers_cwd_as_sv(box, tmp_path: Path, tag: str)
                 normal(theirs.stdout),
             ), (argv, ours, theirs)
     b.stop()
+
+
+# --- a link to pyinit under a tool's name runs that tool ------------------------------------
+PYINIT_SCRIPT = Path(sys.executable).parent / "pyinit"
+
+
+def linked(tmp: Path, name: str) -> Path:
+    link = tmp / "bin" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(PYINIT_SCRIPT)
+    return link
+
+
+def run_link(tmp: Path, argv: list[str], stdin=None) -> subprocess.CompletedProcess:
+    """Run argv with every dir pyinit would boot from empty, and pyinit's mode (were it
+    to boot: main's behaviour) a subreaper that exits when its command does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
+    for key in (
+        "SERVICE_DIR",
+        "INIT_DIR",
+        "ENV_DIR",
+        "PRE_SHUTDOWN_DIR",
+        "POST_SHUTDOWN_DIR",
+        "CONT_INIT_DIR",
+        "CONT_FINISH_DIR",
+    ):
+        (tmp / "empty" / key).mkdir(parents=True, exist_ok=True)
+        env[f"PYINIT_{key}"] = str(tmp / "empty" / key)
+    env["PYINIT_RUN_DIR"] = str(tmp / "run")
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, stdin=stdin)
+
+
+@pytest.mark.parametrize("name", ["setuser"])
+def test_pyinit_linked_as_setuser_is_setuser(tmp_path: Path, name: str) -> None:
+    """`ln -s pyinit /sbin/setuser` (as tini, dumb-init and my_init are installed): on
+    main it booted a second init (every service in /etc/service) with `nobody` as its
+    main command, exit 127. It is setuser: the same result as the `setuser` script."""
+    link = linked(tmp_path, name)
+    probe = 'echo "$USER $UID $HOME"; grep -E "^Sig(Blk|Ign)" /proc/self/status'
+    ours = run_link(tmp_path, [str(link), "nobody", "sh", "-c", probe])
+    script = run_link(
+        tmp_path, [str(PYINIT_SCRIPT.parent / "setuser"), "nobody", "sh", "-c", probe]
+    )
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, script.stdout, ""), ours
+    assert ours.stdout.startswith("nobody 65534 ") and "SigBlk:\t0000000000000000" in ours.stdout
+    bad = run_link(tmp_path, [str(link), "no-such-user-xyz", "true"])
+    mine = run_link(tmp_path, [str(PYINIT_SCRIPT.parent / "setuser"), "no-such-user-xyz", "true"])
+    assert (bad.returncode, bad.stderr) == (mine.returncode, mine.stderr) != (0, "")
+
+
+@pytest.mark.parametrize("name", ["sv", "svctl"])
+def test_pyinit_linked_as_sv_is_svctl(tmp_path: Path, name: str) -> None:
+    """`ln -s pyinit /usr/bin/sv`: on main, `sv status web` booted a second init that ran
+    every service a second time, with `status` as its main command (exit 127)."""
+    link = linked(tmp_path, name)
+    r = run_link(tmp_path, [str(link), "status", "web"])
+    sock = tmp_path / "run" / "control.sock"
+    assert (r.returncode, r.stdout) == (100, ""), r
+    assert r.stderr == f"svctl: fatal: cannot reach pyinit at {sock}: No such file or directory\n"
+    assert not sock.exists()
+
+
+def test_pyinit_linked_as_with_contenv_is_pyinit_env(tmp_path: Path) -> None:
+    """s6-overlay's `#!/command/with-contenv sh`, with the link made to pyinit itself: the
+    command is exec'd in place as pyinit-env does (on main: the child of a second init)."""
+    link = linked(tmp_path, "with-contenv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
+    env["PYINIT_ENV_DIR"] = str(tmp_path / "empty-env")
+    env["PYINIT_SERVICE_DIR"] = str(tmp_path / "empty-env")
+    proc = subprocess.Popen(
+        [str(link), "sh", "-c", "echo $$"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (0, f"{proc.pid}\n", "")
