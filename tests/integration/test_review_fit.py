@@ -146,3 +146,30 @@ def test_pyinit_linked_as_with_contenv_is_pyinit_env(tmp_path: Path) -> None:
     )
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out, err) == (0, f"{proc.pid}\n", "")
+
+
+# --- sv exit: the service comes back, as runsvdir starts a new runsv for its directory --------
+@pytest.mark.pid1
+def test_exit_then_the_directory_is_found_again(box, tmp_path: Path, tag: str) -> None:
+    """`sv exit web` under runsvdir: runsv exits, and runsvdir's next scan (about a second
+    later) starts a new one, so web runs again (the idiom to make runit pick up a new
+    `log/`). docs/services.md says pyinit does the same "at the next rescan", but pyinit
+    rescans on inotify events only: on main the service stayed gone for good."""
+    service(tmp_path, tag, "web", log="exec cat > /dev/null\n")
+    service(tmp_path, tag, "quiet", down=True)
+    b = box()
+    first = b.wait_running("web")["web"]
+    b.wait("quiet", lambda r: r["state"] == "down", 10, "quiet to be supervised")
+    for name in ("web", "quiet"):
+        r = b.svctl("-w", "10", "exit", name)
+        assert r.returncode == 0 and r.stdout.startswith(f"ok: down: {name}: "), r
+    again = b.wait(
+        "web",
+        lambda r: r["state"] == "run" and r["pid"] != first["pid"] and r["log"]["pid"],
+        10,
+        "web and its logger to run again after exit",
+    )
+    assert again["log"]["pid"] != first["log"]["pid"]  # a new logger too, as a new runsv
+    quiet = b.wait("quiet", lambda r: True, 10, "quiet to be supervised again")
+    assert quiet["state"] == "down" and not quiet["pid"]  # its `down` file still counts
+    b.stop()
