@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
     name = os.path.basename(sys.argv[0]) if argv is None else ""
     if name in TOOLS:
         _run_tool(TOOLS[name])
+    if argv is None and ("/" + os.path.dirname(sys.argv[0])).endswith("/etc/init.d"):
+        _run_tool("pyinit.cli.svctl")  # an init script linked to pyinit: sv's LSB mode
     chosen = personality(name) if argv is None else None
     if chosen is not None:
         import importlib

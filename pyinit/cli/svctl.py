@@ -343,6 +343,22 @@ def cmd_status(args: Args) -> int:
     return rc
 
 
+def cmd_lsb_status(args: Args) -> int:
+    """An init script's `status`: sv's line; exit 0 running, 3 not running (LSB), 1 for
+    a service that does not exist."""
+    from pyinit.svstatus import sv_status_line
+
+    reply = ask(args, {"cmd": "status", "services": args.services})
+    name = args.services[0]
+    rec = reply["services"][0] if reply["services"] else {"missing": True}
+    if rec.get("missing"):
+        print(f"fail: {name}: unable to change to service directory: file does not exist")
+        return 1
+    line = sv_status_line(name, rec, time.time())
+    print(line)
+    return 0 if line.startswith("run: ") else 3
+
+
 def cmd_control(args: Args) -> int:
     command = COMMANDS[args.command]
     if args.command == "reload" and not args.services:
@@ -543,8 +559,45 @@ def cmd_tree(args: Args) -> int:
     return sum(1 for r in reply["services"] if r.get("missing"))
 
 
+def lsb_script(program: str) -> Optional[str]:
+    """The service an init script link names (`/etc/init.d/NAME` -> NAME), as Debian's
+    sv runs in LSB mode when it is called from an /etc/init.d/ directory; else None."""
+    where, name = os.path.split(program)
+    if ("/" + where).endswith("/etc/init.d") and name:
+        return name
+    return None
+
+
+def lsb_argv(name: str, argv: list[str]) -> list[str]:
+    """`/etc/init.d/NAME [-v] [-w SEC] COMMAND [ignored...]` as svctl's command line for
+    service NAME; raises SystemExit(2) with sv's usage line for a command it refuses."""
+    options = []
+    rest = list(argv)
+    while rest and rest[0].startswith("-") and rest[0] not in ("-", "--"):
+        opt = rest.pop(0)
+        options.append(opt)
+        if opt == "-w" and rest:
+            options.append(rest.pop(0))
+    if rest[:1] == ["--"]:
+        rest.pop(0)
+    word = rest[0] if rest else ""
+    # sv in LSB mode: sv's words only (svctl's own `tree` is sv's `t`, term), and one
+    # starting with 's' must be exactly status, start, stop or shutdown
+    if word in COMMANDS or word == "status":
+        command = word
+    elif word[:1] in SV_FIRST_CHAR and word[:1] != "s":
+        command = SV_FIRST_CHAR[word[:1]]
+    else:
+        sys.stderr.write(f"usage: {name} [-w sec] command\n\n")  # sv ends it so
+        sys.exit(2)
+    return [*options, command, "--", name]
+
+
 @guarded("svctl")
 def main(argv: Optional[list[str]] = None) -> None:
+    lsb = lsb_script(sys.argv[0]) if argv is None else None
+    if lsb is not None:
+        argv = lsb_argv(lsb, sys.argv[1:])
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     except Usage as exc:
@@ -557,6 +610,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
         "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
     }
+    if lsb is not None and args.command == "status":
+        handlers["status"] = cmd_lsb_status
     try:
         rc = handlers.get(args.command, cmd_control)(args)
     except Unreachable as exc:

@@ -173,3 +173,76 @@ def test_exit_then_the_directory_is_found_again(box, tmp_path: Path, tag: str) -
     quiet = b.wait("quiet", lambda r: True, 10, "quiet to be supervised again")
     assert quiet["state"] == "down" and not quiet["pid"]  # its `down` file still counts
     b.stop()
+
+
+# --- sv's LSB mode: /etc/init.d/NAME linked to sv ---------------------------------------------
+LSB_LINES = [
+    ["status"],
+    ["-w", "5", "stop"],
+    ["status"],
+    ["-w", "5", "start"],
+    ["status", "ignored", "words"],
+    ["s"],
+    ["stat"],
+    ["bogus"],
+    [],
+    ["tree"],
+    ["-w", "5", "restart"],
+    ["-w", "5", "d"],
+    ["status"],
+    ["-w", "5", "u"],
+]
+
+
+@needs_runit
+@pytest.mark.pid1
+@pytest.mark.parametrize("tool", ["svctl", "pyinit"])
+def test_init_script_link_acts_on_its_service_only(
+    box, tmp_path: Path, tag: str, tool: str
+) -> None:
+    """Debian's sv linked as /etc/init.d/a acts on service a only, with LSB's status codes
+    (3: not running) and `usage: a [-w sec] command`, exit 2. On main, svctl under that
+    name ignored it (`/etc/init.d/a stop` stopped every service), and pyinit under it
+    booted a second init."""
+    service(tmp_path, tag, "a", HUP_PROOF)
+    service(tmp_path, tag, "b")
+    b = box()
+    b.ready("a")
+    other = b.wait_running("b")["b"]["pid"]
+    real = tmp_path / "real" / "etc" / "init.d" / "a"
+    ours = tmp_path / "ours" / "etc" / "init.d" / "a"
+    for link, target in ((real, Path(SV or "sv")), (ours, PYINIT_SCRIPT.parent / tool)):
+        link.parent.mkdir(parents=True)
+        link.symlink_to(target)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYINIT_")}
+    env["PYTHONPATH"] = str(ROOT)
+    with runsvdir(tmp_path, tag, ["a"]) as root:
+        wait_for(lambda: (root / "a" / "ready").exists(), 10, "runsv's a to be up")
+        for argv in LSB_LINES:
+            wait_for(
+                lambda: _second_passed(root / "a") and _second_passed(b.tmp / "service" / "a"),
+                3,
+                "the status records' second to pass",
+            )
+            theirs = subprocess.run(
+                [str(real), *argv],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**env, "SVDIR": str(root)},
+            )
+            mine = subprocess.run(
+                [str(ours), *argv],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={**env, "PYINIT_RUN_DIR": str(b.run_dir)},
+            )
+            assert (mine.returncode, normal(mine.stdout), mine.stderr) == (
+                theirs.returncode,
+                normal(theirs.stdout),
+                theirs.stderr,
+            ), argv
+        rec = b.rec("b")  # (runsvdir's cleanup kills every tagged process: check first)
+        assert (rec["state"], rec["pid"]) == ("run", other), rec  # never touched
+    b.stop()
