@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from pyinit.boot import Init
 
 RESCAN_DELAY = 0.1  # debounce inotify bursts (mkdir + write run + chmod)
+# after `svctl exit` (sv exit), the rescan that finds the directory again, as runsvdir
+# starts a new runsv for it at its next scan, a second after the old one exited
+EXIT_RESCAN_DELAY = 1.0
 OUTPUT_FLUSH = 2.0  # at exit, the longest wait for the container's stdout to take lines
 LOG_EOF_GRACE = 1.0
 LOG_ROOT = "/var/log/pyinit"  # file mode's default: LOG_ROOT/NAME
@@ -422,6 +425,8 @@ class ServiceManager:
             svc.capture = None
         if not svc.retired:
             self.on_demand.discard(svc.name)  # `svctl exit` of an on-demand instance
+            if self.rescan_timer is None and not self.shutting_down:
+                self.rescan_timer = self.loop.call_later(EXIT_RESCAN_DELAY, self.rescan)
         elif not self.shutting_down:
             self.advance_retiring(self.loop.clock())
             defn = self.wanted.get(svc.name)

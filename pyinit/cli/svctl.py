@@ -128,6 +128,30 @@ class Args:
         self.lines = 10
         self.environ: Optional[dict[str, str]] = None  # set when run_dir was looked up
         self.count = 0
+        self.labels: dict[str, list[str]] = {}  # a path sent to pyinit -> the words typed
+
+
+def _service_word(args: Args, word: str) -> str:
+    """What svctl sends for a SERVICE word. As sv, a word starting with '.' (`.`,
+    `./web`, `../service/web`) is a path from svctl's cwd, not from PID 1's: sent
+    absolute, and labelled in the output as typed (`sv down .` in a `finish`)."""
+    if not word.startswith(".") or "\0" in word:
+        return word
+    try:
+        path = os.path.abspath(word)
+    except OSError:  # the cwd is gone: let pyinit say it does not know the word
+        return word
+    args.labels.setdefault(path, []).append(word)
+    return path
+
+
+def label(args: Args, sent: str) -> str:
+    """The word the user typed for a name pyinit echoes back (in the order typed, as
+    `.` and `../web` may be the same path)."""
+    typed = args.labels.get(sent)
+    if not typed:
+        return sent
+    return typed.pop(0) if len(typed) > 1 else typed[0]
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
@@ -189,12 +213,12 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         count = small_number(rest[1], 1000) if len(rest) == 2 else None
         if count is None:
             raise Usage("scale takes a SERVICE and a count from 0 to 1000")
-        args.services, args.count = [rest[0]], count
+        args.services, args.count = [_service_word(args, rest[0])], count
         return args
     names_only = False
     for word in rest:
         if names_only:
-            args.services.append(word)
+            args.services.append(_service_word(args, word))
         elif word == "--":
             names_only = True  # a service whose name starts with '-' follows
         elif word == "--json" and args.command in ("status", "s", "tree"):
@@ -203,7 +227,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             raise Usage(f"option {_short(word)} after the command {args.command!r}: options "
                         f"go before it ({SHORT_USAGE})", brief=True)
         else:
-            args.services.append(word)
+            args.services.append(_service_word(args, word))
     return args
 
 
@@ -226,7 +250,7 @@ def _logs_args(args: Args, words: list[str]) -> None:
         elif word.startswith("-"):
             raise Usage(f"unknown option {word} for logs")
         else:
-            args.services.append(word)
+            args.services.append(_service_word(args, word))
     if len(args.services) != 1:
         raise Usage("logs takes exactly one SERVICE")
 
@@ -308,15 +332,31 @@ def cmd_status(args: Args) -> int:
     rc = 0
     typed = iter(args.services)
     for rec in records:  # a group's instances are `expanded`: labelled by their names
-        label = rec["name"] if not args.services or rec.get("expanded") else next(typed)
+        name = rec["name"] if not args.services or rec.get("expanded") else label(args, next(typed))
         if rec.get("missing"):
-            print(f"fail: {label}: unable to change to service directory: file does not exist")
+            print(f"fail: {name}: unable to change to service directory: file does not exist")
             rc += 1
         else:
-            line = sv_status_line(label, rec, now)
+            line = sv_status_line(name, rec, now)
             rc += line.startswith("fail: ")
             print(line)
     return rc
+
+
+def cmd_lsb_status(args: Args) -> int:
+    """An init script's `status`: sv's line; exit 0 running, 3 not running (LSB), 1 for
+    a service that does not exist."""
+    from pyinit.svstatus import sv_status_line
+
+    reply = ask(args, {"cmd": "status", "services": args.services})
+    name = args.services[0]
+    rec = reply["services"][0] if reply["services"] else {"missing": True}
+    if rec.get("missing"):
+        print(f"fail: {name}: unable to change to service directory: file does not exist")
+        return 1
+    line = sv_status_line(name, rec, time.time())
+    print(line)
+    return 0 if line.startswith("run: ") else 3
 
 
 def cmd_control(args: Args) -> int:
@@ -336,7 +376,7 @@ def cmd_control(args: Args) -> int:
     rc = 0
     for res in reply["results"]:
         if not res.get("ok"):
-            print(f"fail: {res['service']}: {_explain(res.get('error', ''))}")
+            print(f"fail: {label(args, res['service'])}: {_explain(res.get('error', ''))}")
             rc += 1
     if waiting:
         rc += report_waits(args, command, reply)
@@ -360,17 +400,18 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
             continue
         rec = res["status"]
         done = res["done"]
+        name = label(args, res["service"])
         if done and ("u" in command.letters or "C" in command.letters) and rec.get("pid"):
             done = run_check(rec.get("path"), deadline, rec.get("user"), rec.get("instance"))
         now = time.time()
         problem = rec.get("error") or rec.get("failed")
         if not done and problem and not rec.get("pid"):
-            print(f"fail: {res['service']}: {_explain(problem)}")
+            print(f"fail: {name}: {_explain(problem)}")
             rc += 1
         elif done:
-            print("ok: " + sv_part(res["service"], rec, now))
+            print("ok: " + sv_part(name, rec, now))
         else:
-            print(("kill: " if command.kill else "timeout: ") + sv_part(res["service"], rec, now))
+            print(("kill: " if command.kill else "timeout: ") + sv_part(name, rec, now))
             rc += 1
             if command.kill:  # only force-* kill what timed out, as sv -k
                 to_kill.append(res["service"])
@@ -424,7 +465,7 @@ def cmd_scale(args: Args) -> int:
     rc = 0
     for res in reply["results"]:
         if not res.get("ok"):
-            print(f"fail: {res['service']}: {_explain(res.get('error', ''))}")
+            print(f"fail: {label(args, res['service'])}: {_explain(res.get('error', ''))}")
             rc += 1
     return rc
 
@@ -518,8 +559,45 @@ def cmd_tree(args: Args) -> int:
     return sum(1 for r in reply["services"] if r.get("missing"))
 
 
+def lsb_script(program: str) -> Optional[str]:
+    """The service an init script link names (`/etc/init.d/NAME` -> NAME), as Debian's
+    sv runs in LSB mode when it is called from an /etc/init.d/ directory; else None."""
+    where, name = os.path.split(program)
+    if ("/" + where).endswith("/etc/init.d") and name:
+        return name
+    return None
+
+
+def lsb_argv(name: str, argv: list[str]) -> list[str]:
+    """`/etc/init.d/NAME [-v] [-w SEC] COMMAND [ignored...]` as svctl's command line for
+    service NAME; raises SystemExit(2) with sv's usage line for a command it refuses."""
+    options = []
+    rest = list(argv)
+    while rest and rest[0].startswith("-") and rest[0] not in ("-", "--"):
+        opt = rest.pop(0)
+        options.append(opt)
+        if opt == "-w" and rest:
+            options.append(rest.pop(0))
+    if rest[:1] == ["--"]:
+        rest.pop(0)
+    word = rest[0] if rest else ""
+    # sv in LSB mode: sv's words only (svctl's own `tree` is sv's `t`, term), and one
+    # starting with 's' must be exactly status, start, stop or shutdown
+    if word in COMMANDS or word == "status":
+        command = word
+    elif word[:1] in SV_FIRST_CHAR and word[:1] != "s":
+        command = SV_FIRST_CHAR[word[:1]]
+    else:
+        sys.stderr.write(f"usage: {name} [-w sec] command\n\n")  # sv ends it so
+        sys.exit(2)
+    return [*options, command, "--", name]
+
+
 @guarded("svctl")
 def main(argv: Optional[list[str]] = None) -> None:
+    lsb = lsb_script(sys.argv[0]) if argv is None else None
+    if lsb is not None:
+        argv = lsb_argv(lsb, sys.argv[1:])
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     except Usage as exc:
@@ -532,6 +610,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
         "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
     }
+    if lsb is not None and args.command == "status":
+        handlers["status"] = cmd_lsb_status
     try:
         rc = handlers.get(args.command, cmd_control)(args)
     except Unreachable as exc:
