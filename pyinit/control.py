@@ -2,8 +2,9 @@
 
 Non-blocking throughout: a request line is limited to MAX_REQUEST bytes, a
 client's unsent replies to MAX_PENDING bytes (a client that does not read is
-dropped; logged at most once a minute, as refusals are), and a malformed or unknown request gets an error reply. Callers are
-identified with SO_PEERCRED. See docs/control-protocol.md.
+dropped; logged at most once a minute, as refusals are), and a malformed or
+unknown request gets an error reply. Callers are identified with SO_PEERCRED.
+See docs/control-protocol.md.
 
 Fairness (Server.admit): at most MAX_CLIENTS connections in all. Callers that
 are not privileged share MAX_CLIENTS - PRIVILEGED_RESERVE of them, at most
