@@ -123,7 +123,9 @@ def test_posixly_correct_stops_options_at_the_command(tini: str) -> None:
 
 @pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
 def test_as_pid1_warns_for_each_reaped_zombie_with_w(tini: str) -> None:
-    script = 'sh -c "sleep 0.1 &"; sleep 0.5'
+    # An orphan (its parent exits at once) that tini reaps; the main child exits only once
+    # the orphan is gone from /proc (reaped), not after a delay that may be too short.
+    script = 'p=$(sh -c "true & echo \\$!"); while [ -e /proc/$p ]; do sleep 0.01; done'
     rc, out, err = run(tini, ["-w", "--", "sh", "-c", script], pid1=True)
     assert rc == 0
     assert err == "[WARN  tini (N)] Reaped zombie process with pid=N\n"
