@@ -157,6 +157,7 @@ class ControlRequests:
 
             client.send({"ok": True, "version": __version__, "pid": os.getpid(),
                          "wakeups": self.m.loop.wakeups, "rescans": self.m.rescans,
+                         "rescan_pending": self.m.rescan_timer is not None,
                          "orphans_reaped": self.m.init.reaper.strays})
         else:
             raise control.ProtocolError(f"unknown command {render(cmd, 40)}")

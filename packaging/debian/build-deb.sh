@@ -16,7 +16,9 @@ mkdir -p "$pkg/DEBIAN" "$pkg/usr/lib/python3/dist-packages" "$pkg/usr/bin" "$pkg
 done
 # The commands run Debian's python3 isolated (-I): the image's PYTHONPATH,
 # PYTHONHOME, user site, ... belong to the application (pyinit/launchers.py).
-python3 -I "$root/pyinit/launchers.py" --python /usr/bin/python3 --no-check "$pkg/usr/bin" >/dev/null
+# The tree being packaged is imported from $root (isolated: no PYTHONPATH, no site).
+python3 -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); from pyinit.launchers import main; sys.exit(main())' \
+  "$root" --python /usr/bin/python3 --no-check "$pkg/usr/bin" >/dev/null
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/pyinit/README.md"
 cp -r "$root/docs" "$pkg/usr/share/doc/pyinit/docs"
 printf 'pyinit %s\nLicense: MIT\n' "$version" > "$pkg/usr/share/doc/pyinit/copyright"

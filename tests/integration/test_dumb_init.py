@@ -117,8 +117,10 @@ def test_rewrite_and_ignore(ours: str, tmp_path: Path) -> None:
         proc.wait()
 
 
-def pty_transcript(binary: str, args: list[str]) -> tuple[int, str]:
-    """Run binary as the session leader of a new pseudo-terminal; its output and code."""
+def pty_transcript(binary: str, args: list[str], answer_after: list[bytes]) -> tuple[int, str]:
+    """Run binary as the session leader of a new pseudo-terminal; its output and code.
+
+    Once every string of answer_after has been output, a newline is typed (once)."""
     pid, master = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.environ["DUMB_INIT_DEBUG"] = "1"
@@ -126,10 +128,14 @@ def pty_transcript(binary: str, args: list[str]) -> tuple[int, str]:
             os.execv(binary, [binary, *args])
         finally:
             os._exit(127)
-    out = b""
+    out, answered = b"", False
     deadline = time.monotonic() + 20
     try:
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() > deadline:
+                kill_tree(pid)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"{binary} did not finish; output {out!r}")
             ready, _, _ = select.select([master], [], [], 0.5)
             if ready:
                 try:
@@ -139,6 +145,9 @@ def pty_transcript(binary: str, args: list[str]) -> tuple[int, str]:
                 if not chunk:
                     break
                 out += chunk
+            if not answered and all(line in out for line in answer_after):
+                os.write(master, b"\n")
+                answered = True
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(master)
@@ -149,11 +158,17 @@ def pty_transcript(binary: str, args: list[str]) -> tuple[int, str]:
 @needs_real
 def test_terminal_hand_off_matches_real_dumb_init(ours: str) -> None:
     """As a session leader with a terminal: detach, ignore the kernel's SIGHUP and SIGCONT,
-    and give the terminal to the child (which then owns it: `tty` works, -t 0 is true)."""
+    and give the terminal to the child (which then owns it: `tty` works, -t 0 is true).
+
+    The child exits only when a line is typed, after both hand-off signals are handled:
+    SIGCHLD (17) is dequeued before SIGCONT (18), so had the child already exited, the
+    real dumb-init would exit on SIGCHLD and never log SIGCONT (it happened under load)."""
     assert REAL is not None
-    script = "test -t 0 && echo child-has-tty; exit 5"
-    code_ours, text_ours = pty_transcript(ours, ["sh", "-c", script])
-    code_real, text_real = pty_transcript(REAL, ["sh", "-c", script])
+    script = "test -t 0 && echo child-has-tty; read _; exit 5"
+    handled = [b"child-has-tty", b"Ignoring tty hand-off signal 1.",
+               b"Ignoring tty hand-off signal 18."]
+    code_ours, text_ours = pty_transcript(ours, ["sh", "-c", script], handled)
+    code_real, text_real = pty_transcript(REAL, ["sh", "-c", script], handled)
     assert code_ours == code_real == 5
     assert "child-has-tty" in text_ours
     assert sorted(text_ours.splitlines()) == sorted(text_real.splitlines())

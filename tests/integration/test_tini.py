@@ -123,7 +123,9 @@ def test_posixly_correct_stops_options_at_the_command(tini: str) -> None:
 
 @pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
 def test_as_pid1_warns_for_each_reaped_zombie_with_w(tini: str) -> None:
-    script = 'sh -c "sleep 0.1 &"; sleep 0.5'
+    # An orphan (its parent exits at once) that tini reaps; the main child exits only once
+    # the orphan is gone from /proc (reaped), not after a delay that may be too short.
+    script = 'p=$(sh -c "true & echo \\$!"); while [ -e /proc/$p ]; do sleep 0.01; done'
     rc, out, err = run(tini, ["-w", "--", "sh", "-c", script], pid1=True)
     assert rc == 0
     assert err == "[WARN  tini (N)] Reaped zombie process with pid=N\n"
@@ -160,15 +162,21 @@ def test_signals_are_forwarded_to_the_child_or_its_group(tini: str, tmp_path: Pa
 
 def test_parent_death_signal_reaches_the_child(tini: str, tmp_path: Path) -> None:
     """-p SIGTERM: when tini's parent dies tini gets SIGTERM and passes it on."""
-    out = tmp_path / "got"
+    out, started = tmp_path / "got", tmp_path / "started"
+    # The parent exits when told to (a line on its stdin), not after a guessed delay:
+    # only once the child runs, so tini has set its parent-death signal (before spawning).
     parent = subprocess.Popen(
         ["sh", "-c", f"{tini} -s -p SIGTERM -- sh -c "
-         f"\"trap 'echo term > {out}; exit 0' TERM; while :; do sleep 0.05; done\" & "
-         "echo $!; sleep 0.5"], stdout=subprocess.PIPE, text=True, start_new_session=True)
+         f"\"trap 'echo term > {out}; exit 0' TERM; : > {started}; "
+         "while :; do sleep 0.05; done\" & echo $!; read _ || :"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        assert parent.stdout is not None
+        assert parent.stdin is not None and parent.stdout is not None
         tini_pid = int(parent.stdout.readline())
-        assert parent.wait(10) == 0  # the parent exits: the kernel sends tini SIGTERM
+        wait_for(started.exists, 10, "the child to start (tini's -p is set by then)")
+        assert not out.exists()  # nothing has signalled the child yet
+        parent.stdin.close()  # read gets EOF: the parent exits
+        assert parent.wait(10) == 0  # the kernel sends tini SIGTERM
         wait_for(lambda: out.exists(), 10, "the child to get SIGTERM")
         wait_for(lambda: gone(tini_pid), 10, "tini to exit")
     finally:

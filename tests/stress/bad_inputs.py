@@ -432,8 +432,24 @@ class Running:
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
-        while not self.sock.exists() and time.monotonic() < deadline:
+        while not self.answers():  # the socket file appears at bind(), before listen()
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                try:
+                    self.stop()
+                except ProcessLookupError:
+                    pass
+                raise RuntimeError("pyinit's control socket never answered a ping")
             time.sleep(0.05)
+
+    def answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(10)
+                s.connect(str(self.sock))
+                s.sendall(b'{"v":1,"cmd":"ping"}\n')
+                return b'"ok":true' in s.recv(65536).replace(b" ", b"")
+        except OSError:
+            return False
 
     def svctl(self, case: Case) -> tuple[str, int]:
         args = (

@@ -85,7 +85,6 @@ keys = st.one_of(
     st.none(),
 )
 documents = st.one_of(st.dictionaries(keys, values, max_size=6), values)
-COUNTS = {"accepted": 0, "rejected": 0}
 
 
 def check_rejection(exc: schema.ConfigError, path: str) -> None:
@@ -99,17 +98,31 @@ def check_rejection(exc: schema.ConfigError, path: str) -> None:
         assert len(line) < 2000, line[:300]
 
 
+def outcome(counts: dict[str, int], load, path: str) -> None:
+    """load() accepts, or rejects with a well-formed message; count which."""
+    try:
+        load()
+        counts["accepted"] += 1
+    except schema.ConfigError as exc:
+        check_rejection(exc, path)
+        counts["rejected"] += 1
+
+
+def fuzzed(name: str, fuzz, *args) -> None:
+    """Run a fuzzer over its whole corpus: both outcomes must occur in it, or the corpus
+    no longer reaches the loader's accepting (or its rejecting) paths."""
+    counts = {"accepted": 0, "rejected": 0}
+    fuzz(counts, *args)
+    report(f"config fuzz, {name}", examples=EXAMPLES, **counts)
+    assert counts["accepted"] > 0 and counts["rejected"] > 0, counts
+
+
 @seed(9)
 @SETTINGS
 @given(documents)
-def test_random_service_yaml(doc) -> None:
+def fuzz_service_yaml(counts: dict[str, int], doc) -> None:
     path = "/etc/service/fuzz/service.yaml"
-    try:
-        schema.validate(doc, path)
-        COUNTS["accepted"] += 1
-    except schema.ConfigError as exc:
-        COUNTS["rejected"] += 1
-        check_rejection(exc, path)
+    outcome(counts, lambda: schema.validate(doc, path), path)
 
 
 @seed(9)
@@ -124,31 +137,33 @@ def test_random_service_yaml(doc) -> None:
         values,
     )
 )
-def test_random_pyinit_yaml(tmp_path_factory, doc) -> None:
+def fuzz_pyinit_yaml(counts: dict[str, int], tmp_path_factory, doc) -> None:
     import yaml
 
     path = tmp_path_factory.mktemp("g") / "pyinit.yaml"
     path.write_text(yaml.safe_dump(doc))
-    try:
-        schema.load_global(str(path))
-    except schema.ConfigError as exc:
-        check_rejection(exc, str(path))
+    outcome(counts, lambda: schema.load_global(str(path)), str(path))
 
 
 @seed(9)
 @SETTINGS
 @given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
-def test_random_text_as_service_yaml(tmp_path_factory, text) -> None:
+def fuzz_text_as_service_yaml(counts: dict[str, int], tmp_path_factory, text) -> None:
     path = tmp_path_factory.mktemp("s") / "service.yaml"
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
         path.write_text(text, errors="surrogateescape")
-    try:
-        schema.load(str(path))
-    except schema.ConfigError as exc:
-        check_rejection(exc, str(path))
+    outcome(counts, lambda: schema.load(str(path)), str(path))
 
 
-def test_figures() -> None:
-    report("config fuzz", examples_per_test=EXAMPLES, **COUNTS)
+def test_random_service_yaml() -> None:
+    fuzzed("service.yaml", fuzz_service_yaml)
+
+
+def test_random_pyinit_yaml(tmp_path_factory) -> None:
+    fuzzed("pyinit.yaml", fuzz_pyinit_yaml, tmp_path_factory)
+
+
+def test_random_text_as_service_yaml(tmp_path_factory) -> None:
+    fuzzed("text as service.yaml", fuzz_text_as_service_yaml, tmp_path_factory)

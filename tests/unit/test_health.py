@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -55,7 +56,8 @@ class Peer:
 
 class Env:
     def __init__(self) -> None:
-        self.loop = EventLoop()
+        self.skipped = 0.0  # the loop's clock runs this far ahead of time.monotonic()
+        self.loop = EventLoop(clock=lambda: time.monotonic() + self.skipped)
         self.is_ready = False
         self.state: object = {"services": {"web": "running"}, "uptime": 1.5}
         self.server = HealthServer(self.loop, "127.0.0.1", 0, self.ready, self.status)
@@ -73,6 +75,10 @@ class Env:
         peer = Peer(self.loop, self.server.address, data, **kw)
         self.peers.append(peer)
         return peer
+
+    def skip(self, seconds: float) -> None:
+        """Move the loop's clock on: timers fall due without the test waiting (or racing)."""
+        self.skipped += seconds
 
     def until(self, cond, timeout: float = 5.0) -> None:
         assert self.loop.run_until(cond, timeout), "timed out"
@@ -214,30 +220,41 @@ def test_callback_errors_are_500_and_the_server_goes_on(env, capfd) -> None:
 
 
 def test_slow_client_is_closed_after_the_timeout(env, monkeypatch) -> None:
-    monkeypatch.setattr(health, "CLIENT_TIMEOUT", 0.2)
+    monkeypatch.setattr(health, "CLIENT_TIMEOUT", 3600.0)  # due only by env.skip()
     silent = env.connect()
     partial = env.connect(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
     env.until(lambda: len(env.server.clients) == 2)
-    start = env.loop.clock()
+    env.skip(health.CLIENT_TIMEOUT / 2)
+    env.loop.run_once(env.loop.clock())  # nothing is due yet
+    assert len(env.server.clients) == 2 and not silent.eof and not partial.eof
+    env.skip(health.CLIENT_TIMEOUT / 2)
     env.until(lambda: silent.eof and partial.eof)
-    assert env.loop.clock() - start < 2.0
     assert silent.buf == b"" and partial.buf == b""
     assert env.idle()
     lingering = env.connect(b"GET /healthz HTTP/1.1\r\n\r\n")  # reads, never closes
     env.until(lambda: lingering.eof)
-    env.until(env.idle)
     assert parse_response(bytes(lingering.buf))[0] == 200
+    assert len(env.server.clients) == 1  # the server lingers for the client's close...
+    env.skip(health.CLIENT_TIMEOUT)
+    env.until(env.idle)  # ...but not beyond the timeout
 
 
 def test_client_that_does_not_read_cannot_block_the_server(env, monkeypatch) -> None:
-    monkeypatch.setattr(health, "CLIENT_TIMEOUT", 0.3)
+    # The timeout falls due only by env.skip(): however loaded the machine, it cannot drop
+    # the hog before the probe is served (with a real 0.3 s it could, and then the wait
+    # for the hog's unsent reply timed out).
+    monkeypatch.setattr(health, "CLIENT_TIMEOUT", 3600.0)
     env.state = {"blob": "x" * (8 << 20)}
     hog = env.connect(b"GET /status HTTP/1.1\r\n\r\n", read=False, rcvbuf=4096)
     env.until(lambda: len(env.server.clients) == 1)
-    env.until(lambda: any(c.outbuf for c in env.server.clients))
+    (stuck,) = env.server.clients
+    env.until(lambda: bool(stuck.outbuf))
     env.state = {}
     assert env.get("/healthz")[0] == 200  # served while the hog is stuck
-    env.until(env.idle)
+    env.until(lambda: env.server.clients == {stuck})  # the probe's connection is closed
+    assert stuck.outbuf and not stuck.closed  # the hog: still stuck, still there
+    env.skip(health.CLIENT_TIMEOUT)
+    env.until(env.idle)  # the timeout drops it
     hog.close()
 
 

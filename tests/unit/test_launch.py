@@ -157,14 +157,38 @@ def test_child_setup_is_none_when_there_is_nothing_to_do() -> None:
                                      working_directory="/x"), None) is None
 
 
-@pytest.mark.parametrize("config, identity", [
-    (ServiceConfig(umask=0), None),
-    (ServiceConfig(nice=0), None),
-    (ServiceConfig(rlimits=(("core", 0, 0),)), None),
-    (ServiceConfig(), APP),
-])
-def test_child_setup_when_there_is_something_to_do(config, identity) -> None:
-    assert callable(child_setup(config, identity))
+def _core_limit(limits: tuple[int, int]) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, limits)
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+@pytest.mark.parametrize("config, identity, before, applied", [
+    # zero values are settings too: each is applied over a different starting state
+    (ServiceConfig(umask=0), None, lambda: os.umask(0o77), lambda: os.umask(0o22) == 0),
+    pytest.param(ServiceConfig(nice=0), None,
+                 lambda: os.setpriority(os.PRIO_PROCESS, 0, 5),
+                 lambda: os.getpriority(os.PRIO_PROCESS, 0) == 0, marks=ROOT_ONLY),
+    pytest.param(ServiceConfig(rlimits=(("core", 0, 0),)), None,
+                 lambda: _core_limit((1024, 1024)),
+                 lambda: resource.getrlimit(resource.RLIMIT_CORE) == (0, 0), marks=ROOT_ONLY),
+    pytest.param(ServiceConfig(), APP, lambda: None,
+                 lambda: os.getresuid() == (1234,) * 3 and os.getresgid() == (1234,) * 3
+                 and os.getgroups() == [1234], marks=ROOT_ONLY),
+], ids=["umask 0", "nice 0", "core 0", "identity"])
+def test_child_setup_when_there_is_something_to_do(config, identity, before, applied) -> None:
+    setup = child_setup(config, identity)
+    assert setup is not None
+
+    def body() -> bool:
+        before()
+        if applied():
+            return False  # the starting state must differ, or the check proves nothing
+        setup()
+        return applied()
+
+    assert run_in_child(body) == 0
 
 
 def run_in_child(body) -> int:

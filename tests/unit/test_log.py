@@ -73,15 +73,26 @@ def test_emit_respects_verbosity(capfd: pytest.CaptureFixture[str]) -> None:
     assert capfd.readouterr().err == "pyinit: error: shown\n"
 
 
-def test_emit_survives_a_closed_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+def test_emit_survives_a_closed_stderr(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages to a closed stderr are dropped (and counted), without an exception; once
+    stderr is back, messages go out again, and none of the lost ones."""
+    monkeypatch.setattr(log, "dropped", 0)
+    capfd.readouterr()
     saved = os.dup(2)
     try:
         os.close(2)
         log.error("nowhere to go")  # must not raise
         log.bug("nowhere")
+        assert log.dropped >= 2  # the error and the bug line at least
+        with pytest.raises(OSError):
+            os.fstat(2)  # still closed: the logger opened nothing in its place
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    log.error("back")
+    assert capfd.readouterr().err == "pyinit: error: back\n"
 
 
 def test_emit_encodes_unencodable_text(capfd: pytest.CaptureFixture[str]) -> None:

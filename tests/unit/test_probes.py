@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from typing import Iterator, Optional
 
 import pytest
@@ -291,16 +292,46 @@ def test_cancel_means_no_callback(loop: EventLoop, listener: socket.socket) -> N
         assert not result
 
 
-def test_cancel_while_waiting_for_reply(loop: EventLoop, listener: socket.socket) -> None:
+def test_cancel_while_waiting_for_reply(listener: socket.socket) -> None:
+    # The probe's timeout falls due only when the test moves the loop's clock on: a
+    # loaded machine cannot make it fire before the cancel (a real 0.3 s one could).
+    skipped = [0.0]
+    loop = EventLoop(clock=lambda: time.monotonic() + skipped[0])
     result = Result()
     probe = Probe(loop, "http", parse_http(f"http://127.0.0.1:{listener.getsockname()[1]}/"),
                   0.3, result)
     probe.start()
-    loop.run_until(lambda: False, timeout=0.1)  # connected and sent, no reply yet
-    assert probe.sock is not None and not result
-    probe.cancel()
-    loop.run_until(lambda: False, timeout=0.4)
-    assert not result
+    conn: list[socket.socket] = []
+    request = bytearray()
+
+    def sent() -> bool:
+        """The server side has the whole request."""
+        if not conn:
+            try:
+                conn.append(listener.accept()[0])
+            except BlockingIOError:
+                return False
+            conn[0].setblocking(False)
+        try:
+            request.extend(conn[0].recv(4096))
+        except BlockingIOError:
+            pass
+        return b"\r\n\r\n" in request
+
+    deadline = time.monotonic() + 5
+    while not sent():  # connected and sent, no reply yet
+        assert time.monotonic() < deadline, "the probe's request never arrived"
+        loop.run_once(loop.clock() + 0.01)
+    try:
+        assert probe.sock is not None and not result
+        probe.cancel()
+        assert probe.sock is None and probe.timer is None
+        skipped[0] += 1.0  # past the timeout
+        conn[0].sendall(b"HTTP/1.0 200 OK\r\n\r\n")  # a reply, too late
+        loop.run_once(loop.clock())
+        assert not result
+    finally:
+        conn[0].close()
 
 
 def test_socket_error_is_reported_from_the_loop(
