@@ -20,6 +20,8 @@ from pyinit.reaper import ExitStatus, Reaper
 if TYPE_CHECKING:
     from pyinit.health import HealthServer
 
+REAP_AFTER_KILL = 5.0  # the most a SIGKILLed process is waited for (stuck in the kernel?)
+
 
 class Services(Protocol):
     """What the boot sequence needs from service supervision."""
@@ -42,6 +44,7 @@ class Init:
         self.services: Services | None = None
         self.main_pid: int | None = None
         self.main_status: ExitStatus | None = None
+        self.main_killed = False  # SIGKILLed at shutdown (137 if never reaped)
         self.stop_signal: int | None = None
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
@@ -334,7 +337,18 @@ class Init:
         if not exited:
             log.warning(f"main command (pid {self.main_pid}) still running: sending SIGKILL")
             self.kill_quietly(self.main_pid, signal.SIGKILL)
-            self.loop.run_until(lambda: self.main_status is not None)
+            self.main_killed = True
+            self.reap_after_kill(lambda: self.main_status is not None,
+                                 f"main command (pid {self.main_pid})")
+
+    def reap_after_kill(self, reaped: Callable[[], bool], what: str) -> None:
+        """Wait for a SIGKILLed process to be reaped: what is left of the budget, at most
+        REAP_AFTER_KILL, at least 1 s. One that is not (stuck in the kernel, held by a
+        tracer) is left behind with one warning: reaped later, or at exit."""
+        wait = max(self.remaining(REAP_AFTER_KILL), 1.0)
+        if not self.loop.run_until(reaped, wait):
+            log.warning(f"{what} not reaped {wait:g}s after SIGKILL (stuck in the kernel?): "
+                        "going on without it")
 
     def stop_services(self) -> None:
         if self.services is not None:
@@ -398,6 +412,8 @@ class Init:
             return self.exit_request
         if self.main_status is not None:
             return self.main_status.shell_code
+        if self.main_killed:
+            return 128 + signal.SIGKILL  # SIGKILLed, never reaped (stuck in the kernel)
         if self.config.command and self.stop_signal is not None:
             return 128 + self.stop_signal  # stopped before the main command could start
         if self.stop_signal is not None and self.config.signalled_exit_code is not None:
@@ -429,7 +445,7 @@ class Init:
         self.kill_quietly(pid, signal.SIGCONT)  # a stopped script must act on it
         if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
             self.kill_quietly(pid, signal.SIGKILL)
-            self.loop.run_until(lambda: bool(done))
+            self.reap_after_kill(lambda: bool(done), f"{path} (pid {pid})")
         return None
 
     @staticmethod

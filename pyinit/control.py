@@ -2,8 +2,9 @@
 
 Non-blocking throughout: a request line is limited to MAX_REQUEST bytes, a
 client's unsent replies to MAX_PENDING bytes (a client that does not read is
-dropped), and a malformed or unknown request gets an error reply. Callers are
-identified with SO_PEERCRED. See docs/control-protocol.md.
+dropped; logged at most once a minute, as refusals are), and a malformed or
+unknown request gets an error reply. Callers are identified with SO_PEERCRED.
+See docs/control-protocol.md.
 
 Fairness (Server.admit): at most MAX_CLIENTS connections in all. Callers that
 are not privileged share MAX_CLIENTS - PRIVILEGED_RESERVE of them, at most
@@ -78,7 +79,7 @@ class Client:
         reply.setdefault("v", VERSION)
         self.outbuf += json.dumps(reply, separators=(",", ":")).encode() + b"\n"
         if len(self.outbuf) > MAX_PENDING:
-            log.warning(f"control client pid {self.pid} does not read its replies: dropped")
+            self.server.dropped_slow_reader(self.pid)
             self.close()
             return
         self.flush()
@@ -149,6 +150,8 @@ class Server:
         self.clients: set[Client] = set()
         self.refused = 0  # connections refused since the last warning
         self.refusal_logged: float | None = None
+        self.slow_dropped = 0  # clients dropped for unread replies since the last warning
+        self.slow_logged: float | None = None
         _remove_stale(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
@@ -205,6 +208,18 @@ class Server:
                         f"{'s' if self.refused != 1 else ''}: {why}")
             self.refusal_logged, self.refused = now, 0
         return False
+
+    def dropped_slow_reader(self, pid: int) -> None:
+        """A client was dropped for not reading its replies: log it at most once per
+        REFUSAL_LOG_INTERVAL, with the count since (whoever may connect cannot flood
+        pyinit's log by connecting and never reading)."""
+        self.slow_dropped += 1
+        now = self.loop.clock()
+        if self.slow_logged is None or now - self.slow_logged >= REFUSAL_LOG_INTERVAL:
+            n = self.slow_dropped
+            log.warning(f"control socket: dropped {n} client{'s' if n != 1 else ''} that "
+                        f"did not read {MAX_PENDING} bytes of replies (the last: pid {pid})")
+            self.slow_logged, self.slow_dropped = now, 0
 
     def add_client(self, conn: socket.socket) -> None:
         client = Client(self, conn)

@@ -15,18 +15,28 @@ the directory's fd, reached by safefs.open_dir, and `current` is opened by
 safefs.open_file (no symlink, only a regular file with one link where others may
 write), so a service cannot make root write into, or `svctl logs` read from,
 another file. Rotated names carry svlogd's TAI64N label (pyinit.tai64).
+
+Pruning is bounded: the directory may hold any number of names its owner made, so
+each rotation reads at most MAX_SCAN entries of it (warning once when there are
+more), keeps the names of finished files (`@` + 24 hex digits + `.s`) and removes
+the oldest beyond max_files; the files this FileLog finished itself are always
+counted, so its own are pruned even in a directory too full to scan.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import os
+import re
 import time
 from typing import Optional
 
 from pyinit import log, safefs, tai64
 
 RESUME_FREE = 16 * 1024  # after "disk full", wait for this much free space before writing
+MAX_SCAN = 10000  # directory entries read per rotation (the rest are not looked at)
+DONE = re.compile(r"@[0-9a-f]{24}\.s")  # a finished file's name (svlogd's)
 
 
 def tai64n(now: float) -> str:
@@ -47,6 +57,8 @@ class FileLog:
         self.dropped = 0
         self.failing: Optional[str] = None
         self.full = False  # the last failure was a full disk or quota
+        self.made: list[str] = []  # finished files this FileLog renamed, not yet pruned
+        self.crowded = False  # warned that the directory holds more than MAX_SCAN names
 
     @property
     def current(self) -> str:
@@ -125,20 +137,40 @@ class FileLog:
             return
         self.close_file()
         assert self.dir_fd is not None
-        os.rename("current", tai64n(time.time()) + ".s", src_dir_fd=self.dir_fd,
-                  dst_dir_fd=self.dir_fd)
+        name = tai64n(time.time()) + ".s"
+        os.rename("current", name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        self.made.append(name)
         self.prune()
         self.open()
 
     def prune(self) -> None:
+        """Remove the oldest finished files beyond max_files, reading at most MAX_SCAN
+        entries of the directory (see the module docstring)."""
         assert self.dir_fd is not None
-        done = sorted(n for n in safefs.listdir(self.dir_fd)
-                      if n.startswith("@") and n.endswith(".s"))
-        for name in done[: max(0, len(done) - self.max_files)]:
+        done = set(self.made)
+        seen = 0
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_SCAN:
+                        break
+                    if DONE.fullmatch(entry.name):
+                        done.add(entry.name)
+        finally:
+            os.close(fd)
+        if seen > MAX_SCAN and not self.crowded:
+            self.crowded = True
+            log.warning(f"{self.directory} holds more than {MAX_SCAN} names: only the first "
+                        f"{MAX_SCAN} are looked at when pruning finished files", self.source)
+        keep = set(heapq.nlargest(self.max_files, done))  # TAI64N names sort by time
+        for name in done - keep:
             try:
                 os.unlink(name, dir_fd=self.dir_fd)  # unlink never follows a link
             except OSError:
                 pass
+        self.made = [n for n in self.made if n in keep]
 
     def close_file(self) -> None:
         if self.fd is not None:

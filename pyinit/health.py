@@ -6,9 +6,13 @@ other methods 405. Only the request line is read; the head must end within
 MAX_HEAD bytes (else 431). Like the control socket it never blocks: sockets are
 non-blocking, a reply is written from a buffer, the connection is closed after
 it, and any connection is dropped CLIENT_TIMEOUT seconds after it was accepted,
-whatever it is doing. Beyond MAX_CLIENTS connections, or MAX_PER_PEER from one
-source address (so one peer cannot take every slot from the kubelet's probes), a
-new one is accepted and closed at once; refusals are logged at most once a
+whatever it is doing. Beyond MAX_PER_PEER connections from one source address, a
+new one is accepted and closed at once. When all MAX_CLIENTS are taken, a new
+connection makes room (HealthServer.evictee): a connection already answered
+(only waiting for its client to close) goes first, else the oldest of the
+address holding the most connections. A probe sends its request within
+milliseconds of connecting, so peers holding connections open, from however many
+addresses, cannot keep it out. Refusals and evictions are logged at most once a
 minute. While no client is connected it costs one listening fd, no timer.
 """
 
@@ -95,34 +99,53 @@ class HealthServer:
             raise
         bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
-        self.refused = 0  # connections refused since the last warning
-        self.refusal_logged: float | None = None
+        self.refused: dict[str, int] = {}  # refused/evicted since the last warning, by kind
+        self.refusal_logged: dict[str, float] = {}  # when each kind was last logged
+        self.accepted = 0  # connections accepted so far (each client's serial)
         self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
                                  lambda: len(self.clients),
                                  lambda conn: self.clients.add(_Client(self, conn)),
                                  self.admit)
 
     def admit(self, conn: socket.socket) -> bool:
-        """At most MAX_CLIENTS in all and MAX_PER_PEER from one source address."""
+        """At most MAX_PER_PEER from one source address; at MAX_CLIENTS in all, the
+        new connection takes the place of the evictee."""
         try:
             peer = conn.getpeername()[0]
         except OSError:
             conn.close()
             return False
+        if sum(1 for c in self.clients if c.peer == peer) >= MAX_PER_PEER:
+            conn.close()
+            self.note(f"refused {{n}} connection{{s}}: {MAX_PER_PEER} connections from one "
+                      "address")
+            return False
         if len(self.clients) >= MAX_CLIENTS:
-            why = f"{MAX_CLIENTS} clients connected"
-        elif sum(1 for c in self.clients if c.peer == peer) >= MAX_PER_PEER:
-            why = f"{MAX_PER_PEER} connections from one address"
-        else:
-            return True
-        conn.close()
-        self.refused += 1
+            self.evictee().close()
+            self.note(f"{MAX_CLIENTS} clients connected: closed {{n}} connection{{s}} to make "
+                      "room for new ones")
+        return True
+
+    def evictee(self) -> _Client:
+        """The connection a new one replaces when all are taken: one already answered
+        (its client has what it asked for), else the oldest from the address that
+        holds the most connections (a probe's connection is young and alone)."""
+        per_peer: dict[str, int] = {}
+        for c in self.clients:
+            per_peer[c.peer] = per_peer.get(c.peer, 0) + 1
+        return max(self.clients, key=lambda c: (c.answered, per_peer[c.peer], -c.serial))
+
+    def note(self, template: str) -> None:
+        """Log a refusal or an eviction at most once per REFUSAL_LOG_INTERVAL for each
+        kind (template), with the count since ({n}; {s}: the plural's s)."""
+        count = self.refused.get(template, 0) + 1
         now = self.loop.clock()
-        if self.refusal_logged is None or now - self.refusal_logged >= REFUSAL_LOG_INTERVAL:
-            log.warning(f"health server: refused {self.refused} connection"
-                        f"{'s' if self.refused != 1 else ''}: {why}")
-            self.refusal_logged, self.refused = now, 0
-        return False
+        last = self.refusal_logged.get(template)
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
+            plural = "s" if count != 1 else ""
+            log.warning("health server: " + template.format(n=count, s=plural))
+            self.refusal_logged[template], count = now, 0
+        self.refused[template] = count
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
@@ -154,6 +177,8 @@ class _Client:
     def __init__(self, server: HealthServer, sock: socket.socket) -> None:
         self.server = server
         self.loop = server.loop
+        server.accepted += 1
+        self.serial = server.accepted  # the order of acceptance: lower is older
         self.sock = sock
         self.fd = sock.fileno()
         try:

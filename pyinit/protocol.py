@@ -10,11 +10,15 @@ import socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
 VERSION = 1
 SOCKET_NAME = "control.sock"
 MAX_NAMES = 1000  # names in one request's `services` (each is resolved, then watched)
+# A reply line the client reads at most. pyinit never sends a longer one: the server
+# drops a client with more than 4 MiB of unsent replies (control.MAX_PENDING), so one
+# line over that never leaves it. Past this, the socket is not pyinit's.
+MAX_REPLY = 16 * 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -45,17 +49,60 @@ def parse_request(line: bytes) -> dict[str, Any]:
     return request
 
 
+class ReplyError(ValueError):
+    """A reply that is not one of pyinit's (too long, not JSON, not an object)."""
+
+
+def read_line(sock: socket.socket, buf: bytearray,
+              before_recv: Callable[[], None] | None = None) -> bytes:
+    """The next reply line from sock (with its newline; what is left stays in buf), at
+    most MAX_REPLY bytes: longer is a ReplyError, before more is read. b"" at EOF
+    (with a partial line: that part). before_recv runs before each read."""
+    scanned = 0
+    while True:
+        end = buf.find(b"\n", scanned)
+        if end >= 0:
+            if end > MAX_REPLY:
+                break
+            line = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            return line
+        if len(buf) > MAX_REPLY:
+            break
+        scanned = len(buf)
+        if before_recv is not None:
+            before_recv()
+        chunk = sock.recv(65536)
+        if not chunk:
+            line = bytes(buf)
+            buf.clear()
+            return line
+        buf += chunk
+    buf.clear()
+    raise ReplyError(f"a reply line longer than {MAX_REPLY // (1024 * 1024)} MiB "
+                     "(is this pyinit's socket?)")
+
+
+def parse_reply(line: bytes) -> dict[str, Any]:
+    """One reply line as a dict, or a ReplyError."""
+    try:
+        reply = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ReplyError("the reply is not valid JSON (is this pyinit's socket?)") from None
+    if not isinstance(reply, dict):
+        raise ReplyError("the reply is not a JSON object (is this pyinit's socket?)")
+    return reply
+
+
 def request(path: str, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
-    """Client side: send one request, return the one reply (blocking; for svctl)."""
+    """Client side: send one request, return the one reply (blocking; for svctl).
+    The reply line is read bounded (MAX_REPLY) and must be a JSON object."""
     payload = {"v": VERSION, **payload}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
         sock.sendall(json.dumps(payload).encode() + b"\n")
-        buf = bytearray()
-        while b"\n" not in buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("pyinit closed the connection without a reply")
-            buf += chunk
-    return json.loads(buf[: buf.index(b"\n")])
+        line = read_line(sock, bytearray())
+    if not line.endswith(b"\n"):
+        raise ConnectionError("pyinit closed the connection without a reply")
+    return parse_reply(line)

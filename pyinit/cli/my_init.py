@@ -6,7 +6,9 @@ KILL_PROCESS_TIMEOUT, KILL_ALL_PROCESSES_TIMEOUT, /etc/my_init.d, /etc/rc.local,
 /etc/my_init.pre_shutdown.d, /etc/my_init.post_shutdown.d,
 /etc/container_environment*). As my_init it also takes --enable-insecure-key
 (run /usr/sbin/enable_insecure_key before the startup scripts, as my_init does;
-a one-line warning when there is none) and, like my_init, exits 2 when a
+a one-line warning when there is none; repeats are accepted, as by my_init's
+argparse), reads its startup scripts from $ENV_INIT_DIRECTORY when that is set
+(my_init's variable; --init-dir and PYINIT_INIT_DIR win over it) and, like my_init, exits 2 when a
 SIGTERM ends a run that has no main command. my_init's bugs are
 not copied: a main command killed by a signal exits 128+N (my_init said 0) and
 signals reach it (my_init did not forward them).
@@ -14,6 +16,7 @@ signals reach it (my_init did not forward them).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -28,11 +31,33 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if asks_for_help(args):
         print_help()
-    command_at = args.index("--") if "--" in args else len(args)
-    insecure = "--enable-insecure-key" in args[:command_at]
-    if insecure:
-        args.remove("--enable-insecure-key")
+    end = options_end(args)
+    insecure = INSECURE_KEY in args[:end]
+    # my_init's argparse takes the flag any number of times; pyinit's parser does not know it
+    args = [word for word in args[:end] if word != INSECURE_KEY] + args[end:]
+    init_dir = os.environ.get("ENV_INIT_DIRECTORY")
+    if init_dir and not os.environ.get("PYINIT_INIT_DIR"):
+        args = ["--init-dir", init_dir, *args]  # my_init's variable; a later --init-dir wins
     pyinit.main(args, signalled_exit_code=ABORTED, enable_insecure_key=insecure)
+
+
+INSECURE_KEY = "--enable-insecure-key"
+
+
+def options_end(args: list[str]) -> int:
+    """Where the options end in args: at `--` or the main command's first word
+    (skipping the values of pyinit's options that take one)."""
+    from pyinit.config import build_parser
+
+    takes_value = {flag for action in build_parser()._actions if action.nargs != 0
+                   for flag in action.option_strings}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--" or word == "-" or not word.startswith("-"):
+            return i
+        i += 2 if word in takes_value else 1
+    return len(args)
 
 
 @guarded("my_init")

@@ -287,6 +287,7 @@ def _seconds(text: str, what: str) -> float:
 
 
 # --- talking to pyinit -----------------------------------------------------------
+MAX_ERROR = 4000  # characters of pyinit's error text shown
 def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
         patience: float = 0.0) -> dict[str, Any]:
     """One request. With patience (a waiting command's -w), a socket that is not there
@@ -311,8 +312,15 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
             reason = getattr(exc, "strerror", None) or str(exc)
             raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
     if not reply.get("ok"):
-        raise Unreachable(f"pyinit refused: {reply.get('error', 'no reason given')}")
+        raise Unreachable(refusal(reply))
     return reply
+
+
+def refusal(reply: dict[str, Any]) -> str:
+    """pyinit's error for a refused request, in bounded text (the socket may be fake)."""
+    error = reply.get("error")
+    text = error[:MAX_ERROR] if isinstance(error, str) else "no reason given"
+    return f"pyinit refused: {text}" + ("..." if len(text) == MAX_ERROR else "")
 
 
 # --- commands ----------------------------------------------------------------------
@@ -490,31 +498,31 @@ class _Lines:
         self.buf = bytearray()
 
     def next(self, watch_stdout: bool = False) -> bytes:
+        """The next line (b"" at EOF), at most protocol.MAX_REPLY bytes (a ReplyError,
+        a ValueError, past that)."""
+        from pyinit.protocol import read_line
+
+        return read_line(self.sock, self.buf, self.watch if watch_stdout else None)
+
+    def watch(self) -> None:
+        """Wait until the socket is readable; EPIPE if our stdout's reader goes away."""
         import select
 
-        while b"\n" not in self.buf:
-            if watch_stdout and sys.stdout is not None:  # else fd 1 may be the socket
-                poller = select.poll()
-                poller.register(self.sock.fileno(), select.POLLIN)
-                poller.register(1, 0)  # POLLERR: the pipe's reader is gone
-                for fd, events in poller.poll():
-                    if fd == 1 and events & (select.POLLERR | select.POLLNVAL) == select.POLLERR:
-                        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return bytes(self.buf)
-            self.buf += chunk
-        end = self.buf.index(b"\n") + 1
-        line = bytes(self.buf[:end])
-        del self.buf[:end]
-        return line
+        if sys.stdout is None:  # fd 1 may be the socket
+            return
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(1, 0)  # POLLERR: the pipe's reader is gone
+        for fd, events in poller.poll():
+            if fd == 1 and events & (select.POLLERR | select.POLLNVAL) == select.POLLERR:
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
 
-    from pyinit.protocol import SOCKET_NAME, VERSION
+    from pyinit.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
     payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,
@@ -526,19 +534,22 @@ def cmd_logs(args: Args) -> int:
             sock.connect(path)
             sock.sendall(json.dumps(payload).encode() + b"\n")
             lines = _Lines(sock)
-            first = json.loads(lines.next() or b"{}")
+            first = parse_reply(lines.next() or b"{}")
             if not first.get("ok"):
-                raise Unreachable(f"pyinit refused: {first.get('error', 'no reply')}")
+                raise Unreachable(refusal(first))
+            if not isinstance(first.get("lines"), list):
+                raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
             for line in first["lines"]:
-                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+                if isinstance(line, str):
+                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out.flush()
             sock.settimeout(None)
             while args.follow:
                 raw = lines.next(watch_stdout=True)
                 if not raw:
                     return 0  # pyinit went away (shutdown)
-                msg = json.loads(raw)
-                if "line" in msg:
+                msg = parse_reply(raw)
+                if isinstance(msg.get("line"), str):
                     out.write(msg["line"].encode("utf-8", "surrogateescape") + b"\n")
                     out.flush()
     except (OSError, ValueError) as exc:

@@ -4,6 +4,7 @@ run without a main command, and its two bugs fixed (a signalled main command exi
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -138,3 +139,37 @@ def test_main_command_gets_signals_and_its_signal_death_is_128_plus_n(
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- fidelity: repeated flags, ENV_INIT_DIRECTORY --------------------------------------
+
+
+def test_enable_insecure_key_given_twice_is_accepted_as_by_my_init(
+        my_init: list[str], tmp_path: Path) -> None:
+    """my_init's argparse takes a store_true flag any number of times; the key is
+    installed once; the same word in the main command reaches the command."""
+    log = tmp_path / "log"
+    key = write_script(tmp_path / "enable_insecure_key", f"echo key >> {log}\n")
+    argv = with_startup_files(my_init, tmp_path, key) + ["--enable-insecure-key"]
+    proc = start(argv + ["--", "sh", "-c", f'echo "cmd $1" >> {log}', "sh",
+                         "--enable-insecure-key"])
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert log.read_text().splitlines() == ["key", "cmd --enable-insecure-key"]
+
+
+def test_env_init_directory_names_the_startup_scripts_dir(
+        my_init: list[str], tmp_path: Path) -> None:
+    """phusion's my_init reads its startup scripts from $ENV_INIT_DIRECTORY."""
+    log = tmp_path / "log"
+    write_script(tmp_path / "elsewhere" / "10-first", f"echo elsewhere >> {log}\n")
+    argv = [a for a in my_init if a != "--skip-startup-files"]
+    argv += ["--env-dir", str(tmp_path / "container_environment"),
+             "--rc-local", str(tmp_path / "rc.local"), "--", "true"]
+    env = {k: v for k, v in os.environ.items() if k != "PYINIT_INIT_DIR"}
+    env["ENV_INIT_DIRECTORY"] = str(tmp_path / "elsewhere")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert log.read_text() == "elsewhere\n"

@@ -74,6 +74,8 @@ def handler(client: control.Client, req: dict) -> None:
                      "privileged": client.privileged})
     elif req["cmd"] == "big":
         client.send({"ok": True, "blob": "x" * 65536})
+    elif req["cmd"] == "huge":  # more than a client may leave unread: dropped at once
+        client.send({"ok": True, "blob": "x" * (MAX_PENDING + 1)})
     elif req["cmd"] == "crash":
         raise RuntimeError("a bug in a handler")
     else:
@@ -231,6 +233,32 @@ def test_client_that_never_reads_is_dropped_and_loop_never_blocks(server) -> Non
     # other clients are still served
     [reply] = ask(loop, other, b'{"v":1,"cmd":"ping"}\n')
     assert reply["ok"] is True
+
+
+def test_dropping_clients_that_do_not_read_is_logged_once_a_minute(server, capfd) -> None:
+    """Whoever may connect cannot flood PID 1's log with 'does not read its replies':
+    one warning per REFUSAL_LOG_INTERVAL, with the count since."""
+    loop, srv, connect = server
+    now = [1000.0]
+    loop.clock = lambda: now[0]
+
+    def drop_one() -> None:
+        peer = connect(read=False)
+        until(loop, lambda: srv.clients)
+        peer.send(b'{"v":1,"cmd":"huge"}\n')
+        until(loop, lambda: not srv.clients)
+        peer.close()
+
+    for _ in range(5):
+        drop_one()
+    err = capfd.readouterr().err
+    assert err.count("did not read") == 1, err
+    assert "dropped 1 client that did not read" in err
+    now[0] += control.REFUSAL_LOG_INTERVAL
+    drop_one()
+    err = capfd.readouterr().err
+    assert err.count("did not read") == 1, err
+    assert "dropped 5 clients that did not read" in err  # the 4 held back, and this one
 
 
 def test_client_that_hangs_up_before_its_reply(server) -> None:

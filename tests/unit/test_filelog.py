@@ -211,3 +211,69 @@ def test_short_write_at_disk_full_leaves_no_glued_line(flog, tmp_path: Path,
     f.write(b"back\n")
     lines = (tmp_path / "web" / "current").read_bytes().split(b"\n")
     assert lines[0] == b"first" and b"back" in lines, lines
+
+
+def test_prune_reads_a_bounded_number_of_entries_of_a_crowded_dir(
+    flog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    """A service user who owns the log dir can fill it with names: each rotation reads
+    at most MAX_SCAN of them (not the whole dir), warns once, and still prunes the
+    files this log finished itself down to max_files."""
+    monkeypatch.setattr(filelog, "MAX_SCAN", 50, raising=False)
+    d = tmp_path / "web"
+    d.mkdir()
+    for i in range(2000):
+        (d / f"junk{i:05d}").write_bytes(b"")
+    read = [0]
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def counting_listdir(*args):
+        names = real_listdir(*args)
+        read[0] += len(names)
+        return names
+
+    class CountingScandir:
+        def __init__(self, *args) -> None:
+            self.it = real_scandir(*args)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.it.close()
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            entry = next(self.it)
+            read[0] += 1
+            return entry
+
+    monkeypatch.setattr(os, "listdir", counting_listdir)
+    monkeypatch.setattr(os, "scandir", CountingScandir)
+    f = flog(max_size=100, max_files=3)
+    for i in range(60):
+        f.write(line(i))
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    rotations = 60 * 11 // 100
+    assert rotations >= 5
+    assert read[0] <= rotations * 51, f"{read[0]} directory entries read in {rotations} rotations"
+    mine = [n for n in os.listdir(d) if DONE.fullmatch(n)]
+    assert len(mine) == 3, mine
+    err = capfd.readouterr().err
+    assert err.count("holds more than 50 names") == 1, err
+
+
+def test_prune_ignores_names_that_are_not_finished_files(flog, tmp_path: Path) -> None:
+    d = tmp_path / "web"
+    d.mkdir()
+    others = ["@notes.s", "@400000006553f10a0000000.s", "@0000000000000000000000000.s", "keep"]
+    for name in others:
+        (d / name).write_text("the user's")
+    f = flog(max_size=100, max_files=1)
+    for i in range(40):
+        f.write(line(i))
+    assert sorted(n for n in os.listdir(d) if n in others) == sorted(others)
+    assert len([n for n in os.listdir(d) if DONE.fullmatch(n)]) == 1

@@ -258,27 +258,54 @@ def test_client_that_does_not_read_cannot_block_the_server(env, monkeypatch) -> 
     hog.close()
 
 
-def test_clients_beyond_the_limit_are_refused_and_the_server_survives(env, capfd) -> None:
+def test_when_full_probes_still_get_through_from_a_new_address(env, capfd) -> None:
+    """Peers with many addresses holding every connection cannot keep the kubelet
+    out: each new connection takes the place of the oldest of the busiest address."""
     idle = []
     for i in range(health.MAX_CLIENTS):  # from several addresses: MAX_PER_PEER each
         idle.append(env.connect(source=f"127.0.0.{2 + i // health.MAX_PER_PEER}"))
         env.loop.run_once(env.loop.clock())  # accept as we go: the backlog stays small
     env.until(lambda: len(env.server.clients) == health.MAX_CLIENTS)
-    extra = []
+    probes = []
     for _ in range(10):
-        extra.append(env.connect(b"GET /healthz HTTP/1.1\r\n\r\n", source="127.0.0.99"))
+        probes.append(env.connect(b"GET /healthz HTTP/1.1\r\n\r\n", source="127.0.0.99"))
         env.loop.run_once(env.loop.clock())
-    env.until(lambda: all(peer.eof for peer in extra))
-    assert all(peer.buf == b"" for peer in extra)
-    assert len(env.server.clients) == health.MAX_CLIENTS
+    env.until(lambda: all(peer.eof for peer in probes))
+    assert all(parse_response(bytes(peer.buf))[0] == 200 for peer in probes)
+    assert len(env.server.clients) <= health.MAX_CLIENTS
+    env.until(lambda: sum(peer.eof for peer in idle) >= 1)
+    assert all(peer.buf == b"" for peer in idle)
     err = capfd.readouterr().err
-    assert err.count("health server: refused") == 1, err  # at most once a minute
-    assert f"{health.MAX_CLIENTS} clients connected" in err
-    for peer in idle:
+    assert err.count("to make room") == 1, err  # at most once a minute
+    assert f"health server: {health.MAX_CLIENTS} clients connected: closed 1 connection" in err
+    for peer in idle + probes:
         peer.close()
     env.until(lambda: not env.server.clients)
     assert env.get("/healthz")[0] == 200
     env.until(env.idle)
+
+
+def test_a_probe_not_yet_sent_survives_a_flood_from_new_addresses(env) -> None:
+    """The kubelet's connection, alone from its address and the youngest, is not the
+    one that makes room while others keep connecting from fresh addresses."""
+    hogs = []
+    for i in range(health.MAX_CLIENTS):
+        hogs.append(env.connect(source=f"127.0.1.{2 + i // health.MAX_PER_PEER}"))
+        env.loop.run_once(env.loop.clock())
+    env.until(lambda: len(env.server.clients) == health.MAX_CLIENTS)
+    probe = env.connect(source="127.0.0.8")
+    env.until(lambda: any(c.peer == "127.0.0.8" for c in env.server.clients))
+    flood = health.MAX_CLIENTS - 2  # all but one of the older connections make room
+    for i in range(flood):  # a new address each time
+        hogs.append(env.connect(source=f"127.0.2.{2 + i}"))
+        env.loop.run_once(env.loop.clock())
+    env.until(lambda: sum(peer.eof for peer in hogs) == flood + 1)
+    assert not probe.eof
+    probe.sock.send(b"GET /healthz HTTP/1.1\r\n\r\n")
+    env.until(lambda: probe.eof)
+    assert parse_response(bytes(probe.buf))[0] == 200
+    for peer in hogs:
+        peer.close()
 
 
 def test_one_address_cannot_take_every_connection(env, capfd) -> None:
