@@ -32,6 +32,7 @@ from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
     parse_request,
     request,
 )
+from pyinit.repeats import Throttle
 
 MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
@@ -148,10 +149,8 @@ class Server:
         self.path = path
         self.handler = handler
         self.clients: set[Client] = set()
-        self.refused = 0  # connections refused since the last warning
-        self.refusal_logged: float | None = None
-        self.slow_dropped = 0  # clients dropped for unread replies since the last warning
-        self.slow_logged: float | None = None
+        self.refusals = Throttle(REFUSAL_LOG_INTERVAL)  # connections refused
+        self.slow_drops = Throttle(REFUSAL_LOG_INTERVAL)  # clients dropped for unread replies
         _remove_stale(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
@@ -201,25 +200,19 @@ class Server:
         except OSError:
             pass
         conn.close()
-        self.refused += 1
-        now = self.loop.clock()
-        if self.refusal_logged is None or now - self.refusal_logged >= REFUSAL_LOG_INTERVAL:
-            log.warning(f"control socket: refused {self.refused} connection"
-                        f"{'s' if self.refused != 1 else ''}: {why}")
-            self.refusal_logged, self.refused = now, 0
+        n = self.refusals.event(self.loop.clock())
+        if n:
+            log.warning(f"control socket: refused {n} connection{'s' if n != 1 else ''}: {why}")
         return False
 
     def dropped_slow_reader(self, pid: int) -> None:
         """A client was dropped for not reading its replies: log it at most once per
         REFUSAL_LOG_INTERVAL, with the count since (whoever may connect cannot flood
         pyinit's log by connecting and never reading)."""
-        self.slow_dropped += 1
-        now = self.loop.clock()
-        if self.slow_logged is None or now - self.slow_logged >= REFUSAL_LOG_INTERVAL:
-            n = self.slow_dropped
+        n = self.slow_drops.event(self.loop.clock())
+        if n:
             log.warning(f"control socket: dropped {n} client{'s' if n != 1 else ''} that "
                         f"did not read {MAX_PENDING} bytes of replies (the last: pid {pid})")
-            self.slow_logged, self.slow_dropped = now, 0
 
     def add_client(self, conn: socket.socket) -> None:
         client = Client(self, conn)

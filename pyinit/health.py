@@ -27,6 +27,7 @@ from typing import Callable
 from pyinit import log
 from pyinit.listener import Listener
 from pyinit.loop import EventLoop
+from pyinit.repeats import Throttle
 
 MAX_HEAD = 8192
 MAX_CLIENTS = 64
@@ -99,8 +100,7 @@ class HealthServer:
             raise
         bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
-        self.refused: dict[str, int] = {}  # refused/evicted since the last warning, by kind
-        self.refusal_logged: dict[str, float] = {}  # when each kind was last logged
+        self.refusals: dict[str, Throttle] = {}  # refused or evicted, by kind (template)
         self.accepted = 0  # connections accepted so far (each client's serial)
         self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
                                  lambda: len(self.clients),
@@ -138,14 +138,10 @@ class HealthServer:
     def note(self, template: str) -> None:
         """Log a refusal or an eviction at most once per REFUSAL_LOG_INTERVAL for each
         kind (template), with the count since ({n}; {s}: the plural's s)."""
-        count = self.refused.get(template, 0) + 1
-        now = self.loop.clock()
-        last = self.refusal_logged.get(template)
-        if last is None or now - last >= REFUSAL_LOG_INTERVAL:
-            plural = "s" if count != 1 else ""
-            log.warning("health server: " + template.format(n=count, s=plural))
-            self.refusal_logged[template], count = now, 0
-        self.refused[template] = count
+        throttle = self.refusals.setdefault(template, Throttle(REFUSAL_LOG_INTERVAL))
+        n = throttle.event(self.loop.clock())
+        if n:
+            log.warning("health server: " + template.format(n=n, s="s" if n != 1 else ""))
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
