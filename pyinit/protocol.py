@@ -27,12 +27,8 @@ class ProtocolError(Exception):
 
 def parse_request(line: bytes) -> dict[str, Any]:
     """Decode and validate the envelope of one request line."""
-    try:
-        request = json.loads(line)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ProtocolError("request is not valid JSON") from None
-    if not isinstance(request, dict):
-        raise ProtocolError("request must be a JSON object")
+    request = _json_object(line, ProtocolError("request is not valid JSON"),
+                           ProtocolError("request must be a JSON object"))
     version = request.get("v")
     if version != VERSION or type(version) is not int:
         from pyinit.bounds import render
@@ -85,13 +81,20 @@ def read_line(sock: socket.socket, buf: bytearray,
 
 def parse_reply(line: bytes) -> dict[str, Any]:
     """One reply line as a dict, or a ReplyError."""
+    return _json_object(line, ReplyError("the reply is not valid JSON (is this pyinit's socket?)"),
+                        ReplyError("the reply is not a JSON object (is this pyinit's socket?)"))
+
+
+def _json_object(line: bytes, not_json: Exception, not_object: Exception) -> dict[str, Any]:
+    """line decoded as a JSON object; raises not_json or not_object otherwise (a
+    nesting too deep for the parser is not JSON either)."""
     try:
-        reply = json.loads(line)
+        value = json.loads(line)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ReplyError("the reply is not valid JSON (is this pyinit's socket?)") from None
-    if not isinstance(reply, dict):
-        raise ReplyError("the reply is not a JSON object (is this pyinit's socket?)")
-    return reply
+        raise not_json from None
+    if not isinstance(value, dict):
+        raise not_object
+    return value
 
 
 def request(path: str, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:

@@ -46,6 +46,24 @@ def can_unshare() -> str | None:
     return None
 
 
+def finish(run: Run, timeout: float = 30) -> tuple[int, str]:
+    """Wait for pyinit to exit; its exit code and stderr, which never holds a traceback
+    or an internal error."""
+    code = run.wait(timeout)
+    err = run.err
+    assert "Traceback" not in err, err
+    assert "internal error" not in err, err
+    return code, err
+
+
+def lines(path: Path) -> list[str]:
+    """The lines of a file a test process writes; none while it does not exist."""
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def write_script(path: Path, body: str, mode: int = 0o755) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body if body.startswith("#!") else "#!/bin/sh\n" + body)

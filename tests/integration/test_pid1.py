@@ -18,7 +18,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, Run, tagged_processes, unmanaged_ignored_bits, wait_for, write_script
+from helpers import (
+    ROOT,
+    Run,
+    finish,
+    lines,
+    tagged_processes,
+    unmanaged_ignored_bits,
+    wait_for,
+    write_script,
+)
 
 from pyinit import signals
 
@@ -35,20 +44,6 @@ def start(pyinit_run, *cmd: str, flags: tuple[str, ...] = (), **kw) -> Run:
     return pyinit_run(*cmd, flags=FLAGS + tuple(flags), **kw)
 
 
-def finish(run: Run, timeout: float = 20) -> tuple[int, str]:
-    """Wait for pyinit to exit; its exit code and stderr, which never holds a traceback."""
-    code = run.wait(timeout)
-    err = run.err
-    assert "Traceback" not in err, err
-    assert "internal error" not in err, err
-    return code, err
-
-
-def lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
 
 
 def script(tmp: Path, name: str, text: str) -> str:

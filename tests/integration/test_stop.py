@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Run, tagged_processes, wait_for, write_script
+from helpers import Run, finish, lines, tagged_processes, wait_for, write_script
 
 PY = sys.executable
 SVCTL = "from pyinit.cli.svctl import main; main()"
@@ -22,18 +22,6 @@ STUBBORN = (
 )
 
 
-def finish(run: Run, timeout: float = 30) -> tuple[int, str]:
-    code = run.wait(timeout)
-    err = run.err
-    assert "Traceback" not in err, err
-    return code, err
-
-
-def lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
 
 
 # --- finding 6: nothing starts after kill-all ----------------------------------------
