@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 MAX_MESSAGE_VALUE = 80  # characters of a value shown in an error message
@@ -181,15 +180,16 @@ def env_budget() -> int:
     return arg_max - min(arg_max // 4, 256 * 1024)
 
 
-@dataclass
 class ExecEnv:
     """The variables execve can take, and a line for each one left out: `too_long`
     (over the kernel's per-string limit: a warning) and `too_much` (the whole would
-    be over the budget: an error)."""
+    be over the budget: an error). A plain class: svctl imports this module, and
+    dataclasses costs it inspect, ast and dis at start."""
 
-    env: dict[str, str]
-    too_long: list[str] = field(default_factory=list)
-    too_much: list[str] = field(default_factory=list)
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.too_long: list[str] = []
+        self.too_much: list[str] = []
 
 
 def exec_env(

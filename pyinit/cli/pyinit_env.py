@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyinit.cli.stdio import guarded, restore_default_signals
+from pyinit.cli.stdio import guarded
 
 USAGE = "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
 DEFAULT_ENV_DIR = "/etc/container_environment"
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not args else sys.stdout)
         sys.exit(2 if not args else 0)
-    from pyinit import bounds, environment, spawn
+    from pyinit import bounds, environment, signals, spawn
 
     parsed = environment.read_dir(env_dir)
     for problem in parsed.problems:
@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     except spawn.SpawnError as exc:
         print(f"pyinit-env: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    restore_default_signals()  # Python's ignored SIGPIPE must not pass exec
+    # Python's ignored SIGPIPE (and SIGXFSZ) must not pass exec: the dispositions
+    # and mask this tool was started with, as every child of pyinit gets them
+    signals.Inherited.capture().restore_in_child()
     try:
         os.execve(program, args, env)
     except OSError as exc:

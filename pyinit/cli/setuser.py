@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyinit.cli.stdio import guarded, restore_default_signals
+from pyinit.cli.stdio import guarded
 
 USAGE = """usage: setuser [--no-new-privs] [--drop-caps] [--clear-env]
                USER[:GROUP] COMMAND [ARGS...]
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(USAGE_ERROR)
     spec, command = args[0], args[1:]
 
-    from pyinit import privileges, spawn
+    from pyinit import privileges, signals, spawn
 
     try:
         identity = privileges.resolve(spec)
@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot become {spec}: {exc.strerror or exc}")
-    restore_default_signals()  # Python's ignored SIGPIPE must not pass exec
+    # Python's ignored SIGPIPE (and SIGXFSZ) must not pass exec: the dispositions
+    # and mask this tool was started with, as every child of pyinit gets them
+    signals.Inherited.capture().restore_in_child()
     try:  # looked up on PATH as USER, with execvp's rules (as phusion's setuser, chpst)
         spawn.exec_path(command[0], command, env)
     except OSError as exc:

@@ -18,11 +18,10 @@ import errno
 import functools
 import os
 import select
-import signal
 import sys
 from typing import Callable, TypeVar
 
-EPIPE_EXIT = 128 + signal.SIGPIPE  # 141
+EPIPE_EXIT = 141  # 128 + SIGPIPE (13), what a shell shows for a tool SIGPIPE killed
 WRITE_ERROR = 1
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -99,11 +98,3 @@ def say(text: str) -> None:
 def finish(code: int) -> None:
     """Exit now, without Python flushing the broken stream again at exit."""
     os._exit(code)
-
-
-def restore_default_signals() -> None:
-    """Before exec: give back the default action of the signals Python ignores at
-    start-up (SIGPIPE, SIGXFSZ), so `setuser app sh -c 'yes | head -1'` ends as it
-    would without the wrapper (exec keeps an ignored signal ignored)."""
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(signum, signal.SIG_DFL)

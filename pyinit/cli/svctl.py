@@ -157,11 +157,12 @@ def label(args: Args, sent: str) -> str:
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
     run_dir = ""
     verbose = False
-    try:
-        wait = _seconds(environ.get("SVWAIT", "7"), "SVWAIT")
-    except Usage as exc:  # like sv, a bad SVWAIT does not stop svctl
-        sys.stderr.write(f"svctl: warning: {exc}; using 7\n")
-        wait = 7.0
+    wait = 7.0
+    if environ.get("SVWAIT"):  # parsed only when set: the parser's imports cost svctl
+        try:
+            wait = _seconds(environ["SVWAIT"], "SVWAIT")
+        except Usage as exc:  # like sv, a bad SVWAIT does not stop svctl
+            sys.stderr.write(f"svctl: warning: {exc}; using 7\n")
     rest = list(argv)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         opt = rest.pop(0)
@@ -280,7 +281,7 @@ def _seconds(text: str, what: str) -> float:
 
     value = parse_seconds(text)
     if value is None:
-        raise Usage(f"{what}: not a number of seconds: {render(text)}") from None
+        raise Usage(f"{what}: not a number of seconds: {render(text)}")
     if not 0 <= value <= 86400:
         raise Usage(f"{what}: out of range: {text!r}")
     return value
