@@ -46,9 +46,34 @@ HARMLESS = frozenset({"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONNOUS
 _MARK = "--pyinit-isolated"  # argv[1] of the re-executed interpreter
 
 
+# A link to pyinit under one of its other commands' names (runit's `sv`, phusion's
+# `setuser`, s6-overlay's `with-contenv`) runs that command, never a second init with
+# every service; so does a link in an /etc/init.d directory (sv's LSB mode).
+LINKED = {"sv": "svctl", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit-env",
+          "with-contenv": "pyinit-env"}
+# Each command's module (its main() takes sys.argv).
+MAINS = {"pyinit": "pyinit.cli.pyinit", "svctl": "pyinit.cli.svctl",
+         "setuser": "pyinit.cli.setuser", "pyinit-env": "pyinit.cli.pyinit_env"}
+
+
 def pyinit() -> None:
-    """`pyinit` (and, by argv[0]'s name, tini, dumb-init, my_init): never returns."""
-    _start("pyinit", _block())
+    """`pyinit` (and, by argv[0]'s name, tini, dumb-init, my_init, or one of the
+    LINKED commands): never returns. Only an init blocks signals: a command keeps
+    the mask it was started with."""
+    tool = linked_tool(sys.argv[0])
+    _start(tool, _block() if tool == "pyinit" else None)
+
+
+def linked_tool(argv0: str) -> str:
+    """The command a program name runs: a LINKED one, svctl in /etc/init.d, or pyinit."""
+    import os
+
+    directory, name = os.path.split(argv0)
+    if name in LINKED:
+        return LINKED[name]
+    if ("/" + directory).endswith("/etc/init.d") and name:
+        return "svctl"
+    return "pyinit"
 
 
 def svctl() -> None:
@@ -192,15 +217,7 @@ def _run(tool: str, mask: "frozenset[int] | None") -> None:
         from pyinit import signals
 
         signals.started_with = mask
-    if tool == "svctl":
-        from pyinit.cli.svctl import main
-    elif tool == "setuser":
-        from pyinit.cli.setuser import main
-    elif tool == "pyinit-env":
-        from pyinit.cli.pyinit_env import main
-    else:
-        from pyinit.cli.pyinit import main
-    sys.exit(main())
+    sys.exit(__import__(MAINS[tool], fromlist=["main"]).main())
 
 
 def _resume() -> None:

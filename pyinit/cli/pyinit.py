@@ -21,14 +21,6 @@ PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
 TINI_ARCHES = frozenset({"amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el",
                          "ppc64le", "s390x", "riscv64"})
 ALIASES = {"docker-init": "tini", "tini-static": "tini"}
-# pyinit's other commands, by the names an image links them under (runit's `sv`,
-# phusion's `setuser`, s6-overlay's `with-contenv`): a link to pyinit itself under one
-# of these names runs that command, never a second init with every service.
-TOOLS = {"sv": "pyinit.cli.svctl", "svctl": "pyinit.cli.svctl",
-         "setuser": "pyinit.cli.setuser", "pyinit-env": "pyinit.cli.pyinit_env",
-         "with-contenv": "pyinit.cli.pyinit_env"}
-
-
 def personality(name: str) -> str | None:
     """The personality a program name (argv[0]'s basename) asks for, or None."""
     name = ALIASES.get(name, name)
@@ -48,19 +40,16 @@ def personality(name: str) -> str | None:
 
 @guarded("pyinit")  # --help, --version and usage errors on a broken or full stdout
 def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
-         notes: list[str] | None = None, enable_insecure_key: bool = False) -> None:
-    """Run pyinit (or, by argv[0]'s name, a personality); never returns."""
-    name = os.path.basename(sys.argv[0]) if argv is None else ""
-    if name in TOOLS:
-        _run_tool(TOOLS[name])
-    if argv is None and ("/" + os.path.dirname(sys.argv[0])).endswith("/etc/init.d"):
-        _run_tool("pyinit.cli.svctl")  # an init script linked to pyinit: sv's LSB mode
-    chosen = personality(name) if argv is None else None
-    if chosen is not None:
-        import importlib
+         enable_insecure_key: bool = False) -> None:
+    """Run pyinit (or, by argv[0]'s name, a personality); never returns. A link under
+    another command's name never gets here (pyinit.entry runs that command)."""
+    if argv is None:
+        chosen = personality(os.path.basename(sys.argv[0]))
+        if chosen is not None:
+            import importlib
 
-        importlib.import_module(PERSONALITIES[chosen]).main()
-        return
+            importlib.import_module(PERSONALITIES[chosen]).main()
+            return
     # Block the signals pyinit handles (pyinit.entry did already, before any import:
     # this is for callers of main()), so one that arrives waits in the queue.
     from pyinit import signals
@@ -75,14 +64,9 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
         for line in str(exc).splitlines():  # pyinit.yaml: each of its problems
             sys.stderr.write(f"pyinit: error: {line}\n")
         sys.exit(2)
-    from pyinit.cli.stdio import ensure_std_fds
-
-    ensure_std_fds()  # closed 0/1/2 get /dev/null before pyinit opens any fd of its own
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
     config.enable_insecure_key = enable_insecure_key
-    for note in notes or []:
-        log.warning(note)
 
     from pyinit.boot import Init
 
@@ -97,19 +81,6 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
             log.bug("the shutdown sequence")
             code = SOFTWARE_ERROR
     _exit(code)
-
-
-def _run_tool(module: str) -> None:
-    """Run one of pyinit's commands (svctl, setuser, pyinit-env) with the signal mask
-    pyinit was started with: pyinit.entry blocked every signal for an init."""
-    import importlib
-    import signal
-
-    from pyinit import signals
-
-    if signals.started_with is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, signals.started_with)
-    sys.exit(importlib.import_module(module).main())
 
 
 def _exit(code: int) -> None:
