@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pyinit import __version__
 
@@ -117,8 +118,25 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _PrintHelp(argparse.Action):
+    """-h/--help printing a personality's own help text (on stdout), then exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str,
+                 text: Callable[[], str], **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kw)
+        self.text = text
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        sys.stdout.write(self.text())
+        parser.exit()
+
+
+def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.ArgumentParser:
+    """pyinit's parser; with my_init_help, my_init's: the same flags, plus my_init's
+    --enable-insecure-key (any number of times), and -h/--help printing my_init_help()."""
     p = argparse.ArgumentParser(
+        add_help=my_init_help is None,
         prog="pyinit",
         usage="pyinit [options] [--] [COMMAND [ARGS...]]",
         description="A small PID 1 for containers: reaps zombies, forwards signals, runs "
@@ -127,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         "in brackets. See docs/pyinit.md.",
     )
     p.add_argument("--version", action="version", version=f"pyinit {__version__}")
+    if my_init_help is not None:
+        p.add_argument("-h", "--help", action=_PrintHelp, text=my_init_help,
+                       help="my_init's help")
+        p.add_argument("--enable-insecure-key", action="store_true",
+                       help="run enable_insecure_key before the startup scripts")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (repeat)")
     p.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     p.add_argument("--skip-startup-files", action="store_true",
@@ -181,10 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
-    """Build a Config; raises UsageError for a bad environment value."""
-    ns = build_parser().parse_args(list(argv))
+def parse(argv: Sequence[str], environ: Mapping[str, str],
+          my_init_help: Callable[[], str] | None = None) -> Config:
+    """Build a Config; raises UsageError for a bad environment value. With
+    my_init_help, the command line is my_init's (build_parser)."""
+    ns = build_parser(my_init_help).parse_args(list(argv))
     cfg = Config()
+    cfg.enable_insecure_key = bool(getattr(ns, "enable_insecure_key", False))
     command = list(ns.command)
     if command and command[0] == "--":
         command = command[1:]

@@ -20,60 +20,19 @@ import os
 import sys
 from typing import Optional
 
-from pyinit.cli.stdio import guarded
-
 ABORTED = 2  # my_init's exit code for "Init system aborted."
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """my_init's command line: pyinit's, plus --enable-insecure-key and my_init's
+    --help (config.build_parser); ENV_INIT_DIRECTORY names the startup scripts dir."""
     from pyinit.cli import pyinit
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if asks_for_help(args):
-        print_help()
-    end = options_end(args)
-    insecure = INSECURE_KEY in args[:end]
-    # my_init's argparse takes the flag any number of times; pyinit's parser does not know it
-    args = [word for word in args[:end] if word != INSECURE_KEY] + args[end:]
     init_dir = os.environ.get("ENV_INIT_DIRECTORY")
     if init_dir and not os.environ.get("PYINIT_INIT_DIR"):
         args = ["--init-dir", init_dir, *args]  # my_init's variable; a later --init-dir wins
-    pyinit.main(args, signalled_exit_code=ABORTED, enable_insecure_key=insecure)
-
-
-INSECURE_KEY = "--enable-insecure-key"
-
-
-def options_end(args: list[str]) -> int:
-    """Where the options end in args: at `--` or the main command's first word
-    (skipping the values of pyinit's options that take one)."""
-    from pyinit.config import build_parser
-
-    takes_value = {flag for action in build_parser()._actions if action.nargs != 0
-                   for flag in action.option_strings}
-    i = 0
-    while i < len(args):
-        word = args[i]
-        if word == "--" or word == "-" or not word.startswith("-"):
-            return i
-        i += 2 if word in takes_value else 1
-    return len(args)
-
-
-@guarded("my_init")
-def print_help() -> None:
-    """my_init's --help on stdout; a broken or closed stdout ends it quietly (stdio)."""
-    sys.stdout.write(help_text())
-
-
-def asks_for_help(args: list[str]) -> bool:
-    """-h or --help among the options, before the main command (or `--`)."""
-    for word in args:
-        if word in ("-h", "--help"):
-            return True
-        if word == "--" or not word.startswith("-"):
-            return False
-    return False
+    pyinit.main(args, signalled_exit_code=ABORTED, my_init_help=help_text)
 
 
 def help_text() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 from pyinit import log
 from pyinit.cli.stdio import guarded
@@ -40,7 +41,7 @@ def personality(name: str) -> str | None:
 
 @guarded("pyinit")  # --help, --version and usage errors on a broken or full stdout
 def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
-         enable_insecure_key: bool = False) -> None:
+         my_init_help: Callable[[], str] | None = None) -> None:
     """Run pyinit (or, by argv[0]'s name, a personality); never returns. A link under
     another command's name never gets here (pyinit.entry runs that command)."""
     if argv is None:
@@ -50,23 +51,23 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
 
             importlib.import_module(PERSONALITIES[chosen]).main()
             return
-    # Block the signals pyinit handles (pyinit.entry did already, before any import:
-    # this is for callers of main()), so one that arrives waits in the queue.
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        config = read_config_file(parse(args, os.environ, my_init_help))
+    except UsageError as exc:
+        build_parser(my_init_help).print_usage(sys.stderr)
+        for line in str(exc).splitlines():  # pyinit.yaml: each of its problems
+            sys.stderr.write(f"pyinit: error: {line}\n")
+        sys.exit(2)
+    # Block the signals pyinit handles (pyinit.entry did before any import: this is
+    # for callers of main()), so one that arrives waits in the queue. After the
+    # parse: --help and a usage error leave the caller's mask as it was.
     from pyinit import signals
 
     inherited = signals.Inherited.capture()
     signals.block(signals.handled())
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        config = read_config_file(parse(args, os.environ))
-    except UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        for line in str(exc).splitlines():  # pyinit.yaml: each of its problems
-            sys.stderr.write(f"pyinit: error: {line}\n")
-        sys.exit(2)
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
-    config.enable_insecure_key = enable_insecure_key
 
     from pyinit.boot import Init
 

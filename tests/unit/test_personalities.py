@@ -84,12 +84,43 @@ def test_my_init_help_is_my_inits(capsys) -> None:
         (["bash", "--help"], False),
         ([], False),
         (["--skip-runit", "ls", "-h"], False),
+        (["--kill-timeout", "5", "--help"], True),  # an option's value is no command
     ],
 )
-def test_my_init_help_only_before_the_command(args: list[str], wants: bool) -> None:
-    from pyinit.cli.my_init import asks_for_help
+def test_my_init_help_only_before_the_command(
+    args: list[str], wants: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pyinit.cli.my_init import help_text
+    from pyinit.config import parse
 
-    assert asks_for_help(args) is wants
+    if wants:
+        with pytest.raises(SystemExit) as stop:
+            parse(args, {}, help_text)
+        assert stop.value.code == 0
+        assert capsys.readouterr().out == help_text()
+    else:
+        parse(args, {}, help_text)
+        assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "args, insecure, command",
+    [
+        (["--enable-insecure-key"], True, []),
+        (["--enable-insecure-key", "--enable-insecure-key", "--", "x"], True, ["x"]),
+        (["bash", "--enable-insecure-key"], False, ["bash", "--enable-insecure-key"]),
+    ],
+)
+def test_my_init_takes_enable_insecure_key_before_the_command(
+    args: list[str], insecure: bool, command: list[str]
+) -> None:
+    from pyinit.cli.my_init import help_text
+    from pyinit.config import UsageError, parse
+
+    cfg = parse(args, {}, help_text)
+    assert (cfg.enable_insecure_key, cfg.command) == (insecure, command)
+    with pytest.raises((SystemExit, UsageError)):  # plain pyinit does not know the flag
+        parse(["--enable-insecure-key"], {})
 
 
 def test_tini_and_dumb_init_help_end_with_the_note() -> None:
