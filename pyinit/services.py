@@ -27,7 +27,10 @@ from pyinit.schema import FILE_NAME, ServiceConfig
 from pyinit.service import ServiceDir, change_matters, is_executable, scan
 from pyinit.supervise_dir import SuperviseDirs
 from pyinit.supervisor import (
+    FROZEN,
+    LIVE,
     SETUP_TIMEOUT,
+    STOPPING,
     ClosePipe,
     Machine,
     Policy,
@@ -102,8 +105,7 @@ class ServiceManager:
         self.rescans = 0
         self.start_failures = Repeats()  # a fork that fails at every retry is logged once
         self.rescan_timer: Optional[Timer] = None
-        self.shutting_down = False  # stop_all has begun: only `finish` scripts start
-        self.frozen = False  # kill-all has begun: nothing starts any more (freeze)
+        self.stage = LIVE  # STOPPING from stop_all, FROZEN from kill-all (freeze)
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._warned: set[str] = set()
         self.graph: dict[str, deps.Deps] = {}
@@ -118,6 +120,12 @@ class ServiceManager:
         self.retiring: dict[str, str] = {}  # instances waiting to be stopped -> group
         self.wanted: dict[str, ServiceDir] = {}  # what the last sync supervises
         self._advancing = False
+
+    @property
+    def shutting_down(self) -> bool:
+        """stop_all has begun: no rescan, control or new service (the machines,
+        told the stage, start nothing but a `finish`)."""
+        return self.stage != LIVE
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -142,12 +150,14 @@ class ServiceManager:
 
     def stop_all(self, timeout: float) -> None:
         """Stop every service in parallel; loggers after their service. Bounded."""
-        self.shutting_down = True
-        for svc in self.services.values():
+        self.stage = STOPPING
+        for svc in list(self.services.values()):
             for slot in svc.slots():
                 policy = slot.machine.policy
                 policy.kill_timeout = min(policy.kill_timeout, timeout)
                 policy.finish_timeout = min(policy.finish_timeout, timeout)
+                slot.machine.stopping()
+                self.apply(slot, [])
         self.advance_shutdown()
         # run's stop, its finish, then the logger's EOF grace and stop: the worst case
         budget = self.init.remaining(3 * timeout + LOG_EOF_GRACE)
@@ -160,24 +170,20 @@ class ServiceManager:
             self.notify.close()
 
     def freeze(self) -> None:
-        """Kill-all has begun: start nothing from now on, not even a `finish` or a
-        logger; whatever is still running is left to kill-all."""
-        self.shutting_down = self.frozen = True
+        """Kill-all has begun: every machine is told (abandon) and starts nothing from
+        now on, not even a `finish` or a logger; whatever is still running is left to
+        kill-all."""
+        self.stage = FROZEN
+        now = self.loop.clock()
         for svc in self.services.values():
             if svc.tracker is not None:
                 svc.tracker.close()
+                svc.tracker = None
             for slot in svc.slots():
-                slot.machine.hold()
+                slot.machine.abandon(now)
                 if slot.timer is not None:
                     slot.timer.cancel()
                     slot.timer = None
-
-    def may_start(self, slot: Slot, action: Start) -> bool:
-        """The shutdown gate: once services are being stopped only a `finish` starts
-        (runit runs it on every stop); once kill-all has begun, nothing at all."""
-        if self.frozen:
-            return False
-        return not self.shutting_down or action.finish_args is not None
 
     def advance_shutdown(self) -> None:
         """Stop every service that nothing still running depends on (reverse order)."""
@@ -436,6 +442,10 @@ class ServiceManager:
 
     def new_machine(self, defn: Optional[ServiceDir]) -> Machine:
         machine = Machine(Policy(kill_timeout=self.config.kill_timeout))
+        if self.stage == STOPPING:
+            machine.stopping()
+        elif self.stage == FROZEN:
+            machine.abandon(self.loop.clock())
         if defn is not None:
             self.apply_policy(machine, defn)
             machine.backoff = machine.policy.backoff_initial
@@ -476,11 +486,6 @@ class ServiceManager:
 
     def start_process(self, slot: Slot, action: Start) -> None:
         svc = slot.service
-        if not self.may_start(slot, action):
-            what = "finish" if action.finish_args else "setup" if action.setup else slot.label
-            log.debug(f"shutting down: not starting {what}", svc.name)
-            slot.machine.abandon(self.loop.clock())
-            return
         is_log = slot.label == "log"
         stdin = svc.pipe[0] if is_log and svc.pipe else self._devnull
         stdout = svc.pipe[1] if not is_log and svc.pipe else None
@@ -582,8 +587,8 @@ class ServiceManager:
     def spawn_check(self, svc: Service, argv: list[str],
                     done: Callable[[ExitStatus], None]) -> Optional[int]:
         """Start a readiness or liveness check command; None (logged) if it cannot start,
-        and None at shutdown (services are being stopped: no check runs)."""
-        if self.shutting_down:
+        and None when the machine says no check may run (at shutdown)."""
+        if not svc.run.machine.may_probe():
             return None
         try:
             spec = self.process_spec(svc, argv, False, stdin=self._devnull, stdout=self._devnull)
@@ -632,10 +637,12 @@ class ServiceManager:
         self.apply(svc.run, [])
 
     def on_unhealthy(self, svc: Service, reason: str) -> None:
-        if self.shutting_down:
-            return  # it is being stopped anyway; a restart must not be planned
-        log.warning(f"{reason}: restarting it", svc.name)
-        self.apply(svc.run, svc.run.machine.set_unhealthy(reason, self.loop.clock()))
+        machine = svc.run.machine
+        was = machine.unhealthy
+        actions = machine.set_unhealthy(reason, self.loop.clock())
+        if was is None and machine.unhealthy is not None:  # not when stopping anyway
+            log.warning(f"{reason}: restarting it", svc.name)
+        self.apply(svc.run, actions)
 
     def send_signal(self, slot: Slot, action: Signal) -> None:
         pid = slot.machine.pid

@@ -36,6 +36,14 @@ Rules:
   with its group), is a failed start: no `finish`, the restart policy and
   backoff apply. A stop during setup TERMs it (SIGKILL after kill_timeout) and
   `run` is not started.
+- Shutdown is a stage the shell moves every machine through, in this order:
+  `stopping()` when services are being stopped: from then on the machine starts
+  nothing but the `finish` of a `run` that exited (runit runs it on every stop):
+  a pending restart or gated start is dropped, a running `setup` is not followed
+  by `run`, an exit is never restarted, `unhealthy` is ignored (the stop is
+  coming anyway) and no readiness or liveness check may start (may_probe).
+  `abandon()` when kill-all begins: the machine starts nothing at all and goes
+  DOWN for good itself; whatever still runs is left to kill-all.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from typing import Optional, Union
 from pyinit.reaper import ExitStatus
 
 DOWN, RUN, FINISH, SETUP = "down", "run", "finish", "setup"
+# shutdown stages, in order: normal supervision, services being stopped, kill-all
+LIVE, STOPPING, FROZEN = "live", "stopping", "frozen"
 MIN_UPTIME = 1.0
 BACKOFF_INITIAL = 0.1
 BACKOFF_FACTOR = 2.0
@@ -148,6 +158,7 @@ class Machine:
     term_at: Optional[float] = None  # a logger's graceful stop: signal at this time
     kill_at: Optional[float] = None  # SIGKILL the run group (or finish, setup) at this time
     run_after_setup: bool = False  # the running setup is followed by run
+    stage: str = LIVE  # LIVE, STOPPING or FROZEN: set by stopping() and abandon()
 
     def __post_init__(self) -> None:
         if self.backoff < 0:
@@ -164,6 +175,10 @@ class Machine:
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.since)
+
+    def may_probe(self) -> bool:
+        """A readiness or liveness check of the running `run` may start now."""
+        return self.stage == LIVE and self.state == RUN and self.pid is not None
 
     # --- events --------------------------------------------------------------
     def boot(self, now: float, normally_up: bool) -> list[Action]:
@@ -215,8 +230,8 @@ class Machine:
         """A readiness timeout or failed liveness: stop it; the exit is a failure."""
         if self.state != RUN or self.pid is None or self.unhealthy is not None:
             return []
-        if self.want == "d" or self.got_term:
-            return []  # already stopping on request: that stays no failure
+        if self.want == "d" or self.got_term or self.stage != LIVE:
+            return []  # already stopping on request, or at shutdown: no failure
         self.unhealthy = reason
         return self._stop(now)
 
@@ -234,13 +249,25 @@ class Machine:
         self.waiting = False
         self.run_after_setup = False
 
+    def stopping(self) -> None:
+        """Services are being stopped (shutdown): from now on only the `finish` of a
+        `run` that exits starts; nothing is restarted. Each stop itself still comes
+        as command("d"), in dependency order."""
+        if self.stage == LIVE:
+            self.stage = STOPPING
+        self.start_at = None
+        self.waiting = False
+        self.run_after_setup = False
+
     def abandon(self, now: float) -> None:
-        """The shell will start nothing more here (shutdown): down for good, whatever
-        Start was pending. Any process still running is left to kill-all."""
+        """Kill-all has begun: start nothing ever again, and be down for good now.
+        Any process still running is left to kill-all; its exit changes nothing."""
+        self.stage = FROZEN
         self.hold()
         self.removed = True
         self.state = DOWN
-        self.pid = None
+        self.pid = self.started_at = self.unhealthy = None
+        self.paused = self.got_term = False
         self.since = now
         self.term_at = self.kill_at = None
 
@@ -296,6 +323,8 @@ class Machine:
 
     # --- transitions -----------------------------------------------------------
     def _start(self, now: float) -> list[Action]:
+        if self.stage != LIVE:
+            return []  # shutdown: nothing but a `finish` starts
         if self.gated:
             self.waiting = True
             return []
@@ -431,7 +460,7 @@ class Machine:
         self.pid = None
         self.since = now
         self.kill_at = None
-        if self.want != "u" or self.removed:
+        if self.want != "u" or self.removed or self.stage != LIVE:
             return []
         self.restarts += 1
         if self.delay > 0:

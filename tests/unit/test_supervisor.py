@@ -18,10 +18,13 @@ from pyinit.supervisor import (
     BACKOFF_MAX,
     DOWN,
     FINISH,
+    FROZEN,
     LETTER_SIGNALS,
     LETTERS,
+    LIVE,
     RUN,
     SETUP,
+    STOPPING,
     ClosePipe,
     Machine,
     Policy,
@@ -510,7 +513,9 @@ EVENT = st.one_of(
     st.tuples(st.just("exit"), st.sampled_from([EXIT0, EXIT1, TERMED, KILLED])),
     st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=15.0)),
     st.tuples(st.just("logger_stop"), st.none()),
+    st.tuples(st.just("unhealthy"), st.none()),
 )
+STAGE_AT = st.one_of(st.none(), st.integers(min_value=0, max_value=60))  # event index
 
 
 @settings(max_examples=400, deadline=None)
@@ -523,11 +528,15 @@ EVENT = st.one_of(
     events=st.lists(EVENT, max_size=60),
     has_setup=st.booleans(),
     setup_timeout=st.floats(min_value=0.01, max_value=10.0),
+    stopping_at=STAGE_AT,
+    kill_all_at=STAGE_AT,
 )
 def test_random_event_sequences_keep_the_invariants(
     normally_up, has_finish, kill_timeout, finish_timeout, fail_spawns, events, has_setup,
-    setup_timeout,
+    setup_timeout, stopping_at, kill_all_at,
 ) -> None:
+    """Any events, with the shutdown stages (stopping, then or instead kill-all) at any
+    point: after `stopping` the only start is a `finish`, after kill-all nothing starts."""
     policy = Policy(kill_timeout=kill_timeout, finish_timeout=finish_timeout,
                     has_finish=has_finish, has_setup=has_setup, setup_timeout=setup_timeout)
     m = Machine(policy)
@@ -540,6 +549,9 @@ def test_random_event_sequences_keep_the_invariants(
         """Play the I/O shell: start what is asked, feed spawn failures back."""
         for action in actions:
             if isinstance(action, Start):
+                assert m.stage != FROZEN, "a start after kill-all"
+                if m.stage == STOPPING:
+                    assert action.finish_args is not None, "a start other than finish"
                 if failures and failures.pop(0):
                     shell(m.spawn_failed(now, ExitStatus(code=127)))
                 else:
@@ -565,8 +577,12 @@ def test_random_event_sequences_keep_the_invariants(
             assert not m.paused and not m.got_term
         else:
             assert m.pid is not None and m.pid > 0
-        if m.state == DOWN and m.want == "u" and not m.removed:
+        if m.state == DOWN and m.want == "u" and not m.removed and m.stage == LIVE:
             assert m.start_at is not None, "wanted up, down, and no restart pending"
+        if m.stage != LIVE:
+            assert m.start_at is None and not m.run_after_setup and not m.may_probe()
+        if m.stage == FROZEN:
+            assert m.state == DOWN and m.is_down() and m.deadline() is None
         if m.term_at is not None:
             assert m.state == RUN
         if m.paused:
@@ -593,7 +609,13 @@ def test_random_event_sequences_keep_the_invariants(
 
     shell(m.boot(now, normally_up))
     check()
-    for kind, arg in events:
+    for i, (kind, arg) in enumerate(events):
+        if i == stopping_at:
+            m.stopping()
+            check()
+        if i == kill_all_at:
+            m.abandon(now)
+            check()
         if kind == "wait":
             advance(now + arg)
         elif kind == "cmd":
@@ -607,6 +629,8 @@ def test_random_event_sequences_keep_the_invariants(
         elif kind == "logger_stop":
             m.policy.term_grace = 1.0
             shell(m.command("d", now))
+        elif kind == "unhealthy":
+            shell(m.set_unhealthy("probe failed", now))
         check()
         advance(now + 1e-3)
         check()
@@ -1091,11 +1115,11 @@ def test_signal_letters_are_ignored_during_setup() -> None:
     assert m.command("h", 1.0) == [] and m.command("t", 1.0) == []
 
 
-# --- abandon: the shell starts nothing more (shutdown gate) ---------------------------
+# --- abandon: kill-all has begun, nothing starts any more -----------------------------
 def test_abandon_a_pending_finish_leaves_the_slot_down_for_good() -> None:
     m = running(has_finish=True)
     assert m.exited(KILLED, 5.0) == [Start(finish_args=("-1", "9"))]
-    m.abandon(5.0)  # the shell refused to start finish (kill-all has begun)
+    m.abandon(5.0)  # kill-all has begun before finish ran: it never will
     assert (m.state, m.pid, m.want, m.deadline()) == (DOWN, None, "d", None)
     assert m.is_down()
     assert m.tick(100.0) == [] and m.exited(EXIT0, 6.0) == []
@@ -1108,3 +1132,65 @@ def test_abandon_a_pending_restart() -> None:
     assert m.start_at is not None
     m.abandon(0.5)
     assert m.is_down() and m.tick(100.0) == []
+
+
+# --- stopping: services are being stopped, only `finish` starts ------------------------
+def test_stopping_runs_finish_on_a_crash_but_never_restarts() -> None:
+    m = running(has_finish=True)
+    m.stopping()
+    assert m.stage == STOPPING
+    assert m.exited(EXIT1, 5.0) == [Start(finish_args=("1", "0"))]
+    m.spawned(101, 5.0)
+    assert m.exited(EXIT0, 5.5) == []
+    assert m.is_down() and m.deadline() is None and m.want == "u"
+
+
+def test_stopping_drops_a_pending_restart_and_a_gated_start() -> None:
+    m = running()
+    assert m.exited(EXIT1, 0.5) == [] and m.start_at is not None  # backoff pending
+    m.stopping()
+    assert m.is_down() and m.deadline() is None and m.tick(100.0) == []
+    gated = machine()
+    gated.gated = True
+    assert gated.boot(0.0, normally_up=True) == [] and gated.waiting
+    gated.stopping()
+    gated.gated = False
+    assert gated.is_down() and gated.release(1.0) == []
+
+
+def test_stopping_during_setup_does_not_start_run() -> None:
+    m = in_setup(pid=50)
+    m.stopping()
+    assert m.exited(EXIT0, 1.0) == []
+    assert m.is_down()
+
+
+def test_stopping_ignores_unhealthy_and_forbids_probes() -> None:
+    m = running()
+    assert m.may_probe()
+    m.stopping()
+    assert not m.may_probe()
+    assert m.set_unhealthy("not ready within 1s", 1.0) == [] and m.unhealthy is None
+    assert m.command("d", 1.0) == STOP  # the stop itself still comes in dependency order
+
+
+def test_nothing_starts_once_stopping_or_frozen() -> None:
+    for stage in (STOPPING, FROZEN):
+        m = machine()
+        m.boot(0.0, normally_up=False)
+        if stage == STOPPING:
+            m.stopping()
+        else:
+            m.abandon(0.0)
+        assert m.command("u", 1.0) == [] and m.command("o", 1.0) == []
+        assert m.is_down()
+
+
+def test_abandon_while_running_leaves_the_process_to_kill_all() -> None:
+    m = running(has_finish=True)
+    m.command("d", 1.0)
+    m.abandon(2.0)
+    assert m.stage == FROZEN and m.state == DOWN and m.deadline() is None
+    assert m.exited(KILLED, 3.0) == []  # no finish once kill-all has begun
+    m.stopping()  # never back to an earlier stage
+    assert m.stage == FROZEN
