@@ -16,6 +16,7 @@ import socket
 from typing import Any, Callable, Optional, Union
 
 from pyinit.loop import EventLoop, Timer
+from pyinit.protocol import LineTooLong, take_line
 
 MAX_STATUS = 4096  # bytes read while looking for the end of the status line
 DEFAULT_HOST = "127.0.0.1"
@@ -197,10 +198,13 @@ class Probe:
             self._finish(False, "connection closed before an HTTP status line")
             return
         self.inbuf += data
-        end = self.inbuf.find(b"\n")
-        if end < 0 and len(self.inbuf) < MAX_STATUS:
+        try:  # the line and its newline within MAX_STATUS bytes
+            line = take_line(self.inbuf, MAX_STATUS - 1)
+        except LineTooLong:
+            line = b""
+        if line is None:
             return  # the status line is not complete yet
-        match = _STATUS.fullmatch(bytes(self.inbuf[:end]).rstrip(b"\r")) if end >= 0 else None
+        match = _STATUS.fullmatch(line[:-1].rstrip(b"\r"))
         if match is None:
             self._finish(False, "bad HTTP response")
             return
