@@ -341,6 +341,26 @@ def test_each_user_gets_a_share_and_privileged_callers_always_get_through(
     assert refused.eof and len(srv.clients) == 8
 
 
+def test_unprivileged_callers_never_take_the_total_past_its_cap(server, monkeypatch) -> None:
+    """When privileged callers hold more than their reserve and all connections are
+    taken, an unprivileged caller is refused: it may not evict, nor go past the cap."""
+    loop, srv, connect = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 4)
+    monkeypatch.setattr(control, "PRIVILEGED_RESERVE", 1)
+    monkeypatch.setattr(control, "MAX_PER_USER", 2)
+    me = os.getuid()
+    caller = {"uid": me}
+    monkeypatch.setattr(control, "peer_credentials", lambda sock: (1, caller["uid"], 1))
+    monkeypatch.setattr(control, "is_privileged", lambda uid: uid in (0, me))
+    held = [connect() for _ in range(4)]
+    until(loop, lambda: len(srv.clients) == 4)
+    caller["uid"] = 1000
+    late = connect()
+    until(loop, lambda: late.eof)
+    assert late.replies()[0]["error"] == "too many clients: 4 clients connected"
+    assert len(srv.clients) == 4 and not any(p.eof for p in held)
+
+
 # --- the socket file -----------------------------------------------------------------------
 def test_socket_is_mode_0600_owned_by_us(server, tmp_path: Path) -> None:
     st = os.lstat(tmp_path / "control.sock")
