@@ -161,16 +161,26 @@ class Server:
             os.umask(old)
         os.chmod(path, 0o600)
         self.sock.listen(128)
-        self.listener = Listener(loop, self.sock, "control socket", MAX_CLIENTS,
-                                 limits=_limits, seats=lambda: self.clients, key_of=_caller,
-                                 on_accept=self.add_client, refuse=self.refuse,
-                                 evict=self.evict)
+        self.listener = Listener(
+            loop,
+            self.sock,
+            "control socket",
+            MAX_CLIENTS,
+            limits=_limits,
+            seats=lambda: self.clients,
+            key_of=_caller,
+            on_accept=self.add_client,
+            refuse=self.refuse,
+            evict=self.evict,
+        )
 
     def refuse(self, conn: socket.socket, caller: Caller, kind: str) -> str:
         """Tell a refused caller why (one line, if its buffer takes it); the reason."""
         if kind == PER_KEY:
-            why = (f"uid {caller.key} has {MAX_PER_USER} connections open, the most one "
-                   "unprivileged user may")
+            why = (
+                f"uid {caller.key} has {MAX_PER_USER} connections open, the most one "
+                "unprivileged user may"
+            )
         elif kind == SHARED:
             shared = MAX_CLIENTS - PRIVILEGED_RESERVE
             why = f"{shared} unprivileged clients connected, the most they may share"
@@ -187,17 +197,22 @@ class Server:
 
     def evict(self, client: Client) -> None:
         """Close client to make room for a privileged caller, telling it why."""
-        client.send({"ok": False, "error": "too many clients: closed to make room "
-                                           "for a privileged caller"})
+        client.send(
+            {"ok": False, "error": "too many clients: closed to make room for a privileged caller"}
+        )
         client.close()
 
     def dropped_slow_reader(self, pid: int) -> None:
         """A client was dropped for not reading its replies: log it at most once per
         REFUSAL_LOG_INTERVAL, with the count since (whoever may connect cannot flood
         pyinit's log by connecting and never reading)."""
-        self.listener.note("slow reader", lambda n: (
-            f"dropped {n} client{'s' if n != 1 else ''} that did not read "
-            f"{MAX_PENDING} bytes of replies (the last: pid {pid})"))
+        self.listener.note(
+            "slow reader",
+            lambda n: (
+                f"dropped {n} client{'s' if n != 1 else ''} that did not read "
+                f"{MAX_PENDING} bytes of replies (the last: pid {pid})"
+            ),
+        )
 
     def add_client(self, conn: socket.socket, caller: Caller) -> None:
         client = Client(self, conn, caller)

@@ -36,9 +36,15 @@ BACKLOG = 16
 TEXT = "text/plain; charset=utf-8"
 _END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+) ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _PATHS = ("/healthz", "/readyz", "/status")
 
 
@@ -81,8 +87,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 class HealthServer:
     """Serve probes on host:port from loop; raises OSError if it cannot bind."""
 
-    def __init__(self, loop: EventLoop, host: str, port: int,
-                 ready: Callable[[], bool], status: Callable[[], dict]) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        host: str,
+        port: int,
+        ready: Callable[[], bool],
+        status: Callable[[], dict],
+    ) -> None:
         self.loop = loop
         self.ready = ready
         self.status = status
@@ -98,10 +110,18 @@ class HealthServer:
             raise
         bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
-        self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
-                                 limits=_limits, seats=lambda: self.clients,
-                                 key_of=_caller, on_accept=self.add_client,
-                                 refuse=self.refuse, evict=lambda client: client.close())
+        self.listener = Listener(
+            loop,
+            sock,
+            "health server",
+            MAX_CLIENTS,
+            limits=_limits,
+            seats=lambda: self.clients,
+            key_of=_caller,
+            on_accept=self.add_client,
+            refuse=self.refuse,
+            evict=lambda client: client.close(),
+        )
 
     def add_client(self, conn: socket.socket, caller: Caller) -> None:
         self.clients.add(_Client(self, conn, caller))
@@ -204,9 +224,11 @@ class _Client:
         self.inbuf = bytearray()
         data = body.encode()
         allow = "Allow: GET, HEAD\r\n" if code == 405 else ""
-        head = (f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(data)}\r\n{allow}Cache-Control: no-store\r\n"
-                "Connection: close\r\n\r\n")
+        head = (
+            f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(data)}\r\n{allow}Cache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n"
+        )
         self.outbuf = bytearray(head.encode() + (b"" if head_only else data))
         self.flush()
 

@@ -27,8 +27,9 @@ class ProtocolError(Exception):
 
 def parse_request(line: bytes) -> dict[str, Any]:
     """Decode and validate the envelope of one request line."""
-    request = _json_object(line, ProtocolError, "request is not valid JSON",
-                           "request must be a JSON object")
+    request = _json_object(
+        line, ProtocolError, "request is not valid JSON", "request must be a JSON object"
+    )
     version = request.get("v")
     if version != VERSION or type(version) is not int:
         from pyinit.bounds import render
@@ -67,8 +68,9 @@ def take_line(buf: bytearray, limit: int, scanned: int = 0) -> bytes | None:
     return line
 
 
-def read_line(sock: socket.socket, buf: bytearray,
-              before_recv: Callable[[], None] | None = None) -> bytes:
+def read_line(
+    sock: socket.socket, buf: bytearray, before_recv: Callable[[], None] | None = None
+) -> bytes:
     """The next reply line from sock (with its newline; what is left stays in buf), at
     most MAX_REPLY bytes: longer is a ReplyError, before more is read. b"" at EOF
     (with a partial line: that part). before_recv runs before each read."""
@@ -90,19 +92,24 @@ def read_line(sock: socket.socket, buf: bytearray,
             return line
         buf += chunk
     buf.clear()
-    raise ReplyError(f"a reply line longer than {MAX_REPLY // (1024 * 1024)} MiB "
-                     "(is this pyinit's socket?)")
+    raise ReplyError(
+        f"a reply line longer than {MAX_REPLY // (1024 * 1024)} MiB (is this pyinit's socket?)"
+    )
 
 
 def parse_reply(line: bytes) -> dict[str, Any]:
     """One reply line as a dict, or a ReplyError."""
-    return _json_object(line, ReplyError,
-                        "the reply is not valid JSON (is this pyinit's socket?)",
-                        "the reply is not a JSON object (is this pyinit's socket?)")
+    return _json_object(
+        line,
+        ReplyError,
+        "the reply is not valid JSON (is this pyinit's socket?)",
+        "the reply is not a JSON object (is this pyinit's socket?)",
+    )
 
 
-def _json_object(line: bytes, error: type[Exception], not_json: str,
-                 not_object: str) -> dict[str, Any]:
+def _json_object(
+    line: bytes, error: type[Exception], not_json: str, not_object: str
+) -> dict[str, Any]:
     """line decoded as a JSON object; raises error(not_json) or error(not_object)
     otherwise (a nesting too deep for the parser is not JSON either)."""
     try:
