@@ -6,9 +6,9 @@ dropped; logged at most once a minute, as refusals are), and a malformed or
 unknown request gets an error reply. Callers are identified with SO_PEERCRED.
 See docs/control-protocol.md.
 
-Fairness (Server.admit): at most MAX_CLIENTS connections in all. Callers that
-are not privileged share MAX_CLIENTS - PRIVILEGED_RESERVE of them, at most
-MAX_PER_USER per uid, so no user can lock root out by holding `wait` or `logs`
+Fairness (listener.admit, with _limits): at most MAX_CLIENTS connections in all.
+Callers that are not privileged share MAX_CLIENTS - PRIVILEGED_RESERVE of them, at
+most MAX_PER_USER per uid, so no user can lock root out by holding `wait` or `logs`
 connections. A privileged caller (root, pyinit's own uid) is refused only when
 every connection is privileged; otherwise the oldest unprivileged one makes room.
 """
@@ -23,34 +23,37 @@ import struct
 from typing import Any, Callable
 
 from pyinit import log
-from pyinit.listener import Listener
+from pyinit.listener import FULL, NOTE_INTERVAL, PER_KEY, SHARED, Caller, Limits, Listener
 from pyinit.loop import EventLoop, Timer
 from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
     SOCKET_NAME,
     VERSION,
+    LineTooLong,
     ProtocolError,
     parse_request,
     request,
+    take_line,
 )
-from pyinit.repeats import Throttle
 
 MAX_REQUEST = 64 * 1024
 MAX_PENDING = 4 * 1024 * 1024
 MAX_CLIENTS = 128
 PRIVILEGED_RESERVE = 32  # never taken by unprivileged callers
 MAX_PER_USER = 16  # connections of one unprivileged uid
-REFUSAL_LOG_INTERVAL = 60.0  # refused connections are logged at most this often
+REFUSAL_LOG_INTERVAL = NOTE_INTERVAL  # refusals and drops are logged at most this often
 REQUEST_TIMEOUT = 10.0  # a client must send a whole request line within this
 _UCRED = struct.Struct("3i")
 
 
 class Client:
-    def __init__(self, server: Server, sock: socket.socket) -> None:
+    done = False  # for admission: a client may always send another request
+
+    def __init__(self, server: Server, sock: socket.socket, caller: Caller) -> None:
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
-        self.pid, self.uid, self.gid = peer_credentials(sock)
-        self.accepted = server.loop.clock()
+        self.caller = caller
+        self.pid, self.uid, self.gid = caller.info
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.closed = False
@@ -72,7 +75,7 @@ class Client:
     @property
     def privileged(self) -> bool:
         """May this caller change state? root, or the user pyinit runs as."""
-        return is_privileged(self.uid)
+        return self.caller.reserved
 
     def send(self, reply: dict[str, Any]) -> None:
         if self.closed:
@@ -110,22 +113,22 @@ class Client:
         if not data:
             self.close()
             return
+        scanned = len(self.inbuf)  # no newline in what is left from earlier reads
         self.inbuf += data
         while not self.closed:
-            end = self.inbuf.find(b"\n")
-            if end < 0:
-                break
-            if end > MAX_REQUEST:
-                break  # refused below, whether or not the line is complete
-            line = bytes(self.inbuf[:end])
-            del self.inbuf[: end + 1]
+            try:
+                line = take_line(self.inbuf, MAX_REQUEST, scanned)
+            except LineTooLong:  # whether or not the line is complete
+                self.send({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
+                self.close()
+                return
+            if line is None:
+                return
+            scanned = 0
             if self.deadline is not None:
                 self.deadline.cancel()
                 self.deadline = None
-            self.server.dispatch(self, line)
-        if not self.closed and len(self.inbuf) > MAX_REQUEST:
-            self.send({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
-            self.close()
+            self.server.dispatch(self, line[:-1])
 
     def close(self) -> None:
         if self.closed:
@@ -149,8 +152,6 @@ class Server:
         self.path = path
         self.handler = handler
         self.clients: set[Client] = set()
-        self.refusals = Throttle(REFUSAL_LOG_INTERVAL)  # connections refused
-        self.slow_drops = Throttle(REFUSAL_LOG_INTERVAL)  # clients dropped for unread replies
         _remove_stale(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
@@ -160,62 +161,61 @@ class Server:
             os.umask(old)
         os.chmod(path, 0o600)
         self.sock.listen(128)
-        self.listener = Listener(loop, self.sock, "control socket", MAX_CLIENTS,
-                                 lambda: len(self.clients), self.add_client, self.admit)
+        self.listener = Listener(
+            loop,
+            self.sock,
+            "control socket",
+            MAX_CLIENTS,
+            limits=_limits,
+            seats=lambda: self.clients,
+            key_of=_caller,
+            on_accept=self.add_client,
+            refuse=self.refuse,
+            evict=self.evict,
+        )
 
-    def admit(self, conn: socket.socket) -> bool:
-        """Accept conn, or refuse it with a one-line error reply (False).
-        See the module docstring for the pools."""
-        try:
-            uid = peer_credentials(conn)[1]
-        except OSError:
-            conn.close()
-            return False
-        if is_privileged(uid):
-            if len(self.clients) < MAX_CLIENTS:
-                return True
-            others = [c for c in self.clients if not c.privileged]
-            if not others:
-                return self.refuse(conn, f"{MAX_CLIENTS} privileged clients connected")
-            oldest = min(others, key=lambda c: (c.accepted, c.fd))
-            oldest.send({"ok": False, "error": "too many clients: closed to make room "
-                                               "for a privileged caller"})
-            oldest.close()
-            return True
-        if sum(1 for c in self.clients if c.uid == uid) >= MAX_PER_USER:
-            return self.refuse(conn, f"uid {uid} has {MAX_PER_USER} connections open, "
-                                     "the most one unprivileged user may")
-        shared = MAX_CLIENTS - PRIVILEGED_RESERVE
-        if sum(1 for c in self.clients if not c.privileged) >= shared:
-            return self.refuse(conn, f"{shared} unprivileged clients connected, the most "
-                                     "they may share")
-        return True
-
-    def refuse(self, conn: socket.socket, why: str) -> bool:
-        """Tell a refused caller why (one line, if its buffer takes it) and close it;
-        log it at most once per REFUSAL_LOG_INTERVAL, with the count since."""
+    def refuse(self, conn: socket.socket, caller: Caller, kind: str) -> str:
+        """Tell a refused caller why (one line, if its buffer takes it); the reason."""
+        if kind == PER_KEY:
+            why = (
+                f"uid {caller.key} has {MAX_PER_USER} connections open, the most one "
+                "unprivileged user may"
+            )
+        elif kind == SHARED:
+            shared = MAX_CLIENTS - PRIVILEGED_RESERVE
+            why = f"{shared} unprivileged clients connected, the most they may share"
+        elif kind == FULL and caller.reserved:
+            why = f"{MAX_CLIENTS} privileged clients connected"
+        else:  # FULL: privileged callers hold more than their reserve
+            why = f"{MAX_CLIENTS} clients connected"
         line = json.dumps({"ok": False, "error": f"too many clients: {why}", "v": VERSION})
         try:
             conn.send(line.encode() + b"\n", socket.MSG_NOSIGNAL | socket.MSG_DONTWAIT)
         except OSError:
             pass
-        conn.close()
-        n = self.refusals.event(self.loop.clock())
-        if n:
-            log.warning(f"control socket: refused {n} connection{'s' if n != 1 else ''}: {why}")
-        return False
+        return why
+
+    def evict(self, client: Client) -> None:
+        """Close client to make room for a privileged caller, telling it why."""
+        client.send(
+            {"ok": False, "error": "too many clients: closed to make room for a privileged caller"}
+        )
+        client.close()
 
     def dropped_slow_reader(self, pid: int) -> None:
         """A client was dropped for not reading its replies: log it at most once per
         REFUSAL_LOG_INTERVAL, with the count since (whoever may connect cannot flood
         pyinit's log by connecting and never reading)."""
-        n = self.slow_drops.event(self.loop.clock())
-        if n:
-            log.warning(f"control socket: dropped {n} client{'s' if n != 1 else ''} that "
-                        f"did not read {MAX_PENDING} bytes of replies (the last: pid {pid})")
+        self.listener.note(
+            "slow reader",
+            lambda n: (
+                f"dropped {n} client{'s' if n != 1 else ''} that did not read "
+                f"{MAX_PENDING} bytes of replies (the last: pid {pid})"
+            ),
+        )
 
-    def add_client(self, conn: socket.socket) -> None:
-        client = Client(self, conn)
+    def add_client(self, conn: socket.socket, caller: Caller) -> None:
+        client = Client(self, conn, caller)
         self.clients.add(client)
         self.loop.add_reader(client.fd, client.readable)
 
@@ -245,6 +245,17 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
     pid, uid, gid = _UCRED.unpack(raw)
     return pid, uid, gid
+
+
+def _caller(conn: socket.socket) -> Caller:
+    """Who connected (SO_PEERCRED): admitted by uid, the rest passed on to Client."""
+    pid, uid, gid = peer_credentials(conn)
+    return Caller(uid, is_privileged(uid), info=(pid, uid, gid))
+
+
+def _limits() -> Limits:
+    """The caps, read at each accept (so a test can lower them)."""
+    return Limits(MAX_CLIENTS, MAX_PER_USER, PRIVILEGED_RESERVE)
 
 
 def is_privileged(uid: int) -> bool:

@@ -8,9 +8,9 @@ non-blocking, a reply is written from a buffer, the connection is closed after
 it, and any connection is dropped CLIENT_TIMEOUT seconds after it was accepted,
 whatever it is doing. Beyond MAX_PER_PEER connections from one source address, a
 new one is accepted and closed at once. When all MAX_CLIENTS are taken, a new
-connection makes room (HealthServer.evictee): a connection already answered
-(only waiting for its client to close) goes first, else the oldest of the
-address holding the most connections. A probe sends its request within
+connection makes room (listener.admit, with _limits): a connection already
+answered (only waiting for its client to close) goes first, else the oldest of
+the address holding the most connections. A probe sends its request within
 milliseconds of connecting, so peers holding connections open, from however many
 addresses, cannot keep it out. Refusals and evictions are logged at most once a
 minute. While no client is connected it costs one listening fd, no timer.
@@ -25,22 +25,26 @@ import socket
 from typing import Callable
 
 from pyinit import log
-from pyinit.listener import Listener
+from pyinit.listener import PER_KEY, Caller, Limits, Listener
 from pyinit.loop import EventLoop
-from pyinit.repeats import Throttle
 
 MAX_HEAD = 8192
 MAX_CLIENTS = 64
 MAX_PER_PEER = 16  # connections from one source address
-REFUSAL_LOG_INTERVAL = 60.0
 CLIENT_TIMEOUT = 5.0  # a connection's whole life: request, reply and close
 BACKLOG = 16
 TEXT = "text/plain; charset=utf-8"
 _END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+) ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _PATHS = ("/healthz", "/readyz", "/status")
 
 
@@ -83,8 +87,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 class HealthServer:
     """Serve probes on host:port from loop; raises OSError if it cannot bind."""
 
-    def __init__(self, loop: EventLoop, host: str, port: int,
-                 ready: Callable[[], bool], status: Callable[[], dict]) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        host: str,
+        port: int,
+        ready: Callable[[], bool],
+        status: Callable[[], dict],
+    ) -> None:
         self.loop = loop
         self.ready = ready
         self.status = status
@@ -100,48 +110,27 @@ class HealthServer:
             raise
         bound_host, bound_port = sock.getsockname()[:2]
         self.address: tuple[str, int] = (bound_host, bound_port)
-        self.refusals: dict[str, Throttle] = {}  # refused or evicted, by kind (template)
-        self.accepted = 0  # connections accepted so far (each client's serial)
-        self.listener = Listener(loop, sock, "health server", MAX_CLIENTS,
-                                 lambda: len(self.clients),
-                                 lambda conn: self.clients.add(_Client(self, conn)),
-                                 self.admit)
+        self.listener = Listener(
+            loop,
+            sock,
+            "health server",
+            MAX_CLIENTS,
+            limits=_limits,
+            seats=lambda: self.clients,
+            key_of=_caller,
+            on_accept=self.add_client,
+            refuse=self.refuse,
+            evict=lambda client: client.close(),
+        )
 
-    def admit(self, conn: socket.socket) -> bool:
-        """At most MAX_PER_PEER from one source address; at MAX_CLIENTS in all, the
-        new connection takes the place of the evictee."""
-        try:
-            peer = conn.getpeername()[0]
-        except OSError:
-            conn.close()
-            return False
-        if sum(1 for c in self.clients if c.peer == peer) >= MAX_PER_PEER:
-            conn.close()
-            self.note(f"refused {{n}} connection{{s}}: {MAX_PER_PEER} connections from one "
-                      "address")
-            return False
-        if len(self.clients) >= MAX_CLIENTS:
-            self.evictee().close()
-            self.note(f"{MAX_CLIENTS} clients connected: closed {{n}} connection{{s}} to make "
-                      "room for new ones")
-        return True
+    def add_client(self, conn: socket.socket, caller: Caller) -> None:
+        self.clients.add(_Client(self, conn, caller))
 
-    def evictee(self) -> _Client:
-        """The connection a new one replaces when all are taken: one already answered
-        (its client has what it asked for), else the oldest from the address that
-        holds the most connections (a probe's connection is young and alone)."""
-        per_peer: dict[str, int] = {}
-        for c in self.clients:
-            per_peer[c.peer] = per_peer.get(c.peer, 0) + 1
-        return max(self.clients, key=lambda c: (c.answered, per_peer[c.peer], -c.serial))
-
-    def note(self, template: str) -> None:
-        """Log a refusal or an eviction at most once per REFUSAL_LOG_INTERVAL for each
-        kind (template), with the count since ({n}; {s}: the plural's s)."""
-        throttle = self.refusals.setdefault(template, Throttle(REFUSAL_LOG_INTERVAL))
-        n = throttle.event(self.loop.clock())
-        if n:
-            log.warning("health server: " + template.format(n=n, s="s" if n != 1 else ""))
+    def refuse(self, conn: socket.socket, caller: Caller, kind: str) -> str:
+        """Why conn is refused (it is closed without a word)."""
+        if kind == PER_KEY:
+            return f"{MAX_PER_PEER} connections from one address"
+        return f"{MAX_CLIENTS} clients connected"  # not reached: newcomers make room
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
@@ -169,18 +158,24 @@ class HealthServer:
         self.listener.close()
 
 
+def _caller(conn: socket.socket) -> Caller:
+    """Who connected: admitted by source address (an OSError: gone already)."""
+    return Caller(conn.getpeername()[0])
+
+
+def _limits() -> Limits:
+    """The caps, read at each accept (so a test can lower them)."""
+    return Limits(MAX_CLIENTS, MAX_PER_PEER, newcomers_evict=True, busiest_first=True)
+
+
 class _Client:
-    def __init__(self, server: HealthServer, sock: socket.socket) -> None:
+    def __init__(self, server: HealthServer, sock: socket.socket, caller: Caller) -> None:
         self.server = server
         self.loop = server.loop
-        server.accepted += 1
-        self.serial = server.accepted  # the order of acceptance: lower is older
+        self.caller = caller
+        self.peer: str = caller.key
         self.sock = sock
         self.fd = sock.fileno()
-        try:
-            self.peer: str = sock.getpeername()[0]
-        except OSError:
-            self.peer = ""
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.answered = False
@@ -188,6 +183,11 @@ class _Client:
         self.closed = False
         self.timer = self.loop.call_later(CLIENT_TIMEOUT, self.close)
         self.loop.add_reader(self.fd, self.readable)
+
+    @property
+    def done(self) -> bool:
+        """For admission: answered, only waiting for its client to close."""
+        return self.answered
 
     def readable(self) -> None:
         try:
@@ -224,9 +224,11 @@ class _Client:
         self.inbuf = bytearray()
         data = body.encode()
         allow = "Allow: GET, HEAD\r\n" if code == 405 else ""
-        head = (f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(data)}\r\n{allow}Cache-Control: no-store\r\n"
-                "Connection: close\r\n\r\n")
+        head = (
+            f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(data)}\r\n{allow}Cache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n"
+        )
         self.outbuf = bytearray(head.encode() + (b"" if head_only else data))
         self.flush()
 

@@ -16,6 +16,7 @@ import socket
 from typing import Any, Callable, Optional, Union
 
 from pyinit.loop import EventLoop, Timer
+from pyinit.protocol import LineTooLong, take_line
 
 MAX_STATUS = 4096  # bytes read while looking for the end of the status line
 DEFAULT_HOST = "127.0.0.1"
@@ -42,7 +43,8 @@ def _host(text: str, bracketed: bool) -> str:
         ip = None
     if ip is None or "%" in text:  # a zone id could smuggle anything into the Host header
         raise ValueError(
-            f"host {text!r} must be an IP address or localhost (pyinit does no DNS lookups)")
+            f"host {text!r} must be an IP address or localhost (pyinit does no DNS lookups)"
+        )
     if bracketed and ip.version != 6:
         raise ValueError(f"only IPv6 addresses go in brackets, not {text!r}")
     return str(ip)
@@ -125,8 +127,9 @@ def _step(method: Callable[[Probe], None]) -> Callable[[Probe], None]:
 class Probe:
     """One attempt: connect (tcp), or connect and read an HTTP status line (http)."""
 
-    def __init__(self, loop: EventLoop, kind: str, target: tuple, timeout: float,
-                 done: Done) -> None:
+    def __init__(
+        self, loop: EventLoop, kind: str, target: tuple, timeout: float, done: Done
+    ) -> None:
         if kind not in ("tcp", "http"):
             raise ValueError(f"unknown probe kind {kind!r}")
         self.loop, self.kind, self.target = loop, kind, target
@@ -146,7 +149,8 @@ class Probe:
         host, port = self.target[0], self.target[1]
         try:
             self.sock = socket.socket(
-                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+            )
             self.fd = self.sock.fileno()
             self.sock.setblocking(False)
             err = self.sock.connect_ex((host, port))
@@ -177,8 +181,10 @@ class Probe:
             self._finish(True, "connected")
         else:
             _, _, path, host_header = self.target
-            self.outbuf = (f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\n"
-                           "User-Agent: pyinit\r\nConnection: close\r\n\r\n").encode()
+            self.outbuf = (
+                f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\n"
+                "User-Agent: pyinit\r\nConnection: close\r\n\r\n"
+            ).encode()
             self.loop.add_writer(self.fd, self._send)
             self._send()
 
@@ -197,10 +203,13 @@ class Probe:
             self._finish(False, "connection closed before an HTTP status line")
             return
         self.inbuf += data
-        end = self.inbuf.find(b"\n")
-        if end < 0 and len(self.inbuf) < MAX_STATUS:
+        try:  # the line and its newline within MAX_STATUS bytes
+            line = take_line(self.inbuf, MAX_STATUS - 1)
+        except LineTooLong:
+            line = b""
+        if line is None:
             return  # the status line is not complete yet
-        match = _STATUS.fullmatch(bytes(self.inbuf[:end]).rstrip(b"\r")) if end >= 0 else None
+        match = _STATUS.fullmatch(line[:-1].rstrip(b"\r"))
         if match is None:
             self._finish(False, "bad HTTP response")
             return

@@ -27,8 +27,9 @@ class ProtocolError(Exception):
 
 def parse_request(line: bytes) -> dict[str, Any]:
     """Decode and validate the envelope of one request line."""
-    request = _json_object(line, ProtocolError("request is not valid JSON"),
-                           ProtocolError("request must be a JSON object"))
+    request = _json_object(
+        line, ProtocolError, "request is not valid JSON", "request must be a JSON object"
+    )
     version = request.get("v")
     if version != VERSION or type(version) is not int:
         from pyinit.bounds import render
@@ -49,22 +50,38 @@ class ReplyError(ValueError):
     """A reply that is not one of pyinit's (too long, not JSON, not an object)."""
 
 
-def read_line(sock: socket.socket, buf: bytearray,
-              before_recv: Callable[[], None] | None = None) -> bytes:
+class LineTooLong(ValueError):
+    """A line over its cap (take_line)."""
+
+
+def take_line(buf: bytearray, limit: int, scanned: int = 0) -> bytes | None:
+    """The first line in buf, with its newline, taken out of buf; None while buf holds
+    no newline yet. LineTooLong when the line, complete or not, is over limit bytes
+    (without its newline). scanned: how much of buf is known to hold no newline."""
+    end = buf.find(b"\n", scanned)
+    if end > limit or (end < 0 and len(buf) > limit):
+        raise LineTooLong(f"a line over {limit} bytes")
+    if end < 0:
+        return None
+    line = bytes(buf[: end + 1])
+    del buf[: end + 1]
+    return line
+
+
+def read_line(
+    sock: socket.socket, buf: bytearray, before_recv: Callable[[], None] | None = None
+) -> bytes:
     """The next reply line from sock (with its newline; what is left stays in buf), at
     most MAX_REPLY bytes: longer is a ReplyError, before more is read. b"" at EOF
     (with a partial line: that part). before_recv runs before each read."""
     scanned = 0
     while True:
-        end = buf.find(b"\n", scanned)
-        if end >= 0:
-            if end > MAX_REPLY:
-                break
-            line = bytes(buf[: end + 1])
-            del buf[: end + 1]
-            return line
-        if len(buf) > MAX_REPLY:
+        try:
+            line = take_line(buf, MAX_REPLY, scanned)
+        except LineTooLong:
             break
+        if line is not None:
+            return line
         scanned = len(buf)
         if before_recv is not None:
             before_recv()
@@ -75,25 +92,32 @@ def read_line(sock: socket.socket, buf: bytearray,
             return line
         buf += chunk
     buf.clear()
-    raise ReplyError(f"a reply line longer than {MAX_REPLY // (1024 * 1024)} MiB "
-                     "(is this pyinit's socket?)")
+    raise ReplyError(
+        f"a reply line longer than {MAX_REPLY // (1024 * 1024)} MiB (is this pyinit's socket?)"
+    )
 
 
 def parse_reply(line: bytes) -> dict[str, Any]:
     """One reply line as a dict, or a ReplyError."""
-    return _json_object(line, ReplyError("the reply is not valid JSON (is this pyinit's socket?)"),
-                        ReplyError("the reply is not a JSON object (is this pyinit's socket?)"))
+    return _json_object(
+        line,
+        ReplyError,
+        "the reply is not valid JSON (is this pyinit's socket?)",
+        "the reply is not a JSON object (is this pyinit's socket?)",
+    )
 
 
-def _json_object(line: bytes, not_json: Exception, not_object: Exception) -> dict[str, Any]:
-    """line decoded as a JSON object; raises not_json or not_object otherwise (a
-    nesting too deep for the parser is not JSON either)."""
+def _json_object(
+    line: bytes, error: type[Exception], not_json: str, not_object: str
+) -> dict[str, Any]:
+    """line decoded as a JSON object; raises error(not_json) or error(not_object)
+    otherwise (a nesting too deep for the parser is not JSON either)."""
     try:
         value = json.loads(line)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise not_json from None
+        raise error(not_json) from None
     if not isinstance(value, dict):
-        raise not_object
+        raise error(not_object)
     return value
 
 

@@ -21,8 +21,9 @@ from pyinit.loop import EventLoop
 class Peer:
     """A client socket whose incoming bytes are collected by the same loop."""
 
-    def __init__(self, loop: EventLoop, path: str, rcvbuf: int | None = None,
-                 read: bool = True) -> None:
+    def __init__(
+        self, loop: EventLoop, path: str, rcvbuf: int | None = None, read: bool = True
+    ) -> None:
         self.loop = loop
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if rcvbuf:
@@ -70,8 +71,9 @@ class Peer:
 
 def handler(client: control.Client, req: dict) -> None:
     if req["cmd"] == "ping":
-        client.send({"ok": True, "uid": client.uid, "pid": client.pid,
-                     "privileged": client.privileged})
+        client.send(
+            {"ok": True, "uid": client.uid, "pid": client.pid, "privileged": client.privileged}
+        )
     elif req["cmd"] == "big":
         client.send({"ok": True, "blob": "x" * 65536})
     elif req["cmd"] == "huge":  # more than a client may leave unread: dropped at once
@@ -116,8 +118,7 @@ def test_valid_request_gets_a_versioned_reply_with_peer_credentials(server) -> N
     loop, srv, connect = server
     peer = connect()
     [reply] = ask(loop, peer, b'{"v":1,"cmd":"ping"}\n')
-    assert reply == {"ok": True, "v": 1, "uid": os.getuid(), "pid": os.getpid(),
-                     "privileged": True}
+    assert reply == {"ok": True, "v": 1, "uid": os.getuid(), "pid": os.getpid(), "privileged": True}
     assert not peer.eof
     # the connection stays usable for more requests
     [again] = ask(loop, peer, b'{"v": 1, "cmd": "ping", "services": []}\n')
@@ -290,15 +291,18 @@ def test_too_many_clients_are_refused_not_queued_forever(server, monkeypatch) ->
     until(loop, lambda: sum(p.eof for p in peers) == 2)
     assert len(srv.clients) == 3
     refused = [p for p in peers if p.eof]
-    assert all(p.replies()[0]["error"] == "too many clients: 3 privileged clients connected"
-               for p in refused)
+    assert all(
+        p.replies()[0]["error"] == "too many clients: 3 privileged clients connected"
+        for p in refused
+    )
     live = [p for p in peers if not p.eof]
     [reply] = ask(loop, live[0], b'{"v":1,"cmd":"ping"}\n')
     assert reply["ok"] is True
 
 
 def test_each_user_gets_a_share_and_privileged_callers_always_get_through(
-        server, monkeypatch) -> None:
+    server, monkeypatch
+) -> None:
     """Per-uid caps, a shared pool for unprivileged callers, a reserve for privileged
     ones, who evict the oldest unprivileged connection when everything is taken."""
     loop, srv, connect = server
@@ -323,8 +327,9 @@ def test_each_user_gets_a_share_and_privileged_callers_always_get_through(
     first = join(1000)
     rest = [join(1000) for _ in range(3)]
     assert held(1000) == 3 and rest[-1].eof
-    assert rest[-1].replies()[0]["error"] == ("too many clients: uid 1000 has 3 connections "
-                                              "open, the most one unprivileged user may")
+    assert rest[-1].replies()[0]["error"] == (
+        "too many clients: uid 1000 has 3 connections open, the most one unprivileged user may"
+    )
     [join(1001) for _ in range(3)]
     late = join(1002)  # 6 unprivileged: the shared pool is full
     assert late.eof and held(1002) == 0 and "the most they may share" in late.replies()[0]["error"]
@@ -339,6 +344,26 @@ def test_each_user_gets_a_share_and_privileged_callers_always_get_through(
     assert held(me) == 8
     refused = join(me)  # every connection is privileged: only now is one refused
     assert refused.eof and len(srv.clients) == 8
+
+
+def test_unprivileged_callers_never_take_the_total_past_its_cap(server, monkeypatch) -> None:
+    """When privileged callers hold more than their reserve and all connections are
+    taken, an unprivileged caller is refused: it may not evict, nor go past the cap."""
+    loop, srv, connect = server
+    monkeypatch.setattr(control, "MAX_CLIENTS", 4)
+    monkeypatch.setattr(control, "PRIVILEGED_RESERVE", 1)
+    monkeypatch.setattr(control, "MAX_PER_USER", 2)
+    me = os.getuid()
+    caller = {"uid": me}
+    monkeypatch.setattr(control, "peer_credentials", lambda sock: (1, caller["uid"], 1))
+    monkeypatch.setattr(control, "is_privileged", lambda uid: uid in (0, me))
+    held = [connect() for _ in range(4)]
+    until(loop, lambda: len(srv.clients) == 4)
+    caller["uid"] = 1000
+    late = connect()
+    until(loop, lambda: late.eof)
+    assert late.replies()[0]["error"] == "too many clients: 4 clients connected"
+    assert len(srv.clients) == 4 and not any(p.eof for p in held)
 
 
 # --- the socket file -----------------------------------------------------------------------
@@ -450,8 +475,9 @@ def test_deeply_nested_json_is_a_protocol_error_not_a_bug(server, capfd) -> None
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(server, monkeypatch,
-                                                                    capfd) -> None:
+def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(
+    server, monkeypatch, capfd
+) -> None:
     loop, srv, connect = server
     calls = []
 
@@ -487,8 +513,9 @@ def test_accept_failing_for_lack_of_fds_pauses_instead_of_spinning(server, monke
     assert capfd.readouterr().err.count("accept failed") == 1
 
 
-def test_accept_failing_again_and_again_is_logged_once_per_outage(server, monkeypatch,
-                                                                  capfd) -> None:
+def test_accept_failing_again_and_again_is_logged_once_per_outage(
+    server, monkeypatch, capfd
+) -> None:
     """EMFILE that lasts several pauses: one warning, then one when accepts work again."""
     loop, srv, connect = server
     calls = []
