@@ -44,7 +44,6 @@ class Init:
         self.services: Services | None = None
         self.main_pid: int | None = None
         self.main_status: ExitStatus | None = None
-        self.main_killed = False  # SIGKILLed at shutdown (137 if never reaped)
         self.stop_signal: int | None = None
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
@@ -58,7 +57,6 @@ class Init:
 
             make_absolute(config, self.origin[0])
         self.env = environment.Exporter(config.env_dir, None)
-        self.killing_all = False  # kill-all has begun: pyinit starts no process any more
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
@@ -168,11 +166,7 @@ class Init:
             log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
             return None
         log.info(f"installing the insecure SSH key: running {path}")
-        status = self.run_to_completion(path, timeout=None)
-        if status is not None and status.shell_code != 0:
-            log.error(f"{path} failed with {status.describe()}; stopping the boot")
-            return status.shell_code
-        return None
+        return self.boot_failure(path, self.run_to_completion(path, timeout=None))
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -187,10 +181,18 @@ class Init:
                 return None
             environment.import_dir(self.env.current, override=True)
             self.env.export(os.environ)
-            if status.shell_code != 0:
-                log.error(f"{path} failed with {status.describe()}; stopping the boot")
-                return status.shell_code
+            failure = self.boot_failure(path, status)
+            if failure is not None:
+                return failure
         return None
+
+    @staticmethod
+    def boot_failure(path: str, status: ExitStatus | None) -> int | None:
+        """A boot script that failed stops the boot: its exit code (logged), else None."""
+        if status is None or status.shell_code == 0:
+            return None
+        log.error(f"{path} failed with {status.describe()}; stopping the boot")
+        return status.shell_code
 
     def start_services(self) -> None:
         """Supervise services; with --skip-runit only the control socket is served."""
@@ -240,13 +242,11 @@ class Init:
         return None
 
     def leave_cwd(self) -> None:
-        """What starts in the original cwd has started: PID 1 moves to "/", as dumb-init
-        does, so it never pins that directory (a volume stays unmountable). Shutdown
-        scripts still get the original cwd (see enter_origin)."""
-        try:
-            os.chdir("/")
-        except OSError as exc:
-            log.warning(f"cannot leave the working directory: {exc.strerror}")
+        """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the
+        original cwd (see enter_origin)."""
+        why = spawn.leave_cwd()
+        if why is not None:
+            log.warning(f"cannot leave the working directory: {why}")
 
     def enter_origin(self) -> Callable[[], None] | None:
         """For a script's child: chdir to the start cwd by its path, but only if the
@@ -283,12 +283,10 @@ class Init:
     def on_signal(self, signum: int) -> None:
         log.debug(f"received {signals.name(signum)}")
         if self.main_pid is not None and self.main_status is None:
-            try:
-                os.kill(self.main_pid, signum)
-                if signum in signals.SHUTDOWN_SIGNALS:
-                    os.kill(self.main_pid, signal.SIGCONT)  # a stopped one acts on it (sv)
-            except ProcessLookupError:
-                pass
+            if signum in signals.SHUTDOWN_SIGNALS:
+                self.stop_signal_to(self.main_pid, signum)
+            else:
+                self.kill_quietly(self.main_pid, signum)
         if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
             self.stop_signal = signum
             self.start_shutdown_clock()
@@ -311,8 +309,7 @@ class Init:
             self.exit_request = code
             self.start_shutdown_clock()
             if self.main_pid is not None and self.main_status is None:
-                self.kill_quietly(self.main_pid, signal.SIGTERM)
-                self.kill_quietly(self.main_pid, signal.SIGCONT)
+                self.stop_signal_to(self.main_pid, signal.SIGTERM)
 
     def stopping(self) -> bool:
         return (
@@ -337,7 +334,6 @@ class Init:
         if not exited:
             log.warning(f"main command (pid {self.main_pid}) still running: sending SIGKILL")
             self.kill_quietly(self.main_pid, signal.SIGKILL)
-            self.main_killed = True
             self.reap_after_kill(lambda: self.main_status is not None,
                                  f"main command (pid {self.main_pid})")
 
@@ -369,16 +365,14 @@ class Init:
             return
         log.warning("processes still running after SIGTERM: sending SIGKILL")
         self.signal_all(signal.SIGKILL)
-        if not self.loop.run_until(lambda: not self.leftovers(), max(self.remaining(5.0), 1.0)):
+        if not self.loop.run_until(lambda: not self.leftovers(),
+                                   max(self.remaining(REAP_AFTER_KILL), 1.0)):
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
 
     def close_spawning(self) -> None:
-        """The gate that holds from kill-all on: no run, setup, finish, logger,
-        readiness/liveness check or instance is started after this
-        (ServiceManager.freeze). The boot sequence starts no main command or startup
-        script by then; post-shutdown scripts, which follow kill-all, are the one
-        documented exception (`killing_all` tells them apart)."""
-        self.killing_all = True
+        """From kill-all on nothing starts: no run, setup, finish, logger, check or
+        instance (ServiceManager.freeze). The boot sequence has started its last
+        process by then: post-shutdown scripts run before kill-all, as my_init's."""
         if self.services is not None:
             self.services.freeze()
 
@@ -412,8 +406,8 @@ class Init:
             return self.exit_request
         if self.main_status is not None:
             return self.main_status.shell_code
-        if self.main_killed:
-            return 128 + signal.SIGKILL  # SIGKILLed, never reaped (stuck in the kernel)
+        if self.main_pid is not None:  # stop_main_command SIGKILLed it; never reaped
+            return 128 + signal.SIGKILL
         if self.config.command and self.stop_signal is not None:
             return 128 + self.stop_signal  # stopped before the main command could start
         if self.stop_signal is not None and self.config.signalled_exit_code is not None:
@@ -441,12 +435,17 @@ class Init:
             return done[0]
         if timeout is not None:
             log.warning(f"{path} still running after {timeout:g}s: stopping it")
-        self.kill_quietly(pid, signal.SIGTERM)
-        self.kill_quietly(pid, signal.SIGCONT)  # a stopped script must act on it
+        self.stop_signal_to(pid, signal.SIGTERM)
         if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
             self.kill_quietly(pid, signal.SIGKILL)
             self.reap_after_kill(lambda: bool(done), f"{path} (pid {pid})")
         return None
+
+    @classmethod
+    def stop_signal_to(cls, pid: int, signum: int) -> None:
+        """A stop signal, then SIGCONT, so a stopped process acts on it (as sv does)."""
+        cls.kill_quietly(pid, signum)
+        cls.kill_quietly(pid, signal.SIGCONT)
 
     @staticmethod
     def kill_quietly(pid: int, signum: int) -> None:

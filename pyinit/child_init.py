@@ -51,7 +51,7 @@ def run(opts: Options, inherited: signals.Inherited) -> int:
         opts.say(FATAL, f"exec {opts.argv[0]} failed: {reason}")
         return exc.exit_code
     opts.say(INFO, f"Spawned child process '{opts.argv[0]}' with pid '{child}'")
-    leave_cwd()
+    spawn.leave_cwd()  # the child started in the original cwd
     ended: list[ExitStatus] = []
 
     def on_child(pid: int, status: ExitStatus) -> None:
@@ -85,15 +85,6 @@ def run(opts: Options, inherited: signals.Inherited) -> int:
     opts.say(TRACE, "Exiting: child has exited")
     code = ended[0].shell_code
     return 0 if code in opts.expect else code
-
-
-def leave_cwd() -> None:
-    """The child has started in the original cwd: move to "/" (as dumb-init does), so
-    this init never pins the directory it was started in."""
-    try:
-        os.chdir("/")
-    except OSError:
-        pass
 
 
 def become_reaper(opts: Options) -> None:

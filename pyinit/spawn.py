@@ -97,6 +97,17 @@ def exec_path(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoRe
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
+def leave_cwd() -> str | None:
+    """What starts in the original cwd has started: the init moves to "/" (as
+    dumb-init does), so it never pins that directory (a volume stays unmountable).
+    The reason it could not, or None."""
+    try:
+        os.chdir("/")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def spawn(spec: Spec, inherited: Inherited) -> int:
     """Fork and exec spec; returns the child's pid. Raises SpawnError before forking."""
     env = dict(os.environ if spec.env is None else spec.env)

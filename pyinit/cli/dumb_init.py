@@ -175,7 +175,7 @@ def run(args: DumbArgs, inherited: Inherited, every: list[int]) -> int:
         _say(f"[dumb-init] {args.argv[0]}: {reason}")
         return 2
     debug(f"Child spawned with PID {child}.")
-    os.chdir("/")
+    spawn.leave_cwd()  # dumb-init's contract: no reference to the start directory
     loop, reaper, fd = EventLoop(), Reaper(), signals.SignalFd(every)
     ended: list[int] = []
 
