@@ -17,6 +17,7 @@ import os
 import sys
 
 from pyinit import entry
+from pyinit.cli.stdio import guarded
 
 COMMANDS = {"pyinit": "pyinit", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit_env"}
 USAGE = "usage: python -I -m pyinit.launchers [--python PATH [--no-check]] DIR"
@@ -103,13 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyinit.launchers: error: {problem}", file=sys.stderr)
         return 1
     try:
-        for line in write(args[0], python):
-            print(line)
+        done = write(args[0], python)
     except OSError as exc:
         print(f"pyinit.launchers: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
+    for line in done:
+        print(line)
     return 0
 
 
+@guarded("pyinit.launchers")  # `| head`, >/dev/full: as every other tool
+def command() -> int:
+    """`python -I -m pyinit.launchers ...`: main() on sys.argv."""
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

@@ -23,11 +23,13 @@ from typing import Callable, TypeVar
 
 EPIPE_EXIT = 141  # 128 + SIGPIPE (13), what a shell shows for a tool SIGPIPE killed
 WRITE_ERROR = 1
+WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT})
 F = TypeVar("F", bound=Callable[..., None])
 
 
 def guarded(name: str) -> Callable[[F], F]:
-    """Wrap a tool's main() so a broken or failing stdout/stderr ends it as above."""
+    """Wrap a tool's main() so a broken or failing stdout/stderr ends it as above; the
+    exit code is what main returns or raises (SystemExit)."""
 
     def decorate(main: F) -> F:
         @functools.wraps(main)
@@ -40,17 +42,17 @@ def guarded(name: str) -> Callable[[F], F]:
                 sys.stderr = open(os.devnull, "w")  # noqa: SIM115
             try:
                 try:
-                    main(*args, **kw)
+                    code = main(*args, **kw)
                 except SystemExit as stop:
                     code = stop.code
                 flush(sys.stdout)
             except OSError as exc:
-                if exc.errno != errno.EPIPE and not broken(1) and not broken(2):
-                    if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT):
-                        raise
-                    say(f"{name}: write error: {exc.strerror}\n")
-                    finish(WRITE_ERROR)
-                finish(EPIPE_EXIT)
+                if exc.errno == errno.EPIPE:
+                    finish(EPIPE_EXIT)
+                if exc.errno not in WRITE_ERRORS:
+                    raise  # not a failed write: a bug, shown as one
+                say(f"{name}: write error: {exc.strerror}\n")
+                finish(WRITE_ERROR)
             flush(sys.stderr)
             sys.exit(code)
 

@@ -69,6 +69,20 @@ def test_help_on_a_full_disk_and_closed_streams(tool: str) -> None:
         assert "Traceback" not in r.stderr and r.returncode == 0, (redirect, r)
 
 
+def test_launchers_on_a_broken_pipe_and_a_full_disk(tmp_path: Path) -> None:
+    """python -m pyinit.launchers prints a line per command it wrote: a reader gone
+    is 141 without a word, a full disk one `write error` line and 1."""
+    argv = [PY, "-m", "pyinit.launchers", "--python", PY, str(tmp_path)]
+    r = to_broken_pipe(argv)
+    assert (r.returncode, r.stderr) == (EPIPE_EXIT, ""), r
+    assert (tmp_path / "svctl").read_text().startswith(f"#!{PY} -I\n")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, env=ENV,
+                           timeout=30)
+    assert r.returncode == 1 and r.stderr == (
+        "pyinit.launchers: write error: No space left on device\n"), r
+
+
 def test_exec_gets_sigpipe_back() -> None:
     """setuser and pyinit-env exec with SIGPIPE at its default (not Python's
     SIG_IGN): a command writing to a closed pipe dies of SIGPIPE as without them."""
