@@ -147,17 +147,8 @@ def read_dir(path: str) -> Parsed:
     return parsed
 
 
-_reported: set[str] = set()
-
-
 def _warn_once(line: str) -> None:
-    _report_once(log.WARNING, line)
-
-
-def _report_once(level: int, line: str) -> None:
-    if line not in _reported and len(_reported) < 10_000:
-        _reported.add(line)
-        log.emit(level, line)
+    log.once(log.WARNING, line)
 
 
 def import_dir(path: str, override: bool) -> None:
@@ -173,7 +164,7 @@ def import_dir(path: str, override: bool) -> None:
     for problem in fits.too_long:
         _warn_once(f"{path}: {problem}")
     for problem in fits.too_much:
-        _report_once(log.ERROR, problem)
+        log.once(log.ERROR, problem)
     for key in merged:
         if key not in fits.env and key in os.environ:
             del os.environ[key]

@@ -44,7 +44,6 @@ def parse_env_file(text: str, path: str) -> list[tuple[str, str]]:
 
 
 MAX_ENV_FILE = 1024 * 1024  # bytes of an env_file
-_reported: set[tuple[str, str]] = set()
 
 
 def environment(config: ServiceConfig, service_path: str, identity: Optional[Identity],
@@ -68,9 +67,7 @@ def environment(config: ServiceConfig, service_path: str, identity: Optional[Ide
     fits = bounds.exec_env(env, keep=base)
     for level, problems in ((log.WARNING, fits.too_long), (log.ERROR, fits.too_much)):
         for problem in problems:
-            if (service_path, problem) not in _reported and len(_reported) < 10_000:
-                _reported.add((service_path, problem))
-                log.emit(level, problem, name)
+            log.once(level, problem, name or service_path)
     return fits.env
 
 

@@ -129,6 +129,18 @@ def emit(level: int, text: str, service: str | None = None) -> None:
     _out(format_line(level, text, service).encode("utf-8", "backslashreplace"))
 
 
+MAX_SAID = 10_000  # lines `once` remembers; past that it says no new one
+said: set[tuple[str | None, str]] = set()
+
+
+def once(level: int, text: str, service: str | None = None) -> None:
+    """emit, the first time only, a line that would recur (each re-import of the env
+    dir, each start of a service): once per (service, text), in bounded memory."""
+    if (service, text) not in said and len(said) < MAX_SAID:
+        said.add((service, text))
+        emit(level, text, service)
+
+
 def error(text: str, service: str | None = None) -> None:
     emit(ERROR, text, service)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from pyinit import environment
+from pyinit import environment, log
 from pyinit.environment import (
     SKIPPED,
     export_dir,
@@ -55,7 +55,7 @@ def docker_env_group() -> bool:
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Warnings are given once per process: start every test with none given."""
-    monkeypatch.setattr(environment, "_reported", set())
+    monkeypatch.setattr(log, "said", set())
 
 
 # --- parse_entries -----------------------------------------------------------
@@ -435,7 +435,7 @@ def test_export_dir_with_an_inherited_non_utf8_value_warns_once(
 
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment, "_reported", set())
+    monkeypatch.setattr(log, "said", set())
 
 
 def test_exporter_writes_the_env_dir_and_names_it(tmp_path: Path, fresh_warnings,

@@ -218,3 +218,18 @@ def test_a_pipe_pyinit_may_not_reopen_is_written_without_blocking(
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_once_says_a_line_once_per_service(monkeypatch, capfd) -> None:
+    monkeypatch.setattr(log, "said", set())
+    monkeypatch.setattr(log, "MAX_SAID", 3)
+    for _ in range(2):
+        log.once(log.WARNING, "x too long")
+        log.once(log.WARNING, "x too long", "web")
+    log.once(log.WARNING, "y", "web")
+    log.once(log.WARNING, "z", "web")  # past MAX_SAID: nothing more is remembered or said
+    assert capfd.readouterr().err.splitlines() == [
+        "pyinit: warning: x too long",
+        "pyinit: warning: [web] x too long",
+        "pyinit: warning: [web] y",
+    ]
