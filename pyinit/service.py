@@ -39,6 +39,69 @@ def is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def writers(stats: list[os.stat_result], trusted: tuple[int, ...]) -> Optional[frozenset[int]]:
+    """The uids, other than trusted ones, that can change what these stat records
+    describe (a service dir, its parent, its run, its service.yaml): their owners.
+    None when a group other than root's, or everybody, may write one of them."""
+    found = set()
+    for st in stats:
+        if st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0):
+            return None
+        if st.st_uid not in trusted:
+            found.add(st.st_uid)
+    return frozenset(found)
+
+
+def delegation(path: str) -> tuple[Optional[int], Optional[str]]:
+    """Whose service this is, when pyinit is root: (None, None) when only root (or
+    pyinit's own uid) can change the service dir, its parent, run and service.yaml;
+    (uid, None) when exactly that other user can: the service is theirs and runs as
+    them (pin_to); (None, why) when more can: it is refused. Root never runs, as
+    root, what another user may write (docs/security.md#service-dirs-another-user-can-write)."""
+    if os.geteuid() != 0:
+        return None, None  # pyinit runs as that user anyway: nothing to gain
+    real = os.path.realpath(path)
+    stats = []
+    for where in (real, os.path.dirname(real), os.path.join(real, "run"),
+                  os.path.join(real, "service.yaml")):
+        try:
+            stats.append(os.stat(where))
+        except OSError:
+            continue
+    found = writers(stats, safefs.trusted_uids())
+    if found is None:
+        return None, "a group or every user may write the service dir, its run or service.yaml"
+    if len(found) > 1:
+        return None, "several users may write the service dir, its run or service.yaml"
+    return (next(iter(found)) if found else None), None
+
+
+def pin_to(owner: int, config: ServiceConfig, run_as: Optional[Identity],
+           log_as: Optional[Identity], config_path: str
+           ) -> tuple[Identity, Identity, Optional[str]]:
+    """A service dir that user `owner` can write is theirs: run, finish, check and
+    the logger run as them, whatever service.yaml says. (run_as, log_as, error): the
+    error names what service.yaml asks that only root could grant."""
+    from pyinit import privileges
+
+    own = privileges.resolve(str(owner))
+    for key, wanted in (("user", run_as), ("log.user", log_as)):
+        if wanted is not None and (wanted.uid, wanted.gid) != (own.uid, own.gid):
+            return own, own, (f"{config_path}: {key}: the service dir is uid {owner}'s, "
+                              f"so it runs as uid {owner} only")
+    if config.env_file is not None and "/" in config.env_file:
+        return own, own, (f"{config_path}: env_file: the service dir is uid {owner}'s: only "
+                          "a file in it is read (root would read any file for them)")
+    if config.log_dir is not None and (os.path.isabs(config.log_dir)
+                                       or ".." in config.log_dir.split("/")):
+        return own, own, (f"{config_path}: log.dir: the service dir is uid {owner}'s: only a "
+                          "dir in it is written (root would write anywhere for them)")
+    if config.nice is not None and config.nice < 0:
+        return own, own, (f"{config_path}: nice: below 0 needs root, and the service is "
+                          f"uid {owner}'s")
+    return own, own, None
+
+
 def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceDir:
     run = os.path.join(path, "run")
     error = None
@@ -51,12 +114,19 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
     run_as = log_as = user = None
     config = ServiceConfig()
     has_log = is_executable(os.path.join(path, "log", "run"))
+    owner, refused = delegation(path)
+    if error is None and refused is not None:
+        error = f"not run: {refused} (root would run what they write)"
     if error is None:
         try:
             config = read_config(path, defaults)
             run_as, log_as, user = read_identities(config, os.path.join(path, "service.yaml"))
         except ValueError as exc:
             error = str(exc)
+    if error is None and owner is not None:
+        run_as, log_as, error = pin_to(owner, config, run_as, log_as,
+                                       os.path.join(path, "service.yaml"))
+        user = user or str(owner)
     instance = instance_of(name, os.path.basename(os.path.realpath(path)))
     if error is None and config.instances is not None and (is_template(name) or instance):
         error = (f"{os.path.join(path, 'service.yaml')}: key 'instances' does not apply to "

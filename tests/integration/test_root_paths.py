@@ -316,3 +316,65 @@ def test_service_files_are_not_read_through_the_users_links(
     run.kill(15)
     assert run.wait(20) == 0
     assert "hunter2" not in run.out + run.err
+
+
+# --- a service dir another user can write is theirs -----------------------------------------
+def test_a_service_dir_the_user_owns_runs_as_that_user(
+    user, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """The user could replace `run` (or service.yaml) at will: root never runs it as
+    root. Without `user:`, run runs as the dir's owner."""
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f'#!/bin/sh\necho "{tag} uid=$(id -u)"\nexec sleep 1000\n')
+    os.chown(d, user.pw_uid, user.pw_gid)
+    run = pyinit_run(flags=("--skip-startup-files",))
+    wait_for(lambda: f"{tag} uid=" in run.out, 10, "the service")
+    assert f"{tag} uid={user.pw_uid}\n" in run.out, run.out
+    run.kill(15)
+    assert run.wait(20) == 0
+
+
+@pytest.mark.parametrize(
+    "yaml, why",
+    [
+        ("user: root\n", "user: the service dir is uid {uid}'s, so it runs as uid {uid} only"),
+        ("user: {name}:root\n", "user: the service dir is uid {uid}'s, so it runs as uid {uid}"),
+        ("env_file: {secret}\n", "env_file: the service dir is uid {uid}'s: only a file in it"),
+        ("log: {{mode: file, dir: /etc/cron.d}}\n",
+         "log.dir: the service dir is uid {uid}'s: only a dir in it is written"),
+        ("nice: -5\n", "nice: below 0 needs root, and the service is uid {uid}'s"),
+    ],
+    ids=["user-root", "group-root", "env_file-outside", "log-dir-outside", "nice"],
+)
+def test_what_only_root_could_grant_is_refused_to_the_dirs_owner(
+    yaml, why, user, box, pyinit_run, tmp_path: Path, tag: str
+) -> None:
+    """service.yaml in a dir the user can write asks for root's user or group, a file
+    only root may read, a dir only root may write, or a priority only root may set:
+    the service is refused with one line, and nothing of it runs."""
+    _, secret = box
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f"#!/bin/sh\necho {tag}-ran\nexec sleep 1000\n")
+    (d / "service.yaml").write_text(yaml.format(name=USER, secret=secret))
+    os.chown(d, user.pw_uid, user.pw_gid)
+    run = pyinit_run(flags=("--skip-startup-files",))
+    status = wait_for(lambda: (r := svctl(tmp_path, "status", "web")).stdout.startswith("fail")
+                      and r, 10, "the refusal")
+    assert why.format(uid=user.pw_uid) in status.stdout + run.err, status.stdout + run.err
+    run.kill(15)
+    assert run.wait(20) == 0
+    assert f"{tag}-ran" not in run.out
+    assert secret.read_bytes() == SECRET
+
+
+def test_a_service_dir_everybody_may_write_is_not_run(pyinit_run, tmp_path: Path, tag: str) -> None:
+    d = tmp_path / "service" / "web"
+    write_script(d / "run", f"#!/bin/sh\necho {tag}-ran\nexec sleep 1000\n")
+    d.chmod(0o777)
+    run = pyinit_run(flags=("--skip-startup-files",))
+    status = wait_for(lambda: (r := svctl(tmp_path, "status", "web")).stdout.startswith("fail")
+                      and r, 10, "the refusal")
+    assert "not run: a group or every user may write the service dir" in status.stdout
+    run.kill(15)
+    assert run.wait(20) == 0
+    assert f"{tag}-ran" not in run.out

@@ -1158,7 +1158,7 @@ def test_fork_failure_is_a_failed_start_retried_with_backoff(box, tmp_path: Path
 def test_a_definition_that_breaks_while_running_is_never_restarted(box, tmp_path: Path,
                                                                   tag: str) -> None:
     d = service(tmp_path, tag, "app")
-    d.chmod(0o777)  # the service, as nobody, writes its `ready` file here
+    os.chown(d, 65534, 65534)  # the service, as nobody, writes its `ready` file here
     (d / "service.yaml").write_text("user: nobody\n")
     b = box()
     first = b.ready("app")
