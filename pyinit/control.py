@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 import struct
 from typing import Any, Callable
 
-from pyinit import log
+from pyinit import log, rundir
 from pyinit.listener import FULL, NOTE_INTERVAL, PER_KEY, SHARED, Caller, Limits, Listener
 from pyinit.loop import EventLoop, Timer
 from pyinit.protocol import (  # noqa: F401 - re-exported for callers of control
@@ -152,7 +151,7 @@ class Server:
         self.path = path
         self.handler = handler
         self.clients: set[Client] = set()
-        _remove_stale(path)
+        rundir.remove_stale(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
@@ -261,13 +260,3 @@ def _limits() -> Limits:
 def is_privileged(uid: int) -> bool:
     """May this caller change state? root, or the user pyinit runs as."""
     return uid in (0, os.getuid())
-
-
-def _remove_stale(path: str) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(f"{path} exists and is not a socket")
-    os.unlink(path)

@@ -102,9 +102,10 @@ def render_json(env: Mapping[str, str]) -> str:
 
 
 def read_dir(path: str) -> Parsed:
-    """Read every regular file in path; a missing dir is an empty result. Others
-    may write the dir: it is walked to safely and each file opened relative to it,
-    never through a symlink (safefs), so its content is the file's own."""
+    """Read every regular file in path (at most MAX_FILES names of it are listed);
+    a missing dir is an empty result. Others may write the dir: it is walked to
+    safely and each file opened relative to it, never through a symlink (safefs),
+    so its content is the file's own."""
     entries: dict[str, bytes] = {}
     out = Parsed()
     try:
@@ -116,15 +117,14 @@ def read_dir(path: str) -> Parsed:
         return out
     try:
         try:
-            names = safefs.listdir(dir_fd)
+            names, more = safefs.listdir(dir_fd, MAX_FILES)
         except OSError as exc:
             out.problems.append(f"cannot read {path}: {exc.strerror}")
-            names = []
-        if len(names) > MAX_FILES:
-            out.problems.append(f"more than {MAX_FILES} files: only the first {MAX_FILES} "
-                                "(in name order) are read")
-            names = sorted(names)[:MAX_FILES]
-        for fname in names:
+            names, more = [], False
+        if more:
+            out.problems.append(f"more than {MAX_FILES} names: only the first {MAX_FILES} "
+                                "listed are read")
+        for fname in sorted(names):
             full = os.path.join(path, fname)
             try:
                 st = os.stat(fname, dir_fd=dir_fd, follow_symlinks=False)
@@ -218,11 +218,6 @@ def _write_atomic(dir_fd: int, name: str, text: str, mode: int, gid: int) -> Non
         raise
 
 
-def _open_for_modes(dir_fd: int) -> int:
-    """A readable fd of the directory (fchown and fchmod do not take O_PATH)."""
-    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-
-
 def write_dump(path: str, env: Mapping[str, str]) -> None:
     """Write env to path/NAME, path.sh and path.json; OSError if it cannot.
 
@@ -250,20 +245,13 @@ def write_dump(path: str, env: Mapping[str, str]) -> None:
 
 
 def _set_dir_mode(dir_fd: int, dmode: int) -> None:
-    """Give the env dir its mode (on its fd); a dir someone else owns is left alone."""
+    """Give the env dir its mode (through its fd); a dir someone else owns is left alone."""
     try:
-        fd = _open_for_modes(dir_fd)
-    except PermissionError:  # searchable, not readable: not ours to change
-        return
-    try:
-        try:
-            os.fchmod(fd, dmode)
-        except PermissionError:
-            if os.fstat(fd).st_uid == os.geteuid():
-                raise
-            # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
-    finally:
-        os.close(fd)
+        safefs.set_mode(dir_fd, dmode)
+    except PermissionError:
+        if os.fstat(dir_fd).st_uid == os.geteuid():
+            raise
+        # a shared dir someone else owns (OpenShift: group 0 may write): files stay 0600
 
 
 def _warn_bad_values(env: Mapping[str, str]) -> None:

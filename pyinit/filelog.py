@@ -39,11 +39,6 @@ MAX_SCAN = 10000  # directory entries read per rotation (the rest are not looked
 DONE = re.compile(r"@[0-9a-f]{24}\.s")  # a finished file's name (svlogd's)
 
 
-def tai64n(now: float) -> str:
-    """svlogd's name (without `.s`) for a file finished at Unix time now."""
-    return tai64.text(round(now * 1e9))
-
-
 class FileLog:
     def __init__(self, directory: str, source: str, max_size: int = 1_000_000,
                  max_files: int = 10) -> None:
@@ -113,8 +108,10 @@ class FileLog:
                 pass
 
     def has_room(self) -> bool:
-        try:
-            st = os.statvfs(self.directory)
+        if self.dir_fd is None:
+            return True  # nothing held: the next open says what is wrong
+        try:  # the directory pyinit holds, not whatever its path names now
+            st = os.fstatvfs(self.dir_fd)
         except OSError:
             return True  # let the write say what is wrong
         return st.f_bavail * st.f_frsize >= RESUME_FREE
@@ -137,7 +134,7 @@ class FileLog:
             return
         self.close_file()
         assert self.dir_fd is not None
-        name = tai64n(time.time()) + ".s"
+        name = tai64.text(time.time_ns()) + ".s"
         os.rename("current", name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         self.made.append(name)
         self.prune()
@@ -147,20 +144,9 @@ class FileLog:
         """Remove the oldest finished files beyond max_files, reading at most MAX_SCAN
         entries of the directory (see the module docstring)."""
         assert self.dir_fd is not None
-        done = set(self.made)
-        seen = 0
-        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.dir_fd)
-        try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    seen += 1
-                    if seen > MAX_SCAN:
-                        break
-                    if DONE.fullmatch(entry.name):
-                        done.add(entry.name)
-        finally:
-            os.close(fd)
-        if seen > MAX_SCAN and not self.crowded:
+        found, more = safefs.listdir(self.dir_fd, MAX_SCAN)
+        done = set(self.made).union(name for name in found if DONE.fullmatch(name))
+        if more and not self.crowded:
             self.crowded = True
             log.warning(f"{self.directory} holds more than {MAX_SCAN} names: only the first "
                         f"{MAX_SCAN} are looked at when pruning finished files", self.source)

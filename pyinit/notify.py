@@ -15,7 +15,7 @@ import socket
 import struct
 from typing import Callable, Optional
 
-from pyinit import log
+from pyinit import log, rundir
 from pyinit.loop import EventLoop
 
 SOCKET_NAME = "notify.sock"
@@ -49,8 +49,7 @@ class NotifySocket:
         try:
             self.sock.setblocking(False)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            if os.path.lexists(self.at):
-                os.unlink(self.at)
+            rundir.remove_stale(self.at)  # a socket only: anything else is refused
             self.sock.bind(self.at)
             os.chmod(self.at, 0o666)  # services run as any user; the pid is what counts
         except OSError:

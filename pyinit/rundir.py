@@ -123,7 +123,7 @@ def prepare(cand: Candidate, uid: int) -> Optional[str]:
 
     Walked to without following a link another user could have put there
     (safefs); refused when another user owns it; write access for group and
-    others is taken off (fchmod on its fd)."""
+    others is taken off (through its fd: safefs.set_mode)."""
     try:
         if cand.private:
             os.mkdir(cand.path, 0o700)
@@ -150,11 +150,7 @@ def prepare(cand: Candidate, uid: int) -> Optional[str]:
         tighten = 0o077 if cand.private else 0o022
         if stat.S_IMODE(st.st_mode) & tighten:
             try:
-                rfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
-                try:
-                    os.fchmod(rfd, stat.S_IMODE(st.st_mode) & ~tighten)
-                finally:
-                    os.close(rfd)
+                safefs.set_mode(fd, stat.S_IMODE(st.st_mode) & ~tighten)
             except OSError as exc:
                 return f"is writable by other users ({exc.strerror or exc})"
     except OSError as exc:
@@ -184,6 +180,19 @@ def at(dir_fd: Optional[int], directory: str, name: str) -> str:
     if dir_fd is not None and os.path.isdir(f"/proc/self/fd/{dir_fd}"):
         return f"/proc/self/fd/{dir_fd}/{name}"
     return os.path.join(directory, name)
+
+
+def remove_stale(path: str) -> None:
+    """Remove a socket left at path (by an earlier run) before binding there; refuse
+    anything else (OSError EEXIST): a file in a socket's place is not pyinit's to
+    remove. unlink never follows a link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, "exists and is not a socket")
+    os.unlink(path)
 
 
 def _read_only(path: str) -> bool:

@@ -10,9 +10,12 @@ a hard link to a file only root may write. So, in such a directory, pyinit:
   components when asked, and keeping the directory open;
 - opens, renames and removes names relative to that fd (`open_file`, and the
   `dir_fd=` forms), never by path: O_NOFOLLOW, O_NOCTTY, O_NONBLOCK, O_CLOEXEC,
-  then fstat: only a regular file is used, and, in a directory others may
-  write, only one with a single link (a hard link to /etc/shadow has two);
-- changes modes and owners with fchmod/fchown on its own fd, never by name.
+  then fstat: only a regular file (or, asked for, a FIFO) is used, and, in a
+  directory others may write, only one with a single link (a hard link to
+  /etc/shadow has two);
+- lists a directory only up to a limit (`listdir`): its owner may fill it;
+- changes modes and owners with fchmod/fchown on its own fd (`set_mode` for a
+  directory held O_PATH), never by name.
 
 `others_may_write` and `stable` are pure (stat records in, a verdict out).
 """
@@ -59,21 +62,26 @@ def _fail(code: int, why: str, path: str) -> OSError:
 def open_dir(path: str, create: Optional[int] = None) -> int:
     """An O_PATH fd of directory path, walked one component at a time from `/`.
 
-    A symlink is followed only when `stable` (else OSError ELOOP, "a symlink in
-    a directory another user can write"); with create, missing components are
-    made with that mode (less the umask). OSError when path is not a directory."""
+    A symlink is followed only when `stable` (else OSError ELOOP, "NAME is a
+    symlink in a directory another user can write: not followed"); with create,
+    missing components are made with that mode (less the umask). OSError when path
+    is not a directory."""
+    return _walk(path, create, None)
+
+
+def _walk(path: str, create: Optional[int], file_flags: Optional[int]) -> int:
+    """open_dir's and open_read's walk: with file_flags, the last component is a
+    file, opened by open_file (a symlink there followed as one on the way). One
+    budget of MAX_LINKS symlinks for the whole path."""
     trusted = trusted_uids()
     if not path.startswith("/"):
         path = os.path.join(os.getcwd(), path)
-    parts = path.split("/")
-    parts.reverse()  # a stack: the next component last
+    parts = _components(path)  # a stack: the next component last
     stack = [os.open("/", DIR_FLAGS)]
     links = 0
     try:
         while parts:
             name = parts.pop()
-            if name in ("", "."):
-                continue
             if name == "..":
                 if len(stack) > 1:
                     os.close(stack.pop())
@@ -104,18 +112,27 @@ def open_dir(path: str, create: Optional[int] = None) -> int:
                     for fd in stack[1:]:
                         os.close(fd)
                     del stack[1:]
-                parts.extend(reversed(target.split("/")))
+                parts.extend(_components(target))
                 continue
+            if file_flags is not None and not parts:
+                return open_file(here, name, file_flags)
             if not stat.S_ISDIR(st.st_mode):
                 raise _fail(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
             fd = os.open(name, DIR_FLAGS, dir_fd=here)
             stack.append(fd)
             if not stat.S_ISDIR(os.fstat(fd).st_mode):  # replaced since the lstat
                 raise _fail(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        if file_flags is not None:  # the path ends in `..` or is `/`
+            raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), path)
         return stack.pop()
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def _components(path: str) -> list[str]:
+    """path's components, last first (`` and `.` dropped: they name no step)."""
+    return [part for part in reversed(path.split("/")) if part not in ("", ".")]
 
 
 def shared(dir_fd: int) -> bool:
@@ -123,13 +140,22 @@ def shared(dir_fd: int) -> bool:
     return others_may_write(os.fstat(dir_fd), trusted_uids())
 
 
+KIND_TEXT = {stat.S_IFREG: "is not a regular file", stat.S_IFIFO: "exists but is not a FIFO"}
+
+
 def open_file(
-    dir_fd: int, name: str, flags: int, mode: int = 0o644, single_link: Optional[bool] = None
+    dir_fd: int,
+    name: str,
+    flags: int,
+    mode: int = 0o644,
+    single_link: Optional[bool] = None,
+    kind: int = stat.S_IFREG,
 ) -> int:
-    """Open name in the directory dir_fd: never through a symlink, only a regular
-    file (checked before the open, so a device or FIFO is never opened, and again
-    on the fd); single_link (default: when others may write the dir) refuses a file
-    with other hard links. OSError with a one-phrase strerror otherwise."""
+    """Open name in the directory dir_fd: never through a symlink, only a file of
+    kind (S_IFREG, or S_IFIFO for supervise/'s FIFOs; checked before the open, so a
+    device is never opened, and again on the fd); single_link (default: when others
+    may write the dir) refuses a file with other hard links. OSError with a
+    one-phrase strerror otherwise."""
     if single_link is None:
         single_link = shared(dir_fd)
     try:  # look before opening: opening a device or FIFO can itself have an effect
@@ -137,10 +163,7 @@ def open_file(
     except FileNotFoundError:
         before = None
     if before is not None and not stat.S_ISLNK(before.st_mode):
-        if stat.S_ISDIR(before.st_mode):
-            raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
-        if not stat.S_ISREG(before.st_mode):
-            raise _fail(errno.EINVAL, f"{name} is not a regular file", name)
+        _check_kind(before, name, kind)
     try:
         fd = os.open(name, flags | FILE_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
@@ -149,10 +172,7 @@ def open_file(
         raise
     try:
         st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
-        if not stat.S_ISREG(st.st_mode):
-            raise _fail(errno.EINVAL, f"{name} is not a regular file", name)
+        _check_kind(st, name, kind)
         if single_link and st.st_nlink > 1:
             raise _fail(errno.EMLINK, f"{name} has other hard links: not used", name)
     except OSError:
@@ -161,35 +181,45 @@ def open_file(
     return fd
 
 
-def listdir(dir_fd: int) -> list[str]:
-    """The names in the directory open (O_PATH) as dir_fd."""
-    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+def _check_kind(st: os.stat_result, name: str, kind: int) -> None:
+    if stat.S_IFMT(st.st_mode) == kind:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    raise _fail(errno.EINVAL, f"{name} {KIND_TEXT[kind]}", name)
+
+
+def listdir(dir_fd: int, limit: int) -> tuple[list[str], bool]:
+    """At most limit names of the directory open (O_PATH) as dir_fd, in directory
+    order, and whether it holds more: another user may have filled it, so it is
+    read no further than that (one entry more)."""
+    fd = _readable(dir_fd)
+    names: list[str] = []
     try:
-        return os.listdir(fd)
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if len(names) >= limit:
+                    return names, True
+                names.append(entry.name)
     finally:
         os.close(fd)
+    return names, False
+
+
+def _readable(dir_fd: int) -> int:
+    """A readable fd of the directory open (O_PATH) as dir_fd: scandir needs one."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def set_mode(dir_fd: int, mode: int) -> None:
+    """chmod the directory open (O_PATH) as dir_fd, through that fd (fchmodat on
+    `.`: fchmod does not take an O_PATH fd), never by its path."""
+    os.chmod(".", mode, dir_fd=dir_fd)
 
 
 def open_read(path: str) -> int:
     """Open the file at path for reading (a service's service.yaml, env_file,
-    notification-fd): the directories on the way walked by open_dir; a symlink as
-    the last component followed only where no other user can replace it; the file
-    opened by open_file (regular, one link where others may write the dir)."""
-    trusted = trusted_uids()
-    for _ in range(MAX_LINKS + 1):
-        parent, name = os.path.split(path)
-        dir_fd = open_dir(parent or ".")
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISLNK(st.st_mode):
-                return open_file(dir_fd, name, os.O_RDONLY)
-            if not stable(os.fstat(dir_fd), st, trusted):
-                raise _fail(
-                    errno.ELOOP,
-                    "is a symlink in a directory another user can write: not followed",
-                    path,
-                )
-            path = os.path.join(parent, os.readlink(name, dir_fd=dir_fd))
-        finally:
-            os.close(dir_fd)
-    raise _fail(errno.ELOOP, "too many levels of symbolic links", path)
+    notification-fd): walked as open_dir walks, a symlink as the last component
+    followed likewise (one link budget for the whole path); the file opened by
+    open_file (regular, one link where others may write the dir)."""
+    return _walk(path, None, os.O_RDONLY)

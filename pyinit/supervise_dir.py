@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from pyinit.services import Service, ServiceManager, Slot
 
 # --- the pure part -------------------------------------------------------------------------
-TAI_OFFSET = tai64.OFFSET  # taia_now(): TAI64 label = 2^62 + 10 + unix seconds
 STATE_CODES = {"down": 0, RUN: 1, FINISH: 2}
 CODE_STATES = {code: state for state, code in STATE_CODES.items()}
 RECORD_SIZE = 20
@@ -206,27 +205,14 @@ def fallback_home(run_dir: str, name: str, label: str) -> str:
 
 
 def open_fifo(dir_fd: int, name: str) -> int:
-    """Create (0600) and open the FIFO name in dir_fd: never through a link, never
-    anything but a FIFO (O_NONBLOCK and O_NOCTTY: nothing else can hang or adopt us)."""
+    """Create (0600) and open the FIFO name in dir_fd, by safefs.open_file: never
+    through a link, never anything but a FIFO (looked at before the open), one link
+    where others may write the dir; O_NONBLOCK and O_NOCTTY."""
     try:
         os.mkfifo(name, 0o600, dir_fd=dir_fd)
     except FileExistsError:
         pass
-    # look before opening, as safefs.open_file: opening a device (a hard link to one
-    # the service dir's owner put there) can itself have an effect
-    if not stat.S_ISFIFO(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-        raise OSError(0, f"{name} exists but is not a FIFO", name)
-    flags = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
-    try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise OSError(errno.ELOOP, f"{name} is a symlink: not followed", name) from None
-        raise
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(0, f"{name} exists but is not a FIFO", name)
-    return fd
+    return safefs.open_file(dir_fd, name, os.O_RDWR, kind=stat.S_IFIFO)
 
 
 def put(dir_fd: int, name: str, data: bytes) -> None:

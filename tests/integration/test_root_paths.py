@@ -306,9 +306,10 @@ def test_service_files_are_not_read_through_the_users_links(
     link.symlink_to(secret)
     os.chown(link, user.pw_uid, user.pw_gid, follow_symlinks=False)
     run = pyinit_run(flags=("--skip-startup-files",))
-    why = f"{link}: cannot read: is a symlink in a directory another user can write"
+    # the link is named, as in every safefs refusal
+    why = f"{link}: cannot read: {link.name} is a symlink in a directory another user can write"
     if which == "env_file":
-        why = f"env_file {link}: is a symlink in a directory another user can write"
+        why = f"env_file {link}: {link.name} is a symlink in a directory another user can write"
     wait_for(lambda: why in run.err or "hunter2" in run.out + run.err, 10, "the refusal")
     status = svctl(tmp_path, "status", "web")
     assert "hunter2" not in run.out + run.err + status.stdout + status.stderr

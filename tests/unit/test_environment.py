@@ -217,6 +217,50 @@ def test_read_dir_ignores_subdirectories(tmp_path: Path) -> None:
     assert parsed.values == {"A": "1"} and parsed.problems == []
 
 
+def test_read_dir_lists_no_more_than_max_files_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared env dir may hold any number of names: it is listed only up to
+    MAX_FILES (one entry more, to tell), not in full and cut afterwards."""
+    monkeypatch.setattr(environment, "MAX_FILES", 5)
+    for i in range(200):
+        (tmp_path / f"V{i:03d}").write_text(str(i))
+    read = [0]
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def counting_listdir(*args: object) -> list[str]:
+        names = real_listdir(*args)  # type: ignore[call-overload]
+        read[0] += len(names)
+        return names
+
+    class CountingScandir:
+        def __init__(self, *args: object) -> None:
+            self.it = real_scandir(*args)  # type: ignore[call-overload]
+
+        def __enter__(self) -> CountingScandir:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.close()
+
+        def __iter__(self) -> CountingScandir:
+            return self
+
+        def __next__(self) -> os.DirEntry:
+            entry = next(self.it)
+            read[0] += 1
+            return entry
+
+    monkeypatch.setattr(os, "listdir", counting_listdir)
+    monkeypatch.setattr(os, "scandir", CountingScandir)
+    parsed = read_dir(str(tmp_path))
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    assert read[0] <= 6, f"{read[0]} names listed"
+    assert len(parsed.values) == 5
+    assert parsed.problems == ["more than 5 names: only the first 5 listed are read"]
+
+
 def test_import_dir_override_and_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

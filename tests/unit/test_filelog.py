@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import filelog, log
-from pyinit.filelog import FileLog, tai64n
+from pyinit import filelog, log, tai64
+from pyinit.filelog import FileLog
 
 DONE = re.compile(r"@[0-9a-f]{24}\.s")
 
@@ -48,9 +48,9 @@ def line(i: int) -> bytes:
 
 
 def test_tai64n_labels_sort_by_time() -> None:
-    assert tai64n(0.0) == "@400000000000000a00000000"  # svlogd: 2^62 + 10
-    assert tai64n(1.5) < tai64n(2.25) < tai64n(1_700_000_000.0)
-    assert DONE.fullmatch(tai64n(1_700_000_000.123) + ".s")
+    assert tai64.text(0) == "@400000000000000a00000000"  # svlogd: 2^62 + 10
+    assert tai64.text(1_500_000_000) < tai64.text(2_250_000_000) < tai64.text(1_700_000_000 * 10**9)
+    assert DONE.fullmatch(tai64.text(1_700_000_000_123_000_000) + ".s")
 
 
 def test_write_creates_dir_and_appends(flog, tmp_path: Path) -> None:
@@ -186,6 +186,28 @@ def test_fifo_at_current_does_not_block(flog, tmp_path: Path, capfd) -> None:
     err = capfd.readouterr().err.splitlines()
     assert len(err) == 1 and "cannot write" in err[0], err
     assert f.tail(5) == []  # not a regular file: nothing to read, and no hang
+
+
+def test_free_space_is_asked_of_the_held_dir_not_its_path(flog, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """After "disk full", free space is read from the directory pyinit holds open
+    (fstatvfs), not from whatever its path names now (the dir's owner may have
+    moved it and put a link to another file system there)."""
+    f = flog()
+    f.write(b"first\n")
+    asked: list[object] = []
+
+    def fstatvfs(fd: int) -> os.statvfs_result:
+        asked.append(fd)
+        return os.statvfs_result((4096, 4096, 100, 0, 0, 10, 0, 0, 0, 255))  # none free
+
+    monkeypatch.setattr(filelog.os, "fstatvfs", fstatvfs)
+    monkeypatch.setattr(filelog.os, "statvfs", lambda path: asked.append(path))
+    f.full = True
+    assert not f.has_room()
+    assert asked == [f.dir_fd]
+    f.write(b"dropped\n")
+    assert f.dropped == 8
 
 
 def test_short_write_at_disk_full_leaves_no_glued_line(flog, tmp_path: Path,

@@ -97,8 +97,8 @@ def test_oversize_and_garbage_datagrams_do_not_crash(loop, sock_dir, client) -> 
 
 def test_a_stale_socket_file_is_replaced(loop, sock_dir, client) -> None:
     path = os.path.join(sock_dir, "n.sock")
-    with open(path, "w"):
-        pass
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as old:
+        old.bind(path)  # an earlier run's socket, left behind
     server, got = open_socket(loop, path)
     try:
         assert stat.S_ISSOCK(os.lstat(path).st_mode)
@@ -106,6 +106,28 @@ def test_a_stale_socket_file_is_replaced(loop, sock_dir, client) -> None:
         assert loop.run_until(lambda: got, timeout=5)
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_a_file_in_the_sockets_place_is_an_error_and_left_alone(
+    loop, sock_dir, kind: str
+) -> None:
+    """As the control socket: only a socket is removed before the bind (a run dir's
+    leftover file or link is not pyinit's to delete)."""
+    path = os.path.join(sock_dir, "n.sock")
+    target = os.path.join(sock_dir, "target")
+    with open(target, "w") as fh:
+        fh.write("precious")
+    if kind == "file":
+        os.rename(target, path)
+    else:
+        os.symlink(target, path)
+    with pytest.raises(OSError) as info:
+        open_socket(loop, path)
+    assert info.value.strerror == "exists and is not a socket"
+    assert os.path.lexists(path) and stat.S_ISREG(os.stat(path).st_mode)
+    with open(path) as fh:
+        assert fh.read() == "precious"
 
 
 def test_close_removes_the_socket_file_and_stops_reading(loop, sock_dir) -> None:

@@ -119,7 +119,7 @@ def test_open_file_only_regular_never_a_link(tmp_path: Path) -> None:
         fd = safefs.open_file(d, "new", os.O_WRONLY | os.O_CREAT, 0o600)
         assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600 & ~_umask()
         os.close(fd)
-        assert "new" in safefs.listdir(d)
+        assert "new" in safefs.listdir(d, 100)[0]
     finally:
         os.close(d)
     assert (tmp_path / "target").read_text() == "x"
@@ -161,5 +161,102 @@ def test_open_read_follows_only_links_nobody_else_can_replace(tmp_path: Path) ->
         with pytest.raises(OSError) as info:
             safefs.open_read(str(theirs / "service.yaml"))
         assert info.value.strerror == (
-            "is a symlink in a directory another user can write: not followed"
+            "service.yaml is a symlink in a directory another user can write: not followed"
         )
+
+
+def test_open_read_has_one_link_budget_for_the_whole_path(tmp_path: Path) -> None:
+    """The directory links and the file's links count together, as the kernel's
+    MAXSYMLINKS: 30 of each was 60 links followed (and the directory chain walked
+    again for each file link)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "conf").write_text("real")
+    for i in range(30):
+        (tmp_path / f"d{i}").symlink_to(f"d{i + 1}" if i < 29 else "real")
+        (tmp_path / "real" / f"l{i}").symlink_to(f"l{i + 1}" if i < 29 else "conf")
+    with open(safefs.open_read(str(tmp_path / "d0" / "conf"))) as fh:
+        assert fh.read() == "real"  # 30 links: within the budget
+    with open(safefs.open_read(str(tmp_path / "real" / "l0"))) as fh:
+        assert fh.read() == "real"
+    with pytest.raises(OSError) as info:
+        safefs.open_read(str(tmp_path / "d0" / "l0"))
+    assert info.value.errno == errno.ELOOP
+    assert info.value.strerror == "too many levels of symbolic links"
+
+
+def test_open_read_of_a_directory_path_is_refused(tmp_path: Path) -> None:
+    for path in (str(tmp_path / ".."), "/", str(tmp_path) + "/."):
+        with pytest.raises(IsADirectoryError):
+            safefs.open_read(path)
+
+
+def test_open_file_of_kind_fifo(tmp_path: Path) -> None:
+    """supervise/'s FIFOs go through open_file too: a FIFO only, and one with other
+    hard links refused where others may write the dir (as for a regular file)."""
+    os.mkfifo(tmp_path / "control")
+    (tmp_path / "plain").write_text("x")
+    os.mkfifo(tmp_path / "twice")
+    os.link(tmp_path / "twice", tmp_path / "twice2")
+    d = safefs.open_dir(str(tmp_path))
+    try:
+        fd = safefs.open_file(d, "control", os.O_RDWR, kind=stat.S_IFIFO)
+        assert stat.S_ISFIFO(os.fstat(fd).st_mode)
+        os.close(fd)
+        with pytest.raises(OSError) as info:
+            safefs.open_file(d, "plain", os.O_RDWR, kind=stat.S_IFIFO)
+        assert info.value.strerror == "plain exists but is not a FIFO"
+        with pytest.raises(OSError) as info:
+            safefs.open_file(d, "twice", os.O_RDWR, single_link=True, kind=stat.S_IFIFO)
+        assert info.value.strerror == "twice has other hard links: not used"
+    finally:
+        os.close(d)
+
+
+def test_listdir_reads_no_further_than_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(100):
+        (tmp_path / f"n{i:03d}").write_text("")
+    real = os.scandir
+    read = [0]
+
+    class Counting:
+        def __init__(self, *args: object) -> None:
+            self.it = real(*args)  # type: ignore[call-overload]
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.close()
+
+        def __iter__(self) -> Counting:
+            return self
+
+        def __next__(self) -> os.DirEntry:
+            entry = next(self.it)
+            read[0] += 1
+            return entry
+
+    d = safefs.open_dir(str(tmp_path))
+    try:
+        monkeypatch.setattr(os, "scandir", Counting)
+        names, more = safefs.listdir(d, 10)
+        assert len(names) == 10 and more and read[0] == 11
+        names, more = safefs.listdir(d, 100)
+        assert sorted(names) == sorted(os.listdir(tmp_path)) and not more
+    finally:
+        os.close(d)
+
+
+def test_set_mode_changes_the_held_dir_not_what_its_path_now_names(tmp_path: Path) -> None:
+    (tmp_path / "held").mkdir(mode=0o755)
+    d = safefs.open_dir(str(tmp_path / "held"))
+    try:
+        os.rename(tmp_path / "held", tmp_path / "moved")
+        (tmp_path / "held").mkdir(mode=0o755)
+        safefs.set_mode(d, 0o700)
+    finally:
+        os.close(d)
+    assert stat.S_IMODE((tmp_path / "moved").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "held").stat().st_mode) == 0o755 & ~_umask()

@@ -11,13 +11,12 @@ import struct
 
 import pytest
 
-from pyinit import supervise_dir
+from pyinit import supervise_dir, tai64
 from pyinit.loop import EventLoop
 from pyinit.service import ServiceDir
 from pyinit.services import Service, Slot
 from pyinit.supervise_dir import (
     READ_MAX,
-    TAI_OFFSET,
     Status,
     SuperviseDirs,
     decode,
@@ -34,7 +33,7 @@ WALL = 1_700_000_000_123_456_789  # unix ns
 
 # --- the 20-byte record --------------------------------------------------------------------
 def test_tai_offset_is_runits() -> None:
-    assert TAI_OFFSET == 4611686018427387914  # taia_now(): 4611686018427387914ULL + tv_sec
+    assert tai64.OFFSET == 4611686018427387914  # taia_now(): 4611686018427387914ULL + tv_sec
 
 
 def test_record_layout_byte_by_byte() -> None:
@@ -42,7 +41,7 @@ def test_record_layout_byte_by_byte() -> None:
                 got_term=True)
     rec = encode(st)
     assert len(rec) == 20
-    assert rec[:8] == (TAI_OFFSET + 1_700_000_000).to_bytes(8, "big")
+    assert rec[:8] == (tai64.OFFSET + 1_700_000_000).to_bytes(8, "big")
     assert rec[8:12] == (123_456_789).to_bytes(4, "big")
     assert rec[12:16] == bytes([4, 3, 2, 1])  # pid little-endian, as sv.c reads it
     assert rec[16:] == bytes([1, ord("u"), 1, 1])
@@ -61,7 +60,7 @@ def test_record_for_every_combination(state, paused, got_term, want) -> None:
     rec = encode(st)
     label, nanos = struct.unpack(">QL", rec[:12])
     rpaused, rwant, rterm, rstate = rec[16:]
-    assert label - TAI_OFFSET == WALL // 10**9 and nanos == WALL % 10**9
+    assert label - tai64.OFFSET == WALL // 10**9 and nanos == WALL % 10**9
     assert int.from_bytes(rec[12:16], "little") == pid
     assert rpaused == int(paused) and rterm == int(got_term)
     assert chr(rwant) == ("u" if want == "u" else "d")  # runsv: W_UP 'u', else 'd'
@@ -445,6 +444,28 @@ def test_control_that_is_no_fifo_is_refused(mgr, tmp_path) -> None:
     (tmp_path / "web" / "supervise" / "control").write_text("")
     running(mgr, mgr.service(tmp_path / "web"))
     assert len(mgr.warnings) == 1 and "not a FIFO" in mgr.warnings[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chowns the dir to another user")
+def test_a_hard_linked_fifo_in_a_dir_others_may_write_is_refused(tmp_path) -> None:
+    """supervise/control is opened by safefs.open_file: in a dir another user may
+    write, a FIFO with a second link (to one the user cannot reach otherwise) is
+    refused, as a regular file would be."""
+    sup = tmp_path / "supervise"
+    sup.mkdir()
+    os.mkfifo(tmp_path / "roots-fifo", 0o600)
+    os.link(tmp_path / "roots-fifo", sup / "control")
+    os.chown(sup, 65534, 65534)
+    fd = supervise_dir.safefs.open_dir(str(sup))
+    try:
+        with pytest.raises(OSError) as info:
+            supervise_dir.open_fifo(fd, "control")
+        assert info.value.strerror == "control has other hard links: not used"
+        ok = supervise_dir.open_fifo(fd, "ok")  # made here: one link
+        assert stat.S_ISFIFO(os.fstat(ok).st_mode)
+        os.close(ok)
+    finally:
+        os.close(fd)
 
 
 def test_a_dir_locked_by_a_runsv_is_left_alone(mgr, tmp_path) -> None:

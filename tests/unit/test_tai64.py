@@ -3,6 +3,11 @@ and rotated log names alike."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+
 from pyinit import filelog, supervise_dir, tai64
 
 
@@ -18,9 +23,18 @@ def test_known_labels() -> None:
     assert tai64.label(1_700_000_000_000_000_001) == (tai64.OFFSET + 1_700_000_000, 1)
 
 
-def test_log_names_and_status_records_agree() -> None:
+def test_log_names_and_status_records_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file rotated at t and a status record written at t carry the same label."""
     t = 1_700_000_000
-    name = filelog.tai64n(float(t))
+    monkeypatch.setattr(filelog.time, "time_ns", lambda: t * 10**9)
+    flog = filelog.FileLog(str(tmp_path), "web")
+    try:
+        flog.write(b"line\n")
+        flog.rotate()
+    finally:
+        flog.close()
+    (name,) = [n for n in os.listdir(tmp_path) if n != "current"]
     record = supervise_dir.encode(supervise_dir.Status(when_ns=t * 10**9))
     assert int(name[1:17], 16) == int.from_bytes(record[:8], "big") == tai64.OFFSET + t
