@@ -125,7 +125,8 @@ class ControlRequests:
             self.server = control.Server(self.m.loop, self.m.init.run_path(control.SOCKET_NAME),
                                          self.handle_request)
         except OSError as exc:
-            log.warning(f"no control socket in {run_dir} ({exc}): svctl will not work")
+            log.warning(f"no control socket in {run_dir} ({exc.strerror or exc}): svctl will not "
+                        "work")
             return
         os.environ["PYINIT_RUN_DIR"] = run_dir
         log.debug(f"control socket at {path}")
