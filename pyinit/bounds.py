@@ -136,7 +136,7 @@ def seconds(text: str, high: float) -> float:
     if value is None:
         raise InputError(f"not a number of seconds: {render(text)}")
     if not 0 <= value <= high:
-        raise InputError(f"out of range: {render(text)} (0 to {high:g} seconds)")
+        raise InputError(f"out of range: {render(text)} (0 to {high:.12g} seconds)")
     return value
 
 
