@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 MAX_MESSAGE_VALUE = 80  # characters of a value shown in an error message
 MAX_ID = 2**32 - 2  # uid_t/gid_t; 2**32-1 is (uid_t)-1, "no change" to setresuid
 MAX_NAME = 256  # a user or group name, in characters
+MAX_SECONDS = 10**7  # a timeout or interval in pyinit.yaml, service.yaml or a flag
 MAX_ARG_STRLEN = 32 * 4096  # the kernel's limit on one argv/env string, with its NUL
 
 
@@ -128,14 +129,14 @@ def parse_seconds(text: str) -> float | None:
     return float(text) if _SECONDS.fullmatch(text) else None
 
 
-def parse_uint(text: str, low: int, high: int, what: str) -> int:
-    """A decimal number in ASCII digits from low to high; InputError with one line
-    naming `what` otherwise. No sign, spaces, '_' or other scripts' digits."""
-    if not is_number(text) or len(text) > 20:
-        raise InputError(f"{what} must be a number from {low} to {high}, not {render(text)}")
-    value = int(text)
-    if not low <= value <= high:
-        raise InputError(f"{what} must be a number from {low} to {high}, not {render(text)}")
+def seconds(text: str, high: float) -> float:
+    """A duration from 0 to high seconds (parse_seconds); InputError, one line with
+    the value rendered, otherwise."""
+    value = parse_seconds(text)
+    if value is None:
+        raise InputError(f"not a number of seconds: {render(text)}")
+    if not 0 <= value <= high:
+        raise InputError(f"out of range: {render(text)} (0 to {high:.12g} seconds)")
     return value
 
 
@@ -143,10 +144,37 @@ def parse_id(text: str, what: str = "id") -> int | None:
     """A uid or gid written as a number: the number (0 to 2**32-2), or None when
     text is a name. InputError for digits out of range or a non-ASCII number."""
     if is_number(text):
-        return parse_uint(text, 0, MAX_ID, what)
+        value = small_number(text, MAX_ID)
+        if value is None:
+            raise InputError(f"{what} must be a number from 0 to {MAX_ID}, not {render(text)}")
+        return value
     if text and text.isdigit():
         raise InputError(f"{what} {render(text)} is written in digits other than 0-9")
     return None
+
+
+class IdentError(InputError):
+    """parse_ident's refusal; `reason` says which rule: 'digits' (not 0-9), 'range'
+    (over MAX_ID) or 'name' (no valid name), for a caller with its own wording."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_ident(text: str, what: str) -> int | None:
+    """A user or group: its number (parse_id), or None for a name that check_name
+    takes; IdentError (one line naming `what`, e.g. 'uid') otherwise."""
+    try:
+        number = parse_id(text, what)
+    except InputError as exc:
+        raise IdentError(str(exc), "range" if is_number(text) else "digits") from None
+    if number is None:
+        try:
+            check_name(text, "user or group")
+        except InputError as exc:
+            raise IdentError(str(exc), "name") from None
+    return number
 
 
 def check_name(text: str, what: str) -> str:

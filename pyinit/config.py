@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from pyinit import __version__
+from pyinit import __version__, bounds
 
 LOG_MODES = ("inherit", "prefix", "file")
 DEFAULTS = {
@@ -85,13 +85,6 @@ class Config:
     log_timestamps: bool = False
 
 
-def _render(value: object) -> str:
-    """A value from the environment or pyinit.yaml, bounded for a message."""
-    from pyinit.bounds import render
-
-    return render(value)
-
-
 def make_absolute(cfg: Config, origin: str) -> None:
     """Relative paths (flags, environment) made absolute against origin, pyinit's cwd at
     start, so they keep their meaning once pyinit has left that cwd (boot.leave_cwd)."""
@@ -108,14 +101,10 @@ class UsageError(Exception):
 
 
 def _seconds(text: str) -> float:
-    from pyinit.bounds import parse_seconds, render
-
-    value = parse_seconds(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {render(text)}") from None
-    if not (value >= 0 and value < 10**7):
-        raise argparse.ArgumentTypeError(f"out of range (0 to 10000000 seconds): {text!r}")
-    return value
+    try:
+        return bounds.seconds(text, bounds.MAX_SECONDS)
+    except bounds.InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _PrintHelp(argparse.Action):
@@ -236,7 +225,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str],
         value = getattr(ns, key) or environ.get(ENV_VARS[key])
         if value and value not in allowed:
             raise UsageError(f"{ENV_VARS[key]}: must be one of {', '.join(allowed)}, "
-                             f"not {_render(value)}")
+                             f"not {bounds.render(value)}")
         if value:
             setattr(cfg, key, value)
     stamps = environ.get(ENV_VARS["log_timestamps"], "")
@@ -274,8 +263,7 @@ def read_config_file(cfg: Config) -> Config:
         from pyinit import health
 
         try:
-            health.parse_listen(cfg.health_listen)
+            health.parse_listen(cfg.health_listen, "health listen address")
         except ValueError as exc:
-            raise UsageError(f"health listen address {_render(cfg.health_listen)}: {exc}"
-                             ) from None
+            raise UsageError(str(exc)) from None
     return cfg

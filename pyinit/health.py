@@ -48,23 +48,24 @@ _REASONS = {
 _PATHS = ("/healthz", "/readyz", "/status")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, what: str = "bad listen address") -> tuple[str, int]:
     """Parse "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "PORT" (meaning 0.0.0.0).
 
     ADDR is an IP literal or "localhost" (127.0.0.1); no name is ever resolved.
     PORT is 0..65535, where 0 means any free port (see HealthServer.address).
+    ValueError "WHAT 'TEXT': why" otherwise.
     """
+    from pyinit.bounds import is_number, render, small_number
+
     host, sep, port = text.strip().rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     if bracketed:
         host = host[1:-1]
 
-    from pyinit.bounds import render
-
     def bad(why: str) -> ValueError:
-        return ValueError(f"bad listen address {render(text)}: {why}")
+        return ValueError(f"{what} {render(text)}: {why}")
 
-    if not sep and not (port.isascii() and port.isdigit()):
+    if not sep and not is_number(port):
         raise bad("expected ADDR:PORT")
     if host == "localhost" and not bracketed:
         host = "127.0.0.1"
@@ -79,9 +80,10 @@ def parse_listen(text: str) -> tuple[str, int]:
             raise bad("write an IPv6 address in brackets, as [ADDR]:PORT, and only that")
     else:
         host = "0.0.0.0"
-    if not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
+    number = small_number(port, 65535)
+    if number is None:
         raise bad("the port must be a number from 0 to 65535")
-    return host, int(port)
+    return host, number
 
 
 class HealthServer:

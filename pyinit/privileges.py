@@ -12,7 +12,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from pyinit.bounds import InputError, check_name, parse_id, render
+from pyinit.bounds import InputError, parse_ident, render
 
 
 class PrivilegeError(Exception):
@@ -30,7 +30,7 @@ class Identity:
 
 def resolve(spec: str) -> Identity:
     """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Identity. A number is ASCII
-    digits from 0 to 2**32-2 (bounds.parse_id); anything else is a name."""
+    digits from 0 to 2**32-2 (bounds.parse_ident); anything else is a name."""
     user, _, group = spec.partition(":")
     if not user:
         raise PrivilegeError(f"no user in {render(spec)}")
@@ -54,12 +54,9 @@ def _number(text: str, what: str) -> int | None:
     """text as a uid/gid, None for a name; PrivilegeError (one line) for digits out
     of range or not 0-9, and for a name no passwd lookup could take."""
     try:
-        number = parse_id(text, what)
-        if number is None:
-            check_name(text, "user or group")
+        return parse_ident(text, what)
     except InputError as exc:
         raise PrivilegeError(str(exc)) from None
-    return number
 
 
 def _passwd(user: str, uid: int | None) -> pwd.struct_passwd | None:

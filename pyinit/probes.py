@@ -15,12 +15,12 @@ import re
 import socket
 from typing import Any, Callable, Optional, Union
 
+from pyinit.bounds import is_number, render, small_number
 from pyinit.loop import EventLoop, Timer
 from pyinit.protocol import LineTooLong, take_line
 
 MAX_STATUS = 4096  # bytes read while looking for the end of the status line
 DEFAULT_HOST = "127.0.0.1"
-_PORT = re.compile(r"[0-9]{1,5}")
 _STATUS = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: .*)?")
 
 Done = Callable[[bool, str], None]
@@ -28,9 +28,10 @@ Done = Callable[[bool, str], None]
 
 # parsing ----------------------------------------------------------------------
 def _port(text: str) -> int:
-    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
-        raise ValueError(f"port {text!r} must be a number from 1 to 65535")
-    return int(text)
+    port = small_number(text, 65535)
+    if not port:
+        raise ValueError(f"port {render(text)} must be a number from 1 to 65535")
+    return port
 
 
 def _host(text: str, bracketed: bool) -> str:
@@ -76,7 +77,7 @@ def parse_tcp(value: Any) -> tuple[str, int]:
         return DEFAULT_HOST, _port(str(value))
     if not isinstance(value, str):
         raise ValueError("a tcp probe is a port number or a string PORT, HOST:PORT or [IPV6]:PORT")
-    if _PORT.fullmatch(value):
+    if is_number(value):
         return DEFAULT_HOST, _port(value)
     return _address(value, None)
 

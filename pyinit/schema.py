@@ -14,7 +14,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pyinit.bounds import MAX_ID, InputError, check_name, clip, parse_id, render
+from pyinit import signals
+from pyinit.bounds import MAX_ID, MAX_SECONDS, IdentError, InputError, clip, parse_ident, render
 
 FILE_NAME = "service.yaml"
 RESTART_POLICIES = ("always", "on-failure", "never")
@@ -23,7 +24,6 @@ RLIMITS = ("as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", 
 PROBES = ("check", "tcp", "http")
 LOG_MODES = ("inherit", "prefix", "file")
 READINESS = ("notification_fd", "sd_notify") + PROBES
-MAX_SECONDS = 10**7
 MAX_INSTANCES = 1000  # service.yaml's `instances` and `svctl scale`
 MAX_DOCUMENT = 64 * 1024  # bytes of a service.yaml or pyinit.yaml
 MAX_NODES = 10_000  # YAML nodes of a document, with every alias expanded
@@ -73,14 +73,13 @@ def _ident(value: Any) -> str:
         if 0 <= value <= MAX_ID:
             return str(value)
         raise in_range
-    if value.isdigit() and not value.isascii():
-        raise _Bad(f"must be a name or a number in digits 0-9, not {render(value)}")
     try:
-        if parse_id(value) is None:
-            check_name(value, "")
-    except InputError:
-        if value.isdigit():
+        parse_ident(value, "")
+    except IdentError as exc:
+        if exc.reason == "range":
             raise in_range from None
+        if exc.reason == "digits":
+            raise _Bad(f"must be a name or a number in digits 0-9, not {render(value)}") from None
         raise _Bad(f"must be a name without control characters, not {render(value)}") from None
     return value
 
@@ -94,7 +93,7 @@ def _flag(value: Any) -> bool:
 def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _wrong("a number of seconds", value)
-    if not 0 <= value < MAX_SECONDS:
+    if not 0 <= value <= MAX_SECONDS:
         raise _Bad(f"must be from 0 to {MAX_SECONDS} seconds, not {render(value)}")
     return float(value)
 
@@ -153,13 +152,11 @@ def _service_name(value: Any) -> str:
 def _signal(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < signal.NSIG:
         return value
-    if isinstance(value, str):
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        known = value.isascii() and name.isidentifier()
-        signum = getattr(signal.Signals, name, None) if known else None
-        if signum is not None:
-            return int(signum)
+    if isinstance(value, str) and value.isidentifier():  # a name: a number is a YAML int
+        try:
+            return signals.parse(value)
+        except ValueError:
+            pass
     raise _Bad(f"must be a signal name such as TERM or a number, not {render(value)}")
 
 

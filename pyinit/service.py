@@ -164,10 +164,10 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
         try:
             fd_file = safefs.open_read(fd_path)  # never another user's link
             text = bounds.read_fd(fd_file, 64, fd_path).decode("ascii").strip()
-            fd = bounds.parse_uint(text, 3, 1023, "notification-fd")
+            fd = bounds.small_number(text, 1023)
         except (OSError, ValueError):  # bounds.InputError, UnicodeDecodeError
-            fd = -1
-        if not 3 <= fd <= 1023:
+            fd = None
+        if fd is None or fd < 3:
             raise ValueError(f"{fd_path}: must hold a number from 3 to 1023")
         config = dataclasses.replace(config, ready=Probe("notification_fd", target=fd))
     return config

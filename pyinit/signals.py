@@ -63,25 +63,26 @@ def name(signum: int) -> str:
 
 
 def parse(text: str) -> int:
-    """A signal from 'TERM', 'SIGTERM', 'term', '15' or 'RTMIN+2'; ValueError otherwise."""
-    t = text.strip().upper()
+    """A signal from 'TERM', 'SIGTERM', 'term', '15' or 'RTMIN+2' (ASCII only: 'ıNT'
+    is not INT); ValueError, one line with the text cut, otherwise."""
+    from pyinit.bounds import render, small_number
+
+    t = text.strip().upper() if text.isascii() else ""
     if t.isdigit():
-        if not t.isascii() or len(t) > 3:
-            raise ValueError(f"no signal number {text[:20]}")
-        num = int(t)
-        if num in {int(s) for s in signal.valid_signals()}:
+        num = small_number(t, signal.NSIG - 1)
+        if num is not None and num in {int(s) for s in signal.valid_signals()}:
             return num
-        raise ValueError(f"no signal number {text}")
-    if not t.startswith("SIG"):
+        raise ValueError(f"no signal number {render(text)}")
+    if t and not t.startswith("SIG"):
         t = "SIG" + t
-    if t.startswith("SIGRTMIN+") and t[9:].isascii() and t[9:].isdigit() and len(t) < 12:
-        num = int(signal.SIGRTMIN) + int(t[9:])
-        if num <= int(signal.SIGRTMAX):
-            return num
+    if t.startswith("SIGRTMIN+"):
+        offset = small_number(t[9:], int(signal.SIGRTMAX) - int(signal.SIGRTMIN))
+        if offset is not None:
+            return int(signal.SIGRTMIN) + offset
     try:
         return int(signal.Signals[t])
     except KeyError:
-        raise ValueError(f"unknown signal {text[:20]!r}") from None
+        raise ValueError(f"unknown signal {render(text)}") from None
 
 
 @dataclass(frozen=True)

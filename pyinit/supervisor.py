@@ -53,11 +53,11 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from pyinit.reaper import ExitStatus
+from pyinit.svstatus import MIN_UPTIME
 
 DOWN, RUN, FINISH, SETUP = "down", "run", "finish", "setup"
 # shutdown stages, in order: normal supervision, services being stopped, kill-all
 LIVE, STOPPING, FROZEN = "live", "stopping", "frozen"
-MIN_UPTIME = 1.0
 BACKOFF_INITIAL = 0.1
 BACKOFF_FACTOR = 2.0
 BACKOFF_MAX = 10.0

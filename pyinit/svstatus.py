@@ -88,7 +88,10 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
     return True
 
 
-SETTLE = 1.0  # supervisor.MIN_UPTIME: a run that lives less is a crash (backoff applies)
+# A run that lives less is a crash: the supervisor backs off before the next start
+# (supervisor imports it from here, so that svctl need not import the supervisor).
+MIN_UPTIME = 1.0
+SETTLE = MIN_UPTIME  # what a waiting command gives a start before it counts as up
 
 
 def healthy(rec: Record) -> bool:

@@ -83,21 +83,23 @@ SV_FIRST_CHAR = {
     "k": "kill", "x": "exit", "e": "exit", "s": "status",
     "X": "force-shutdown", "E": "force-shutdown", "D": "force-stop", "T": "force-reload",
 }
-OWN = ("status", "s", "tree", "rescan", "shutdown-container", "logs", "scale")
-SHORT_USAGE = "usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]"
+SHORT_USAGE = USAGE.partition("\n")[0]
+NO_SUCH_DIR = "unable to change to service directory: file does not exist"  # sv's words
 
 
 def command_name(word: str) -> Optional[str]:
     """The svctl command `word` stands for: an exact svctl name first, then sv's
     first-character rule (SV_FIRST_CHAR); None for an unknown command."""
-    if word in COMMANDS or word in OWN:
+    if word in COMMANDS or word in HANDLERS:
         return word
     return SV_FIRST_CHAR.get(word[:1])
 
 
-def _short(word: str, limit: int = 40) -> str:
+def _short(word: str) -> str:
     """A user's word, cut to fit in a one-line message."""
-    return repr(word if len(word) <= limit else word[:limit] + "...")
+    from pyinit.bounds import render
+
+    return render(word, 40)
 
 
 class Usage(Exception):
@@ -277,18 +279,16 @@ def _exit_code(words: list[str]) -> int:
 
 
 def _seconds(text: str, what: str) -> float:
-    from pyinit.bounds import parse_seconds, render
+    from pyinit import bounds
 
-    value = parse_seconds(text)
-    if value is None:
-        raise Usage(f"{what}: not a number of seconds: {render(text)}")
-    if not 0 <= value <= 86400:
-        raise Usage(f"{what}: out of range: {text!r}")
-    return value
+    try:
+        return bounds.seconds(text, 86400)
+    except bounds.InputError as exc:
+        raise Usage(f"{what}: {exc}") from None
 
 
 # --- talking to pyinit -----------------------------------------------------------
-MAX_ERROR = 4000  # characters of pyinit's error text shown
+MAX_ERROR = 4000  # characters of pyinit's error text shown (then "...")
 def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
         patience: float = 0.0) -> dict[str, Any]:
     """One request. With patience (a waiting command's -w), a socket that is not there
@@ -319,9 +319,11 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
 
 def refusal(reply: dict[str, Any]) -> str:
     """pyinit's error for a refused request, in bounded text (the socket may be fake)."""
+    from pyinit.bounds import clip
+
     error = reply.get("error")
-    text = error[:MAX_ERROR] if isinstance(error, str) else "no reason given"
-    return f"pyinit refused: {text}" + ("..." if len(text) == MAX_ERROR else "")
+    text = clip(error, MAX_ERROR + 3) if isinstance(error, str) else "no reason given"
+    return f"pyinit refused: {text}"
 
 
 # --- commands ----------------------------------------------------------------------
@@ -343,7 +345,7 @@ def cmd_status(args: Args) -> int:
     for rec in records:  # a group's instances are `expanded`: labelled by their names
         name = rec["name"] if not args.services or rec.get("expanded") else label(args, next(typed))
         if rec.get("missing"):
-            print(f"fail: {name}: unable to change to service directory: file does not exist")
+            print(f"fail: {name}: {NO_SUCH_DIR}")
             rc += 1
         else:
             line = sv_status_line(name, rec, now)
@@ -361,7 +363,7 @@ def cmd_lsb_status(args: Args) -> int:
     name = args.services[0]
     rec = reply["services"][0] if reply["services"] else {"missing": True}
     if rec.get("missing"):
-        print(f"fail: {name}: unable to change to service directory: file does not exist")
+        print(f"fail: {name}: {NO_SUCH_DIR}")
         return 1
     line = sv_status_line(name, rec, time.time())
     print(line)
@@ -394,7 +396,7 @@ def cmd_control(args: Args) -> int:
 
 def _explain(error: str) -> str:
     if error == "no such service":
-        return "unable to change to service directory: file does not exist"
+        return NO_SUCH_DIR
     return "; ".join(str(error).splitlines())  # several problems of one service.yaml
 
 
@@ -605,6 +607,13 @@ def lsb_argv(name: str, argv: list[str]) -> list[str]:
     return [*options, command, "--", name]
 
 
+# svctl's own commands (not runit letters sent by cmd_control)
+HANDLERS = {
+    "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
+    "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
+}
+
+
 @guarded("svctl")
 def main(argv: Optional[list[str]] = None) -> None:
     lsb = lsb_script(sys.argv[0]) if argv is None else None
@@ -618,14 +627,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         if not exc.brief:
             sys.stderr.write(USAGE + "\n")
         sys.exit(USAGE_ERROR)
-    handlers = {
-        "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
-        "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
-    }
+    handler = HANDLERS.get(args.command, cmd_control)
     if lsb is not None and args.command == "status":
-        handlers["status"] = cmd_lsb_status
+        handler = cmd_lsb_status
     try:
-        rc = handlers.get(args.command, cmd_control)(args)
+        rc = handler(args)
     except Unreachable as exc:
         sys.stderr.write(f"svctl: fatal: {exc}\n")
         sys.exit(USAGE_ERROR)

@@ -17,6 +17,7 @@ from pyinit.cli.stdio import guarded
 
 TINI_VERSION = "0.19.0"
 PREFIXES = {0: "FATAL", 1: "WARN ", 2: "INFO ", 3: "DEBUG", 4: "TRACE"}
+MAX_VERBOSITY = 99  # TINI_VERBOSITY: ASCII digits; above 4 (TRACE) is the same as 4
 NOT_REAPING = (
     "Tini is not running as PID 1 and isn't registered as a child subreaper.\n"
     "Zombie processes will not be re-parented to Tini, so zombie reaping won't work.\n"
@@ -81,6 +82,13 @@ def fatal(text: str) -> str:
     return f"[FATAL tini ({os.getpid()})] {text}\n"
 
 
+def _shown(value: str) -> str:
+    """A flag's or variable's value in a fatal message, as tini shows it but cut."""
+    from pyinit.bounds import MAX_MESSAGE_VALUE, clip
+
+    return clip(value, MAX_MESSAGE_VALUE)
+
+
 def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> TiniArgs:
     """tini's parse_args + parse_env; raises Exit for --version, -h, -l and errors.
     prog is argv[0], which getopt's messages start with."""
@@ -115,18 +123,20 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
 
             code = small_number(value, 255)
             if code is None:
-                raise Exit(1, err=fatal(f"Not a valid option for -e: {value}"))
+                raise Exit(1, err=fatal(f"Not a valid option for -e: {_shown(value)}"))
             out.expect.add(code)
     if "TINI_SUBREAPER" in environ:
         out.subreaper = True
     if "TINI_KILL_PROCESS_GROUP" in environ:
         out.group = True
     if "TINI_VERBOSITY" in environ:
-        try:
-            out.verbosity = int(environ["TINI_VERBOSITY"])
-        except ValueError:
-            value = environ["TINI_VERBOSITY"]
-            raise Exit(1, err=fatal(f"Invalid TINI_VERBOSITY: {value}")) from None
+        from pyinit.bounds import small_number
+
+        value = environ["TINI_VERBOSITY"]
+        verbosity = small_number(value, MAX_VERBOSITY)
+        if verbosity is None:
+            raise Exit(1, err=fatal(f"Invalid TINI_VERBOSITY: {_shown(value)}"))
+        out.verbosity = verbosity
     if not out.argv:
         raise Exit(1, err=usage(prog) + NOTE)
     return out
@@ -138,7 +148,7 @@ def _pdeathsig(name: str) -> int:
                if s.name.startswith("SIG") and not s.name.startswith("SIG_")
                and int(s) < int(signal.SIGRTMIN)}
     if name not in allowed:
-        raise Exit(1, err=fatal(f"Not a valid option for -p: {name}"))
+        raise Exit(1, err=fatal(f"Not a valid option for -p: {_shown(name)}"))
     return allowed[name]
 
 

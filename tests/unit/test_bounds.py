@@ -281,6 +281,34 @@ def test_parse_id_refuses(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "text, reason",
+    [("٠", "digits"), ("4294967295", "range"), ("9" * 5000, "range"), ("a\x00", "name"),
+     ("", "name"), ("x" * 300, "name")],
+)
+def test_parse_ident_says_which_rule(text: str, reason: str) -> None:
+    with pytest.raises(bounds.IdentError) as info:
+        bounds.parse_ident(text, "uid")
+    assert info.value.reason == reason
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+    assert bounds.parse_ident("4294967294", "uid") == 4294967294
+    assert bounds.parse_ident("nobody", "uid") is None
+
+
+def test_seconds_is_strict_and_bounded() -> None:
+    assert bounds.seconds("86400", 86400) == 86400.0 and bounds.seconds(".5", 1) == 0.5
+    for text, message in (
+        ("soon", "not a number of seconds: 'soon'"),
+        ("٣", "not a number of seconds: '٣'"),
+        ("-1", "out of range: '-1' (0 to 86400 seconds)"),
+        ("86400.5", "out of range: '86400.5' (0 to 86400 seconds)"),
+        ("x" * 5000, "not a number of seconds: '" + "x" * 79 + "..."),
+    ):
+        with pytest.raises(bounds.InputError) as info:
+            bounds.seconds(text, 86400)
+        assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
     "spec, message",
     [
         ("nobody:٠", "gid '٠' is written in digits other than 0-9"),
@@ -347,6 +375,12 @@ def test_svctl_numbers_are_usage_errors(argv: list[str]) -> None:
         svctl.parse_args(argv, {})
 
 
+def test_svctl_shows_a_refusal_on_one_line_cut_once() -> None:
+    assert svctl.refusal({"error": "a\nb\rc"}) == "pyinit refused: a b c"
+    assert svctl.refusal({"error": "e" * 4000}) == "pyinit refused: " + "e" * 4000
+    assert svctl.refusal({"error": ["x"]}) == "pyinit refused: no reason given"
+
+
 def test_dumb_init_and_tini_numbers_are_usage_errors() -> None:
     for value in ("²:15", "15:²", "9" * 5000 + ":1"):
         with pytest.raises(dumb_init.Exit):
@@ -354,14 +388,20 @@ def test_dumb_init_and_tini_numbers_are_usage_errors() -> None:
     for value in ("²", "9" * 5000):
         with pytest.raises(tini.Exit):
             tini.parse(["-e", value, "true"], {})
+    for value in ("²", "-1", " 2", "100", "9" * 5000, "x" * 5000):
+        with pytest.raises(tini.Exit) as info:
+            tini.parse(["true"], {"TINI_VERBOSITY": value})
+        assert len(info.value.err) < 200, value
+    assert tini.parse(["true"], {"TINI_VERBOSITY": "3"}).verbosity == 3
 
 
 def test_signal_names_are_ascii() -> None:
     from pyinit import signals
 
-    for text in ("²", "١٥", "RTMIN+²", "9" * 5000):
-        with pytest.raises(ValueError):
+    for text in ("²", "١٥", "RTMIN+²", "9" * 5000, "ıNT", "ſigterm", "x" * 5000):
+        with pytest.raises(ValueError) as info:
             signals.parse(text)
+        assert len(str(info.value)) < 120, text  # 'ı'.upper() == 'I', 'ſ'.upper() == 'S'
     assert signals.parse("15") == 15
 
 
