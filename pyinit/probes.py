@@ -44,10 +44,10 @@ def _host(text: str, bracketed: bool) -> str:
         ip = None
     if ip is None or "%" in text:  # a zone id could smuggle anything into the Host header
         raise ValueError(
-            f"host {text!r} must be an IP address or localhost (pyinit does no DNS lookups)"
+            f"host {render(text)} must be an IP address or localhost (pyinit does no DNS lookups)"
         )
     if bracketed and ip.version != 6:
-        raise ValueError(f"only IPv6 addresses go in brackets, not {text!r}")
+        raise ValueError(f"only IPv6 addresses go in brackets, not {render(text)}")
     return str(ip)
 
 
@@ -56,7 +56,7 @@ def _address(text: str, default_port: Optional[int]) -> tuple[str, int]:
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r}: expected [IPV6-ADDRESS]:PORT")
+            raise ValueError(f"{render(text)}: expected [IPV6-ADDRESS]:PORT")
         port = rest[1:] if rest else None
         host = _host(host, bracketed=True)
     else:
@@ -67,7 +67,7 @@ def _address(text: str, default_port: Optional[int]) -> tuple[str, int]:
             raise ValueError("write IPv6 addresses in brackets, as [ADDRESS]:PORT")
         host = _host(host, bracketed=False)
     if port is None and default_port is None:
-        raise ValueError(f"{text!r} has no port; expected PORT, HOST:PORT or [IPV6]:PORT")
+        raise ValueError(f"{render(text)} has no port; expected PORT, HOST:PORT or [IPV6]:PORT")
     return host, default_port if port is None else _port(port)
 
 
@@ -90,11 +90,11 @@ def parse_http(url: Any) -> tuple[str, int, str, str]:
     if sep and scheme.lower() == "https":
         raise ValueError("https probes are not supported; use http:// (or a tcp probe)")
     if not sep or scheme.lower() != "http":
-        raise ValueError(f"{url!r} must start with http://")
+        raise ValueError(f"{render(url)} must start with http://")
     rest = rest.partition("#")[0]
     authority, path = re.fullmatch(r"([^/?]*)(.*)", rest, re.DOTALL).groups()
     if not authority or "@" in authority:
-        raise ValueError(f"{url!r}: expected http://HOST[:PORT][/PATH]")
+        raise ValueError(f"{render(url)}: expected http://HOST[:PORT][/PATH]")
     if any(c <= " " or c >= "\x7f" for c in path):
         raise ValueError("the URL path must be ASCII without spaces or control characters")
     host, port = _address(authority, 80)
@@ -132,7 +132,7 @@ class Probe:
         self, loop: EventLoop, kind: str, target: tuple, timeout: float, done: Done
     ) -> None:
         if kind not in ("tcp", "http"):
-            raise ValueError(f"unknown probe kind {kind!r}")
+            raise ValueError(f"unknown probe kind {render(kind)}")
         self.loop, self.kind, self.target = loop, kind, target
         self.timeout, self.done = timeout, done
         self.sock: Optional[socket.socket] = None
