@@ -11,14 +11,15 @@ import os
 import signal
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from pyinit import environment, log, prctl, rundir, signals, spawn
 from pyinit.config import Config
-from pyinit.loop import EventLoop
-from pyinit.proctree import descendants, parent_map
-from pyinit.reaper import ExitStatus, Reaper
+from pyinit.linux import prctl, signals
+from pyinit.linux.proctree import descendants, parent_map
+from pyinit.runtime import environment, log, rundir, spawn
+from pyinit.runtime.loop import EventLoop
+from pyinit.runtime.reaper import ExitStatus, Reaper
 
 if TYPE_CHECKING:
-    from pyinit.health import HealthServer
+    from pyinit.control.health import HealthServer
 
 REAP_AFTER_KILL = 5.0  # the most a SIGKILLed process is waited for (stuck in the kernel?)
 
@@ -196,7 +197,7 @@ class Init:
 
     def start_services(self) -> None:
         """Supervise services; with --skip-runit only the control socket is served."""
-        from pyinit.services import ServiceManager
+        from pyinit.services.manager import ServiceManager
 
         self.services = ServiceManager(self)
         self.services.start(scan=not self.config.skip_services)
@@ -205,8 +206,8 @@ class Init:
         """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
         if not self.config.health_listen or self.services is None:
             return
-        from pyinit import health
-        from pyinit.services import ServiceManager
+        from pyinit.control import health
+        from pyinit.services.manager import ServiceManager
 
         services = self.services
         assert isinstance(services, ServiceManager)

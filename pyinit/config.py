@@ -12,7 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from pyinit import __version__, bounds
+from pyinit import __version__
+from pyinit.core import bounds
 
 LOG_MODES = ("inherit", "prefix", "file")
 DEFAULTS = {
@@ -245,7 +246,7 @@ SERVICES_READY_TIMEOUT = 60.0
 def read_config_file(cfg: Config) -> Config:
     """Fill what flags and environment left open from pyinit.yaml, then the defaults.
     A bad file is a UsageError naming the file and the key."""
-    from pyinit import schema
+    from pyinit.core import schema
 
     try:
         settings = schema.load_global(cfg.config_file)
@@ -260,7 +261,7 @@ def read_config_file(cfg: Config) -> Config:
         cfg.services_ready_timeout = SERVICES_READY_TIMEOUT
     cfg.health_listen = cfg.health_listen or settings.health_listen
     if cfg.health_listen:
-        from pyinit import health
+        from pyinit.control import health
 
         try:
             health.parse_listen(cfg.health_listen, "health listen address")

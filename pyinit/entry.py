@@ -214,7 +214,7 @@ def _warn(text: str) -> None:
 def _run(tool: str, mask: "frozenset[int] | None") -> None:
     _undo_locale_coercion()
     if mask is not None:
-        from pyinit import signals
+        from pyinit.linux import signals
 
         signals.started_with = mask
     sys.exit(__import__(MAINS[tool], fromlist=["main"]).main())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
-    from pyinit.signals import Inherited
+    from pyinit.linux.signals import Inherited
 
 VERSION = "dumb-init v1.2.5\n"
 HELP = """dumb-init v1.2.5
@@ -100,7 +100,7 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "dumb-init") 
 
 
 def _rewrite(value: str) -> tuple[int, int]:
-    from pyinit.bounds import small_number
+    from pyinit.core.bounds import small_number
 
     text, sep, to = value.partition(":")
     source, target = small_number(text, MAXSIG), small_number(to, MAXSIG)
@@ -110,7 +110,7 @@ def _rewrite(value: str) -> tuple[int, int]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from pyinit import signals
+    from pyinit.linux import signals
 
     inherited = signals.Inherited.capture()
     every = [s for s in range(1, MAXSIG + 1) if s not in (signal.SIGKILL, signal.SIGSTOP)]
@@ -131,9 +131,10 @@ def run(args: DumbArgs, inherited: Inherited, every: list[int]) -> int:
     import fcntl
     import termios
 
-    from pyinit import signals, spawn
-    from pyinit.loop import EventLoop
-    from pyinit.reaper import ExitStatus, Reaper
+    from pyinit.linux import signals
+    from pyinit.runtime import spawn
+    from pyinit.runtime.loop import EventLoop
+    from pyinit.runtime.reaper import ExitStatus, Reaper
 
     def debug(text: str) -> None:
         if args.debug:

@@ -6,9 +6,9 @@ import os
 import sys
 from typing import Callable
 
-from pyinit import log
 from pyinit.cli.stdio import guarded
 from pyinit.config import UsageError, build_parser, parse, read_config_file
+from pyinit.runtime import log
 
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
     # Block the signals pyinit handles (pyinit.entry did before any import: this is
     # for callers of main()), so one that arrives waits in the queue. After the
     # parse: --help and a usage error leave the caller's mask as it was.
-    from pyinit import signals
+    from pyinit.linux import signals
 
     inherited = signals.Inherited.capture()
     signals.block(signals.handled())

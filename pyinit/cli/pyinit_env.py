@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not args else sys.stdout)
         sys.exit(2 if not args else 0)
-    from pyinit import bounds, environment, signals, spawn
+    from pyinit.core import bounds
+    from pyinit.linux import signals
+    from pyinit.runtime import environment, spawn
 
     parsed = environment.read_dir(env_dir)
     for problem in parsed.problems:

@@ -51,13 +51,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(USAGE_ERROR)
     spec, command = args[0], args[1:]
 
-    from pyinit import privileges, signals, spawn
+    from pyinit.linux import signals
+    from pyinit.linux import users as privileges
+    from pyinit.runtime import spawn
 
     try:
         identity = privileges.resolve(spec)
     except privileges.PrivilegeError as exc:
         fail(str(exc))
-    from pyinit import abilities
+    from pyinit.linux import abilities
 
     lacking = abilities.missing(identity, abilities.Creds.current())
     if lacking and os.geteuid() != 0:
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc), exc.exit_code)
     try:
         if options["--drop-caps"]:
-            from pyinit import capabilities
+            from pyinit.linux import capabilities
 
             capabilities.drop_bounding_set()
             capabilities.clear_ambient()
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         if options["--drop-caps"]:
             capabilities.clear_process_sets()
         if options["--no-new-privs"]:
-            from pyinit import prctl
+            from pyinit.linux import prctl
 
             prctl.set_no_new_privs()
     except privileges.PrivilegeError as exc:

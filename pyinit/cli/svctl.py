@@ -97,7 +97,7 @@ def command_name(word: str) -> Optional[str]:
 
 def _short(word: str) -> str:
     """A user's word, cut to fit in a one-line message."""
-    from pyinit.bounds import render
+    from pyinit.core.bounds import render
 
     return render(word, 40)
 
@@ -190,7 +190,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         raise Usage("no command given")
     found = not run_dir
     if found:
-        from pyinit import rundir
+        from pyinit.runtime import rundir
 
         run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
     word = rest.pop(0)
@@ -211,7 +211,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         _logs_args(args, rest)
         return args
     if args.command == "scale":
-        from pyinit.bounds import small_number
+        from pyinit.core.bounds import small_number
 
         count = small_number(rest[1], 1000) if len(rest) == 2 else None
         if count is None:
@@ -236,7 +236,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
 
 def _logs_args(args: Args, words: list[str]) -> None:
     """`logs [-f] [-n N] SERVICE` (also -nN, --follow, --lines N)."""
-    from pyinit.bounds import render, small_number
+    from pyinit.core.bounds import render, small_number
 
     args.follow, args.lines = False, 10
     while words:
@@ -260,7 +260,7 @@ def _logs_args(args: Args, words: list[str]) -> None:
 
 def _exit_code(words: list[str]) -> int:
     """`shutdown-container [--exit-code N | --exit-code=N | N]`, default 0."""
-    from pyinit.bounds import render, small_number
+    from pyinit.core.bounds import render, small_number
 
     if words and words[0].startswith("--exit-code="):
         words = [words[0].split("=", 1)[1], *words[1:]]
@@ -279,7 +279,7 @@ def _exit_code(words: list[str]) -> int:
 
 
 def _seconds(text: str, what: str) -> float:
-    from pyinit import bounds
+    from pyinit.core import bounds
 
     try:
         return bounds.seconds(text, 86400)
@@ -293,7 +293,7 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
         patience: float = 0.0) -> dict[str, Any]:
     """One request. With patience (a waiting command's -w), a socket that is not there
     yet (pyinit still booting, e.g. right after `podman start`) is retried until then."""
-    from pyinit.protocol import SOCKET_NAME, request
+    from pyinit.control.protocol import SOCKET_NAME, request
 
     deadline = time.monotonic() + patience
     while True:
@@ -306,7 +306,7 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
             if booting and time.monotonic() < deadline:
                 time.sleep(0.05)
                 if args.environ is not None:  # pyinit may pick a fallback run dir yet
-                    from pyinit import rundir
+                    from pyinit.runtime import rundir
 
                     args.run_dir = rundir.find(args.environ)
                 continue
@@ -319,7 +319,7 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
 
 def refusal(reply: dict[str, Any]) -> str:
     """pyinit's error for a refused request, in bounded text (the socket may be fake)."""
-    from pyinit.bounds import clip
+    from pyinit.core.bounds import clip
 
     error = reply.get("error")
     text = clip(error, MAX_ERROR + 3) if isinstance(error, str) else "no reason given"
@@ -328,12 +328,12 @@ def refusal(reply: dict[str, Any]) -> str:
 
 # --- commands ----------------------------------------------------------------------
 def cmd_status(args: Args) -> int:
-    from pyinit.svstatus import sv_status_line
+    from pyinit.core.svstatus import sv_status_line
 
     reply = ask(args, {"cmd": "status", "services": args.services})
     records = reply["services"]
     if args.json:
-        from pyinit.proctree_stats import add_usage
+        from pyinit.cli.proctree_stats import add_usage
 
         for rec in records:
             add_usage(rec)
@@ -357,7 +357,7 @@ def cmd_status(args: Args) -> int:
 def cmd_lsb_status(args: Args) -> int:
     """An init script's `status`: sv's line; exit 0 running, 3 not running (LSB), 1 for
     a service that does not exist."""
-    from pyinit.svstatus import sv_status_line
+    from pyinit.core.svstatus import sv_status_line
 
     reply = ask(args, {"cmd": "status", "services": args.services})
     name = args.services[0]
@@ -401,7 +401,7 @@ def _explain(error: str) -> str:
 
 
 def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
-    from pyinit.svstatus import sv_part
+    from pyinit.core.svstatus import sv_part
 
     deadline = time.monotonic() + args.wait
     rc = 0
@@ -444,7 +444,7 @@ def run_check(path: Optional[str], deadline: float, user: Optional[str] = None,
         return True
     env, drop = None, None
     if user and os.geteuid() == 0:
-        from pyinit import privileges
+        from pyinit.linux import users as privileges
 
         try:
             identity = privileges.resolve(user)
@@ -503,7 +503,7 @@ class _Lines:
     def next(self, watch_stdout: bool = False) -> bytes:
         """The next line (b"" at EOF), at most protocol.MAX_REPLY bytes (a ReplyError,
         a ValueError, past that)."""
-        from pyinit.protocol import read_line
+        from pyinit.control.protocol import read_line
 
         return read_line(self.sock, self.buf, self.watch if watch_stdout else None)
 
@@ -525,7 +525,7 @@ def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
 
-    from pyinit.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
+    from pyinit.control.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
     payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,
@@ -566,7 +566,7 @@ def cmd_logs(args: Args) -> int:
 
 
 def cmd_tree(args: Args) -> int:
-    from pyinit.proctree_stats import render_tree
+    from pyinit.cli.proctree_stats import render_tree
 
     reply = ask(args, {"cmd": "status", "services": args.services})
     sys.stdout.write(render_tree(reply["services"], color=sys.stdout.isatty()))

@@ -84,7 +84,7 @@ def fatal(text: str) -> str:
 
 def _shown(value: str) -> str:
     """A flag's or variable's value in a fatal message, as tini shows it but cut."""
-    from pyinit.bounds import MAX_MESSAGE_VALUE, clip
+    from pyinit.core.bounds import MAX_MESSAGE_VALUE, clip
 
     return clip(value, MAX_MESSAGE_VALUE)
 
@@ -119,7 +119,7 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
         elif opt == "-p":
             out.pdeathsig = _pdeathsig(value)
         elif opt == "-e":
-            from pyinit.bounds import small_number
+            from pyinit.core.bounds import small_number
 
             code = small_number(value, 255)
             if code is None:
@@ -130,7 +130,7 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
     if "TINI_KILL_PROCESS_GROUP" in environ:
         out.group = True
     if "TINI_VERBOSITY" in environ:
-        from pyinit.bounds import small_number
+        from pyinit.core.bounds import small_number
 
         value = environ["TINI_VERBOSITY"]
         verbosity = small_number(value, MAX_VERBOSITY)
@@ -154,7 +154,8 @@ def _pdeathsig(name: str) -> int:
 
 @guarded("tini")
 def main(argv: Optional[list[str]] = None) -> None:
-    from pyinit import child_init, signals
+    from pyinit.linux import signals
+    from pyinit.runtime import child_init
 
     inherited = signals.Inherited.capture()
     signals.block(signals.handled())

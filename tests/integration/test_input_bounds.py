@@ -52,7 +52,7 @@ def test_alias_bomb_is_refused_and_pid1_keeps_reaping_and_answering(
     r = b.svctl("status", "--json")
     assert r.returncode == 0 and len(r.stdout) < 8000
     assert {rec["name"] for rec in json.loads(r.stdout)} == {"bomb", "good"}
-    from pyinit.protocol import request
+    from pyinit.control.protocol import request
 
     def reaped() -> bool:
         return request(b.sock, {"cmd": "ping"}, timeout=5)["orphans_reaped"] >= 1

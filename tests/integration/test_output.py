@@ -27,7 +27,7 @@ import pytest
 from helpers import ROOT, tagged_processes, wait_for
 from test_services import LONG, READY, SVCTL_CODE, Box, service
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 pytestmark = pytest.mark.pid1
 

@@ -29,10 +29,10 @@ from helpers import (
     write_script,
 )
 
-from pyinit import signals
+from pyinit.linux import signals
 
 # Flags for every run. Service supervision runs (with no services) once
-# pyinit/services.py exists; before that the boot must be told to skip it.
+# pyinit/services/manager.py exists; before that the boot must be told to skip it.
 FLAGS: tuple[str, ...] = () if (ROOT / "pyinit" / "services.py").exists() else ("--skip-runit",)
 
 PY = sys.executable

@@ -17,7 +17,7 @@ import test_services
 from helpers import wait_for
 from test_services import SEC, assert_lines, line_re, service
 
-from pyinit.supervise_dir import decode, pid_text, stat_text
+from pyinit.services.supervise import decode, pid_text, stat_text
 
 box = test_services.box  # the fixture: pyinit as PID 1 and the ways to talk to it
 SV = shutil.which("sv")

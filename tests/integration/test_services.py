@@ -23,7 +23,7 @@ import psutil
 import pytest
 from helpers import ROOT, Run, wait_for, write_script
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 pytestmark = pytest.mark.pid1
 

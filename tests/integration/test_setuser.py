@@ -306,7 +306,7 @@ def test_service_yaml_unknown_user_fails_that_service_only(pyinit_run, tmp_path)
     run = pyinit_run(flags=("--skip-startup-files",))
     sock = tmp_path / "run" / "control.sock"
     wait_for(sock.exists, 10, "the control socket")
-    from pyinit.protocol import request
+    from pyinit.control.protocol import request
 
     rec = wait_for(lambda: request(str(sock), {"cmd": "status", "services": []})["services"],
                    5, "status")[0]

@@ -118,7 +118,7 @@ def test_unprivileged_user_cannot_lock_root_out(
 
     from helpers import ROOT
 
-    from pyinit import control
+    from pyinit.control import server as control
 
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv(1) is not installed")

@@ -17,7 +17,7 @@ import pytest
 from helpers import wait_for, write_script
 from test_services import Box, read_lines
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 pytestmark = pytest.mark.pid1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 from helpers import Run, write_script
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 FULL = os.environ.get("PYINIT_STRESS") == "full"
 

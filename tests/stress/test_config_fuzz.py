@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from stresskit import report, scale
 
-from pyinit import schema
+from pyinit.core import schema
 
 EXAMPLES = scale(150, 5000)
 SETTINGS = settings(

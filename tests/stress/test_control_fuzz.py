@@ -14,7 +14,7 @@ import pytest
 from helpers import wait_for
 from stresskit import report, running, scale, service
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 pytestmark = pytest.mark.pid1
 

@@ -18,7 +18,7 @@ import pytest
 from helpers import ROOT, can_unshare, kill_tree, wait_for, write_script
 from stresskit import count, report, running, service, status, try_status
 
-from pyinit.protocol import request
+from pyinit.control.protocol import request
 
 pytestmark = pytest.mark.pid1
 

@@ -72,7 +72,7 @@ def contained(pyinit_run, tmp_path: Path, tag: str, public: Path) -> None:
         time.sleep(0.1)
     assert peak <= LIMIT
     # PID 1 can still fork: restart the steady service
-    from pyinit.protocol import request
+    from pyinit.control.protocol import request
 
     sock = str(tmp_path / "run" / "control.sock")
     r = request(sock, {"cmd": "control", "action": "t", "services": ["steady"], "wait": 10})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from pyinit.abilities import CAP_SETGID, CAP_SETUID, Creds, effective_caps, missing, why_not
-from pyinit.privileges import Identity
+from pyinit.linux.abilities import CAP_SETGID, CAP_SETUID, Creds, effective_caps, missing, why_not
+from pyinit.linux.users import Identity
 
 ALL = (1 << 41) - 1
 NOBODY = Identity(65534, 65534, (65534,), "nobody", "/nonexistent")

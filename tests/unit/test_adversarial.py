@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import schema
+from pyinit.core import schema
 
 SEXAGESIMAL = "1" + ":59" * 15000 + ".5"  # an integer part too large for a float
 
@@ -67,7 +67,8 @@ def test_supervise_fifo_is_not_opened_when_it_is_a_device(tmp_path: Path) -> Non
     """supervise/control replaced (by the service dir's owner) with a device: it was
     opened O_RDWR before its type was checked; now it is refused unopened. A device
     number no driver has answers the open with ENXIO, so an open would show."""
-    from pyinit import safefs, supervise_dir
+    from pyinit.linux import safefs
+    from pyinit.services import supervise as supervise_dir
 
     os.mknod(tmp_path / "control", 0o600 | stat.S_IFCHR, os.makedev(240, 77))
     fd = safefs.open_dir(str(tmp_path))
@@ -84,7 +85,7 @@ def test_a_bug_on_one_services_files_does_not_stop_the_scan(
 ) -> None:
     """Defence in depth for the finding above: an exception nobody foresaw while
     reading one service (here a stand-in) made scan() raise, so no service started."""
-    from pyinit import service
+    from pyinit.services import servicedir as service
 
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -107,7 +108,7 @@ def test_a_bug_on_one_services_files_does_not_stop_the_scan(
 def test_refused_run_dirs_are_described_in_bounded_text() -> None:
     """XDG_RUNTIME_DIR comes from the environment (up to 128 KiB): the warning that
     no run dir is usable put it whole into one line."""
-    from pyinit import rundir
+    from pyinit.runtime import rundir
 
     xdg = "/" + "x" * 100_000
     choice = rundir.choose(None, {"XDG_RUNTIME_DIR": xdg}, 5, lambda c, u: "Permission denied")

@@ -15,11 +15,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyinit import bounds, notify, privileges, schema
 from pyinit.cli import dumb_init, svctl, tini
 from pyinit.config import UsageError, parse
-from pyinit.protocol import ProtocolError, parse_request
-from pyinit.requests import MAX_FIELD, capped
+from pyinit.control.protocol import ProtocolError, parse_request
+from pyinit.control.requests import MAX_FIELD, capped
+from pyinit.core import bounds, schema
+from pyinit.linux import users as privileges
+from pyinit.services import notify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -136,7 +138,7 @@ def test_a_service_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path,
     else:
         path.mkdir()
     code = (
-        "import sys; from pyinit import schema\n"
+        "import sys; from pyinit.core import schema\n"
         "try: schema.load(sys.argv[1])\n"
         "except schema.ConfigError as e: print(e)\n"
     )
@@ -154,7 +156,7 @@ def test_a_service_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path,
 
 
 def test_notification_fd_file_is_read_bounded_and_strictly(tmp_path) -> None:
-    from pyinit.service import read_config
+    from pyinit.services.servicedir import read_config
 
     for text in ("٣", "+3", "3_0", "9" * 5000, "\xff"):
         (tmp_path / "notification-fd").write_bytes(text.encode("utf-8", "surrogateescape"))
@@ -396,7 +398,7 @@ def test_dumb_init_and_tini_numbers_are_usage_errors() -> None:
 
 
 def test_signal_names_are_ascii() -> None:
-    from pyinit import signals
+    from pyinit.linux import signals
 
     for text in ("²", "١٥", "RTMIN+²", "9" * 5000, "ıNT", "ſigterm", "x" * 5000):
         with pytest.raises(ValueError) as info:
@@ -456,7 +458,7 @@ def test_exec_env_really_execs(tmp_path) -> None:
 
 
 def test_env_dir_skips_a_value_over_the_kernel_limit(tmp_path) -> None:
-    from pyinit import environment
+    from pyinit.runtime import environment
 
     (tmp_path / "CA_BUNDLE").write_bytes(b"-----BEGIN CERTIFICATE-----\n" * 8000)
     (tmp_path / "GOOD").write_text("yes")
@@ -469,7 +471,7 @@ def test_env_dir_skips_a_value_over_the_kernel_limit(tmp_path) -> None:
 
 
 def test_env_file_is_bounded_and_filtered(tmp_path) -> None:
-    from pyinit.launch import MAX_ENV_FILE, LaunchError, environment
+    from pyinit.runtime.launch import MAX_ENV_FILE, LaunchError, environment
 
     (tmp_path / "app.env").write_text("CA_BUNDLE=" + "c" * (200 * 1024) + "\nOK=1\n")
     config = schema.ServiceConfig(

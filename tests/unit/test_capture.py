@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import log
-from pyinit.capture import Capture, Settings
-from pyinit.loop import EventLoop
-from pyinit.output import Sink
+from pyinit.output.capture import Capture, Settings
+from pyinit.output.sinks import Sink
+from pyinit.runtime import log
+from pyinit.runtime.loop import EventLoop
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyinit import __version__, log
+from pyinit import __version__
 from pyinit.config import (
     DEFAULT_SERVICE_DIRS,
     DEFAULTS,
@@ -15,6 +15,7 @@ from pyinit.config import (
     parse,
     read_config_file,
 )
+from pyinit.runtime import log
 
 PATH_FLAGS = {
     "env_dir": "--env-dir",

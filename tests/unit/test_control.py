@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import control
-from pyinit import listener as listener_module
-from pyinit.control import MAX_PENDING, MAX_REQUEST, ProtocolError, Server
-from pyinit.loop import EventLoop
+from pyinit.control import listener as listener_module
+from pyinit.control import server as control
+from pyinit.control.server import MAX_PENDING, MAX_REQUEST, ProtocolError, Server
+from pyinit.runtime.loop import EventLoop
 
 
 class Peer:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyinit.deps import (
+from pyinit.core.deps import (
     Deps,
     View,
     blockers,

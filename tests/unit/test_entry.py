@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import entry, launchers, signals
+from pyinit import entry, launchers
+from pyinit.linux import signals
 
 
 def test_the_entry_point_blocks_exactly_what_the_loop_reads() -> None:

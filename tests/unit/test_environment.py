@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from pyinit import environment, log
-from pyinit.environment import (
+from pyinit.runtime import environment, log
+from pyinit.runtime.environment import (
     SKIPPED,
     export_dir,
     import_dir,
@@ -437,7 +437,7 @@ def test_export_dir_unwritable_for_non_root(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     code = (
         "import os, sys\n"
-        "from pyinit.environment import export_dir\n"
+        "from pyinit.runtime.environment import export_dir\n"
         "os.setgid(65534); os.setuid(65534)\n"
         "sys.exit(0 if export_dir(sys.argv[1], {'A': '1'}) is False else 1)\n"
     )

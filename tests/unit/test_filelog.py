@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import filelog, log, tai64
-from pyinit.filelog import FileLog
+from pyinit.core import tai64
+from pyinit.output import logdir as filelog
+from pyinit.output.logdir import FileLog
+from pyinit.runtime import log
 
 DONE = re.compile(r"@[0-9a-f]{24}\.s")
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from pyinit import health
-from pyinit.health import MAX_HEAD, HealthServer, parse_listen
-from pyinit.loop import EventLoop
+from pyinit.control import health
+from pyinit.control.health import MAX_HEAD, HealthServer, parse_listen
+from pyinit.runtime.loop import EventLoop
 
 
 class Peer:

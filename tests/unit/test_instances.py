@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from pyinit.instances import (
+from pyinit.core.instances import (
     Expansion,
     bad_count,
     bad_instance,
@@ -21,8 +21,8 @@ from pyinit.instances import (
     stop_order,
     template_of,
 )
-from pyinit.schema import ServiceConfig
-from pyinit.service import ServiceDir
+from pyinit.core.schema import ServiceConfig
+from pyinit.services.servicedir import ServiceDir
 
 
 def sd(

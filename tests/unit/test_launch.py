@@ -7,7 +7,9 @@ import resource
 
 import pytest
 
-from pyinit.launch import (
+from pyinit.core.schema import ServiceConfig
+from pyinit.linux.users import Identity
+from pyinit.runtime.launch import (
     LaunchError,
     child_setup,
     environment,
@@ -15,8 +17,6 @@ from pyinit.launch import (
     parse_env_file,
     working_directory,
 )
-from pyinit.privileges import Identity
-from pyinit.schema import ServiceConfig
 
 APP = Identity(uid=1234, gid=1234, groups=(1234,), name="app", home="/home/app")
 

@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyinit.lines import (
+from pyinit.core.lines import (
     MAX_LINE,
     Ring,
     Splitter,

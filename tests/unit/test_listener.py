@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import pytest
 
-from pyinit.listener import ACCEPT, EVICT, FULL, PER_KEY, SHARED, Caller, Limits, admit
+from pyinit.control.listener import ACCEPT, EVICT, FULL, PER_KEY, SHARED, Caller, Limits, admit
 
 
 class Seat(NamedTuple):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyinit import log
+from pyinit.runtime import log
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_bug_logs_the_traceback(capfd: pytest.CaptureFixture[str]) -> None:
 
 NONBLOCKING_PROBE = r"""
 import fcntl, os, time
-from pyinit import log
+from pyinit.runtime import log
 r, w = os.pipe()
 os.dup2(w, 2)  # stderr is a pipe nobody reads yet
 filler = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK)
@@ -160,7 +160,7 @@ def test_a_regular_file_stderr_is_written_directly(tmp_path) -> None:
 
     target = tmp_path / "err.txt"
     code = (f"import os\nfd = os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)\n"
-            "os.dup2(fd, 2)\nfrom pyinit import log\n"
+            "os.dup2(fd, 2)\nfrom pyinit.runtime import log\n"
             "log.configure(log.INFO, nonblocking=True)\nassert log._write is None\n"
             "log.info('one'); log.info('two')\n")
     run_python(code)
@@ -170,7 +170,7 @@ def test_a_regular_file_stderr_is_written_directly(tmp_path) -> None:
 def test_json_format_gives_one_json_object_per_message() -> None:
     import json
 
-    from pyinit import log
+    from pyinit.runtime import log
 
     try:
         log.configure(log.INFO, fmt="json")

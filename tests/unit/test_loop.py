@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pyinit.loop import EventLoop
+from pyinit.runtime.loop import EventLoop
 
 
 class FakeClock:

@@ -9,9 +9,9 @@ import tempfile
 
 import pytest
 
-from pyinit import notify
-from pyinit.loop import EventLoop
-from pyinit.notify import MAX_DATAGRAM, NotifySocket, parse
+from pyinit.runtime.loop import EventLoop
+from pyinit.services import notify
+from pyinit.services.notify import MAX_DATAGRAM, NotifySocket, parse
 
 
 # --- parse ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def _status_field(name: str) -> str:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_selection(backend: str) -> None:
-    out = run_python("from pyinit import prctl; print(prctl.backend())", _backend_env(backend))
+    out = run_python("from pyinit.linux import prctl; print(prctl.backend())", _backend_env(backend))
     assert out.stdout.strip() == backend
 
 
@@ -44,7 +44,7 @@ def test_child_subreaper_set_and_get(backend: str) -> None:
     code = textwrap.dedent(
         """
         import json
-        from pyinit import prctl
+        from pyinit.linux import prctl
         states = [prctl.get_child_subreaper()]
         prctl.set_child_subreaper(True)
         states.append(prctl.get_child_subreaper())
@@ -66,7 +66,7 @@ def test_subreaper_adopts_orphans(backend: str) -> None:
     code = textwrap.dedent(
         """
         import os
-        from pyinit import prctl
+        from pyinit.linux import prctl
         prctl.set_child_subreaper(True)
         r, w = os.pipe()
         mid = os.fork()
@@ -93,7 +93,7 @@ def test_no_new_privs(backend: str) -> None:
     code = textwrap.dedent(
         """
         import json
-        from pyinit import prctl
+        from pyinit.linux import prctl
         def nnp():
             for line in open("/proc/self/status"):
                 if line.startswith("NoNewPrivs:"):
@@ -117,7 +117,7 @@ def test_no_new_privs(backend: str) -> None:
 def test_set_name(backend: str, name: str, comm: str) -> None:
     code = textwrap.dedent(
         f"""
-        from pyinit import prctl
+        from pyinit.linux import prctl
         prctl.set_name({name!r})
         print(open("/proc/self/comm").read(), end="")
         """
@@ -131,7 +131,7 @@ def test_pdeathsig_is_set_in_the_kernel(backend: str) -> None:
     code = textwrap.dedent(
         """
         import ctypes, json, signal
-        from pyinit import prctl
+        from pyinit.linux import prctl
         libc = ctypes.CDLL(None, use_errno=True)
         def get():
             v = ctypes.c_int(-1)
@@ -163,7 +163,7 @@ def test_pdeathsig_kills_the_child_when_its_parent_dies(backend: str) -> None:
     code = textwrap.dedent(
         """
         import os, signal
-        from pyinit import prctl
+        from pyinit.linux import prctl
         signal.alarm(20)
         prctl.set_child_subreaper(True)
         to_q = os.pipe()

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyinit import probes
-from pyinit.loop import EventLoop
-from pyinit.probes import Probe, parse_http, parse_tcp
+from pyinit.runtime.loop import EventLoop
+from pyinit.services import probes
+from pyinit.services.probes import Probe, parse_http, parse_tcp
 
 REQUEST = b"GET /health?x=1 HTTP/1.0\r\nHost: localhost:%d\r\nUser-Agent: pyinit\r\n"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import ROOT, wait_for
 
-from pyinit.proctree import descendants, parent_map
+from pyinit.linux.proctree import descendants, parent_map
 
 
 def test_descendants_of_a_small_tree_parents_first() -> None:
@@ -111,7 +111,7 @@ def test_parent_map_with_parens_and_spaces_in_comm(tmp_path: Path) -> None:
 def test_parent_map_with_comm_set_by_prctl() -> None:
     code = (
         "import os, sys\n"
-        "from pyinit import prctl\n"
+        "from pyinit.linux import prctl\n"
         "prctl.set_name(') (evil 3 4')\n"
         "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
         "sys.stdin.read()\n"

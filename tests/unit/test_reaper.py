@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from pyinit.reaper import ExitStatus, Reaper
+from pyinit.runtime.reaper import ExitStatus, Reaper
 
 
 def _fork(body) -> int:

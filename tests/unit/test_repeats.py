@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyinit.repeats import Repeats, Throttle
+from pyinit.core.repeats import Repeats, Throttle
 
 
 def test_the_same_failure_is_new_only_once() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import rundir
-from pyinit.rundir import (
+from pyinit.runtime import rundir
+from pyinit.runtime.rundir import (
     Candidate,
     candidates,
     choose,

@@ -1,4 +1,4 @@
-"""pyinit.safefs: which directories others may write, and walking and opening in
+"""pyinit.linux.safefs: which directories others may write, and walking and opening in
 them without following a link another user could have put there."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyinit import safefs
+from pyinit.linux import safefs
 
 ME = (0, 1000)
 

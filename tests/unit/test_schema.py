@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyinit.schema import (
+from pyinit.core.schema import (
     BACKOFF_KEYS,
     GLOBAL_KEYS,
     LIVENESS_KEYS,

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyinit.privileges import Identity
-from pyinit.schema import ServiceConfig
-from pyinit.service import pin_to, writers
+from pyinit.core.schema import ServiceConfig
+from pyinit.linux.users import Identity
+from pyinit.services.servicedir import pin_to, writers
 
 TRUSTED = (0,)
 

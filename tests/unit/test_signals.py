@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from helpers import run_python, unmanaged_ignored_bits
 
-from pyinit import signals
+from pyinit.linux import signals
 
 NEVER_FORWARDED = {
     signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
@@ -131,7 +131,7 @@ def test_inherited_capture_and_restore_in_child() -> None:
     code = textwrap.dedent(
         """
         import json, os, signal, subprocess
-        from pyinit import signals
+        from pyinit.linux import signals
         RT1 = signal.SIGRTMIN + 1
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -173,7 +173,7 @@ def test_inherited_capture_and_restore_in_child() -> None:
 def test_inherited_capture_never_claims_python_ignored_signals() -> None:
     """Python ignores SIGPIPE/SIGXFSZ itself, so they are not 'inherited' ignored."""
     code = (
-        "import json\nfrom pyinit import signals\n"
+        "import json\nfrom pyinit.linux import signals\n"
         "i = signals.Inherited.capture()\n"
         "print(json.dumps({'mask': sorted(i.mask), 'ignored': sorted(i.ignored)}))\n"
     )
@@ -185,7 +185,7 @@ def test_signalfd_reads_who_sent_what() -> None:
     code = textwrap.dedent(
         """
         import json, os, select, signal
-        from pyinit import signals
+        from pyinit.linux import signals
         RT2 = signal.SIGRTMIN + 2
         sfd = signals.SignalFd([signal.SIGUSR1, signal.SIGCHLD, RT2])
         assert sfd.read() == []                       # never blocks

@@ -10,9 +10,9 @@ import termios
 
 import pytest
 
-from pyinit import log
-from pyinit.loop import EventLoop
-from pyinit.output import Sink
+from pyinit.output.sinks import Sink
+from pyinit.runtime import log
+from pyinit.runtime.loop import EventLoop
 
 F_SETPIPE_SZ = 1031
 LINE = b"a" * 98 + b"\n"  # 99 bytes

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from pyinit import spawn
-from pyinit.signals import Inherited
+from pyinit.linux.signals import Inherited
+from pyinit.runtime import spawn
 
 
 def test_fork_failure_is_a_spawn_error_not_an_exception(monkeypatch) -> None:

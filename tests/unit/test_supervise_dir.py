@@ -11,11 +11,13 @@ import struct
 
 import pytest
 
-from pyinit import supervise_dir, tai64
-from pyinit.loop import EventLoop
-from pyinit.service import ServiceDir
-from pyinit.services import Service, Slot
-from pyinit.supervise_dir import (
+from pyinit.core import tai64
+from pyinit.core.machine import Machine, Policy
+from pyinit.runtime.loop import EventLoop
+from pyinit.services import supervise as supervise_dir
+from pyinit.services.manager import Service, Slot
+from pyinit.services.servicedir import ServiceDir
+from pyinit.services.supervise import (
     READ_MAX,
     Status,
     SuperviseDirs,
@@ -26,7 +28,6 @@ from pyinit.supervise_dir import (
     stat_text,
     wall_ns,
 )
-from pyinit.supervisor import Machine, Policy
 
 WALL = 1_700_000_000_123_456_789  # unix ns
 

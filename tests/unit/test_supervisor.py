@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyinit.reaper import ExitStatus
-from pyinit.supervisor import (
+from pyinit.core.machine import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
     DOWN,
@@ -32,6 +31,7 @@ from pyinit.supervisor import (
     Start,
     finish_args,
 )
+from pyinit.runtime.reaper import ExitStatus
 
 EXIT0 = ExitStatus(code=0)
 EXIT1 = ExitStatus(code=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import protocol
+from pyinit.control import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 SENT_AT_MOST = 3 * protocol.MAX_REPLY  # what the fake server offers before it gives up

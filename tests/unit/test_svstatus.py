@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pyinit.svstatus import SETTLE, healthy, hopeless, satisfied, sv_part, sv_status_line, unsettled
+from pyinit.core.svstatus import (
+    SETTLE,
+    healthy,
+    hopeless,
+    satisfied,
+    sv_part,
+    sv_status_line,
+    unsettled,
+)
 
 NOW = 1_700_000_000.0
 

@@ -1,4 +1,4 @@
-"""pyinit.tai64: one TAI64N convention (svlogd's and daemontools'), for supervise/status
+"""pyinit.core.tai64: one TAI64N convention (svlogd's and daemontools'), for supervise/status
 and rotated log names alike."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pyinit import filelog, supervise_dir, tai64
+from pyinit.core import tai64
+from pyinit.output import logdir as filelog
+from pyinit.services import supervise as supervise_dir
 
 
 def test_offset_is_daemontools_tai64nlocal_constant() -> None:

@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from pyinit.inotify import IN_CREATE, Inotify, parse
-from pyinit.service import change_matters
+from pyinit.linux.inotify import IN_CREATE, Inotify, parse
+from pyinit.services.servicedir import change_matters
 
 
 @pytest.mark.parametrize("kind, name, matters", [
