@@ -71,6 +71,7 @@ clean:
 
 # Benchmarks against every peer (BENCHMARKS.md, bench/results/; about 20 min; needs root
 # for the pid namespaces). Missing peers are installed with apt when root, else asked for.
+# BENCH_FLAGS="boot memory --baseline main" runs the old code beside the new in one run.
 PEERS := tini dumb-init catatonit runit s6 supervisor
 PEER_BINS := tini dumb-init catatonit runsvdir s6-svscan supervisord
 BENCH_FLAGS ?=

@@ -3,7 +3,9 @@ installed peer, write bench/results/SCENARIO.json, then regenerate BENCHMARKS.md
 
 Scenarios: reap forward boot restart idle memory status logs (default: all).
 --full: the crash loop runs 60 s per init (default 30 s); --trials N (default 5 for the
-short scenarios, 3 for the long ones); --report: only regenerate BENCHMARKS.md."""
+short scenarios, 3 for the long ones); --report: only regenerate BENCHMARKS.md;
+--baseline REV: also run pyinit as of git revision REV in the same run (rows
+'pyinit@REV'), to measure a change against it."""
 
 from __future__ import annotations
 
@@ -26,6 +28,32 @@ def become_subreaper() -> None:
     """What a trial leaves behind comes back to us, and dies with us."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def unpack_baseline(rev: str) -> None:
+    """`git archive` REV's pyinit/ into a temporary tree and add it as an init."""
+    import atexit
+    import shutil
+    import subprocess
+
+    from bench.inits import add_baseline
+
+    root = Path(__file__).resolve().parents[1]
+    short = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", rev],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix=f"pyinit-baseline-{short}-"))
+    atexit.register(shutil.rmtree, tree, True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", short, "pyinit"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    os.chmod(tree, 0o755)
+    add_baseline(short, tree)
+    log(f"baseline: pyinit@{short} from {tree}")
 
 
 def run(name: str, top: Path, args: argparse.Namespace) -> dict:
@@ -62,7 +90,14 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="crash loop over 60 s per init")
     parser.add_argument("--report", action="store_true", help="only regenerate BENCHMARKS.md")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run pyinit as of git revision REV (a row 'pyinit@REV'), in the same run",
+    )
     args = parser.parse_args()
+    if args.baseline:
+        unpack_baseline(args.baseline)
     if not args.report:
         if os.geteuid() != 0:
             print(

@@ -138,6 +138,39 @@ PEERS = [
 ALL = [PYINIT, *PEERS]
 
 
+def add_baseline(rev: str, tree: Path) -> Init:
+    """pyinit as of git revision `rev` (unpacked in `tree`), run beside the working copy in
+    the same run: `python -m bench --baseline REV` shows what a change costs or saves.
+    PYTHONPATH puts that tree first; pyinit's -I re-exec runs its own entry.py from
+    there, so the whole run stays on the old code."""
+
+    def argv(w: Path, *flags: str) -> list[str]:
+        # -C /: `-m pyinit` looks in the working directory before PYTHONPATH
+        return ["env", "-C", "/", f"PYTHONPATH={tree}", *pyinit_argv(w, *flags)]
+
+    base = Init(
+        f"pyinit@{rev}",
+        "",
+        "unshare",
+        main=lambda w, cmd: [*argv(w, "--skip-runit"), "--", *cmd],
+        supervise=lambda w, mnt, names: argv(w, "--service-dir", str(mnt)),
+        status=lambda w, src: [
+            *(
+                "env",
+                "-C",
+                "/",
+                f"PYTHONPATH={tree}",
+                PY,
+                "-c",
+                "from pyinit.entry import svctl; svctl()",
+            ),
+            *("--run-dir", str(w / "run"), "status"),
+        ],
+    )
+    ALL.insert(1, base)
+    return base
+
+
 def main_inits() -> list[Init]:
     return [i for i in ALL if i.main and i.available()]
 
