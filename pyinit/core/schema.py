@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from pyinit.core import signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
@@ -23,7 +24,6 @@ from pyinit.core.bounds import (
     parse_ident,
     render,
 )
-from pyinit.linux import signals
 
 FILE_NAME = "service.yaml"
 RESTART_POLICIES = ("always", "on-failure", "never")
@@ -162,7 +162,7 @@ def _signal(value: Any) -> int:
         return value
     if isinstance(value, str) and value.isidentifier():  # a name: a number is a YAML int
         try:
-            return signals.parse(value)
+            return signames.parse(value)
         except ValueError:
             pass
     raise _Bad(f"must be a signal name such as TERM or a number, not {render(value)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit.control.requests import ControlRequests
 from pyinit.core import deps, instances
+from pyinit.core.exits import ExitStatus
 from pyinit.core.machine import (
     FROZEN,
     LIVE,
@@ -41,7 +42,6 @@ from pyinit.linux.inotify import (
 from pyinit.output.capture import Capture, Settings
 from pyinit.runtime import launch, log, spawn
 from pyinit.runtime.loop import Timer
-from pyinit.runtime.reaper import ExitStatus
 from pyinit.services.readiness import Tracker
 from pyinit.services.servicedir import ServiceDir, change_matters, is_executable, scan
 from pyinit.services.supervise import SuperviseDirs
