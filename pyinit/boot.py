@@ -209,11 +209,12 @@ class Init:
         if not self.config.health_listen or self.services is None:
             return
         from pyinit.control import health
+        from pyinit.core import addresses
         from pyinit.services.manager import ServiceManager
 
         services = self.services
         assert isinstance(services, ServiceManager)
-        host, port = health.parse_listen(self.config.health_listen)
+        host, port = addresses.parse_listen(self.config.health_listen)
         try:
             self.health = health.HealthServer(
                 self.loop, host, port, ready=services.all_ready,

@@ -261,10 +261,10 @@ def read_config_file(cfg: Config) -> Config:
         cfg.services_ready_timeout = SERVICES_READY_TIMEOUT
     cfg.health_listen = cfg.health_listen or settings.health_listen
     if cfg.health_listen:
-        from pyinit.control import health
+        from pyinit.core import addresses
 
         try:
-            health.parse_listen(cfg.health_listen, "health listen address")
+            addresses.parse_listen(cfg.health_listen, "health listen address")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return cfg

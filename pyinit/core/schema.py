@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pyinit.core import signames
+from pyinit.core import addresses, signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
@@ -238,9 +238,7 @@ def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
 
 def _probe_target(kind: str) -> Kind:
     def check(value: Any) -> Any:
-        from pyinit.services import probes
-
-        parse = probes.parse_tcp if kind == "tcp" else probes.parse_http
+        parse = addresses.parse_tcp if kind == "tcp" else addresses.parse_http
         try:
             return parse(value)
         except ValueError as exc:
