@@ -151,12 +151,13 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
 def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
-    from pyinit.core import bounds, schema
+    from pyinit.core import schema
+    from pyinit.runtime import yamlfile
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
         if os.path.lexists(config_path):
-            config = schema.load(config_path, defaults)
+            config = yamlfile.load_service(config_path, defaults)
         else:
             config = schema.validate({}, config_path, defaults)
     except ConfigError as exc:

@@ -22,10 +22,10 @@ from pyinit.core.schema import (
     Identity,
     Probe,
     ServiceConfig,
-    load,
-    load_global,
     validate,
+    validate_global,
 )
+from pyinit.runtime.yamlfile import load_global, load_service
 
 INF = resource.RLIM_INFINITY
 ALL_SERVICE_KEYS = ", ".join(sorted(SERVICE_KEYS))
@@ -356,7 +356,7 @@ def test_errors_quote_the_key_as_written() -> None:
 def test_umask_yaml_octal_and_strings(tmp_path, text: str, umask: int) -> None:
     path = tmp_path / "service.yaml"
     path.write_text(text)
-    assert load(str(path)).umask == umask
+    assert load_service(str(path)).umask == umask
 
 
 @pytest.mark.parametrize("value", ["0o22", "08", "77777", "", "-1", 0o7777 + 1, -1, 1.5, None])
@@ -517,6 +517,17 @@ def test_load_global_missing_or_empty_file(tmp_path) -> None:
     assert load_global(write(tmp_path, "# nothing\n")) == GlobalConfig()
 
 
+def test_validate_global_needs_no_file() -> None:
+    """The checks are pure: a parsed document in, a GlobalConfig or ConfigError out."""
+    assert validate_global(None, "p") == GlobalConfig()
+    got = validate_global({"defaults": {"user": "app"}, "wait-for-services": False}, "p")
+    assert got == GlobalConfig(defaults={"user": "app"}, wait_for_services=False)
+    with pytest.raises(ConfigError, match="^p: must be a mapping of keys, not a list$"):
+        validate_global([], "p")
+    with pytest.raises(ConfigError, match="^p: defaults: key 'instances' cannot be a default"):
+        validate_global({"defaults": {"instances": 2}}, "p")
+
+
 def test_load_global_every_key(tmp_path) -> None:
     path = write(tmp_path, "defaults:\n  restart: on-failure\n  stop-signal: INT\n"
                  "wait_for_services: false\nservices-ready-timeout: 5\n"
@@ -598,7 +609,7 @@ def test_load_global_errors(tmp_path, text: str, message: str) -> None:
 def test_yaml_errors_have_a_position(tmp_path, text: str, line: int, problem: str) -> None:
     path = write(tmp_path, text, "service.yaml")
     with pytest.raises(ConfigError) as info:
-        load(path)
+        load_service(path)
     message = str(info.value)
     prefix = f"{path}: not valid YAML (line {line}, column "
     assert message.startswith(prefix)
@@ -611,24 +622,24 @@ def test_undecodable_yaml_is_one_line(tmp_path) -> None:
     path = tmp_path / "service.yaml"
     path.write_bytes(b"user: \xff\xfe\n")
     with pytest.raises(ConfigError) as info:
-        load(str(path))
+        load_service(str(path))
     assert str(info.value).startswith(f"{path}: not valid YAML")
     assert len(str(info.value).splitlines()) == 1
 
 
 def test_unreadable_files(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
-        load(str(tmp_path / "missing.yaml"))
+        load_service(str(tmp_path / "missing.yaml"))
     assert str(info.value) == f"{tmp_path}/missing.yaml: cannot read: No such file or directory"
     with pytest.raises(ConfigError) as info:
-        load(str(tmp_path))
+        load_service(str(tmp_path))
     assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
 def test_load_reads_a_whole_file(tmp_path) -> None:
     path = write(tmp_path, "user: app\nrestart: on-failure\nafter: db\n"
                  "ready:\n  notification-fd: 3\n", "service.yaml")
-    cfg = load(path)
+    cfg = load_service(path)
     assert cfg == ServiceConfig(run_as=Identity("app"), restart="on-failure", after=("db",),
                                 ready=Probe("notification_fd", 3))
 
@@ -637,7 +648,7 @@ def test_load_never_builds_python_objects(tmp_path) -> None:
     evil = tmp_path / "service.yaml"
     evil.write_text("user: !!python/object/apply:os.system ['touch pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load(str(evil))
+        load_service(str(evil))
     assert not (tmp_path / "pwned").exists()
 
 
