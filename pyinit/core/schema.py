@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pyinit.core import addresses, signames
+from pyinit.core import signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
@@ -235,6 +235,8 @@ def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
 
 def _probe_target(kind: str) -> Kind:
     def check(value: Any) -> Any:
+        from pyinit.core import addresses
+
         parse = addresses.parse_tcp if kind == "tcp" else addresses.parse_http
         try:
             return parse(value)
@@ -257,14 +259,15 @@ def _command(value: Any) -> tuple[str, ...]:
 
 # --- definitions -------------------------------------------------------------------
 @dataclass(frozen=True)
-class Identity:
-    """Who a process runs as: user and optional group, as written."""
+class UserSpec:
+    """Who a process runs as: user and optional group, as written in service.yaml
+    (looked up, they become a model.Account)."""
 
     user: Optional[str] = None
     group: Optional[str] = None
 
     def spec(self) -> Optional[str]:
-        """USER[:GROUP] for privileges.resolve, or None to stay as pyinit."""
+        """USER[:GROUP] for linux.users.resolve, or None to stay as pyinit."""
         if self.user is None:
             return None if self.group is None else f"{_current_user()}:{self.group}"
         return self.user if self.group is None else f"{self.user}:{self.group}"
@@ -285,8 +288,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    run_as: Identity = Identity()
-    log_as: Identity = Identity()
+    run_as: UserSpec = UserSpec()
+    log_as: UserSpec = UserSpec()
     restart: str = "always"
     backoff_initial: float = 0.1
     backoff_factor: float = 2.0
@@ -463,8 +466,8 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     if problems:
         raise ConfigError(*problems)
     return ServiceConfig(
-        run_as=Identity(merged.get("user"), merged.get("group")),
-        log_as=Identity(log.get("user"), log.get("group")),
+        run_as=UserSpec(merged.get("user"), merged.get("group")),
+        log_as=UserSpec(log.get("user"), log.get("group")),
         **fields,
     )
 

@@ -29,6 +29,7 @@ from pyinit.core.machine import (
     Signal,
     Start,
 )
+from pyinit.core.model import ServiceDir
 from pyinit.core.repeats import Repeats
 from pyinit.core.schema import FILE_NAME, ServiceConfig
 from pyinit.linux.inotify import (
@@ -43,7 +44,7 @@ from pyinit.output.capture import Capture, Settings
 from pyinit.runtime import launch, log, spawn
 from pyinit.runtime.loop import Timer
 from pyinit.services.readiness import Tracker
-from pyinit.services.servicedir import ServiceDir, change_matters, is_executable, scan
+from pyinit.services.servicedir import change_matters, is_executable, scan
 from pyinit.services.supervise import SuperviseDirs
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from pyinit.core.schema import (
     SERVICE_KEYS,
     ConfigError,
     GlobalConfig,
-    Identity,
     Probe,
     ServiceConfig,
+    UserSpec,
     validate,
     validate_global,
 )
@@ -46,12 +46,12 @@ def live(kind: str, target, **kw) -> Probe:
 
 # --- good values: every key, and what it becomes ------------------------------------------
 GOOD = [
-    ({"user": "app"}, {"run_as": Identity("app", None)}),
-    ({"user": 1000}, {"run_as": Identity("1000", None)}),
-    ({"group": "staff"}, {"run_as": Identity(None, "staff")}),
-    ({"user": "app", "group": 50}, {"run_as": Identity("app", "50")}),
-    ({"log": {"user": "nobody"}}, {"log_as": Identity("nobody", None)}),
-    ({"log": {"user": 65534, "group": "nogroup"}}, {"log_as": Identity("65534", "nogroup")}),
+    ({"user": "app"}, {"run_as": UserSpec("app", None)}),
+    ({"user": 1000}, {"run_as": UserSpec("1000", None)}),
+    ({"group": "staff"}, {"run_as": UserSpec(None, "staff")}),
+    ({"user": "app", "group": 50}, {"run_as": UserSpec("app", "50")}),
+    ({"log": {"user": "nobody"}}, {"log_as": UserSpec("nobody", None)}),
+    ({"log": {"user": 65534, "group": "nogroup"}}, {"log_as": UserSpec("65534", "nogroup")}),
     ({"log": "prefix"}, {"log_mode": "prefix"}),
     ({"log": {"mode": "file", "dir": "/var/log/web", "max_size": "10M", "max_files": 3,
               "timestamps": True, "format": "json"}},
@@ -150,11 +150,19 @@ def test_empty_documents_are_all_defaults() -> None:
     assert cfg.ready is None and cfg.liveness is None and cfg.kill_group
 
 
-def test_identity_spec() -> None:
-    assert Identity().spec() is None
-    assert Identity("app").spec() == "app"
-    assert Identity("app", "50").spec() == "app:50"
-    assert Identity(None, "staff").spec() == f"{os.getuid()}:staff"
+def test_user_spec() -> None:
+    assert UserSpec().spec() is None
+    assert UserSpec("app").spec() == "app"
+    assert UserSpec("app", "50").spec() == "app:50"
+    assert UserSpec(None, "staff").spec() == f"{os.getuid()}:staff"
+
+
+def test_a_service_dir_without_service_yaml_has_the_defaults() -> None:
+    from pyinit.core.model import ServiceDir
+
+    defn = ServiceDir(name="web", path="/etc/service/web", normally_up=True, has_log=False)
+    assert defn.config == ServiceConfig() == validate({}, "f")
+    assert defn.run_as is None and defn.config.run_as == UserSpec()
 
 
 # --- bad values: the exact one-line message -------------------------------------------
@@ -547,12 +555,12 @@ def test_defaults_apply_and_service_keys_override(tmp_path) -> None:
     defaults = load_global(path).defaults
     plain = validate({}, "s", defaults)
     assert (plain.restart, plain.max_restarts, plain.run_as) == ("on-failure", 4,
-                                                                  Identity("app"))
+                                                                  UserSpec("app"))
     assert plain.ready == Probe("tcp", ("127.0.0.1", 80))
     assert plain.environment == (("A", "1"), ("B", "2"))
     mine = validate({"restart": "never", "user": "db", "ready": {"sd_notify": True},
                      "environment": {"B": "x", "C": 3}}, "s", defaults)
-    assert (mine.restart, mine.max_restarts, mine.run_as) == ("never", 4, Identity("db"))
+    assert (mine.restart, mine.max_restarts, mine.run_as) == ("never", 4, UserSpec("db"))
     assert mine.ready == Probe("sd_notify", True)
     # environment merges: the defaults first, the service's own after (later wins)
     assert mine.environment[:2] == (("A", "1"), ("B", "2"))
@@ -640,7 +648,7 @@ def test_load_reads_a_whole_file(tmp_path) -> None:
     path = write(tmp_path, "user: app\nrestart: on-failure\nafter: db\n"
                  "ready:\n  notification-fd: 3\n", "service.yaml")
     cfg = load_service(path)
-    assert cfg == ServiceConfig(run_as=Identity("app"), restart="on-failure", after=("db",),
+    assert cfg == ServiceConfig(run_as=UserSpec("app"), restart="on-failure", after=("db",),
                                 ready=Probe("notification_fd", 3))
 
 

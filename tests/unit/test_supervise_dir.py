@@ -13,10 +13,10 @@ import pytest
 
 from pyinit.core import tai64
 from pyinit.core.machine import Machine, Policy
+from pyinit.core.model import ServiceDir
 from pyinit.runtime.loop import EventLoop
 from pyinit.services import supervise as supervise_dir
 from pyinit.services.manager import Service, Slot
-from pyinit.services.servicedir import ServiceDir
 from pyinit.services.supervise import (
     READ_MAX,
     Status,
