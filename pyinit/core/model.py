@@ -27,6 +27,13 @@ class Account:
     home: str
 
 
+def _no_config() -> ServiceConfig:
+    """The defaults: a service.yaml that sets nothing."""
+    from pyinit.core.schema import ServiceConfig
+
+    return ServiceConfig()
+
+
 @dataclass(frozen=True)
 class ServiceDir:
     """One service directory as read: its files, its service.yaml, its accounts."""
@@ -39,13 +46,6 @@ class ServiceDir:
     run_as: Optional[Account] = None  # run, finish and check drop to this user
     log_as: Optional[Account] = None  # the logger drops to this one
     user: Optional[str] = None  # run_as as written (USER[:GROUP]), for svctl
-    config: ServiceConfig = field(default_factory=lambda: _no_config())
+    config: ServiceConfig = field(default_factory=_no_config)
     instance: Optional[str] = None  # NAME of an instance `T@NAME` ($1, PYINIT_INSTANCE)
     has_setup: bool = False  # an executable `setup` runs before each start of run
-
-
-def _no_config() -> ServiceConfig:
-    """The defaults: a service.yaml that sets nothing."""
-    from pyinit.core.schema import ServiceConfig
-
-    return ServiceConfig()
