@@ -12,11 +12,13 @@ import signal
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from pyinit.config import Config
+from pyinit.core import signames
+from pyinit.core.exits import ExitStatus
 from pyinit.linux import prctl, signals
 from pyinit.linux.proctree import descendants, parent_map
 from pyinit.runtime import environment, log, rundir, spawn
 from pyinit.runtime.loop import EventLoop
-from pyinit.runtime.reaper import ExitStatus, Reaper
+from pyinit.runtime.reaper import Reaper
 
 if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
@@ -103,7 +105,7 @@ class Init:
         """Block every handled signal and read them from a signalfd in the loop; act on
         those already pending (sent while pyinit started: a SIGTERM then stops the boot
         before anything starts)."""
-        self.signalfd = signals.SignalFd(signals.handled())
+        self.signalfd = signals.SignalFd(signames.handled())
         self.loop.add_reader(self.signalfd.fd, self.on_signals)
         self.on_signals()
         try:
@@ -207,11 +209,12 @@ class Init:
         if not self.config.health_listen or self.services is None:
             return
         from pyinit.control import health
+        from pyinit.core import addresses
         from pyinit.services.manager import ServiceManager
 
         services = self.services
         assert isinstance(services, ServiceManager)
-        host, port = health.parse_listen(self.config.health_listen)
+        host, port = addresses.parse_listen(self.config.health_listen)
         try:
             self.health = health.HealthServer(
                 self.loop, host, port, ready=services.all_ready,
@@ -282,13 +285,13 @@ class Init:
         self.reaper.reap()
 
     def on_signal(self, signum: int) -> None:
-        log.debug(f"received {signals.name(signum)}")
+        log.debug(f"received {signames.name(signum)}")
         if self.main_pid is not None and self.main_status is None:
-            if signum in signals.SHUTDOWN_SIGNALS:
+            if signum in signames.SHUTDOWN_SIGNALS:
                 self.stop_signal_to(self.main_pid, signum)
             else:
                 self.kill_quietly(self.main_pid, signum)
-        if signum in signals.SHUTDOWN_SIGNALS and self.stop_signal is None:
+        if signum in signames.SHUTDOWN_SIGNALS and self.stop_signal is None:
             self.stop_signal = signum
             self.start_shutdown_clock()
         elif signum == signal.SIGHUP and self.services is not None:

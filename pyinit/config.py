@@ -247,9 +247,10 @@ def read_config_file(cfg: Config) -> Config:
     """Fill what flags and environment left open from pyinit.yaml, then the defaults.
     A bad file is a UsageError naming the file and the key."""
     from pyinit.core import schema
+    from pyinit.runtime import yamlfile
 
     try:
-        settings = schema.load_global(cfg.config_file)
+        settings = yamlfile.load_global(cfg.config_file)
     except schema.ConfigError as exc:
         raise UsageError(str(exc)) from None
     cfg.service_defaults = settings.defaults
@@ -261,10 +262,10 @@ def read_config_file(cfg: Config) -> Config:
         cfg.services_ready_timeout = SERVICES_READY_TIMEOUT
     cfg.health_listen = cfg.health_listen or settings.health_listen
     if cfg.health_listen:
-        from pyinit.control import health
+        from pyinit.core import addresses
 
         try:
-            health.parse_listen(cfg.health_listen, "health listen address")
+            addresses.parse_listen(cfg.health_listen, "health listen address")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return cfg

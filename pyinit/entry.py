@@ -27,7 +27,7 @@ import _signal
 import sys
 
 # Signals pyinit reads from its signalfd: all but the ones it cannot catch and the
-# synchronous faults (signals.handled(); tests/unit/test_entry.py keeps them equal).
+# synchronous faults (signames.handled(); tests/unit/test_entry.py keeps them equal).
 _NOT_HANDLED = frozenset(
     {
         _signal.SIGKILL,
@@ -89,7 +89,7 @@ def pyinit_env() -> None:
 
 
 def handled() -> "list[int]":
-    """The signals blocked at entry (equal to signals.handled())."""
+    """The signals blocked at entry (equal to core.signames.handled())."""
     return sorted(int(s) for s in _signal.valid_signals() if s not in _NOT_HANDLED)
 
 

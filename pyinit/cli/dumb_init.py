@@ -110,6 +110,7 @@ def _rewrite(value: str) -> tuple[int, int]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    from pyinit.core import signames
     from pyinit.linux import signals
 
     inherited = signals.Inherited.capture()
@@ -117,7 +118,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     signals.block(every)
     # pyinit.entry blocked the real-time signals too: dumb-init leaves them alone
     signal.pthread_sigmask(signal.SIG_UNBLOCK,
-                           set(signals.handled()) - set(every) - inherited.mask)
+                           set(signames.handled()) - set(every) - inherited.mask)
     try:
         args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
     except Exit as stop:
@@ -131,10 +132,11 @@ def run(args: DumbArgs, inherited: Inherited, every: list[int]) -> int:
     import fcntl
     import termios
 
+    from pyinit.core.exits import ExitStatus
     from pyinit.linux import signals
     from pyinit.runtime import spawn
     from pyinit.runtime.loop import EventLoop
-    from pyinit.runtime.reaper import ExitStatus, Reaper
+    from pyinit.runtime.reaper import Reaper
 
     def debug(text: str) -> None:
         if args.debug:

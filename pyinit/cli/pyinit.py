@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
     # Block the signals pyinit handles (pyinit.entry did before any import: this is
     # for callers of main()), so one that arrives waits in the queue. After the
     # parse: --help and a usage error leave the caller's mask as it was.
+    from pyinit.core import signames
     from pyinit.linux import signals
 
     inherited = signals.Inherited.capture()
-    signals.block(signals.handled())
+    signals.block(signames.handled())
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
 

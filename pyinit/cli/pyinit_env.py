@@ -30,14 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr if not args else sys.stdout)
         sys.exit(2 if not args else 0)
-    from pyinit.core import bounds
+    from pyinit.core import bounds, envdir
     from pyinit.linux import signals
     from pyinit.runtime import environment, spawn
 
     parsed = environment.read_dir(env_dir)
     for problem in parsed.problems:
         print(f"pyinit-env: warning: {env_dir}: {problem}", file=sys.stderr)
-    fits = bounds.exec_env(environment.merge(os.environ, parsed.values, True))
+    fits = bounds.exec_env(envdir.merge(os.environ, parsed.values, True))
     for problem in fits.too_long + fits.too_much:
         print(f"pyinit-env: warning: {problem}", file=sys.stderr)
     env = fits.env

@@ -154,11 +154,12 @@ def _pdeathsig(name: str) -> int:
 
 @guarded("tini")
 def main(argv: Optional[list[str]] = None) -> None:
+    from pyinit.core import signames
     from pyinit.linux import signals
     from pyinit.runtime import child_init
 
     inherited = signals.Inherited.capture()
-    signals.block(signals.handled())
+    signals.block(signames.handled())
     try:
         args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
     except Exit as stop:

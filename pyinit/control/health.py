@@ -18,7 +18,6 @@ minute. While no client is connected it costs one listening fd, no timer.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import socket
@@ -46,44 +45,6 @@ _REASONS = {
     503: "Service Unavailable",
 }
 _PATHS = ("/healthz", "/readyz", "/status")
-
-
-def parse_listen(text: str, what: str = "bad listen address") -> tuple[str, int]:
-    """Parse "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "PORT" (meaning 0.0.0.0).
-
-    ADDR is an IP literal or "localhost" (127.0.0.1); no name is ever resolved.
-    PORT is 0..65535, where 0 means any free port (see HealthServer.address).
-    ValueError "WHAT 'TEXT': why" otherwise.
-    """
-    from pyinit.core.bounds import is_number, render, small_number
-
-    host, sep, port = text.strip().rpartition(":")
-    bracketed = host.startswith("[") and host.endswith("]")
-    if bracketed:
-        host = host[1:-1]
-
-    def bad(why: str) -> ValueError:
-        return ValueError(f"{what} {render(text)}: {why}")
-
-    if not sep and not is_number(port):
-        raise bad("expected ADDR:PORT")
-    if host == "localhost" and not bracketed:
-        host = "127.0.0.1"
-    elif "[" in host or "]" in host:
-        raise bad("expected [V6ADDR]:PORT")
-    elif host or bracketed:
-        try:
-            version = ipaddress.ip_address(host).version
-        except ValueError:
-            raise bad(f"{render(host)} is not an IP address (names are not resolved)") from None
-        if bracketed != (version == 6):
-            raise bad("write an IPv6 address in brackets, as [ADDR]:PORT, and only that")
-    else:
-        host = "0.0.0.0"
-    number = small_number(port, 65535)
-    if number is None:
-        raise bad("the port must be a number from 0 to 65535")
-    return host, number
 
 
 class HealthServer:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import socket
 
+from pyinit.core.lines import LineTooLong, take_line
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -48,24 +50,6 @@ def parse_request(line: bytes) -> dict[str, Any]:
 
 class ReplyError(ValueError):
     """A reply that is not one of pyinit's (too long, not JSON, not an object)."""
-
-
-class LineTooLong(ValueError):
-    """A line over its cap (take_line)."""
-
-
-def take_line(buf: bytearray, limit: int, scanned: int = 0) -> bytes | None:
-    """The first line in buf, with its newline, taken out of buf; None while buf holds
-    no newline yet. LineTooLong when the line, complete or not, is over limit bytes
-    (without its newline). scanned: how much of buf is known to hold no newline."""
-    end = buf.find(b"\n", scanned)
-    if end > limit or (end < 0 and len(buf) > limit):
-        raise LineTooLong(f"a line over {limit} bytes")
-    if end < 0:
-        return None
-    line = bytes(buf[: end + 1])
-    del buf[: end + 1]
-    return line
 
 
 def read_line(

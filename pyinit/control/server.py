@@ -25,12 +25,11 @@ from pyinit.control.listener import FULL, NOTE_INTERVAL, PER_KEY, SHARED, Caller
 from pyinit.control.protocol import (  # noqa: F401 - re-exported for callers of control
     SOCKET_NAME,
     VERSION,
-    LineTooLong,
     ProtocolError,
     parse_request,
     request,
-    take_line,
 )
+from pyinit.core.lines import LineTooLong, take_line
 from pyinit.runtime import log, rundir
 from pyinit.runtime.loop import EventLoop, Timer
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Collection, Iterable, Mapping, Optional
 from pyinit.core.schema import MAX_INSTANCES  # `instances:` and `svctl scale`
 
 if TYPE_CHECKING:
-    from pyinit.services.servicedir import ServiceDir
+    from pyinit.core.model import ServiceDir
 
 MAX_NAME = 100  # an instance name's length, in characters
 

@@ -1,5 +1,6 @@
 """Service output as lines, pure: splitting a byte stream, formatting a line for the
-container's output, and the ring of recent lines kept for `svctl logs`.
+container's output, and the ring of recent lines kept for `svctl logs`; and
+take_line, one capped line out of a buffer (control requests and replies, probes).
 
 Bytes are never decoded on the text path, so non-UTF-8 output passes through
 unharmed; JSON lines carry it with surrogate escapes. A line longer than
@@ -16,6 +17,24 @@ from collections import deque
 from typing import Optional
 
 MAX_LINE = 16 * 1024
+
+
+class LineTooLong(ValueError):
+    """A line over its cap (take_line)."""
+
+
+def take_line(buf: bytearray, limit: int, scanned: int = 0) -> bytes | None:
+    """The first line in buf, with its newline, taken out of buf; None while buf holds
+    no newline yet. LineTooLong when the line, complete or not, is over limit bytes
+    (without its newline). scanned: how much of buf is known to hold no newline."""
+    end = buf.find(b"\n", scanned)
+    if end > limit or (end < 0 and len(buf) > limit):
+        raise LineTooLong(f"a line over {limit} bytes")
+    if end < 0:
+        return None
+    line = bytes(buf[: end + 1])
+    del buf[: end + 1]
+    return line
 
 
 class Splitter:

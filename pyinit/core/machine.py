@@ -52,8 +52,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from pyinit.core.exits import ExitStatus
 from pyinit.core.svstatus import MIN_UPTIME
-from pyinit.runtime.reaper import ExitStatus
 
 DOWN, RUN, FINISH, SETUP = "down", "run", "finish", "setup"
 # shutdown stages, in order: normal supervision, services being stopped, kill-all

@@ -1,6 +1,7 @@
-"""service.yaml and pyinit.yaml: loading and validating against the documented schema.
+"""service.yaml and pyinit.yaml: validating a parsed document against the documented schema.
 
-Validation is table-driven and pure: each mapping has a table of key -> kind,
+Reading the file (bounded, pyyaml's safe loader) is runtime/yamlfile.py's job;
+everything here is pure and table-driven: each mapping has a table of key -> kind,
 and a kind checks one value and converts it (or says what is allowed). An
 unknown key or a bad value is one line naming the file, the key and what is
 allowed. Keys may be written with '-' or '_' (`notification-fd`). See
@@ -14,16 +15,15 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from pyinit.core import signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
     IdentError,
-    InputError,
     clip,
     parse_ident,
     render,
 )
-from pyinit.linux import signals
 
 FILE_NAME = "service.yaml"
 RESTART_POLICIES = ("always", "on-failure", "never")
@@ -33,9 +33,6 @@ PROBES = ("check", "tcp", "http")
 LOG_MODES = ("inherit", "prefix", "file")
 READINESS = ("notification_fd", "sd_notify") + PROBES
 MAX_INSTANCES = 1000  # service.yaml's `instances` and `svctl scale`
-MAX_DOCUMENT = 64 * 1024  # bytes of a service.yaml or pyinit.yaml
-MAX_NODES = 10_000  # YAML nodes of a document, with every alias expanded
-MAX_DEPTH = 32  # nesting of YAML collections
 MAX_PROBLEMS = 20  # problems reported per file; then "and N more"
 MAX_LINE = 500  # characters of one problem line
 
@@ -162,7 +159,7 @@ def _signal(value: Any) -> int:
         return value
     if isinstance(value, str) and value.isidentifier():  # a name: a number is a YAML int
         try:
-            return signals.parse(value)
+            return signames.parse(value)
         except ValueError:
             pass
     raise _Bad(f"must be a signal name such as TERM or a number, not {render(value)}")
@@ -238,9 +235,9 @@ def _rlimits(value: Any) -> tuple[tuple[str, int, int], ...]:
 
 def _probe_target(kind: str) -> Kind:
     def check(value: Any) -> Any:
-        from pyinit.services import probes
+        from pyinit.core import addresses
 
-        parse = probes.parse_tcp if kind == "tcp" else probes.parse_http
+        parse = addresses.parse_tcp if kind == "tcp" else addresses.parse_http
         try:
             return parse(value)
         except ValueError as exc:
@@ -262,14 +259,15 @@ def _command(value: Any) -> tuple[str, ...]:
 
 # --- definitions -------------------------------------------------------------------
 @dataclass(frozen=True)
-class Identity:
-    """Who a process runs as: user and optional group, as written."""
+class UserSpec:
+    """Who a process runs as: user and optional group, as written in service.yaml
+    (looked up, they become a model.Account)."""
 
     user: Optional[str] = None
     group: Optional[str] = None
 
     def spec(self) -> Optional[str]:
-        """USER[:GROUP] for privileges.resolve, or None to stay as pyinit."""
+        """USER[:GROUP] for linux.users.resolve, or None to stay as pyinit."""
         if self.user is None:
             return None if self.group is None else f"{_current_user()}:{self.group}"
         return self.user if self.group is None else f"{self.user}:{self.group}"
@@ -290,8 +288,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    run_as: Identity = Identity()
-    log_as: Identity = Identity()
+    run_as: UserSpec = UserSpec()
+    log_as: UserSpec = UserSpec()
     restart: str = "always"
     backoff_initial: float = 0.1
     backoff_factor: float = 2.0
@@ -468,123 +466,13 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     if problems:
         raise ConfigError(*problems)
     return ServiceConfig(
-        run_as=Identity(merged.get("user"), merged.get("group")),
-        log_as=Identity(log.get("user"), log.get("group")),
+        run_as=UserSpec(merged.get("user"), merged.get("group")),
+        log_as=UserSpec(log.get("user"), log.get("group")),
         **fields,
     )
 
 
 _PLAIN = frozenset(SERVICE_KEYS) - {"user", "group", "log", "backoff", "ready", "liveness"}
-
-
-def load_yaml(path: str) -> Any:
-    """One YAML document, read with pyyaml's safe loader (the C one when present), in
-    bounded memory and time: at most MAX_DOCUMENT bytes (a FIFO or device refused),
-    at most MAX_NODES nodes with every alias expanded, nested at most MAX_DEPTH deep."""
-    import yaml
-
-    from pyinit.core import bounds
-
-    try:
-        from pyinit.linux import safefs
-
-        text = bounds.read_fd(safefs.open_read(path), MAX_DOCUMENT, path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except InputError as exc:
-        raise ConfigError(str(exc)) from None
-    loader = _bounded_loader()(text)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {clip(problem, 100)}") from None
-    except _TooBig as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except RecursionError:  # the pure-Python parser, on deep nesting
-        raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, ArithmeticError):
-        # a number longer than int() takes (sys.set_int_max_str_digits), a date that
-        # is no date (2001-13-45), a float whose sexagesimal integer part overflows
-        raise ConfigError(f"{path}: not valid YAML: a number or date out of range") from None
-    finally:
-        loader.dispose()
-
-
-class _TooBig(Exception):
-    """A YAML document over MAX_NODES or MAX_DEPTH, or with a recursive alias."""
-
-
-def _bounded_loader() -> type:
-    """pyyaml's safe loader that measures the node graph before building any value.
-
-    Aliases stay allowed (`<<: *defaults` is common), but they are counted as what
-    they expand to: the billion-laughs document of a few hundred bytes is refused
-    before a single list is built, and nothing later can walk or print more than
-    MAX_NODES values."""
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class Loader(base):  # type: ignore[misc,valid-type]
-        def get_single_data(self) -> Any:
-            node = self.get_single_node()
-            if node is None:
-                return None
-            measure(node)
-            return self.construct_document(node)
-
-    return Loader
-
-
-def measure(root: Any, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> int:
-    """The node count of a YAML node graph with every alias expanded (_TooBig past
-    max_nodes, max_depth or on a cycle); iterative and linear in the distinct nodes."""
-    size: dict[int, int] = {}
-    height: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        kids = _children(node)
-        if done:
-            on_path.discard(key)
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
-            if size[key] > max_nodes:
-                raise _TooBig(f"more than {max_nodes} YAML values, with aliases expanded")
-            if height[key] > max_depth:
-                raise _TooBig(f"nested deeper than {max_depth} levels")
-            continue
-        if key in size:
-            continue
-        if key in on_path:
-            raise _TooBig("an alias refers to a value that contains it")
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((kid, False) for kid in kids)
-    return size[id(root)]
-
-
-def _children(node: Any) -> list[Any]:
-    value = node.value
-    if not isinstance(value, list):
-        return []
-    out: list[Any] = []
-    for item in value:
-        if isinstance(item, tuple):
-            out.extend(item)
-        else:
-            out.append(item)
-    return out
-
-
-def load(path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
-    """Read and validate one service.yaml."""
-    return validate(load_yaml(path), path, defaults)
 
 
 @dataclass(frozen=True)
@@ -597,13 +485,9 @@ class GlobalConfig:
     health_listen: Optional[str] = None
 
 
-def load_global(path: str) -> GlobalConfig:
-    """Read pyinit.yaml; a missing file is an empty one. ConfigError lists every problem."""
-    import os
-
-    if not os.path.lexists(path):
-        return GlobalConfig()
-    data = load_yaml(path)
+def validate_global(data: Any, path: str) -> GlobalConfig:
+    """A parsed pyinit.yaml to a GlobalConfig (None: an empty file); ConfigError lists
+    every problem."""
     if data is None:
         return GlobalConfig()
     if not isinstance(data, dict):

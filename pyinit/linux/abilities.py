@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from pyinit.linux.users import Identity
+from pyinit.core.model import Account
 
 CAP_SETGID = 6
 CAP_SETUID = 7
@@ -56,7 +56,7 @@ def _status() -> str:
         return ""
 
 
-def is_already(identity: Identity, creds: Creds) -> bool:
+def is_already(identity: Account, creds: Creds) -> bool:
     """Nothing to switch: same uid and gid (a non-root process keeps its groups,
     which it could not change anyway)."""
     if creds.uids != (identity.uid,) * 3 or creds.gids != (identity.gid,) * 3:
@@ -64,7 +64,7 @@ def is_already(identity: Identity, creds: Creds) -> bool:
     return creds.uids[1] != 0 or creds.groups == frozenset(identity.groups)
 
 
-def missing(identity: Identity, creds: Creds) -> list[str]:
+def missing(identity: Account, creds: Creds) -> list[str]:
     """The capabilities switching to identity needs and this process lacks."""
     if is_already(identity, creds):
         return []
@@ -78,7 +78,7 @@ def missing(identity: Identity, creds: Creds) -> list[str]:
     return out
 
 
-def why_not(identity: Identity, creds: Optional[Creds] = None) -> Optional[str]:
+def why_not(identity: Account, creds: Optional[Creds] = None) -> Optional[str]:
     """None when this process can become identity, else the reason as a phrase:
     `pyinit is not root` or `pyinit has no CAP_SETUID (capabilities dropped)`."""
     creds = creds or Creds.current()

@@ -1,9 +1,10 @@
-"""Which signals pyinit forwards, what it inherited, and the signalfd it reads them from.
+"""The signal state pyinit inherited, and the signalfd it reads its signals from.
 
 pyinit blocks every signal it handles and reads them from a signalfd, like tini's
 sigtimedwait but without a timeout tick: the event loop wakes only when a signal
 arrives. The signalfd also reports who sent each signal, so a SIGPIPE that
-pyinit's own write caused is not mistaken for one to forward.
+pyinit's own write caused is not mistaken for one to forward. Which signals
+those are, and their names, is pure: core/signames.py.
 """
 
 from __future__ import annotations
@@ -14,75 +15,15 @@ import signal
 import struct
 from dataclasses import dataclass
 
+from pyinit.core import signames
 from pyinit.linux.libc import libc
 
-# Synchronous faults are about pyinit itself; SIGKILL/SIGSTOP cannot be caught.
-NOT_FORWARDED = frozenset(
-    {
-        signal.SIGCHLD,
-        signal.SIGKILL,
-        signal.SIGSTOP,
-        signal.SIGSEGV,
-        signal.SIGBUS,
-        signal.SIGILL,
-        signal.SIGFPE,
-        signal.SIGABRT,
-        signal.SIGTRAP,
-        signal.SIGSYS,
-    }
-)
-SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 # Python ignores these at start-up, so what pyinit inherited cannot be known;
 # like subprocess (restore_signals=True) children get the default back.
 PYTHON_IGNORED = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
 # The mask pyinit was started with, when its entry point (pyinit.entry) blocked
 # the handled signals before anything else: Inherited.capture() reports it.
 started_with: frozenset[int] | None = None
-
-
-def forwardable() -> list[int]:
-    """Every signal pyinit passes on to the main command, in number order."""
-    return sorted(int(s) for s in signal.valid_signals() if s not in NOT_FORWARDED)
-
-
-def handled() -> list[int]:
-    """Every signal pyinit blocks and reads from its signalfd."""
-    return sorted(forwardable() + [int(signal.SIGCHLD)])
-
-
-def name(signum: int) -> str:
-    """SIGTERM, SIGRTMIN+3, or the number when it has no name."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        pass
-    rtmin, rtmax = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
-    if rtmin < signum <= rtmax:
-        return f"SIGRTMIN+{signum - rtmin}"
-    return str(signum)
-
-
-def parse(text: str) -> int:
-    """A signal from 'TERM', 'SIGTERM', 'term', '15' or 'RTMIN+2' (ASCII only: 'ıNT'
-    is not INT); ValueError, one line with the text cut, otherwise."""
-    from pyinit.core.bounds import render, small_number
-
-    t = text.strip().upper() if text.isascii() else ""
-    if t.isdigit():
-        num = small_number(t, signal.NSIG - 1)
-        if num is not None and num in {int(s) for s in signal.valid_signals()}:
-            return num
-        raise ValueError(f"no signal number {render(text)}")
-    if t and not t.startswith("SIG"):
-        t = "SIG" + t
-    if t.startswith("SIGRTMIN+"):
-        offset = small_number(t[9:], int(signal.SIGRTMAX) - int(signal.SIGRTMIN))
-        if offset is not None:
-            return int(signal.SIGRTMIN) + offset
-    try:
-        return int(signal.Signals[t])
-    except KeyError:
-        raise ValueError(f"unknown signal {render(text)}") from None
 
 
 @dataclass(frozen=True)
@@ -109,7 +50,7 @@ class Inherited:
 
     def restore_in_child(self) -> None:
         """In a forked child before exec: dispositions, then the mask, as inherited."""
-        for signum in handled() + list(PYTHON_IGNORED) + [int(signal.SIGINT)]:
+        for signum in signames.handled() + list(PYTHON_IGNORED) + [int(signal.SIGINT)]:
             if signum in (signal.SIGKILL, signal.SIGSTOP):
                 continue
             try:

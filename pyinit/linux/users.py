@@ -10,26 +10,17 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from dataclasses import dataclass
 
 from pyinit.core.bounds import InputError, parse_ident, render
+from pyinit.core.model import Account
 
 
 class PrivilegeError(Exception):
     """A user or group that cannot be used; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
-class Identity:
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    name: str | None  # None for a numeric uid with no passwd entry
-    home: str
-
-
-def resolve(spec: str) -> Identity:
-    """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Identity. A number is ASCII
+def resolve(spec: str) -> Account:
+    """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Account. A number is ASCII
     digits from 0 to 2**32-2 (bounds.parse_ident); anything else is a name."""
     user, _, group = spec.partition(":")
     if not user:
@@ -47,7 +38,7 @@ def resolve(spec: str) -> Identity:
     groups = tuple(sorted(set(os.getgrouplist(name, gid)))) if name else (gid,)
     if group:
         groups = tuple(sorted(set(groups) | {gid}))
-    return Identity(uid, gid, groups, name, home or "/")
+    return Account(uid, gid, groups, name, home or "/")
 
 
 def _number(text: str, what: str) -> int | None:
@@ -82,7 +73,7 @@ def _group_id(group: str) -> int:
         raise PrivilegeError(f"unknown group {render(group)}") from None
 
 
-def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[str, str]:
+def environment(identity: Account, base: dict[str, str], clear: bool) -> dict[str, str]:
     """HOME, USER, LOGNAME and UID from the passwd entry (phusion's setuser sets HOME,
     USER and UID; login sets LOGNAME), over base (or over a minimal env)."""
     env = {k: base[k] for k in ("PATH", "TERM", "LANG") if k in base} if clear else dict(base)
@@ -93,7 +84,7 @@ def environment(identity: Identity, base: dict[str, str], clear: bool) -> dict[s
     return env
 
 
-def drop(identity: Identity) -> None:
+def drop(identity: Account) -> None:
     """setgroups, setresgid, setresuid, in that order; then prove root is gone.
     Nothing at all when the process already is that user (abilities.is_already)."""
     from pyinit.linux import abilities

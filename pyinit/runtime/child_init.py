@@ -15,10 +15,12 @@ import signal
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from pyinit.core import signames
+from pyinit.core.exits import ExitStatus
 from pyinit.linux import prctl, signals
 from pyinit.runtime import spawn
 from pyinit.runtime.loop import EventLoop
-from pyinit.runtime.reaper import ExitStatus, Reaper
+from pyinit.runtime.reaper import Reaper
 
 Say = Callable[[int, str], None]  # (level, text): the personality's message format
 FATAL, WARN, INFO, DEBUG, TRACE = 0, 1, 2, 3, 4
@@ -40,7 +42,7 @@ class Options:
 def run(opts: Options, inherited: signals.Inherited) -> int:
     """Spawn the child, forward and reap until it exits; returns the exit code."""
     loop, reaper = EventLoop(), Reaper()
-    fd = signals.SignalFd(signals.handled())
+    fd = signals.SignalFd(signames.handled())
     become_reaper(opts)
     if opts.pdeathsig is not None:
         prctl.set_pdeathsig(opts.pdeathsig)

@@ -4,103 +4,33 @@
 without one trailing newline). pyinit imports it without overriding what is
 already set, then exports the whole environment back as files plus
 `<dir>.sh` (shell `export` lines) and `<dir>.json`. Parsing and rendering are
-pure; reading and writing are the thin functions at the bottom.
+pure (core/envdir.py); this is the reading and writing.
 """
 
 from __future__ import annotations
 
 import grp
-import json
 import os
-import re
-import shlex
 import stat
-from dataclasses import dataclass, field
 from typing import Mapping, MutableMapping, Optional
 
 from pyinit.core import bounds
+from pyinit.core.envdir import (
+    SKIPPED,
+    Parsed,
+    exported,
+    file_content,
+    merge,
+    parse_entries,
+    render_json,
+    render_sh,
+    utf8,
+    valid_name,
+)
 from pyinit.linux import safefs
 from pyinit.runtime import log
 
 MAX_FILES = 10_000  # files read from the env dir
-SKIPPED = frozenset({"HOME", "USER", "GROUP", "UID", "GID", "SHELL"})
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))
-
-
-@dataclass
-class Parsed:
-    values: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def parse_entries(entries: Mapping[str, bytes]) -> Parsed:
-    """Turn {file name: content} into variables, with a problem line per bad entry."""
-    out = Parsed()
-    for fname in sorted(entries):
-        if not valid_name(fname):
-            out.problems.append(f"skipping {bounds.render(fname)}: not a valid variable name")
-            continue
-        raw = entries[fname]
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-        if b"\0" in raw:
-            out.problems.append(f"skipping {fname}: value contains a NUL byte")
-            continue
-        try:
-            out.values[fname] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            out.problems.append(f"skipping {fname}: value is not valid UTF-8")
-    return out
-
-
-def merge(
-    current: Mapping[str, str], imported: Mapping[str, str], override: bool
-) -> dict[str, str]:
-    """current plus imported; imported wins only when override is set."""
-    merged = dict(current)
-    for key, value in imported.items():
-        if override or key not in merged:
-            merged[key] = value
-    return merged
-
-
-def utf8(value: str) -> bool:
-    """False for a value holding undecodable bytes (os.environ keeps them as
-    surrogates): such a value cannot be written to a UTF-8 file."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def exported(env: Mapping[str, str]) -> dict[str, str]:
-    """The variables that get written back (my_init skips the per-user ones)."""
-    return {
-        k: v for k, v in sorted(env.items()) if k not in SKIPPED and valid_name(k) and utf8(v)
-    }
-
-
-def file_content(value: str) -> str:
-    """What NAME's file holds so that reading it back (one trailing newline
-    stripped) gives value exactly: the value as is (like my_init), plus a newline
-    when the value itself ends with one."""
-    return value + "\n" if value.endswith("\n") else value
-
-
-def render_sh(env: Mapping[str, str]) -> str:
-    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exported(env).items())
-
-
-def render_json(env: Mapping[str, str]) -> str:
-    return json.dumps(exported(env), indent=2, sort_keys=True) + "\n"
-
-
-# --- I/O -------------------------------------------------------------------
 
 
 def read_dir(path: str) -> Parsed:

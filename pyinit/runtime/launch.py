@@ -14,10 +14,10 @@ import re
 from typing import Callable, Optional
 
 from pyinit.core import bounds
+from pyinit.core.model import Account
 from pyinit.core.schema import ServiceConfig
 from pyinit.linux import safefs
 from pyinit.linux import users as privileges
-from pyinit.linux.users import Identity
 from pyinit.runtime import log
 
 _LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
@@ -49,7 +49,7 @@ def parse_env_file(text: str, path: str) -> list[tuple[str, str]]:
 MAX_ENV_FILE = 1024 * 1024  # bytes of an env_file
 
 
-def environment(config: ServiceConfig, service_path: str, identity: Optional[Identity],
+def environment(config: ServiceConfig, service_path: str, identity: Optional[Account],
                 base: dict[str, str], name: Optional[str] = None) -> dict[str, str]:
     """The environment of run/finish/check: pyinit's, the user's HOME/USER, env_file,
     then `environment` (later wins); without what execve cannot take (bounds.exec_env:
@@ -97,7 +97,7 @@ def working_directory(config: ServiceConfig, default: str) -> str:
     return os.path.join(default, config.working_directory)
 
 
-def child_setup(config: ServiceConfig, identity: Optional[Identity]
+def child_setup(config: ServiceConfig, identity: Optional[Account]
                 ) -> Optional[Callable[[], None]]:
     """What the child does last before exec: rlimits, nice, umask, then the drop."""
     if not (config.rlimits or config.nice is not None or config.umask is not None or identity):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit.control.requests import ControlRequests
 from pyinit.core import deps, instances
+from pyinit.core.exits import ExitStatus
 from pyinit.core.machine import (
     FROZEN,
     LIVE,
@@ -28,6 +29,7 @@ from pyinit.core.machine import (
     Signal,
     Start,
 )
+from pyinit.core.model import ServiceDir
 from pyinit.core.repeats import Repeats
 from pyinit.core.schema import FILE_NAME, ServiceConfig
 from pyinit.linux.inotify import (
@@ -41,9 +43,8 @@ from pyinit.linux.inotify import (
 from pyinit.output.capture import Capture, Settings
 from pyinit.runtime import launch, log, spawn
 from pyinit.runtime.loop import Timer
-from pyinit.runtime.reaper import ExitStatus
 from pyinit.services.readiness import Tracker
-from pyinit.services.servicedir import ServiceDir, change_matters, is_executable, scan
+from pyinit.services.servicedir import change_matters, is_executable, scan
 from pyinit.services.supervise import SuperviseDirs
 
 if TYPE_CHECKING:

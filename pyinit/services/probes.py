@@ -1,104 +1,28 @@
 """Readiness and liveness probes: a TCP connect or an HTTP GET, run in the loop.
 
 Everything is non-blocking: the socket, the send of the request and the read
-of the status line (at most MAX_STATUS bytes). Hosts must be IP literals or
-localhost, because a DNS lookup would block PID 1. A probe reports exactly once
-through done(ok, detail), never from inside start(), and never after cancel().
+of the status line (at most MAX_STATUS bytes). Targets come parsed by
+core/addresses.py: hosts are IP literals, because a DNS lookup would block PID 1.
+A probe reports exactly once through done(ok, detail), never from inside
+start(), and never after cancel().
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import re
 import socket
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
-from pyinit.control.protocol import LineTooLong, take_line
-from pyinit.core.bounds import is_number, render, small_number
+from pyinit.core.bounds import render
+from pyinit.core.lines import LineTooLong, take_line
 from pyinit.runtime.loop import EventLoop, Timer
 
 MAX_STATUS = 4096  # bytes read while looking for the end of the status line
-DEFAULT_HOST = "127.0.0.1"
 _STATUS = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: .*)?")
 
 Done = Callable[[bool, str], None]
-
-
-# parsing ----------------------------------------------------------------------
-def _port(text: str) -> int:
-    port = small_number(text, 65535)
-    if not port:
-        raise ValueError(f"port {render(text)} must be a number from 1 to 65535")
-    return port
-
-
-def _host(text: str, bracketed: bool) -> str:
-    """An IP literal as a connectable string; localhost is 127.0.0.1."""
-    if not bracketed and text.lower() == "localhost":
-        return DEFAULT_HOST
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        ip = None
-    if ip is None or "%" in text:  # a zone id could smuggle anything into the Host header
-        raise ValueError(
-            f"host {render(text)} must be an IP address or localhost (pyinit does no DNS lookups)"
-        )
-    if bracketed and ip.version != 6:
-        raise ValueError(f"only IPv6 addresses go in brackets, not {render(text)}")
-    return str(ip)
-
-
-def _address(text: str, default_port: Optional[int]) -> tuple[str, int]:
-    """Split HOST[:PORT] or [V6][:PORT]; the port is required without a default."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{render(text)}: expected [IPV6-ADDRESS]:PORT")
-        port = rest[1:] if rest else None
-        host = _host(host, bracketed=True)
-    else:
-        host, colon, port = text.rpartition(":")
-        if not colon:
-            host, port = text, None
-        if ":" in host:
-            raise ValueError("write IPv6 addresses in brackets, as [ADDRESS]:PORT")
-        host = _host(host, bracketed=False)
-    if port is None and default_port is None:
-        raise ValueError(f"{render(text)} has no port; expected PORT, HOST:PORT or [IPV6]:PORT")
-    return host, default_port if port is None else _port(port)
-
-
-def parse_tcp(value: Any) -> tuple[str, int]:
-    """(host, port) from a port number or "PORT", "HOST:PORT", "[V6]:PORT"."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return DEFAULT_HOST, _port(str(value))
-    if not isinstance(value, str):
-        raise ValueError("a tcp probe is a port number or a string PORT, HOST:PORT or [IPV6]:PORT")
-    if is_number(value):
-        return DEFAULT_HOST, _port(value)
-    return _address(value, None)
-
-
-def parse_http(url: Any) -> tuple[str, int, str, str]:
-    """(host, port, path, host_header) from "http://HOST[:PORT][/path][?query]"."""
-    if not isinstance(url, str):
-        raise ValueError("an http probe is a URL string, like http://127.0.0.1:8080/health")
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() == "https":
-        raise ValueError("https probes are not supported; use http:// (or a tcp probe)")
-    if not sep or scheme.lower() != "http":
-        raise ValueError(f"{render(url)} must start with http://")
-    rest = rest.partition("#")[0]
-    authority, path = re.fullmatch(r"([^/?]*)(.*)", rest, re.DOTALL).groups()
-    if not authority or "@" in authority:
-        raise ValueError(f"{render(url)}: expected http://HOST[:PORT][/PATH]")
-    if any(c <= " " or c >= "\x7f" for c in path):
-        raise ValueError("the URL path must be ASCII without spaces or control characters")
-    host, port = _address(authority, 80)
-    return host, port, path if path.startswith("/") else "/" + path, authority
 
 
 # probing ----------------------------------------------------------------------

@@ -15,10 +15,10 @@ import os
 import signal
 from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
+from pyinit.core.exits import ExitStatus
 from pyinit.core.schema import PROBES, Probe
 from pyinit.runtime import log, spawn
 from pyinit.runtime.loop import EventLoop, Timer
-from pyinit.runtime.reaper import ExitStatus
 
 if TYPE_CHECKING:
     from pyinit.services.manager import Service

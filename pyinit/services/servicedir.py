@@ -3,38 +3,23 @@
 A service is a subdirectory (or a symlink to one) of a service dir, whose name
 does not start with '.', holding an executable `run`. Optional: `finish`,
 `check`, `setup`, `down`, `log/run` for a logger, `notification-fd` (s6) and
-`service.yaml` (schema.py), whose defaults come from pyinit.yaml. Templates
-(`NAME@`) and instances are read like any other dir; instances.py expands them.
+`service.yaml` (core/schema.py), whose defaults come from pyinit.yaml. Templates
+(`NAME@`) and instances are read like any other dir; core/instances.py expands
+them. What a read yields is a core/model.py ServiceDir.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from pyinit.core import bounds
 from pyinit.core.instances import instance_of, is_template
+from pyinit.core.model import Account, ServiceDir
 from pyinit.core.schema import ConfigError, Probe, ServiceConfig
 from pyinit.linux import safefs
-from pyinit.linux.users import Identity
 from pyinit.runtime import log
-
-
-@dataclass(frozen=True)
-class ServiceDir:
-    name: str
-    path: str
-    normally_up: bool
-    has_log: bool
-    error: Optional[str] = None  # why it cannot be started, shown by svctl status
-    run_as: Optional[Identity] = None  # run, finish and check drop to this user
-    log_as: Optional[Identity] = None  # the logger drops to this one
-    user: Optional[str] = None  # run_as as written (USER[:GROUP]), for svctl
-    config: ServiceConfig = ServiceConfig()
-    instance: Optional[str] = None  # NAME of an instance `T@NAME` ($1, PYINIT_INSTANCE)
-    has_setup: bool = False  # an executable `setup` runs before each start of run
 
 
 def is_executable(path: str) -> bool:
@@ -78,9 +63,9 @@ def delegation(path: str) -> tuple[Optional[int], Optional[str]]:
     return (next(iter(found)) if found else None), None
 
 
-def pin_to(owner: int, config: ServiceConfig, run_as: Optional[Identity],
-           log_as: Optional[Identity], config_path: str
-           ) -> tuple[Identity, Identity, Optional[str]]:
+def pin_to(owner: int, config: ServiceConfig, run_as: Optional[Account],
+           log_as: Optional[Account], config_path: str
+           ) -> tuple[Account, Account, Optional[str]]:
     """A service dir that user `owner` can write is theirs: run, finish, check and
     the logger run as them, whatever service.yaml says. (run_as, log_as, error): the
     error names what service.yaml asks that only root could grant."""
@@ -151,12 +136,13 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
 def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
-    from pyinit.core import bounds, schema
+    from pyinit.core import schema
+    from pyinit.runtime import yamlfile
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
         if os.path.lexists(config_path):
-            config = schema.load(config_path, defaults)
+            config = yamlfile.load_service(config_path, defaults)
         else:
             config = schema.validate({}, config_path, defaults)
     except ConfigError as exc:
@@ -177,12 +163,12 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
 
 def read_identities(
     config: ServiceConfig, config_path: str
-) -> tuple[Optional[Identity], Optional[Identity], Optional[str]]:
+) -> tuple[Optional[Account], Optional[Account], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
     from pyinit.linux import abilities
     from pyinit.linux import users as privileges
 
-    out: list[Optional[Identity]] = []
+    out: list[Optional[Account]] = []
     for key, wanted in (("user", config.run_as), ("log.user", config.log_as)):
         spec = wanted.spec()
         if spec is None:

@@ -170,7 +170,7 @@ def test_same_command_lines_as_real_sv(box, tmp_path: Path, tag: str) -> None:
 
 def _second_passed(d: Path) -> bool:
     """sv's restart check compares whole seconds: let the record's second pass first."""
-    from pyinit.services.supervise import decode
+    from pyinit.core.records import decode
 
     try:
         when = decode((d / "supervise" / "status").read_bytes()).when_ns // 10**9

@@ -29,7 +29,7 @@ from helpers import (
     write_script,
 )
 
-from pyinit.linux import signals
+from pyinit.core import signames
 
 # Flags for every run. Service supervision runs (with no services) once
 # pyinit/services/manager.py exists; before that the boot must be told to skip it.
@@ -174,7 +174,7 @@ while True:
 def _start_recorder(pyinit_run, tmp_path: Path, tag: str, pid1: bool = True):
     log, ready = tmp_path / "received", tmp_path / "ready"
     rec = script(tmp_path, "recorder.py", RECORDER)
-    wanted = ",".join(str(s) for s in signals.forwardable())
+    wanted = ",".join(str(s) for s in signames.forwardable())
     run = start(pyinit_run, PY, rec, str(log), str(ready), wanted, tag, pid1=pid1)
     wait_for(lambda: ready.exists() and ready.read_text(), 10, "the recorder")
     return run, log
@@ -183,26 +183,26 @@ def _start_recorder(pyinit_run, tmp_path: Path, tag: str, pid1: bool = True):
 def _send_and_check(run: Run, log: Path, signum: int, sender: int) -> None:
     before = lines(log)
     run.kill(signum)
-    wait_for(lambda: len(lines(log)) > len(before), 5, f"{signals.name(signum)} to arrive")
+    wait_for(lambda: len(lines(log)) > len(before), 5, f"{signames.name(signum)} to arrive")
     got = lines(log)
     assert got[:len(before)] == before
-    assert got[len(before):] == [f"{signum} {sender} 0"], signals.name(signum)  # SI_USER
+    assert got[len(before):] == [f"{signum} {sender} 0"], signames.name(signum)  # SI_USER
 
 
 def test_every_forwardable_signal_is_delivered(pyinit_run, tmp_path: Path, tag: str) -> None:
     run, log = _start_recorder(pyinit_run, tmp_path, tag)
-    names = {signals.name(s) for s in signals.forwardable()}
+    names = {signames.name(s) for s in signames.forwardable()}
     for must in ("SIGHUP", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGWINCH", "SIGTSTP", "SIGTTIN",
                  "SIGTTOU", "SIGCONT", "SIGALRM", "SIGURG", "SIGRTMIN", "SIGRTMIN+3",
                  "SIGRTMAX"):
         assert must in names
-    for signum in signals.forwardable():
+    for signum in signames.forwardable():
         if signum not in SHUTDOWN:
             _send_and_check(run, log, signum, sender=1)  # each one sent on by PID 1
     _send_and_check(run, log, signal.SIGTERM, sender=1)
     code, _ = finish(run)
     assert code == 42
-    sent = [s for s in signals.forwardable() if s not in SHUTDOWN] + [int(signal.SIGTERM)]
+    sent = [s for s in signames.forwardable() if s not in SHUTDOWN] + [int(signal.SIGTERM)]
     assert [int(line.split()[0]) for line in lines(log)] == sent
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from stresskit import report, scale
 
 from pyinit.core import schema
+from pyinit.runtime import yamlfile
 
 EXAMPLES = scale(150, 5000)
 SETTINGS = settings(
@@ -142,7 +143,7 @@ def fuzz_pyinit_yaml(counts: dict[str, int], tmp_path_factory, doc) -> None:
 
     path = tmp_path_factory.mktemp("g") / "pyinit.yaml"
     path.write_text(yaml.safe_dump(doc))
-    outcome(counts, lambda: schema.load_global(str(path)), str(path))
+    outcome(counts, lambda: yamlfile.load_global(str(path)), str(path))
 
 
 @seed(9)
@@ -154,7 +155,7 @@ def fuzz_text_as_service_yaml(counts: dict[str, int], tmp_path_factory, text) ->
         path.write_bytes(text)
     else:
         path.write_text(text, errors="surrogateescape")
-    outcome(counts, lambda: schema.load(str(path)), str(path))
+    outcome(counts, lambda: yamlfile.load_service(str(path)), str(path))
 
 
 def test_random_service_yaml() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 
+from pyinit.core.model import Account
 from pyinit.linux.abilities import CAP_SETGID, CAP_SETUID, Creds, effective_caps, missing, why_not
-from pyinit.linux.users import Identity
 
 ALL = (1 << 41) - 1
-NOBODY = Identity(65534, 65534, (65534,), "nobody", "/nonexistent")
-ROOT = Identity(0, 0, (0,), "root", "/root")
+NOBODY = Account(65534, 65534, (65534,), "nobody", "/nonexistent")
+ROOT = Account(0, 0, (0,), "root", "/root")
 
 
 def creds(uid: int, gid: int, groups: tuple = (), caps: int = 0) -> Creds:
@@ -46,8 +46,8 @@ def test_root_without_capabilities() -> None:
 def test_non_root() -> None:
     me = creds(1000770000, 0, ())
     assert why_not(NOBODY, me) == "pyinit is not root"
-    assert missing(Identity(1000770000, 0, (0, 5), None, "/"), me) == []  # itself: fine
-    assert missing(Identity(1000770000, 1000770000, (1000770000,), None, "/"), me) == [
+    assert missing(Account(1000770000, 0, (0, 5), None, "/"), me) == []  # itself: fine
+    assert missing(Account(1000770000, 1000770000, (1000770000,), None, "/"), me) == [
         "CAP_SETGID"
     ]  # another gid needs root
     assert why_not(NOBODY, creds(5, 5, (), 1 << CAP_SETUID | 1 << CAP_SETGID)) is None

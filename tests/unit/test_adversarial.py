@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyinit.core import schema
+from pyinit.runtime import yamlfile
 
 SEXAGESIMAL = "1" + ":59" * 15000 + ".5"  # an integer part too large for a float
 
@@ -21,7 +22,7 @@ def test_yaml_numbers_and_dates_out_of_range_are_config_errors(tmp_path: Path, v
     path = tmp_path / "service.yaml"
     path.write_text(f"stop_timeout: {value}\n")
     with pytest.raises(schema.ConfigError) as exc:
-        schema.load(str(path))
+        yamlfile.load_service(str(path))
     assert str(exc.value) == f"{path}: not valid YAML: a number or date out of range"
 
 

@@ -21,6 +21,7 @@ from pyinit.control.protocol import ProtocolError, parse_request
 from pyinit.control.requests import MAX_FIELD, capped
 from pyinit.core import bounds, schema
 from pyinit.linux import users as privileges
+from pyinit.runtime import yamlfile
 from pyinit.services import notify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -82,19 +83,19 @@ def write(tmp_path, text: str | bytes, name: str = "service.yaml") -> str:
 def test_alias_bombs_are_refused_before_anything_is_built(tmp_path, levels: int) -> None:
     path = write(tmp_path, bomb(levels))
     with pytest.raises(schema.ConfigError) as info:
-        schema.load(path)
+        yamlfile.load_service(path)
     assert str(info.value) == (
-        f"{path}: more than {schema.MAX_NODES} YAML values, with aliases expanded"
+        f"{path}: more than {yamlfile.MAX_NODES} YAML values, with aliases expanded"
     )
 
 
 def test_aliases_within_budget_still_work(tmp_path) -> None:
     path = write(tmp_path, "base: &env {A: '1', B: '2'}\n")
-    assert schema.load_yaml(path) == {"base": {"A": "1", "B": "2"}}
+    assert yamlfile.load_yaml(path) == {"base": {"A": "1", "B": "2"}}
     text = "x-defaults: &d {restart: on-failure}\nenvironment: &e {A: '1'}\n"
-    assert schema.load_yaml(write(tmp_path, text, "b.yaml"))["environment"] == {"A": "1"}
+    assert yamlfile.load_yaml(write(tmp_path, text, "b.yaml"))["environment"] == {"A": "1"}
     merged = "a: &a {restart: never}\nb:\n  <<: *a\n  essential: true\n"
-    assert schema.load_yaml(write(tmp_path, merged, "c.yaml"))["b"] == {
+    assert yamlfile.load_yaml(write(tmp_path, merged, "c.yaml"))["b"] == {
         "restart": "never",
         "essential": True,
     }
@@ -102,28 +103,28 @@ def test_aliases_within_budget_still_work(tmp_path) -> None:
 
 def test_recursive_alias_and_deep_nesting_are_refused(tmp_path) -> None:
     with pytest.raises(schema.ConfigError, match="an alias refers to a value that contains"):
-        schema.load_yaml(write(tmp_path, "a: &x [1, *x]\n"))
+        yamlfile.load_yaml(write(tmp_path, "a: &x [1, *x]\n"))
     deep = "a: " + "[" * 40 + "]" * 40 + "\n"
     with pytest.raises(schema.ConfigError, match=r"nested deeper than 32 levels"):
-        schema.load_yaml(write(tmp_path, deep, "d.yaml"))
+        yamlfile.load_yaml(write(tmp_path, deep, "d.yaml"))
     deeper = "[" * 5000 + "]" * 5000  # over libyaml's own limit, or Python's recursion
     with pytest.raises(schema.ConfigError):
-        schema.load_yaml(write(tmp_path, deeper, "e.yaml"))
+        yamlfile.load_yaml(write(tmp_path, deeper, "e.yaml"))
 
 
 def test_document_size_is_bounded_by_a_bounded_read(tmp_path) -> None:
-    path = write(tmp_path, "# " + "x" * schema.MAX_DOCUMENT + "\n")
+    path = write(tmp_path, "# " + "x" * yamlfile.MAX_DOCUMENT + "\n")
     with pytest.raises(schema.ConfigError) as info:
-        schema.load_yaml(path)
+        yamlfile.load_yaml(path)
     assert str(info.value) == f"{path}: larger than 64 KiB"
-    fits = write(tmp_path, "# " + "x" * (schema.MAX_DOCUMENT - 10) + "\n", "ok.yaml")
-    assert schema.load_yaml(fits) is None
+    fits = write(tmp_path, "# " + "x" * (yamlfile.MAX_DOCUMENT - 10) + "\n", "ok.yaml")
+    assert yamlfile.load_yaml(fits) is None
 
 
 def test_a_huge_number_is_one_line(tmp_path) -> None:
     path = write(tmp_path, "nice: " + "9" * 60000 + "\n")
     with pytest.raises(schema.ConfigError) as info:
-        schema.load(path)
+        yamlfile.load_service(path)
     assert len(str(info.value)) < 200 and "\n" not in str(info.value)
 
 
@@ -138,8 +139,8 @@ def test_a_service_yaml_that_is_not_a_file_is_refused_without_blocking(tmp_path,
     else:
         path.mkdir()
     code = (
-        "import sys; from pyinit.core import schema\n"
-        "try: schema.load(sys.argv[1])\n"
+        "import sys; from pyinit.core import schema; from pyinit.runtime import yamlfile\n"
+        "try: yamlfile.load_service(sys.argv[1])\n"
         "except schema.ConfigError as e: print(e)\n"
     )
     r = subprocess.run(
@@ -209,7 +210,7 @@ def aliased_yaml(draw) -> str:
 def test_any_aliased_yaml_gives_a_bounded_message(tmp_path_factory, text: str) -> None:
     path = write(tmp_path_factory.mktemp("y"), text)
     try:
-        schema.load(path)
+        yamlfile.load_service(path)
     except schema.ConfigError as exc:
         lines = str(exc).splitlines()
         assert 1 <= len(lines) <= schema.MAX_PROBLEMS + 1
@@ -253,7 +254,7 @@ def test_pyinit_yaml_reports_every_problem(tmp_path) -> None:
         tmp_path, "wait_for_service: true\ndefaults:\n  nice: 30\n  restart: x\n", "pyinit.yaml"
     )
     with pytest.raises(schema.ConfigError) as info:
-        schema.load_global(path)
+        yamlfile.load_global(path)
     lines = str(info.value).splitlines()
     assert len(lines) == 3 and lines[0].startswith(f"{path}: unknown key 'wait_for_service'")
 
@@ -398,13 +399,13 @@ def test_dumb_init_and_tini_numbers_are_usage_errors() -> None:
 
 
 def test_signal_names_are_ascii() -> None:
-    from pyinit.linux import signals
+    from pyinit.core import signames
 
     for text in ("²", "١٥", "RTMIN+²", "9" * 5000, "ıNT", "ſigterm", "x" * 5000):
         with pytest.raises(ValueError) as info:
-            signals.parse(text)
+            signames.parse(text)
         assert len(str(info.value)) < 120, text  # 'ı'.upper() == 'I', 'ſ'.upper() == 'S'
-    assert signals.parse("15") == 15
+    assert signames.parse("15") == 15
 
 
 # --- files: bounded reads --------------------------------------------------------------

@@ -335,10 +335,11 @@ def test_read_config_file_bad_file_is_a_usage_error(tmp_path, text: str, message
 
 
 @pytest.mark.parametrize("flag, why", [
-    ("bogus", "expected ADDR:PORT"),
-    ("db:80", "'db' is not an IP address (names are not resolved)"),
-    (":70000", "the port must be a number from 0 to 65535"),
-    ("::1:80", "write an IPv6 address in brackets, as [ADDR]:PORT, and only that"),
+    ("bogus", "host 'bogus' must be an IP address or localhost (pyinit does no DNS lookups)"),
+    ("db:80", "host 'db' must be an IP address or localhost (pyinit does no DNS lookups)"),
+    (":70000", "port '70000' must be a number from 0 to 65535"),
+    ("::1:80", "write IPv6 addresses in brackets, as [ADDR]:PORT"),
+    ("127.0.0.1", "'127.0.0.1' has no port; expected PORT, HOST:PORT or [IPV6]:PORT"),
 ])
 def test_bad_health_listen_is_a_usage_error(tmp_path, flag: str, why: str) -> None:
     cfg = parse(["--config", str(tmp_path / "none.yaml"), "--health-listen", flag], {})

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from pyinit import entry, launchers
-from pyinit.linux import signals
+from pyinit.core import signames
 
 
 def test_the_entry_point_blocks_exactly_what_the_loop_reads() -> None:
-    assert entry.handled() == signals.handled()
+    assert entry.handled() == signames.handled()
 
 
 USER_SITE = "/root/.local/lib/python3.11/site-packages"

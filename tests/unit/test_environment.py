@@ -1,4 +1,5 @@
-"""The container environment directory: parsing, merging, rendering, exporting."""
+"""The container environment directory: parsing, merging, rendering (core/envdir.py),
+reading and exporting (runtime/environment.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,10 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
+from pyinit.core import envdir
+from pyinit.core.envdir import SKIPPED, merge, parse_entries, render_json, render_sh
 from pyinit.runtime import environment, log
-from pyinit.runtime.environment import (
-    SKIPPED,
-    export_dir,
-    import_dir,
-    merge,
-    parse_entries,
-    read_dir,
-    render_json,
-    render_sh,
-)
+from pyinit.runtime.environment import export_dir, import_dir, read_dir
 
 TRICKY = {
     "EMPTY": "",
@@ -336,7 +330,7 @@ def test_exported_files_match_my_init_for_ordinary_values(tmp_path: Path) -> Non
     assert (target / "A").read_bytes() == b"plain"
     assert (target / "B").read_bytes() == b""
     assert (target / "C").read_bytes() == b"a\nb"
-    assert environment.file_content("x\n") == "x\n\n"
+    assert envdir.file_content("x\n") == "x\n\n"
 
 
 def test_export_dir_replaces_atomically(tmp_path: Path) -> None:
@@ -455,7 +449,7 @@ def test_export_dir_unwritable_for_non_root(tmp_path: Path) -> None:
 
 def test_exported_skips_values_that_are_not_utf8() -> None:
     env = {"GOOD": "caf\u00e9", "RAW": "caf\udce9"}  # os.environ's form of b"caf\xe9"
-    assert environment.exported(env) == {"GOOD": "caf\u00e9"}
+    assert envdir.exported(env) == {"GOOD": "caf\u00e9"}
     assert "RAW" not in render_sh(env) and "RAW" not in render_json(env)
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pyinit.control import health
-from pyinit.control.health import MAX_HEAD, HealthServer, parse_listen
+from pyinit.control.health import MAX_HEAD, HealthServer
 from pyinit.runtime.loop import EventLoop
 
 
@@ -358,32 +358,3 @@ def test_ipv6_loopback() -> None:
         peer.close()
     finally:
         server.close()
-
-
-# --- parse_listen -----------------------------------------------------------------------
-@pytest.mark.parametrize("text,expected", [
-    ("127.0.0.1:8080", ("127.0.0.1", 8080)),
-    ("0.0.0.0:9000", ("0.0.0.0", 9000)),
-    (":8080", ("0.0.0.0", 8080)),
-    ("8080", ("0.0.0.0", 8080)),
-    (" 10.1.2.3:1 ", ("10.1.2.3", 1)),
-    ("localhost:65535", ("127.0.0.1", 65535)),
-    ("[::1]:8080", ("::1", 8080)),
-    ("[::]:80", ("::", 80)),
-    ("[fe80::1]:443", ("fe80::1", 443)),
-    ("127.0.0.1:0", ("127.0.0.1", 0)),
-])
-def test_parse_listen_good(text, expected) -> None:
-    assert parse_listen(text) == expected
-
-
-@pytest.mark.parametrize("text", [
-    "", ":", "abc", "localhost", "example.com:80", "127.0.0.1:", "127.0.0.1:65536",
-    "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1: 80", "127.0.0.1:８０", "1.2.3:80",
-    "::1:80", "::1", "[::1]", "[127.0.0.1]:80", "[localhost]:80", "[]:80", "[::1]x:80",
-    "256.0.0.1:80", "127.0.0.1:80:80", "\n127.0.0.1:80\nx",
-])
-def test_parse_listen_bad(text) -> None:
-    with pytest.raises(ValueError, match="bad listen address") as info:
-        parse_listen(text)
-    assert "\n" not in str(info.value)

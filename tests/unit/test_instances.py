@@ -21,8 +21,8 @@ from pyinit.core.instances import (
     stop_order,
     template_of,
 )
+from pyinit.core.model import ServiceDir
 from pyinit.core.schema import ServiceConfig
-from pyinit.services.servicedir import ServiceDir
 
 
 def sd(

@@ -7,8 +7,8 @@ import resource
 
 import pytest
 
+from pyinit.core.model import Account
 from pyinit.core.schema import ServiceConfig
-from pyinit.linux.users import Identity
 from pyinit.runtime.launch import (
     LaunchError,
     child_setup,
@@ -18,7 +18,7 @@ from pyinit.runtime.launch import (
     working_directory,
 )
 
-APP = Identity(uid=1234, gid=1234, groups=(1234,), name="app", home="/home/app")
+APP = Account(uid=1234, gid=1234, groups=(1234,), name="app", home="/home/app")
 
 
 # --- parse_env_file ----------------------------------------------------------------------
@@ -236,7 +236,7 @@ def can_raise_hard_limits() -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
 def test_child_setup_drops_privileges_after_the_limits() -> None:
-    nobody = Identity(uid=65534, gid=65534, groups=(65534,), name="nobody", home="/")
+    nobody = Account(uid=65534, gid=65534, groups=(65534,), name="nobody", home="/")
     raise_limit = can_raise_hard_limits()
     # with CAP_SYS_RESOURCE the limit is raised, which would fail after the drop
     core = (1024, 1024) if raise_limit else (0, 0)

@@ -1,21 +1,25 @@
-"""lines.py: splitting service output into whole lines, rendering them, the ring."""
+"""lines.py: splitting service output into whole lines, rendering them, the ring; one
+capped line out of a buffer (take_line)."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyinit.core.lines import (
     MAX_LINE,
+    LineTooLong,
     Ring,
     Splitter,
     prefix_block,
     render,
     render_plain,
     split_block,
+    take_line,
     timestamp,
 )
 
@@ -178,3 +182,28 @@ def test_ring_tail_matches_a_list(blocks: list[list[bytes]], size: int, n: int) 
         ring.add(b"\n".join(lines) + b"\n")
         every += lines
     assert ring.tail(n) == (every[-size:][-n:] if n else [])
+
+
+@pytest.mark.parametrize(
+    ("buf", "scanned", "line", "left"),
+    [
+        (b"", 0, None, b""),
+        (b"abc", 0, None, b"abc"),  # exactly the cap, not complete yet
+        (b"abcd", 0, LineTooLong, b"abcd"),  # over the cap before its newline
+        (b"abc\nrest", 0, b"abc\n", b"rest"),
+        (b"\n\n", 0, b"\n", b"\n"),
+        (b"abcd\n", 0, LineTooLong, b"abcd\n"),
+        (b"a\nbcdefgh", 0, b"a\n", b"bcdefgh"),  # the next line's turn comes later
+        (b"a\nb", 2, None, b"a\nb"),  # scanned: known to hold no newline
+        (b"abc\n", 2, b"abc\n", b""),
+    ],
+)
+def test_take_line(buf: bytes, scanned: int, line, left: bytes) -> None:
+    """One line of at most 3 bytes (without its newline), taken out of the buffer."""
+    data = bytearray(buf)
+    if isinstance(line, type):
+        with pytest.raises(line):
+            take_line(data, 3, scanned)
+    else:
+        assert take_line(data, 3, scanned) == line
+    assert data == left

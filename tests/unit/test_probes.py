@@ -1,4 +1,5 @@
-"""Probes: parsing of user input, and tcp/http probes against real sockets in a real loop."""
+"""Probes: tcp/http probes against real sockets in a real loop (their targets are parsed
+by core/addresses.py: tests/unit/test_addresses.py)."""
 
 from __future__ import annotations
 
@@ -8,133 +9,13 @@ import time
 from typing import Iterator, Optional
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from pyinit.core.addresses import parse_http, parse_tcp
 from pyinit.runtime.loop import EventLoop
 from pyinit.services import probes
-from pyinit.services.probes import Probe, parse_http, parse_tcp
+from pyinit.services.probes import Probe
 
 REQUEST = b"GET /health?x=1 HTTP/1.0\r\nHost: localhost:%d\r\nUser-Agent: pyinit\r\n"
-
-
-# parsing ------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (8080, ("127.0.0.1", 8080)),
-        ("1", ("127.0.0.1", 1)),
-        ("65535", ("127.0.0.1", 65535)),
-        ("localhost:80", ("127.0.0.1", 80)),
-        ("LocalHost:80", ("127.0.0.1", 80)),
-        ("10.1.2.3:5432", ("10.1.2.3", 5432)),
-        ("[::1]:9000", ("::1", 9000)),
-        ("[2001:DB8::0:1]:443", ("2001:db8::1", 443)),
-    ],
-)
-def test_parse_tcp_good(value: object, expected: tuple[str, int]) -> None:
-    assert parse_tcp(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        (0, "1 to 65535"),
-        (70000, "1 to 65535"),
-        (-1, "1 to 65535"),
-        ("0", "1 to 65535"),
-        ("70000", "1 to 65535"),
-        ("127.0.0.1:0", "1 to 65535"),
-        ("127.0.0.1:", "1 to 65535"),
-        ("127.0.0.1: 80", "1 to 65535"),
-        ("db:5432", "no DNS lookups"),
-        ("example.com:80", "no DNS lookups"),
-        (":80", "no DNS lookups"),
-        ("[fe80::1%eth0]:80", "no DNS lookups"),
-        ("127.0.0.1", "no port"),
-        ("localhost", "no port"),
-        ("[::1]", "no port"),
-        ("::1:80", "brackets"),
-        ("[127.0.0.1]:80", "brackets"),
-        ("[::1:80", "[IPV6-ADDRESS]:PORT"),
-        ("[::1]x80", "[IPV6-ADDRESS]:PORT"),
-        (True, "port number or a string"),
-        (80.0, "port number or a string"),
-        (None, "port number or a string"),
-        (["80"], "port number or a string"),
-    ],
-)
-def test_parse_tcp_bad(value: object, message: str) -> None:
-    with pytest.raises(ValueError) as info:
-        parse_tcp(value)
-    text = str(info.value)
-    assert message in text
-    assert "\n" not in text
-
-
-@given(st.text())
-def test_parse_tcp_raises_only_value_error(text: str) -> None:
-    try:
-        host, port = parse_tcp(text)
-    except ValueError as exc:
-        assert "\n" not in str(exc)
-    else:
-        assert 1 <= port <= 65535
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-
-
-@given(st.text())
-def test_parse_http_raises_only_value_error(text: str) -> None:
-    for url in (text, "http://" + text, "http://127.0.0.1" + text):
-        try:
-            host, port, path, header = parse_http(url)
-        except ValueError:
-            continue
-        assert path.startswith("/") and path.isascii() and " " not in path
-        assert "\r" not in header and "\n" not in header
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("http://127.0.0.1", ("127.0.0.1", 80, "/", "127.0.0.1")),
-        ("http://localhost:8080/health", ("127.0.0.1", 8080, "/health", "localhost:8080")),
-        ("HTTP://10.0.0.1/a/b?c=d&e", ("10.0.0.1", 80, "/a/b?c=d&e", "10.0.0.1")),
-        ("http://10.0.0.1?q=1", ("10.0.0.1", 80, "/?q=1", "10.0.0.1")),
-        ("http://10.0.0.1/x#frag", ("10.0.0.1", 80, "/x", "10.0.0.1")),
-        ("http://[::1]:8443/ready", ("::1", 8443, "/ready", "[::1]:8443")),
-        ("http://[::1]/", ("::1", 80, "/", "[::1]")),
-    ],
-)
-def test_parse_http_good(url: str, expected: tuple[str, int, str, str]) -> None:
-    assert parse_http(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("https://127.0.0.1/", "https probes are not supported"),
-        ("HTTPS://127.0.0.1/", "https probes are not supported"),
-        ("ftp://127.0.0.1/", "must start with http://"),
-        ("127.0.0.1:80/health", "must start with http://"),
-        ("http://", "expected http://HOST"),
-        ("http:///path", "expected http://HOST"),
-        ("http://user@127.0.0.1/", "expected http://HOST"),
-        ("http://service:8080/health", "no DNS lookups"),
-        ("http://127.0.0.1:0/", "1 to 65535"),
-        ("http://127.0.0.1:99999/", "1 to 65535"),
-        ("http://127.0.0.1/a b", "without spaces"),
-        ("http://127.0.0.1/a\r\nX-Evil: 1", "without spaces"),
-        ("http://127.0.0.1/caf\u00e9", "ASCII"),
-        (8080, "URL string"),
-        (None, "URL string"),
-    ],
-)
-def test_parse_http_bad(url: object, message: str) -> None:
-    with pytest.raises(ValueError) as info:
-        parse_http(url)
-    assert message in str(info.value)
-    assert "\n" not in str(info.value)
 
 
 # probing ------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from pyinit.runtime.reaper import ExitStatus, Reaper
+from pyinit.core.exits import ExitStatus
+from pyinit.runtime.reaper import Reaper
 
 
 def _fork(body) -> int:

@@ -19,13 +19,13 @@ from pyinit.core.schema import (
     SERVICE_KEYS,
     ConfigError,
     GlobalConfig,
-    Identity,
     Probe,
     ServiceConfig,
-    load,
-    load_global,
+    UserSpec,
     validate,
+    validate_global,
 )
+from pyinit.runtime.yamlfile import load_global, load_service
 
 INF = resource.RLIM_INFINITY
 ALL_SERVICE_KEYS = ", ".join(sorted(SERVICE_KEYS))
@@ -46,12 +46,12 @@ def live(kind: str, target, **kw) -> Probe:
 
 # --- good values: every key, and what it becomes ------------------------------------------
 GOOD = [
-    ({"user": "app"}, {"run_as": Identity("app", None)}),
-    ({"user": 1000}, {"run_as": Identity("1000", None)}),
-    ({"group": "staff"}, {"run_as": Identity(None, "staff")}),
-    ({"user": "app", "group": 50}, {"run_as": Identity("app", "50")}),
-    ({"log": {"user": "nobody"}}, {"log_as": Identity("nobody", None)}),
-    ({"log": {"user": 65534, "group": "nogroup"}}, {"log_as": Identity("65534", "nogroup")}),
+    ({"user": "app"}, {"run_as": UserSpec("app", None)}),
+    ({"user": 1000}, {"run_as": UserSpec("1000", None)}),
+    ({"group": "staff"}, {"run_as": UserSpec(None, "staff")}),
+    ({"user": "app", "group": 50}, {"run_as": UserSpec("app", "50")}),
+    ({"log": {"user": "nobody"}}, {"log_as": UserSpec("nobody", None)}),
+    ({"log": {"user": 65534, "group": "nogroup"}}, {"log_as": UserSpec("65534", "nogroup")}),
     ({"log": "prefix"}, {"log_mode": "prefix"}),
     ({"log": {"mode": "file", "dir": "/var/log/web", "max_size": "10M", "max_files": 3,
               "timestamps": True, "format": "json"}},
@@ -150,11 +150,19 @@ def test_empty_documents_are_all_defaults() -> None:
     assert cfg.ready is None and cfg.liveness is None and cfg.kill_group
 
 
-def test_identity_spec() -> None:
-    assert Identity().spec() is None
-    assert Identity("app").spec() == "app"
-    assert Identity("app", "50").spec() == "app:50"
-    assert Identity(None, "staff").spec() == f"{os.getuid()}:staff"
+def test_user_spec() -> None:
+    assert UserSpec().spec() is None
+    assert UserSpec("app").spec() == "app"
+    assert UserSpec("app", "50").spec() == "app:50"
+    assert UserSpec(None, "staff").spec() == f"{os.getuid()}:staff"
+
+
+def test_a_service_dir_without_service_yaml_has_the_defaults() -> None:
+    from pyinit.core.model import ServiceDir
+
+    defn = ServiceDir(name="web", path="/etc/service/web", normally_up=True, has_log=False)
+    assert defn.config == ServiceConfig() == validate({}, "f")
+    assert defn.run_as is None and defn.config.run_as == UserSpec()
 
 
 # --- bad values: the exact one-line message -------------------------------------------
@@ -356,7 +364,7 @@ def test_errors_quote_the_key_as_written() -> None:
 def test_umask_yaml_octal_and_strings(tmp_path, text: str, umask: int) -> None:
     path = tmp_path / "service.yaml"
     path.write_text(text)
-    assert load(str(path)).umask == umask
+    assert load_service(str(path)).umask == umask
 
 
 @pytest.mark.parametrize("value", ["0o22", "08", "77777", "", "-1", 0o7777 + 1, -1, 1.5, None])
@@ -517,6 +525,17 @@ def test_load_global_missing_or_empty_file(tmp_path) -> None:
     assert load_global(write(tmp_path, "# nothing\n")) == GlobalConfig()
 
 
+def test_validate_global_needs_no_file() -> None:
+    """The checks are pure: a parsed document in, a GlobalConfig or ConfigError out."""
+    assert validate_global(None, "p") == GlobalConfig()
+    got = validate_global({"defaults": {"user": "app"}, "wait-for-services": False}, "p")
+    assert got == GlobalConfig(defaults={"user": "app"}, wait_for_services=False)
+    with pytest.raises(ConfigError, match="^p: must be a mapping of keys, not a list$"):
+        validate_global([], "p")
+    with pytest.raises(ConfigError, match="^p: defaults: key 'instances' cannot be a default"):
+        validate_global({"defaults": {"instances": 2}}, "p")
+
+
 def test_load_global_every_key(tmp_path) -> None:
     path = write(tmp_path, "defaults:\n  restart: on-failure\n  stop-signal: INT\n"
                  "wait_for_services: false\nservices-ready-timeout: 5\n"
@@ -536,12 +555,12 @@ def test_defaults_apply_and_service_keys_override(tmp_path) -> None:
     defaults = load_global(path).defaults
     plain = validate({}, "s", defaults)
     assert (plain.restart, plain.max_restarts, plain.run_as) == ("on-failure", 4,
-                                                                  Identity("app"))
+                                                                  UserSpec("app"))
     assert plain.ready == Probe("tcp", ("127.0.0.1", 80))
     assert plain.environment == (("A", "1"), ("B", "2"))
     mine = validate({"restart": "never", "user": "db", "ready": {"sd_notify": True},
                      "environment": {"B": "x", "C": 3}}, "s", defaults)
-    assert (mine.restart, mine.max_restarts, mine.run_as) == ("never", 4, Identity("db"))
+    assert (mine.restart, mine.max_restarts, mine.run_as) == ("never", 4, UserSpec("db"))
     assert mine.ready == Probe("sd_notify", True)
     # environment merges: the defaults first, the service's own after (later wins)
     assert mine.environment[:2] == (("A", "1"), ("B", "2"))
@@ -598,7 +617,7 @@ def test_load_global_errors(tmp_path, text: str, message: str) -> None:
 def test_yaml_errors_have_a_position(tmp_path, text: str, line: int, problem: str) -> None:
     path = write(tmp_path, text, "service.yaml")
     with pytest.raises(ConfigError) as info:
-        load(path)
+        load_service(path)
     message = str(info.value)
     prefix = f"{path}: not valid YAML (line {line}, column "
     assert message.startswith(prefix)
@@ -611,25 +630,25 @@ def test_undecodable_yaml_is_one_line(tmp_path) -> None:
     path = tmp_path / "service.yaml"
     path.write_bytes(b"user: \xff\xfe\n")
     with pytest.raises(ConfigError) as info:
-        load(str(path))
+        load_service(str(path))
     assert str(info.value).startswith(f"{path}: not valid YAML")
     assert len(str(info.value).splitlines()) == 1
 
 
 def test_unreadable_files(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
-        load(str(tmp_path / "missing.yaml"))
+        load_service(str(tmp_path / "missing.yaml"))
     assert str(info.value) == f"{tmp_path}/missing.yaml: cannot read: No such file or directory"
     with pytest.raises(ConfigError) as info:
-        load(str(tmp_path))
+        load_service(str(tmp_path))
     assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
 def test_load_reads_a_whole_file(tmp_path) -> None:
     path = write(tmp_path, "user: app\nrestart: on-failure\nafter: db\n"
                  "ready:\n  notification-fd: 3\n", "service.yaml")
-    cfg = load(path)
-    assert cfg == ServiceConfig(run_as=Identity("app"), restart="on-failure", after=("db",),
+    cfg = load_service(path)
+    assert cfg == ServiceConfig(run_as=UserSpec("app"), restart="on-failure", after=("db",),
                                 ready=Probe("notification_fd", 3))
 
 
@@ -637,7 +656,7 @@ def test_load_never_builds_python_objects(tmp_path) -> None:
     evil = tmp_path / "service.yaml"
     evil.write_text("user: !!python/object/apply:os.system ['touch pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load(str(evil))
+        load_service(str(evil))
     assert not (tmp_path / "pwned").exists()
 
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from pyinit.core.model import Account
 from pyinit.core.schema import ServiceConfig
-from pyinit.linux.users import Identity
 from pyinit.services.servicedir import pin_to, writers
 
 TRUSTED = (0,)
@@ -34,8 +34,8 @@ def test_writers(stats, expect) -> None:
     assert writers(stats, TRUSTED) == expect
 
 
-def ident(uid: int, gid: int) -> Identity:
-    return Identity(uid=uid, gid=gid, groups=(gid,), name=None, home="/")
+def ident(uid: int, gid: int) -> Account:
+    return Account(uid=uid, gid=gid, groups=(gid,), name=None, home="/")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Which signals are forwarded, signal names, the inherited signal state, the signalfd."""
+"""Which signals are forwarded, signal names (core.signames), the inherited signal state
+and the signalfd (linux.signals)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import textwrap
 import pytest
 from helpers import run_python, unmanaged_ignored_bits
 
+from pyinit.core import signames
 from pyinit.linux import signals
 
 NEVER_FORWARDED = {
@@ -25,7 +27,7 @@ ALL = sorted(int(s) for s in signal.valid_signals())
 
 
 def test_forwardable_is_everything_but_the_excluded() -> None:
-    fwd = signals.forwardable()
+    fwd = signames.forwardable()
     assert fwd == sorted(fwd)
     assert all(type(s) is int for s in fwd)
     assert set(fwd) == set(ALL) - {int(s) for s in NEVER_FORWARDED}
@@ -36,25 +38,25 @@ def test_forwardable_is_everything_but_the_excluded() -> None:
 def test_forwardable_includes(sig_name: str) -> None:
     if not hasattr(signal, sig_name):
         pytest.skip(f"{sig_name} does not exist on this platform")
-    assert int(getattr(signal, sig_name)) in signals.forwardable()
+    assert int(getattr(signal, sig_name)) in signames.forwardable()
 
 
 def test_forwardable_includes_every_realtime_signal() -> None:
-    fwd = set(signals.forwardable())
+    fwd = set(signames.forwardable())
     assert set(range(RTMIN, RTMAX + 1)) <= fwd
     assert RTMAX - RTMIN >= 8
 
 
 def test_handled_is_forwardable_plus_chld() -> None:
-    assert signals.handled() == sorted(signals.forwardable() + [int(signal.SIGCHLD)])
-    assert signal.SIGKILL not in signals.handled()
-    assert signal.SIGSEGV not in signals.handled()
+    assert signames.handled() == sorted(signames.forwardable() + [int(signal.SIGCHLD)])
+    assert signal.SIGKILL not in signames.handled()
+    assert signal.SIGSEGV not in signames.handled()
 
 
 def test_shutdown_signals() -> None:
     expected = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
-    assert expected == signals.SHUTDOWN_SIGNALS
-    assert set(signals.forwardable()) >= expected
+    assert expected == signames.SHUTDOWN_SIGNALS
+    assert set(signames.forwardable()) >= expected
 
 
 # --- names -------------------------------------------------------------------
@@ -62,12 +64,12 @@ def test_shutdown_signals() -> None:
 
 def test_name_parse_round_trip_for_every_signal() -> None:
     for signum in ALL:
-        text = signals.name(signum)
+        text = signames.name(signum)
         assert text.startswith("SIG"), signum
-        assert signals.parse(text) == signum, text
-        assert signals.parse(text[3:]) == signum
-        assert signals.parse(text.lower()) == signum
-        assert signals.parse(str(signum)) == signum
+        assert signames.parse(text) == signum, text
+        assert signames.parse(text[3:]) == signum
+        assert signames.parse(text.lower()) == signum
+        assert signames.parse(str(signum)) == signum
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_name_parse_round_trip_for_every_signal() -> None:
     ],
 )
 def test_name(signum: int, text: str) -> None:
-    assert signals.name(signum) == text
+    assert signames.name(signum) == text
 
 
 @pytest.mark.parametrize(
@@ -107,8 +109,8 @@ def test_name(signum: int, text: str) -> None:
     ],
 )
 def test_parse(text: str, signum: int) -> None:
-    assert signals.parse(text) == signum
-    assert type(signals.parse(text)) is int
+    assert signames.parse(text) == signum
+    assert type(signames.parse(text)) is int
 
 
 @pytest.mark.parametrize(
@@ -119,7 +121,7 @@ def test_parse(text: str, signum: int) -> None:
 )
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(ValueError):
-        signals.parse(text)
+        signames.parse(text)
 
 
 # --- inherited state and the signalfd (in a fresh interpreter) -------------------
@@ -131,6 +133,7 @@ def test_inherited_capture_and_restore_in_child() -> None:
     code = textwrap.dedent(
         """
         import json, os, signal, subprocess
+        from pyinit.core import signames
         from pyinit.linux import signals
         RT1 = signal.SIGRTMIN + 1
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
@@ -138,7 +141,7 @@ def test_inherited_capture_and_restore_in_child() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, [RT1, signal.SIGUSR1])
         inh = signals.Inherited.capture()
         # now behave like pyinit: block everything handled, install handlers
-        fd = signals.SignalFd(signals.handled())
+        fd = signals.SignalFd(signames.handled())
         signal.signal(signal.SIGWINCH, lambda *a: None)
         signal.signal(signal.SIGUSR2, lambda *a: None)
         r, w = os.pipe()

@@ -1,5 +1,6 @@
 """runit's supervise/ dir: the 20-byte status record and stat text as runsv.c writes
-them, and the thin shell (files, FIFOs, control letters) on a real event loop."""
+them (core/records.py), and the thin shell (files, FIFOs, control letters) on a real
+event loop (services/supervise.py)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,12 @@ import pytest
 
 from pyinit.core import tai64
 from pyinit.core.machine import Machine, Policy
+from pyinit.core.model import ServiceDir
+from pyinit.core.records import Status, decode, encode, from_machine, pid_text, stat_text, wall_ns
 from pyinit.runtime.loop import EventLoop
 from pyinit.services import supervise as supervise_dir
 from pyinit.services.manager import Service, Slot
-from pyinit.services.servicedir import ServiceDir
-from pyinit.services.supervise import (
-    READ_MAX,
-    Status,
-    SuperviseDirs,
-    decode,
-    encode,
-    from_machine,
-    pid_text,
-    stat_text,
-    wall_ns,
-)
+from pyinit.services.supervise import READ_MAX, SuperviseDirs
 
 WALL = 1_700_000_000_123_456_789  # unix ns
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyinit.core.exits import ExitStatus
 from pyinit.core.machine import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -31,7 +32,6 @@ from pyinit.core.machine import (
     Start,
     finish_args,
 )
-from pyinit.runtime.reaper import ExitStatus
 
 EXIT0 = ExitStatus(code=0)
 EXIT1 = ExitStatus(code=1)

@@ -104,28 +104,3 @@ def test_a_long_error_from_the_socket_is_cut(tmp_path: Path) -> None:
         server.close()
     assert r.returncode == 100
     assert r.stderr == "svctl: fatal: pyinit refused: " + "e" * 4000 + "...\n"
-
-
-@pytest.mark.parametrize(
-    ("buf", "scanned", "line", "left"),
-    [
-        (b"", 0, None, b""),
-        (b"abc", 0, None, b"abc"),  # exactly the cap, not complete yet
-        (b"abcd", 0, protocol.LineTooLong, b"abcd"),  # over the cap before its newline
-        (b"abc\nrest", 0, b"abc\n", b"rest"),
-        (b"\n\n", 0, b"\n", b"\n"),
-        (b"abcd\n", 0, protocol.LineTooLong, b"abcd\n"),
-        (b"a\nbcdefgh", 0, b"a\n", b"bcdefgh"),  # the next line's turn comes later
-        (b"a\nb", 2, None, b"a\nb"),  # scanned: known to hold no newline
-        (b"abc\n", 2, b"abc\n", b""),
-    ],
-)
-def test_take_line(buf: bytes, scanned: int, line, left: bytes) -> None:
-    """One line of at most 3 bytes (without its newline), taken out of the buffer."""
-    data = bytearray(buf)
-    if isinstance(line, type):
-        with pytest.raises(line):
-            protocol.take_line(data, 3, scanned)
-    else:
-        assert protocol.take_line(data, 3, scanned) == line
-    assert data == left

@@ -4,13 +4,15 @@ and rotated log names alike."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from pyinit.core import tai64
+from pyinit.core import records, tai64
 from pyinit.output import logdir as filelog
-from pyinit.services import supervise as supervise_dir
 
 
 def test_offset_is_daemontools_tai64nlocal_constant() -> None:
@@ -38,5 +40,18 @@ def test_log_names_and_status_records_agree(
     finally:
         flog.close()
     (name,) = [n for n in os.listdir(tmp_path) if n != "current"]
-    record = supervise_dir.encode(supervise_dir.Status(when_ns=t * 10**9))
+    record = records.encode(records.Status(when_ns=t * 10**9))
     assert int(name[1:17], 16) == int.from_bytes(record[:8], "big") == tai64.OFFSET + t
+
+
+@pytest.mark.skipif(shutil.which("svlogd") is None, reason="runit's svlogd is not installed")
+def test_labels_agree_with_runits_svlogd(tmp_path: Path) -> None:
+    """svlogd -t stamps a line with runit's own TAI64N label of when it read it: ours,
+    for the moments before and after, enclose it (a leap-second table would put ours
+    27 s later; another epoch, anywhere)."""
+    before = time.time_ns()
+    subprocess.run(["svlogd", "-t", str(tmp_path)], input=b"line\n", timeout=30, check=True)
+    after = time.time_ns()
+    stamp = (tmp_path / "current").read_text().split(" ", 1)[0].lower()
+    assert len(stamp) == 25 and stamp.startswith("@")
+    assert tai64.text(before) <= stamp <= tai64.text(after)
