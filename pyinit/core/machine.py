@@ -4,7 +4,7 @@ Everything that decides what happens to a supervised process lives here, as
 pure code: events come in with the current time ("run exited with 1 at
 t=12.3", "svctl down", "the timer fired") and actions come out ("start run",
 "run finish 1 0", "TERM the process group", "wake me at t=12.4"). The I/O shell
-(services.py) executes the actions and feeds the results back. No processes
+(services/runner.py) executes the actions and feeds the results back. No processes
 are needed to test a transition.
 
 States follow runit's `sv status`: DOWN, RUN, FINISH, plus SETUP (nitro's):
@@ -36,8 +36,11 @@ Rules:
   with its group), is a failed start: no `finish`, the restart policy and
   backoff apply. A stop during setup TERMs it (SIGKILL after kill_timeout) and
   `run` is not started.
+- The shell changes a machine only through these events and methods, never by
+  writing its fields: configure() (new settings), set_gate(), set_has_finish(),
+  retire(), hold(), stopping(limit) and abandon() among them.
 - Shutdown is a stage the shell moves every machine through, in this order:
-  `stopping()` when services are being stopped: from then on the machine starts
+  `stopping(limit)` when services are being stopped: from then on the machine starts
   nothing but the `finish` of a `run` that exited (runit runs it on every stop):
   a pending restart or gated start is dropped, a running `setup` is not followed
   by `run`, an exit is never restarted, `unhealthy` is ignored (the stop is
@@ -49,7 +52,7 @@ Rules:
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from pyinit.core.svstatus import MIN_UPTIME
@@ -63,6 +66,13 @@ BACKOFF_FACTOR = 2.0
 BACKOFF_MAX = 10.0
 BACKOFF_RESET = 10.0
 SETUP_TIMEOUT = 60.0  # setup's limit when the service has no ready.start_timeout
+# the restart and stop defaults: schema.ServiceConfig (service.yaml) takes them from here
+RESTART = "always"
+SUCCESS_CODES = (0,)
+MAX_RESTARTS = 0  # 0: no limit
+RESTART_WINDOW = 60.0
+KILL_TIMEOUT = 5.0
+FINISH_TIMEOUT = 5.0
 
 # svctl command letters (runit's), and the signal each one sends to `run`.
 LETTER_SIGNALS = {
@@ -107,8 +117,8 @@ Action = Union[Start, Signal, ClosePipe]
 
 @dataclass
 class Policy:
-    kill_timeout: float = 5.0
-    finish_timeout: float = 5.0
+    kill_timeout: float = KILL_TIMEOUT
+    finish_timeout: float = FINISH_TIMEOUT
     stop_signal: int = signal.SIGTERM
     stop_group: bool = False
     kill_group: bool = True
@@ -116,14 +126,14 @@ class Policy:
     has_finish: bool = False
     has_setup: bool = False
     setup_timeout: float = SETUP_TIMEOUT
-    restart: str = "always"  # always, on-failure, never
-    success_codes: tuple[int, ...] = (0,)
+    restart: str = RESTART  # always, on-failure, never
+    success_codes: tuple[int, ...] = SUCCESS_CODES
     oneshot: bool = False
     backoff_initial: float = BACKOFF_INITIAL
     backoff_factor: float = BACKOFF_FACTOR
     backoff_max: float = BACKOFF_MAX
-    max_restarts: int = 0  # 0: no limit
-    restart_window: float = 60.0
+    max_restarts: int = MAX_RESTARTS  # 0: no limit
+    restart_window: float = RESTART_WINDOW
 
     def succeeded(self, status: ExitStatus) -> bool:
         return status.signal is None and status.code in self.success_codes
@@ -159,6 +169,7 @@ class Machine:
     kill_at: Optional[float] = None  # SIGKILL the run group (or finish, setup) at this time
     run_after_setup: bool = False  # the running setup is followed by run
     stage: str = LIVE  # LIVE, STOPPING or FROZEN: set by stopping() and abandon()
+    limit: Optional[float] = None  # at shutdown: the most kill_timeout and finish_timeout get
 
     def __post_init__(self) -> None:
         if self.backoff < 0:
@@ -249,12 +260,16 @@ class Machine:
         self.waiting = False
         self.run_after_setup = False
 
-    def stopping(self) -> None:
+    def stopping(self, limit: Optional[float] = None) -> None:
         """Services are being stopped (shutdown): from now on only the `finish` of a
         `run` that exits starts; nothing is restarted. Each stop itself still comes
-        as command("d"), in dependency order."""
+        as command("d"), in dependency order. With a limit, no kill or finish waits
+        longer than that (the shutdown budget), also after a later configure()."""
         if self.stage == LIVE:
             self.stage = STOPPING
+        if limit is not None:
+            self.limit = limit if self.limit is None else min(self.limit, limit)
+            self._cap()
         self.start_at = None
         self.waiting = False
         self.run_after_setup = False
@@ -270,6 +285,31 @@ class Machine:
         self.paused = self.got_term = False
         self.since = now
         self.term_at = self.kill_at = None
+
+    def configure(self, policy: Policy) -> None:
+        """New restart and stop settings (service.yaml changed), from the next event on.
+        What the shell learns at run time (has_finish, a logger's term_grace) stays, and
+        at shutdown the limit still caps the timeouts."""
+        policy = replace(policy, has_finish=self.policy.has_finish,
+                         term_grace=self.policy.term_grace)
+        self.policy = policy
+        self._cap()
+
+    def set_has_finish(self, has_finish: bool) -> None:
+        """Whether a `finish` runs after `run` exits (the shell looks just before)."""
+        self.policy.has_finish = has_finish
+
+    def set_gate(self, closed: bool) -> None:
+        """The dependencies are not ready (closed) or are (open); release() then
+        starts a service that waited."""
+        self.gated = closed
+
+    def retire(self, now: float, grace: Optional[float] = None) -> list[Action]:
+        """Stop for good (the service left, or its logger goes after it): `svctl exit`.
+        A grace makes it a logger's stop: close its pipe, signal only after grace."""
+        if grace is not None:
+            self.policy.term_grace = grace
+        return self.command("x", now)
 
     def release(self, now: float) -> list[Action]:
         """The gate opened: start a service that waited for its dependencies."""
@@ -322,6 +362,11 @@ class Machine:
         return actions
 
     # --- transitions -----------------------------------------------------------
+    def _cap(self) -> None:
+        if self.limit is not None:
+            self.policy.kill_timeout = min(self.policy.kill_timeout, self.limit)
+            self.policy.finish_timeout = min(self.policy.finish_timeout, self.limit)
+
     def _start(self, now: float) -> list[Action]:
         if self.stage != LIVE:
             return []  # shutdown: nothing but a `finish` starts
