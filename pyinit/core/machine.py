@@ -269,7 +269,7 @@ class Machine:
             self.stage = STOPPING
         if limit is not None:
             self.limit = limit if self.limit is None else min(self.limit, limit)
-            self._cap()
+            _cap(self.policy, self.limit)
         self.start_at = None
         self.waiting = False
         self.run_after_setup = False
@@ -287,13 +287,11 @@ class Machine:
         self.term_at = self.kill_at = None
 
     def configure(self, policy: Policy) -> None:
-        """New restart and stop settings (service.yaml changed), from the next event on.
-        What the shell learns at run time (has_finish, a logger's term_grace) stays, and
-        at shutdown the limit still caps the timeouts."""
+        """New restart and stop settings, from the next event on; what the shell learnt
+        (has_finish, a logger's term_grace) stays, and the shutdown limit still caps."""
         policy = replace(policy, has_finish=self.policy.has_finish,
                          term_grace=self.policy.term_grace)
-        self.policy = policy
-        self._cap()
+        self.policy = _cap(policy, self.limit)
 
     def set_has_finish(self, has_finish: bool) -> None:
         """Whether a `finish` runs after `run` exits (the shell looks just before)."""
@@ -315,8 +313,8 @@ class Machine:
         """The gate opened: start a service that waited for its dependencies."""
         if not self.waiting or self.gated:
             return []
-        self.waiting = False
-        return self._start(now) if self.want == "u" and self.state == DOWN else []
+        self.waiting = False  # waiting: wanted up, or `once` (want down, start it once)
+        return self._start(now) if self.state == DOWN else []
 
     def spawned(self, pid: int, now: float) -> None:
         """The shell started the process asked for by the last Start."""
@@ -362,11 +360,6 @@ class Machine:
         return actions
 
     # --- transitions -----------------------------------------------------------
-    def _cap(self) -> None:
-        if self.limit is not None:
-            self.policy.kill_timeout = min(self.policy.kill_timeout, self.limit)
-            self.policy.finish_timeout = min(self.policy.finish_timeout, self.limit)
-
     def _start(self, now: float) -> list[Action]:
         if self.stage != LIVE:
             return []  # shutdown: nothing but a `finish` starts
@@ -476,29 +469,13 @@ class Machine:
     def _plan_restart(self, succeeded: bool, uptime: float, now: float,
                       what: Optional[str] = None) -> None:
         """After an exit nobody asked for: the restart policy, limit and backoff."""
-        policy = self.policy
-        self.delay = 0.0
-        if policy.restart == "never" or (succeeded and policy.restart == "on-failure"):
-            self.want = "d"
-            self.outcome = "exited" if succeeded else "failed"
-            if not succeeded:
-                self.failed = what or (
-                    f"exited with {self.last_exit.describe() if self.last_exit else '?'}")
-            return
-        if policy.max_restarts:
-            self.restart_times = [t for t in self.restart_times if now - t < policy.restart_window]
-            if len(self.restart_times) >= policy.max_restarts:
-                self.want, self.outcome = "d", "failed"
-                n = len(self.restart_times)
-                self.failed = (f"{n} restart{'s' if n != 1 else ''} within "
-                               f"{policy.restart_window:g}s; svctl up to retry")
-                return
-            self.restart_times.append(now)
-        if uptime < MIN_UPTIME:
-            self.delay = self.backoff
-            self.backoff = min(self.backoff * policy.backoff_factor, policy.backoff_max)
-        elif uptime >= BACKOFF_RESET:
-            self.backoff = policy.backoff_initial
+        why = what or f"exited with {self.last_exit.describe() if self.last_exit else '?'}"
+        plan = plan_restart(self.policy, self.backoff, self.restart_times, succeeded, uptime,
+                            now, why)
+        self.delay, self.backoff, self.restart_times = plan.delay, plan.backoff, plan.times
+        if plan.outcome is not None:
+            self.want, self.outcome = "d", plan.outcome
+            self.failed = plan.failed or self.failed
 
     def _after_finish(self, now: float) -> list[Action]:
         self.state = DOWN
@@ -512,6 +489,45 @@ class Machine:
             self.start_at = now + self.delay
             return []
         return self._start(now)
+
+
+@dataclass(frozen=True)
+class Restart:
+    """What the restart policy says after an exit nobody asked for."""
+
+    delay: float  # before the restart (0: at once)
+    backoff: float  # the delay the next short run will get
+    times: list[float]  # the restarts within the window, this one included
+    outcome: Optional[str] = None  # not restarted: "exited" or "failed"
+    failed: Optional[str] = None  # why it failed
+
+
+def plan_restart(policy: Policy, backoff: float, times: list[float], succeeded: bool,
+                 uptime: float, now: float, why: str) -> Restart:
+    """The restart policy (restart, max_restarts in restart_window, backoff), pure."""
+    if policy.restart == "never" or (succeeded and policy.restart == "on-failure"):
+        return Restart(0.0, backoff, times, "exited" if succeeded else "failed",
+                       None if succeeded else why)
+    if policy.max_restarts:
+        times = [t for t in times if now - t < policy.restart_window]
+        if len(times) >= policy.max_restarts:
+            n = len(times)
+            return Restart(0.0, backoff, times, "failed", f"{n} restart{'s' if n != 1 else ''} "
+                           f"within {policy.restart_window:g}s; svctl up to retry")
+        times = times + [now]
+    if uptime < MIN_UPTIME:
+        return Restart(backoff, min(backoff * policy.backoff_factor, policy.backoff_max), times)
+    if uptime >= BACKOFF_RESET:
+        backoff = policy.backoff_initial
+    return Restart(0.0, backoff, times)
+
+
+def _cap(policy: Policy, limit: Optional[float]) -> Policy:
+    """policy with no kill or finish wait longer than limit (changed in place)."""
+    if limit is not None:
+        policy.kill_timeout = min(policy.kill_timeout, limit)
+        policy.finish_timeout = min(policy.finish_timeout, limit)
+    return policy
 
 
 def finish_args(status: ExitStatus) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from pyinit.runtime.loop import EventLoop, Timer
 from pyinit.runtime.reaper import ExitStatus
 
 if TYPE_CHECKING:
-    from pyinit.services.manager import Service
+    from pyinit.services.records import Service
 
 Done = Callable[[bool, str], None]
 

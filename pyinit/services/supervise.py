@@ -38,7 +38,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from pyinit.core import tai64
 from pyinit.core.machine import FINISH, LETTERS, RUN, SETUP, Machine
@@ -46,7 +46,8 @@ from pyinit.linux import safefs
 from pyinit.runtime import log
 
 if TYPE_CHECKING:
-    from pyinit.services.manager import Service, ServiceManager, Slot
+    from pyinit.runtime.loop import EventLoop
+    from pyinit.services.records import Service, Slot
 
 # --- the pure part -------------------------------------------------------------------------
 STATE_CODES = {"down": 0, RUN: 1, FINISH: 2}
@@ -254,13 +255,25 @@ def _unlink(dir_fd: int, name: str) -> None:
 
 
 # --- every slot's dir: the shell services.py calls -----------------------------------------
+class Owner(Protocol):
+    """What SuperviseDirs needs of the service manager: its loop, and a way to apply
+    a control letter as svctl does."""
+
+    loop: EventLoop
+
+    @property
+    def shutting_down(self) -> bool: ...
+    def apply(self, slot: Slot, actions: list) -> None: ...
+    def forget(self, svc: Service) -> None: ...
+
+
 class SuperviseDirs:
     """The supervise/ dirs of all services, keyed by the dir they are in.
 
     Keyed by path, not by Service: a service removed and re-added while its old
     logger still drains shares the dir; the newest slot owns it."""
 
-    def __init__(self, manager: ServiceManager, wall_clock: Callable[[], int] = time.time_ns,
+    def __init__(self, manager: Owner, wall_clock: Callable[[], int] = time.time_ns,
                  run_dir: Optional[str] = None) -> None:
         self.m = manager
         self.run_dir = run_dir  # None: no fallback for read-only service dirs

@@ -15,7 +15,7 @@ from pyinit.core import tai64
 from pyinit.core.machine import Machine, Policy
 from pyinit.runtime.loop import EventLoop
 from pyinit.services import supervise as supervise_dir
-from pyinit.services.manager import Service, Slot
+from pyinit.services.records import Service, Slot
 from pyinit.services.servicedir import ServiceDir
 from pyinit.services.supervise import (
     READ_MAX,

@@ -593,7 +593,7 @@ def test_random_event_sequences_keep_the_invariants(
             assert m.want == "u" and not m.removed
             assert now < m.start_at <= now + BACKOFF_MAX + 1e-9
         if m.waiting:
-            assert m.gated and m.want == "u" and m.state == DOWN and m.start_at is None
+            assert m.gated and m.state == DOWN and m.start_at is None  # up, or a `once`
         assert m.is_down() == (m.state == DOWN and m.start_at is None and not m.waiting)
         if m.state == DOWN:
             assert m.pid is None
@@ -1293,3 +1293,14 @@ def test_set_has_finish_decides_whether_finish_runs_at_the_next_exit() -> None:
     m.spawned(101, 5.5)
     m.command("d", 20.0)
     assert m.exited(TERMED, 20.5) == [] and m.state == DOWN
+
+
+def test_once_on_a_gated_service_runs_it_once_when_the_gate_opens() -> None:
+    m = machine()
+    m.set_gate(True)
+    m.boot(0.0, normally_up=False)
+    assert m.command("o", 1.0) == [] and m.waiting and not m.is_down()
+    m.set_gate(False)
+    assert m.release(2.0) == [Start()] and m.want == "d"
+    m.spawned(100, 2.0)
+    assert m.exited(EXIT0, 3.0) == [] and m.is_down()
