@@ -21,8 +21,9 @@ LOG_ROOT = "/var/log/pyinit"  # file mode's default: LOG_ROOT/NAME
 
 
 class Captures:
-    def __init__(self, loop: EventLoop, options: Options,
-                 remaining: Callable[[float], float]) -> None:
+    def __init__(
+        self, loop: EventLoop, options: Options, remaining: Callable[[float], float]
+    ) -> None:
         self.loop = loop
         self.options = options
         self.remaining = remaining  # the shutdown budget left (Host.remaining)
@@ -37,11 +38,15 @@ class Captures:
             return None
         instance = [svc.defn.instance] if svc.defn.instance else []  # log.dir/INSTANCE
         return Settings(
-            mode=mode, fmt=c.log_format or o.log_format,
+            mode=mode,
+            fmt=c.log_format or o.log_format,
             timestamps=o.log_timestamps if c.log_timestamps is None else c.log_timestamps,
-            directory=os.path.join(svc.defn.path, c.log_dir, *instance) if c.log_dir
+            directory=os.path.join(svc.defn.path, c.log_dir, *instance)
+            if c.log_dir
             else os.path.join(LOG_ROOT, svc.name),
-            max_size=c.log_max_size, max_files=c.log_max_files)
+            max_size=c.log_max_size,
+            max_files=c.log_max_files,
+        )
 
     def reconcile(self, svc: Service) -> None:
         """Before run starts: pipes for prefix or file mode, as service.yaml says now."""
@@ -62,8 +67,10 @@ class Captures:
             if current is not None:  # `svctl logs` keeps its history and followers
                 svc.capture.ring, svc.capture.followers = current.ring, current.followers
         except OSError as exc:
-            log.error(f"cannot capture output ({exc.strerror}): it goes to pyinit's "
-                      "stdout and stderr", svc.name)
+            log.error(
+                f"cannot capture output ({exc.strerror}): it goes to pyinit's stdout and stderr",
+                svc.name,
+            )
 
     def close(self, svc: Service) -> None:
         """The service is forgotten (or changes mode): its lines out, its pipes closed."""
@@ -84,6 +91,7 @@ class Captures:
             if svc.capture is not None:
                 svc.capture.drain()
         sinks = [s for s in (self.sinks or {}).values() if s is not None]
-        if not self.loop.run_until(lambda: all(s.empty() for s in sinks),
-                                   self.remaining(OUTPUT_FLUSH)):
+        if not self.loop.run_until(
+            lambda: all(s.empty() for s in sinks), self.remaining(OUTPUT_FLUSH)
+        ):
             log.warning("service output still unwritten at exit: dropped")

@@ -19,20 +19,24 @@ from pyinit.services.servicedir import ServiceDir
 
 
 class Gates:
-    def __init__(self, table: Table, apply: Callable[[Slot, list], None],
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, table: Table, apply: Callable[[Slot, list], None], clock: Callable[[], float]
+    ) -> None:
         self.table = table
         self.apply = apply
         self.clock = clock
         self.graph: dict[str, deps.Deps] = {}  # the services without problems
         self._gating = False
 
-    def build(self, found: dict[str, ServiceDir],
-              groups: dict[str, list[str]]) -> dict[str, ServiceDir]:
+    def build(
+        self, found: dict[str, ServiceDir], groups: dict[str, list[str]]
+    ) -> dict[str, ServiceDir]:
         """The dependency graph of found; unknown names and cycles make a service fail
         (found, with those marked by their error)."""
-        graph = {name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
-                 for name, d in found.items()}
+        graph = {
+            name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
+            for name, d in found.items()
+        }
         graph = deps.expand_groups(graph, groups)
         for name, problem in deps.problems(graph).items():
             where = os.path.join(found[name].path, FILE_NAME)
@@ -49,8 +53,7 @@ class Gates:
         for name, svc in self.table.services.items():
             m = svc.run.machine
             broken = bool(svc.defn.error) or m.failed is not None
-            out[name] = deps.View(ready=m.ready, settled=broken or (m.want == "d"),
-                                  failed=broken)
+            out[name] = deps.View(ready=m.ready, settled=broken or (m.want == "d"), failed=broken)
         return out
 
     def update(self) -> None:

@@ -49,17 +49,29 @@ class ServiceManager:
         self.rescans = 0
         self.captures = Captures(self.loop, self.config, host.remaining)
         self.runner = SlotRunner(host, self.table, self.captures, self.changed, self.exited)
-        self.ready = ReadyHost(self.loop, self.table, self.config, host.run_path,
-                               self.runner.apply, self.runner.spawn_check)
+        self.ready = ReadyHost(
+            self.loop,
+            self.table,
+            self.config,
+            host.run_path,
+            self.runner.apply,
+            self.runner.spawn_check,
+        )
         self.runner.new_tracker = self.ready.tracker
         self.gates = Gates(self.table, self.runner.apply, self.loop.clock)
         self.supervise = SuperviseDirs(self, run_dir=host.run_dir)  # runit's supervise/ dirs
         self.watcher = DirWatcher(self.loop, self.config, self.table, self.rescan)
-        self.reconciler = Reconciler(self.table, self.config, self.runner, self.gates,
-                                     self.captures, self.supervise.update, self.supervise.close,
-                                     self.watcher.schedule)
-        self.order = ShutdownOrder(self.loop, self.table, self.runner, self.gates,
-                                   host.remaining)
+        self.reconciler = Reconciler(
+            self.table,
+            self.config,
+            self.runner,
+            self.gates,
+            self.captures,
+            self.supervise.update,
+            self.supervise.close,
+            self.watcher.schedule,
+        )
+        self.order = ShutdownOrder(self.loop, self.table, self.runner, self.gates, host.remaining)
 
     # --- what boot calls ---------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -94,8 +106,10 @@ class ServiceManager:
     def all_started(self) -> bool:
         """Every service wanted up has been ready once, or will not be (the main
         command waits for this)."""
-        return all(svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
-                   for svc in self.services.values())
+        return all(
+            svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
+            for svc in self.services.values()
+        )
 
     # --- what control requests and supervise/ call ------------------------------------
     @property
@@ -172,6 +186,9 @@ class ServiceManager:
             log.info("done", svc.name)
         if svc.config.essential and not (svc.config.oneshot and machine.outcome == "done"):
             code = machine.last_exit.shell_code if machine.last_exit else 1
-            log.error(f"essential service {machine.outcome}: shutting the container down "
-                      f"with exit code {code}", svc.name)
+            log.error(
+                f"essential service {machine.outcome}: shutting the container down "
+                f"with exit code {code}",
+                svc.name,
+            )
             self.init.request_exit(code)

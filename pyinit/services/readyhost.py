@@ -22,8 +22,15 @@ SpawnCheck = Callable[[Service, list, Callable[[ExitStatus], None]], Optional[in
 
 
 class ReadyHost:
-    def __init__(self, loop: EventLoop, table: Table, options: Options,
-                 bind_at: Callable[[str], str], apply: Apply, spawn_check: SpawnCheck) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        table: Table,
+        options: Options,
+        bind_at: Callable[[str], str],
+        apply: Apply,
+        spawn_check: SpawnCheck,
+    ) -> None:
         self.loop = loop
         self.table = table
         self.options = options  # its run_dir: where services are told the socket is
@@ -47,8 +54,9 @@ class ReadyHost:
 
             path = os.path.join(self.options.run_dir, SOCKET_NAME)  # what services are told
             try:
-                self.notify = NotifySocket(self.loop, path, self.on_notify,
-                                           at=self.bind_at(SOCKET_NAME))
+                self.notify = NotifySocket(
+                    self.loop, path, self.on_notify, at=self.bind_at(SOCKET_NAME)
+                )
             except OSError as exc:
                 problem = f"cannot open the sd_notify socket {path}: {exc.strerror}"
                 if problem not in self._warned:  # once, not at every start
@@ -57,8 +65,9 @@ class ReadyHost:
                 return None
         return self.notify.path
 
-    def spawn_check(self, svc: Service, argv: list[str],
-                    done: Callable[[ExitStatus], None]) -> Optional[int]:
+    def spawn_check(
+        self, svc: Service, argv: list[str], done: Callable[[ExitStatus], None]
+    ) -> Optional[int]:
         return self._spawn_check(svc, argv, done)
 
     def on_ready(self, svc: Service) -> None:

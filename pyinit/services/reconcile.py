@@ -29,10 +29,17 @@ EXIT_RESCAN_DELAY = 1.0
 
 
 class Reconciler:
-    def __init__(self, table: Table, options: Options, runner: SlotRunner, gates: Gates,
-                 captures: Captures, supervise_update: Callable[[Slot], None],
-                 supervise_close: Callable[[Service], None],
-                 schedule_rescan: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        table: Table,
+        options: Options,
+        runner: SlotRunner,
+        gates: Gates,
+        captures: Captures,
+        supervise_update: Callable[[Slot], None],
+        supervise_close: Callable[[Service], None],
+        schedule_rescan: Callable[[float], None],
+    ) -> None:
         self.table = table
         self.options = options
         self.runner = runner
@@ -59,19 +66,22 @@ class Reconciler:
         """Read the service dirs and reconcile; the paths of the dirs found."""
         found, problems = scan(self.options.service_dirs, self.options.service_defaults)
         self.scanned = found
-        self.on_demand -= {n for n in self.on_demand
-                           if n in self.services and self.services[n].run.machine.is_down()}
+        self.on_demand -= {
+            n
+            for n in self.on_demand
+            if n in self.services and self.services[n].run.machine.is_down()
+        }
         self.sync(problems)
         return [d.path for d in found.values()]
 
     def sync(self, problems: Optional[list[str]] = None) -> None:
         """Supervise what the last scan, svctl scale and on-demand instances add up to."""
         self.expansion = instances.expand(self.scanned, self.scaled, self.on_demand)
-        self.scaled = {g: s for g, s in self.scaled.items()
-                       if self.expansion.configured.get(g) == s[0]}
+        self.scaled = {
+            g: s for g, s in self.scaled.items() if self.expansion.configured.get(g) == s[0]
+        }
         self.on_demand &= set(self.expansion.services)  # their template is gone
-        found = self.wanted = self.gates.build(dict(self.expansion.services),
-                                               self.expansion.groups)
+        found = self.wanted = self.gates.build(dict(self.expansion.services), self.expansion.groups)
         for problem in (problems or []) + self.expansion.problems:
             if problem not in self.warned:
                 self.warned.add(problem)
@@ -103,8 +113,11 @@ class Reconciler:
         self._advancing = True
         try:
             while True:
-                stopping = {n: instances.group_of(n, s.defn.instance) or n
-                            for n, s in self.services.items() if s.retired}
+                stopping = {
+                    n: instances.group_of(n, s.defn.instance) or n
+                    for n, s in self.services.items()
+                    if s.retired
+                }
                 batch = instances.next_to_stop(self.retiring, stopping)
                 if not batch:
                     return
@@ -156,7 +169,8 @@ class Reconciler:
             svc.pipe = os.pipe()
         except OSError as exc:
             svc.defn = dataclasses.replace(
-                svc.defn, error=f"cannot create the log pipe: {exc.strerror}")
+                svc.defn, error=f"cannot create the log pipe: {exc.strerror}"
+            )
             log.error(svc.defn.error or "", svc.name)
             return False
         svc.log = Slot(svc, "log", self.new_machine(None))
@@ -230,10 +244,18 @@ class Reconciler:
             setup_timeout = SETUP_TIMEOUT
         return Policy(
             kill_timeout=self.options.kill_timeout if c.stop_timeout is None else c.stop_timeout,
-            finish_timeout=c.finish_timeout, stop_signal=c.stop_signal,
-            stop_group=c.stop_group, kill_group=c.kill_group,
-            has_setup=defn.has_setup, setup_timeout=setup_timeout,
-            restart=c.restart, success_codes=c.success_exit_codes, oneshot=c.oneshot,
-            backoff_initial=c.backoff_initial, backoff_factor=c.backoff_factor,
-            backoff_max=c.backoff_max, max_restarts=c.max_restarts,
-            restart_window=c.restart_window)
+            finish_timeout=c.finish_timeout,
+            stop_signal=c.stop_signal,
+            stop_group=c.stop_group,
+            kill_group=c.kill_group,
+            has_setup=defn.has_setup,
+            setup_timeout=setup_timeout,
+            restart=c.restart,
+            success_codes=c.success_exit_codes,
+            oneshot=c.oneshot,
+            backoff_initial=c.backoff_initial,
+            backoff_factor=c.backoff_factor,
+            backoff_max=c.backoff_max,
+            max_restarts=c.max_restarts,
+            restart_window=c.restart_window,
+        )

@@ -81,5 +81,4 @@ class Table:
         return self.stage != LIVE
 
     def all_down(self) -> bool:
-        return all(slot.machine.is_down() for svc in self.services.values()
-                   for slot in svc.slots())
+        return all(slot.machine.is_down() for svc in self.services.values() for slot in svc.slots())

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from pyinit.core.machine import ClosePipe, Signal, Start
 from pyinit.core.repeats import Repeats
 from pyinit.core.schema import ServiceConfig
+from pyinit.linux.signals import Inherited
 from pyinit.runtime import launch, log, spawn
 from pyinit.runtime.reaper import ExitStatus
 from pyinit.services.captures import Captures
@@ -29,8 +30,9 @@ Hook = Callable[[Slot], None]
 
 
 class SlotRunner:
-    def __init__(self, host: Host, table: Table, captures: Captures, changed: Hook,
-                 exited: Hook) -> None:
+    def __init__(
+        self, host: Host, table: Table, captures: Captures, changed: Hook, exited: Hook
+    ) -> None:
         self.host = host
         self.loop = host.loop
         self.table = table
@@ -40,6 +42,8 @@ class SlotRunner:
         # the readiness tracker of a starting run (ReadyHost.tracker), set by the manager
         self.new_tracker: Optional[Callable[[Service], Tracker]] = None
         self.start_failures = Repeats()  # a fork that fails at every retry is logged once
+        self.spawn: Callable[[spawn.Spec, Inherited], int] = spawn.spawn  # tests: a fake
+        self.kill: Callable[[int, int, bool], None] = kill  # (pid, signum, group)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
     def apply(self, slot: Slot, actions: list[Any]) -> None:
@@ -74,7 +78,7 @@ class SlotRunner:
             if is_run and not svc.config.oneshot and self.new_tracker is not None:
                 tracker = self.new_tracker(svc)
                 tracker.prepare(spec)
-            pid = spawn.spawn(spec, self.host.inherited)
+            pid = self.spawn(spec, self.host.inherited)
         except (spawn.SpawnError, launch.LaunchError, OSError) as exc:
             if tracker is not None:
                 tracker.close()
@@ -93,12 +97,20 @@ class SlotRunner:
     def start_failed(self, slot: Slot, exc: Exception, now: float) -> None:
         code = exc.exit_code if isinstance(exc, spawn.SpawnError) else spawn.NOT_EXECUTABLE
         if self.start_failures.failed((slot.service.name, slot.label), str(exc)):
-            log.error(f"cannot start {slot.label}: {exc} (retried quietly until it "
-                      "starts)", slot.service.name)
+            log.error(
+                f"cannot start {slot.label}: {exc} (retried quietly until it starts)",
+                slot.service.name,
+            )
         self.apply(slot, slot.machine.spawn_failed(now, ExitStatus(code=code)))
 
-    def process_spec(self, svc: Service, argv: list[str], is_log: bool,
-                     stdin: Optional[int], stdout: Optional[int]) -> spawn.Spec:
+    def process_spec(
+        self,
+        svc: Service,
+        argv: list[str],
+        is_log: bool,
+        stdin: Optional[int],
+        stdout: Optional[int],
+    ) -> spawn.Spec:
         """How to start run, finish, check or the logger (launch.LaunchError if it cannot)."""
         argv, env = launch.instance_args(argv, svc.name, svc.defn.instance, dict(os.environ))
         if is_log:
@@ -110,20 +122,25 @@ class SlotRunner:
             if argv[0].startswith("./") and cwd != svc.defn.path:  # run, finish, ./check
                 argv = [os.path.join(svc.defn.path, argv[0][2:])] + argv[1:]
         return spawn.Spec(
-            argv, cwd=cwd, session=True, stdin=stdin, stdout=stdout,
+            argv,
+            cwd=cwd,
+            session=True,
+            stdin=stdin,
+            stdout=stdout,
             env=launch.environment(config, svc.defn.path, identity, env, svc.name),
             pre_exec=launch.child_setup(config, identity),
         )
 
-    def spawn_check(self, svc: Service, argv: list[str],
-                    done: Callable[[ExitStatus], None]) -> Optional[int]:
+    def spawn_check(
+        self, svc: Service, argv: list[str], done: Callable[[ExitStatus], None]
+    ) -> Optional[int]:
         """Start a readiness or liveness check command; None (logged) if it cannot start,
         and None when the machine says no check may run (at shutdown)."""
         if not svc.run.machine.may_probe():
             return None
         try:
             spec = self.process_spec(svc, argv, False, stdin=self.devnull, stdout=self.devnull)
-            pid = spawn.spawn(spec, self.host.inherited)
+            pid = self.spawn(spec, self.host.inherited)
         except (spawn.SpawnError, launch.LaunchError) as exc:
             log.warning(f"cannot run check: {exc}", svc.name)
             return None
@@ -133,15 +150,8 @@ class SlotRunner:
     # --- Signal, ClosePipe ---------------------------------------------------------------
     def send_signal(self, slot: Slot, action: Signal) -> None:
         pid = slot.machine.pid
-        if pid is None or pid <= 0:
-            return
-        try:
-            if action.group:
-                os.killpg(pid, action.signum)
-            else:
-                os.kill(pid, action.signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if pid is not None and pid > 0:
+            self.kill(pid, action.signum, action.group)
 
     def close_write_end(self, svc: Service) -> None:
         if svc.pipe is not None and svc.pipe[1] >= 0:
@@ -167,8 +177,9 @@ class SlotRunner:
     def on_exit(self, slot: Slot, status: ExitStatus) -> None:
         svc = slot.service
         machine = slot.machine
-        machine.set_has_finish(slot.label == "run" and is_executable(
-            os.path.join(svc.defn.path, "finish")))
+        machine.set_has_finish(
+            slot.label == "run" and is_executable(os.path.join(svc.defn.path, "finish"))
+        )
         shutting_down = self.table.shutting_down
         if machine.state == "setup" and (status.code != 0 or machine.unhealthy):
             stopping = not machine.run_after_setup or shutting_down
@@ -197,3 +208,14 @@ class SlotRunner:
     def on_timer(self, slot: Slot) -> None:
         slot.timer = None
         self.apply(slot, slot.machine.tick(self.loop.clock()))
+
+
+def kill(pid: int, signum: int, group: bool) -> None:
+    """Signal the process (or its group); one that is gone already is no error."""
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

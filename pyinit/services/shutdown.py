@@ -21,8 +21,14 @@ from pyinit.services.runner import LOG_EOF_GRACE, SlotRunner
 
 
 class ShutdownOrder:
-    def __init__(self, loop: EventLoop, table: Table, runner: SlotRunner, gates: Gates,
-                 remaining: Callable[[float], float]) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        table: Table,
+        runner: SlotRunner,
+        gates: Gates,
+        remaining: Callable[[float], float],
+    ) -> None:
         self.loop = loop
         self.table = table
         self.runner = runner

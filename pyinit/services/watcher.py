@@ -28,8 +28,9 @@ RESCAN_DELAY = 0.1  # debounce inotify bursts (mkdir + write run + chmod)
 
 
 class DirWatcher:
-    def __init__(self, loop: EventLoop, options: Options, table: Table,
-                 rescan: Callable[[], None]) -> None:
+    def __init__(
+        self, loop: EventLoop, options: Options, table: Table, rescan: Callable[[], None]
+    ) -> None:
         self.loop = loop
         self.options = options
         self.table = table
