@@ -26,7 +26,7 @@ unless the service dir is writable by a user other than root (or pyinit's):
 there it is refused, as any link there (safefs).
 
 The first part is pure (record encoding, stat text); SuperviseDirs is the thin
-I/O shell, called by services.py after every state change.
+I/O shell, called by the service manager after every state change.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def _unlink(dir_fd: int, name: str) -> None:
         pass
 
 
-# --- every slot's dir: the shell services.py calls -----------------------------------------
+# --- every slot's dir: the shell the manager calls -----------------------------------------
 class Owner(Protocol):
     """What SuperviseDirs needs of the service manager: its loop, and a way to apply
     a control letter as svctl does."""
