@@ -24,6 +24,7 @@ from pyinit.runtime.reaper import ExitStatus
 from pyinit.runtime.spawn import Spec
 from pyinit.services.manager import ServiceManager
 from pyinit.services.records import Service
+from pyinit.services.watcher import RESCAN_DELAY
 
 
 class Kernel:
@@ -69,8 +70,8 @@ class Kernel:
 
 
 class VirtualSelector:
-    """The loop's selector on a virtual clock: a wait delivers exits and moves the clock
-    to the timeout instead of sleeping."""
+    """The loop's selector on a virtual clock: a wait delivers exits, or dispatches
+    fds ready now, or moves the clock to the timeout instead of sleeping."""
 
     def __init__(self, real: selectors.BaseSelector, host: Host) -> None:
         self.real = real
@@ -79,11 +80,12 @@ class VirtualSelector:
     def select(self, timeout: Optional[float] = None) -> list:
         if self.host.kernel.pending:
             self.host.kernel.deliver()
-        elif timeout is not None:
+            return self.real.select(0)
+        events = self.real.select(0)  # fds ready now (inotify, FIFOs) come first
+        if not events:
+            assert timeout is not None, "the loop would wait forever"
             self.host.now += timeout
-        else:
-            raise AssertionError("the loop would wait forever")
-        return self.real.select(0)
+        return events
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -373,3 +375,39 @@ def test_once_on_a_service_waiting_for_its_dependency_runs_when_it_is_ready(rig:
     assert job.machine.waiting and rig.running() == {"db"}
     rig.m.ready.on_ready(rig.svc("db"))
     assert rig.running() == {"db", "job"} and job.machine.want == "d"
+
+
+# --- the dir watcher -----------------------------------------------------------------------
+def test_a_burst_of_changes_is_one_rescan_after_the_debounce(rig: Rig) -> None:
+    rig.m.start()
+    assert rig.m.rescans == 1 and rig.m.services == {}
+    rig.service("a")
+    rig.service("b", log=True)
+    start = rig.host.now
+    rig.settle(lambda: rig.m.rescans == 2)
+    assert rig.host.now - start == pytest.approx(RESCAN_DELAY)
+    assert rig.running() == {"a", "b"} and rig.m.rescan_timer is None
+    rig.m.loop.run_until(lambda: False, 5.0)  # nothing else was pending
+    assert rig.m.rescans == 2
+
+
+def test_a_service_dir_created_after_boot_is_watched_through_its_parent(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.dirs.rmdir()  # the service dir does not exist at boot
+    rig.m.start()
+    rig.dirs.mkdir()
+    rig.settle(lambda: rig.m.rescans == 2)
+    rig.service("late")
+    rig.settle(lambda: "late" in rig.m.services)
+    assert rig.running() == {"late"}
+    rig.m.supervise.close_all()
+
+
+def test_no_rescan_is_armed_once_services_are_stopping(rig: Rig) -> None:
+    rig.m.start()
+    rig.m.stop_all(1.0)
+    rig.service("a")
+    rig.m.loop.run_until(lambda: False, RESCAN_DELAY / 2)  # the change is read
+    assert rig.m.rescan_timer is None
+    rig.m.loop.run_until(lambda: False, 5.0)
+    assert rig.m.services == {} and rig.m.rescans == 1
