@@ -153,7 +153,7 @@ def test_setup_is_down_to_runit_tools() -> None:
 
 # --- the shell: files, FIFOs, letters -------------------------------------------------------
 class Manager:
-    """What SuperviseDirs needs of services.ServiceManager."""
+    """What SuperviseDirs needs of the service manager (supervise.Owner)."""
 
     def __init__(self) -> None:
         self.now = 100.0
