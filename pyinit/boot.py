@@ -22,6 +22,7 @@ from pyinit.runtime.reaper import Reaper
 
 if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
+    from pyinit.control.requests import ControlRequests
 
 REAP_AFTER_KILL = 5.0  # the most a SIGKILLed process is waited for (stuck in the kernel?)
 
@@ -51,6 +52,7 @@ class Init:
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
         self.health: HealthServer | None = None  # with --health-listen
+        self.control: ControlRequests | None = None  # the control socket's requests
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.run_dir_fd: int | None = None  # held open: sockets are reached through it
@@ -198,27 +200,31 @@ class Init:
         return status.shell_code
 
     def start_services(self) -> None:
-        """Supervise services; with --skip-runit only the control socket is served."""
+        """Serve the control socket; supervise services unless --skip-runit."""
+        from pyinit.control.requests import ControlRequests
         from pyinit.services.manager import ServiceManager
 
-        self.services = ServiceManager(self)
-        self.services.start(scan=not self.config.skip_services)
+        services = self.services = ServiceManager(self)  # self is its services.host.Host
+        self.control = ControlRequests(services)
+        services.on_change.append(self.control.after_change)
+        self.control.open_control_socket()
+        services.start(scan=not self.config.skip_services)
 
     def start_health_endpoint(self) -> None:
         """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
-        if not self.config.health_listen or self.services is None:
+        control = self.control
+        if not self.config.health_listen or control is None:
             return
         from pyinit.control import health
         from pyinit.core import addresses
-        from pyinit.services.manager import ServiceManager
+        from pyinit.core.svstatus import healthy
 
-        services = self.services
-        assert isinstance(services, ServiceManager)
         host, port = addresses.parse_listen(self.config.health_listen)
         try:
             self.health = health.HealthServer(
-                self.loop, host, port, ready=services.all_ready,
-                status=lambda: {"services": services.requests.status([])})
+                self.loop, host, port,
+                ready=lambda: all(healthy(rec) for rec in control.status([])),
+                status=lambda: {"services": control.status([])})
         except OSError as exc:
             log.error(f"cannot serve health checks on {self.config.health_listen}: {exc}")
 
@@ -353,6 +359,8 @@ class Init:
     def stop_services(self) -> None:
         if self.services is not None:
             self.services.stop_all(self.remaining(self.config.kill_timeout))
+        if self.control is not None:
+            self.control.close()
 
     def kill_all(self) -> None:
         """TERM (and CONT) every process left, wait, then KILL, reaping throughout.

@@ -4,7 +4,7 @@ Everything that decides what happens to a supervised process lives here, as
 pure code: events come in with the current time ("run exited with 1 at
 t=12.3", "svctl down", "the timer fired") and actions come out ("start run",
 "run finish 1 0", "TERM the process group", "wake me at t=12.4"). The I/O shell
-(services.py) executes the actions and feeds the results back. No processes
+(services/runner.py) executes the actions and feeds the results back. No processes
 are needed to test a transition.
 
 States follow runit's `sv status`: DOWN, RUN, FINISH, plus SETUP (nitro's):
@@ -36,8 +36,11 @@ Rules:
   with its group), is a failed start: no `finish`, the restart policy and
   backoff apply. A stop during setup TERMs it (SIGKILL after kill_timeout) and
   `run` is not started.
+- The shell changes a machine only through these events and methods, never by
+  writing its fields: configure() (new settings), set_gate(), set_has_finish(),
+  retire(), hold(), stopping(limit) and abandon() among them.
 - Shutdown is a stage the shell moves every machine through, in this order:
-  `stopping()` when services are being stopped: from then on the machine starts
+  `stopping(limit)` when services are being stopped: from then on the machine starts
   nothing but the `finish` of a `run` that exited (runit runs it on every stop):
   a pending restart or gated start is dropped, a running `setup` is not followed
   by `run`, an exit is never restarted, `unhealthy` is ignored (the stop is
@@ -49,7 +52,7 @@ Rules:
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from pyinit.core.exits import ExitStatus
@@ -63,6 +66,13 @@ BACKOFF_FACTOR = 2.0
 BACKOFF_MAX = 10.0
 BACKOFF_RESET = 10.0
 SETUP_TIMEOUT = 60.0  # setup's limit when the service has no ready.start_timeout
+# the restart and stop defaults: schema.ServiceConfig (service.yaml) takes them from here
+RESTART = "always"
+SUCCESS_CODES = (0,)
+MAX_RESTARTS = 0  # 0: no limit
+RESTART_WINDOW = 60.0
+KILL_TIMEOUT = 5.0
+FINISH_TIMEOUT = 5.0
 
 # svctl command letters (runit's), and the signal each one sends to `run`.
 LETTER_SIGNALS = {
@@ -107,8 +117,8 @@ Action = Union[Start, Signal, ClosePipe]
 
 @dataclass
 class Policy:
-    kill_timeout: float = 5.0
-    finish_timeout: float = 5.0
+    kill_timeout: float = KILL_TIMEOUT
+    finish_timeout: float = FINISH_TIMEOUT
     stop_signal: int = signal.SIGTERM
     stop_group: bool = False
     kill_group: bool = True
@@ -116,14 +126,14 @@ class Policy:
     has_finish: bool = False
     has_setup: bool = False
     setup_timeout: float = SETUP_TIMEOUT
-    restart: str = "always"  # always, on-failure, never
-    success_codes: tuple[int, ...] = (0,)
+    restart: str = RESTART  # always, on-failure, never
+    success_codes: tuple[int, ...] = SUCCESS_CODES
     oneshot: bool = False
     backoff_initial: float = BACKOFF_INITIAL
     backoff_factor: float = BACKOFF_FACTOR
     backoff_max: float = BACKOFF_MAX
-    max_restarts: int = 0  # 0: no limit
-    restart_window: float = 60.0
+    max_restarts: int = MAX_RESTARTS  # 0: no limit
+    restart_window: float = RESTART_WINDOW
 
     def succeeded(self, status: ExitStatus) -> bool:
         return status.signal is None and status.code in self.success_codes
@@ -159,6 +169,7 @@ class Machine:
     kill_at: Optional[float] = None  # SIGKILL the run group (or finish, setup) at this time
     run_after_setup: bool = False  # the running setup is followed by run
     stage: str = LIVE  # LIVE, STOPPING or FROZEN: set by stopping() and abandon()
+    limit: Optional[float] = None  # at shutdown: the most kill_timeout and finish_timeout get
 
     def __post_init__(self) -> None:
         if self.backoff < 0:
@@ -249,12 +260,16 @@ class Machine:
         self.waiting = False
         self.run_after_setup = False
 
-    def stopping(self) -> None:
+    def stopping(self, limit: Optional[float] = None) -> None:
         """Services are being stopped (shutdown): from now on only the `finish` of a
         `run` that exits starts; nothing is restarted. Each stop itself still comes
-        as command("d"), in dependency order."""
+        as command("d"), in dependency order. With a limit, no kill or finish waits
+        longer than that (the shutdown budget), also after a later configure()."""
         if self.stage == LIVE:
             self.stage = STOPPING
+        if limit is not None:
+            self.limit = limit if self.limit is None else min(self.limit, limit)
+            _cap(self.policy, self.limit)
         self.start_at = None
         self.waiting = False
         self.run_after_setup = False
@@ -271,12 +286,35 @@ class Machine:
         self.since = now
         self.term_at = self.kill_at = None
 
+    def configure(self, policy: Policy) -> None:
+        """New restart and stop settings, from the next event on; what the shell learnt
+        (has_finish, a logger's term_grace) stays, and the shutdown limit still caps."""
+        policy = replace(policy, has_finish=self.policy.has_finish,
+                         term_grace=self.policy.term_grace)
+        self.policy = _cap(policy, self.limit)
+
+    def set_has_finish(self, has_finish: bool) -> None:
+        """Whether a `finish` runs after `run` exits (the shell looks just before)."""
+        self.policy.has_finish = has_finish
+
+    def set_gate(self, closed: bool) -> None:
+        """The dependencies are not ready (closed) or are (open); release() then
+        starts a service that waited."""
+        self.gated = closed
+
+    def retire(self, now: float, grace: Optional[float] = None) -> list[Action]:
+        """Stop for good (the service left, or its logger goes after it): `svctl exit`.
+        A grace makes it a logger's stop: close its pipe, signal only after grace."""
+        if grace is not None:
+            self.policy.term_grace = grace
+        return self.command("x", now)
+
     def release(self, now: float) -> list[Action]:
         """The gate opened: start a service that waited for its dependencies."""
         if not self.waiting or self.gated:
             return []
-        self.waiting = False
-        return self._start(now) if self.want == "u" and self.state == DOWN else []
+        self.waiting = False  # waiting: wanted up, or `once` (want down, start it once)
+        return self._start(now) if self.state == DOWN else []
 
     def spawned(self, pid: int, now: float) -> None:
         """The shell started the process asked for by the last Start."""
@@ -431,29 +469,13 @@ class Machine:
     def _plan_restart(self, succeeded: bool, uptime: float, now: float,
                       what: Optional[str] = None) -> None:
         """After an exit nobody asked for: the restart policy, limit and backoff."""
-        policy = self.policy
-        self.delay = 0.0
-        if policy.restart == "never" or (succeeded and policy.restart == "on-failure"):
-            self.want = "d"
-            self.outcome = "exited" if succeeded else "failed"
-            if not succeeded:
-                self.failed = what or (
-                    f"exited with {self.last_exit.describe() if self.last_exit else '?'}")
-            return
-        if policy.max_restarts:
-            self.restart_times = [t for t in self.restart_times if now - t < policy.restart_window]
-            if len(self.restart_times) >= policy.max_restarts:
-                self.want, self.outcome = "d", "failed"
-                n = len(self.restart_times)
-                self.failed = (f"{n} restart{'s' if n != 1 else ''} within "
-                               f"{policy.restart_window:g}s; svctl up to retry")
-                return
-            self.restart_times.append(now)
-        if uptime < MIN_UPTIME:
-            self.delay = self.backoff
-            self.backoff = min(self.backoff * policy.backoff_factor, policy.backoff_max)
-        elif uptime >= BACKOFF_RESET:
-            self.backoff = policy.backoff_initial
+        why = what or f"exited with {self.last_exit.describe() if self.last_exit else '?'}"
+        plan = plan_restart(self.policy, self.backoff, self.restart_times, succeeded, uptime,
+                            now, why)
+        self.delay, self.backoff, self.restart_times = plan.delay, plan.backoff, plan.times
+        if plan.outcome is not None:
+            self.want, self.outcome = "d", plan.outcome
+            self.failed = plan.failed or self.failed
 
     def _after_finish(self, now: float) -> list[Action]:
         self.state = DOWN
@@ -467,6 +489,45 @@ class Machine:
             self.start_at = now + self.delay
             return []
         return self._start(now)
+
+
+@dataclass(frozen=True)
+class Restart:
+    """What the restart policy says after an exit nobody asked for."""
+
+    delay: float  # before the restart (0: at once)
+    backoff: float  # the delay the next short run will get
+    times: list[float]  # the restarts within the window, this one included
+    outcome: Optional[str] = None  # not restarted: "exited" or "failed"
+    failed: Optional[str] = None  # why it failed
+
+
+def plan_restart(policy: Policy, backoff: float, times: list[float], succeeded: bool,
+                 uptime: float, now: float, why: str) -> Restart:
+    """The restart policy (restart, max_restarts in restart_window, backoff), pure."""
+    if policy.restart == "never" or (succeeded and policy.restart == "on-failure"):
+        return Restart(0.0, backoff, times, "exited" if succeeded else "failed",
+                       None if succeeded else why)
+    if policy.max_restarts:
+        times = [t for t in times if now - t < policy.restart_window]
+        if len(times) >= policy.max_restarts:
+            n = len(times)
+            return Restart(0.0, backoff, times, "failed", f"{n} restart{'s' if n != 1 else ''} "
+                           f"within {policy.restart_window:g}s; svctl up to retry")
+        times = times + [now]
+    if uptime < MIN_UPTIME:
+        return Restart(backoff, min(backoff * policy.backoff_factor, policy.backoff_max), times)
+    if uptime >= BACKOFF_RESET:
+        backoff = policy.backoff_initial
+    return Restart(0.0, backoff, times)
+
+
+def _cap(policy: Policy, limit: Optional[float]) -> Policy:
+    """policy with no kill or finish wait longer than limit (changed in place)."""
+    if limit is not None:
+        policy.kill_timeout = min(policy.kill_timeout, limit)
+        policy.finish_timeout = min(policy.finish_timeout, limit)
+    return policy
 
 
 def finish_args(status: ExitStatus) -> tuple[str, str]:

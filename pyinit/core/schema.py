@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pyinit.core import signames
+from pyinit.core import machine, signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
@@ -290,13 +290,13 @@ class Probe:
 class ServiceConfig:
     run_as: UserSpec = UserSpec()
     log_as: UserSpec = UserSpec()
-    restart: str = "always"
-    backoff_initial: float = 0.1
-    backoff_factor: float = 2.0
-    backoff_max: float = 10.0
-    max_restarts: int = 0  # 0: no limit
-    restart_window: float = 60.0
-    success_exit_codes: tuple[int, ...] = (0,)
+    restart: str = machine.RESTART  # restart and stop defaults: machine.py's, one source
+    backoff_initial: float = machine.BACKOFF_INITIAL
+    backoff_factor: float = machine.BACKOFF_FACTOR
+    backoff_max: float = machine.BACKOFF_MAX
+    max_restarts: int = machine.MAX_RESTARTS  # 0: no limit
+    restart_window: float = machine.RESTART_WINDOW
+    success_exit_codes: tuple[int, ...] = machine.SUCCESS_CODES
     essential: bool = False
     oneshot: bool = False
     after: tuple[str, ...] = ()
@@ -314,7 +314,7 @@ class ServiceConfig:
     stop_timeout: Optional[float] = None  # None: pyinit's --kill-timeout
     stop_group: bool = False
     kill_group: bool = True
-    finish_timeout: float = 5.0
+    finish_timeout: float = machine.FINISH_TIMEOUT
     log_mode: Optional[str] = None  # None: log/run if there is one, else pyinit's --log-mode
     log_format: Optional[str] = None  # None: pyinit's --log-format
     log_timestamps: Optional[bool] = None

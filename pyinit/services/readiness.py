@@ -21,7 +21,7 @@ from pyinit.runtime import log, spawn
 from pyinit.runtime.loop import EventLoop, Timer
 
 if TYPE_CHECKING:
-    from pyinit.services.manager import Service
+    from pyinit.services.records import Service
 
 Done = Callable[[bool, str], None]
 

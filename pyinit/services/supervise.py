@@ -37,7 +37,7 @@ import fcntl
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from pyinit.core.machine import LETTERS
 from pyinit.core.records import Status, encode, from_machine, machine_key, pid_text, stat_text
@@ -45,7 +45,8 @@ from pyinit.linux import safefs
 from pyinit.runtime import log
 
 if TYPE_CHECKING:
-    from pyinit.services.manager import Service, ServiceManager, Slot
+    from pyinit.runtime.loop import EventLoop
+    from pyinit.services.records import Service, Slot
 
 READ_MAX = 4096  # control bytes handled per wake-up: a flood cannot hog the loop
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a service dir that is not ours
@@ -171,14 +172,26 @@ def _unlink(dir_fd: int, name: str) -> None:
         pass
 
 
-# --- every slot's dir: the shell services.py calls -----------------------------------------
+# --- every slot's dir: the shell the manager calls -----------------------------------------
+class Owner(Protocol):
+    """What SuperviseDirs needs of the service manager: its loop, and a way to apply
+    a control letter as svctl does."""
+
+    loop: EventLoop
+
+    @property
+    def shutting_down(self) -> bool: ...
+    def apply(self, slot: Slot, actions: list) -> None: ...
+    def forget(self, svc: Service) -> None: ...
+
+
 class SuperviseDirs:
     """The supervise/ dirs of all services, keyed by the dir they are in.
 
     Keyed by path, not by Service: a service removed and re-added while its old
     logger still drains shares the dir; the newest slot owns it."""
 
-    def __init__(self, manager: ServiceManager, wall_clock: Callable[[], int] = time.time_ns,
+    def __init__(self, manager: Owner, wall_clock: Callable[[], int] = time.time_ns,
                  run_dir: Optional[str] = None) -> None:
         self.m = manager
         self.run_dir = run_dir  # None: no fallback for read-only service dirs

@@ -35,7 +35,8 @@ def _status_field(name: str) -> str:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_selection(backend: str) -> None:
-    out = run_python("from pyinit.linux import prctl; print(prctl.backend())", _backend_env(backend))
+    code = "from pyinit.linux import prctl; print(prctl.backend())"
+    out = run_python(code, _backend_env(backend))
     assert out.stdout.strip() == backend
 
 

@@ -18,7 +18,7 @@ from pyinit.core.model import ServiceDir
 from pyinit.core.records import Status, decode, encode, from_machine, pid_text, stat_text, wall_ns
 from pyinit.runtime.loop import EventLoop
 from pyinit.services import supervise as supervise_dir
-from pyinit.services.manager import Service, Slot
+from pyinit.services.records import Service, Slot
 from pyinit.services.supervise import READ_MAX, SuperviseDirs
 
 WALL = 1_700_000_000_123_456_789  # unix ns
@@ -145,7 +145,7 @@ def test_setup_is_down_to_runit_tools() -> None:
 
 # --- the shell: files, FIFOs, letters -------------------------------------------------------
 class Manager:
-    """What SuperviseDirs needs of services.ServiceManager."""
+    """What SuperviseDirs needs of the service manager (supervise.Owner)."""
 
     def __init__(self) -> None:
         self.now = 100.0

@@ -508,12 +508,28 @@ def test_deadline_is_the_earliest_pending_time() -> None:
 
 
 # --- property test ---------------------------------------------------------------------
+TIMEOUT = st.floats(min_value=0.01, max_value=10.0)
+POLICY = st.builds(
+    Policy, kill_timeout=TIMEOUT, finish_timeout=TIMEOUT, setup_timeout=TIMEOUT,
+    restart=st.sampled_from(["always", "on-failure", "never"]),
+    success_codes=st.sampled_from([(0,), (0, 1), (2,)]), oneshot=st.booleans(),
+    max_restarts=st.integers(min_value=0, max_value=3), stop_group=st.booleans(),
+    kill_group=st.booleans(), has_setup=st.booleans(),
+    stop_signal=st.sampled_from([signal.SIGTERM, signal.SIGINT]),
+)
 EVENT = st.one_of(
     st.tuples(st.just("cmd"), st.sampled_from(sorted(LETTERS))),
     st.tuples(st.just("exit"), st.sampled_from([EXIT0, EXIT1, TERMED, KILLED])),
     st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=15.0)),
     st.tuples(st.just("logger_stop"), st.none()),
     st.tuples(st.just("unhealthy"), st.none()),
+    st.tuples(st.just("configure"), POLICY),
+    st.tuples(st.just("gate"), st.booleans()),
+    st.tuples(st.just("retire"), st.sampled_from([None, 0.5])),
+    st.tuples(st.just("has_finish"), st.booleans()),
+    st.tuples(st.just("hold"), st.none()),
+    st.tuples(st.just("fail"), st.none()),
+    st.tuples(st.just("ready"), st.none()),
 )
 STAGE_AT = st.one_of(st.none(), st.integers(min_value=0, max_value=60))  # event index
 
@@ -522,28 +538,31 @@ STAGE_AT = st.one_of(st.none(), st.integers(min_value=0, max_value=60))  # event
 @given(
     normally_up=st.booleans(),
     has_finish=st.booleans(),
-    kill_timeout=st.floats(min_value=0.01, max_value=10.0),
-    finish_timeout=st.floats(min_value=0.01, max_value=10.0),
+    kill_timeout=TIMEOUT,
+    finish_timeout=TIMEOUT,
     fail_spawns=st.lists(st.booleans(), max_size=8),
     events=st.lists(EVENT, max_size=60),
     has_setup=st.booleans(),
-    setup_timeout=st.floats(min_value=0.01, max_value=10.0),
+    setup_timeout=TIMEOUT,
     stopping_at=STAGE_AT,
+    limit=st.one_of(st.none(), st.floats(min_value=0.01, max_value=10.0)),
     kill_all_at=STAGE_AT,
 )
 def test_random_event_sequences_keep_the_invariants(
     normally_up, has_finish, kill_timeout, finish_timeout, fail_spawns, events, has_setup,
-    setup_timeout, stopping_at, kill_all_at,
+    setup_timeout, stopping_at, limit, kill_all_at,
 ) -> None:
-    """Any events, with the shutdown stages (stopping, then or instead kill-all) at any
-    point: after `stopping` the only start is a `finish`, after kill-all nothing starts."""
+    """Any events (the shell's commands, exits, timers, new settings, gates, retiring),
+    with the shutdown stages (stopping, then or instead kill-all) at any point: after
+    `stopping` the only start is a `finish` and no timeout exceeds its limit, after
+    kill-all nothing starts."""
     policy = Policy(kill_timeout=kill_timeout, finish_timeout=finish_timeout,
                     has_finish=has_finish, has_setup=has_setup, setup_timeout=setup_timeout)
     m = Machine(policy)
     now = 0.0
     next_pid = [100]
     failures = list(fail_spawns)
-    longest = max(kill_timeout, finish_timeout, setup_timeout, BACKOFF_MAX, 1.0)
+    longest = max(10.0, BACKOFF_MAX, 1.0)  # every timeout drawn is at most 10 s
 
     def shell(actions: list) -> None:
         """Play the I/O shell: start what is asked, feed spawn failures back."""
@@ -552,6 +571,8 @@ def test_random_event_sequences_keep_the_invariants(
                 assert m.stage != FROZEN, "a start after kill-all"
                 if m.stage == STOPPING:
                     assert action.finish_args is not None, "a start other than finish"
+                assert not m.gated or action.finish_args is not None or m.state == RUN, \
+                    "a start through a closed gate"
                 if failures and failures.pop(0):
                     shell(m.spawn_failed(now, ExitStatus(code=127)))
                 else:
@@ -561,7 +582,8 @@ def test_random_event_sequences_keep_the_invariants(
                 assert m.pid is not None and m.pid > 0, "signal with no process"
                 assert m.state in (RUN, FINISH, SETUP)
                 if action.group and m.state != SETUP:
-                    assert m.state == RUN and action.signum == signal.SIGKILL
+                    assert m.state == RUN and (action.signum == signal.SIGKILL
+                                               or m.policy.stop_group)
             elif isinstance(action, ClosePipe):
                 assert m.policy.term_grace > 0
 
@@ -570,7 +592,9 @@ def test_random_event_sequences_keep_the_invariants(
             assert m.state == DOWN
             assert m.want == "u" and not m.removed
             assert now < m.start_at <= now + BACKOFF_MAX + 1e-9
-        assert m.is_down() == (m.state == DOWN and m.start_at is None)
+        if m.waiting:
+            assert m.gated and m.state == DOWN and m.start_at is None  # up, or a `once`
+        assert m.is_down() == (m.state == DOWN and m.start_at is None and not m.waiting)
         if m.state == DOWN:
             assert m.pid is None
             assert m.kill_at is None and m.term_at is None
@@ -578,9 +602,12 @@ def test_random_event_sequences_keep_the_invariants(
         else:
             assert m.pid is not None and m.pid > 0
         if m.state == DOWN and m.want == "u" and not m.removed and m.stage == LIVE:
-            assert m.start_at is not None, "wanted up, down, and no restart pending"
+            assert m.start_at is not None or m.waiting, "wanted up, down, and nothing pending"
         if m.stage != LIVE:
             assert m.start_at is None and not m.run_after_setup and not m.may_probe()
+            assert not m.waiting
+        if m.limit is not None:
+            assert m.policy.kill_timeout <= m.limit and m.policy.finish_timeout <= m.limit
         if m.stage == FROZEN:
             assert m.state == DOWN and m.is_down() and m.deadline() is None
         if m.term_at is not None:
@@ -611,7 +638,7 @@ def test_random_event_sequences_keep_the_invariants(
     check()
     for i, (kind, arg) in enumerate(events):
         if i == stopping_at:
-            m.stopping()
+            m.stopping(limit)
             check()
         if i == kill_all_at:
             m.abandon(now)
@@ -627,10 +654,32 @@ def test_random_event_sequences_keep_the_invariants(
                 continue  # no process to exit
             shell(m.exited(arg, now))
         elif kind == "logger_stop":
-            m.policy.term_grace = 1.0
-            shell(m.command("d", now))
+            shell(m.retire(now, grace=1.0))
+            assert m.removed and m.want == "d"
+        elif kind == "retire":
+            shell(m.retire(now, grace=arg))
+            assert m.removed and m.want == "d" and m.start_at is None
         elif kind == "unhealthy":
             shell(m.set_unhealthy("probe failed", now))
+        elif kind == "configure":
+            grace, finish = m.policy.term_grace, m.policy.has_finish
+            m.configure(arg)
+            assert (m.policy.term_grace, m.policy.has_finish) == (grace, finish)
+            assert m.policy.restart == arg.restart and m.policy.oneshot == arg.oneshot
+        elif kind == "gate":
+            m.set_gate(arg)
+            if not arg:
+                shell(m.release(now))
+        elif kind == "has_finish":
+            m.set_has_finish(arg)
+        elif kind == "hold":
+            m.hold()
+            assert m.want == "d" and m.start_at is None and not m.waiting
+        elif kind == "fail":
+            shell(m.fail("a requirement failed", now))
+            assert m.outcome == "failed" and m.want == "d"
+        elif kind == "ready":
+            m.became_ready()
         check()
         advance(now + 1e-3)
         check()
@@ -950,12 +999,12 @@ def test_ready_is_cleared_on_exit_and_on_start() -> None:
 # --- dependency gate ----------------------------------------------------------------------
 def test_gated_start_waits_then_release_starts_it() -> None:
     m = machine()
-    m.gated = True
+    m.set_gate(True)
     assert m.boot(0.0, normally_up=True) == []
     assert m.waiting and m.state == DOWN and not m.is_down()
     assert m.release(1.0) == []  # still gated
     assert m.waiting
-    m.gated = False
+    m.set_gate(False)
     assert m.release(2.0) == [Start()]
     assert not m.waiting and m.state == RUN
     assert m.release(3.0) == []  # nothing waits any more
@@ -963,45 +1012,45 @@ def test_gated_start_waits_then_release_starts_it() -> None:
 
 def test_gated_restart_waits_too() -> None:
     m = running(pid=1, now=0.0)
-    m.gated = True
+    m.set_gate(True)
     assert m.exited(EXIT1, 5.0) == []
     assert m.waiting and not m.is_down()
-    m.gated = False
+    m.set_gate(False)
     assert m.release(6.0) == [Start()]
 
 
 def test_gated_backoff_restart_waits_at_the_timer() -> None:
     m = running(pid=1, now=0.0)
     m.exited(EXIT1, 0.1)
-    m.gated = True
+    m.set_gate(True)
     assert m.tick(m.start_at) == []
     assert m.waiting and m.start_at is None and not m.is_down()
 
 
 def test_down_clears_waiting() -> None:
     m = machine()
-    m.gated = True
+    m.set_gate(True)
     m.boot(0.0, normally_up=True)
     assert m.command("d", 1.0) == []
     assert not m.waiting and m.is_down() and m.want == "d"
-    m.gated = False
+    m.set_gate(False)
     assert m.release(2.0) == []
 
 
 def test_release_does_not_start_a_service_wanted_down() -> None:
     m = machine()
-    m.gated = True
+    m.set_gate(True)
     m.boot(0.0, normally_up=True)
     m.hold()
     assert not m.waiting and m.is_down()
-    m.gated = False
+    m.set_gate(False)
     assert m.release(1.0) == [] and m.state == DOWN
 
 
 def test_up_on_a_gated_service_waits() -> None:
     m = machine()
     m.boot(0.0, normally_up=False)
-    m.gated = True
+    m.set_gate(True)
     assert m.command("u", 1.0) == []
     assert m.waiting and m.want == "u"
 
@@ -1194,3 +1243,64 @@ def test_abandon_while_running_leaves_the_process_to_kill_all() -> None:
     assert m.exited(KILLED, 3.0) == []  # no finish once kill-all has begun
     m.stopping()  # never back to an earlier stage
     assert m.stage == FROZEN
+
+
+# --- the shell's events: it never writes a field -------------------------------------------
+def test_configure_takes_new_settings_and_keeps_what_the_shell_learnt() -> None:
+    m = running(has_finish=True)
+    m.retire(0.0, grace=2.0)
+    m.configure(Policy(restart="never", kill_timeout=3.0))
+    assert m.policy.restart == "never" and m.policy.kill_timeout == 3.0
+    assert m.policy.has_finish and m.policy.term_grace == 2.0
+
+
+def test_the_shutdown_limit_caps_the_timeouts_also_after_a_new_configure() -> None:
+    m = running(kill_timeout=8.0, finish_timeout=9.0)
+    m.stopping(2.0)
+    assert (m.policy.kill_timeout, m.policy.finish_timeout) == (2.0, 2.0)
+    m.configure(Policy(kill_timeout=7.0, finish_timeout=1.5))
+    assert (m.policy.kill_timeout, m.policy.finish_timeout) == (2.0, 1.5)
+    assert m.command("d", 1.0) == STOP and m.deadline() == 3.0
+
+
+def test_a_longer_limit_later_never_loosens_an_earlier_one() -> None:
+    m = running(kill_timeout=8.0)
+    m.stopping(2.0)
+    m.stopping(5.0)
+    assert m.policy.kill_timeout == 2.0
+
+
+def test_retire_with_a_grace_is_a_logger_stop_for_good() -> None:
+    m = running()
+    assert m.retire(1.0, grace=1.5) == [ClosePipe()]
+    assert m.removed and m.want == "d" and m.deadline() == 2.5
+    m.exited(EXIT0, 2.0)
+    assert m.is_down() and m.deadline() is None
+
+
+def test_retire_without_a_grace_is_svctl_exit() -> None:
+    m = running()
+    assert m.retire(1.0) == STOP
+    assert m.removed and m.policy.term_grace == 0.0
+
+
+def test_set_has_finish_decides_whether_finish_runs_at_the_next_exit() -> None:
+    m = running()
+    m.set_has_finish(True)
+    assert crash(m, 5.0, 100) == [Start(finish_args=("1", "0"))]
+    m.set_has_finish(False)
+    assert m.exited(EXIT0, 5.5) == [Start()]  # finish done: run again
+    m.spawned(101, 5.5)
+    m.command("d", 20.0)
+    assert m.exited(TERMED, 20.5) == [] and m.state == DOWN
+
+
+def test_once_on_a_gated_service_runs_it_once_when_the_gate_opens() -> None:
+    m = machine()
+    m.set_gate(True)
+    m.boot(0.0, normally_up=False)
+    assert m.command("o", 1.0) == [] and m.waiting and not m.is_down()
+    m.set_gate(False)
+    assert m.release(2.0) == [Start()] and m.want == "d"
+    m.spawned(100, 2.0)
+    assert m.exited(EXIT0, 3.0) == [] and m.is_down()
