@@ -2,7 +2,7 @@
 
 For every service directory it keeps a Machine for `run` and one for `log/run`,
 spawns processes, routes their exits back, arms one loop timer per machine,
-watches the service dirs with inotify; control requests are served by requests.py.
+watches the service dirs with inotify; control requests reach it through api.py.
 Readiness is tracked by readiness.py; start and stop order follow deps.py;
 output in prefix and file mode is captured by capture.py; templates, counted
 services and `svctl scale` are expanded by instances.py.
@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pyinit.control.requests import ControlRequests
 from pyinit.core import deps, instances
 from pyinit.core.machine import (
     FROZEN,
@@ -105,7 +104,7 @@ class ServiceManager:
         self.loop = init.loop
         self.config = init.config
         self.services: dict[str, Service] = {}
-        self.requests = ControlRequests(self)
+        self.on_change: list[Callable[[Slot], None]] = []  # after every apply (svctl -w)
         self.inotify: Optional[Inotify] = None
         # watch descriptor -> "parent", "base", "service" or "log"
         self.watches: dict[int, str] = {}
@@ -137,8 +136,7 @@ class ServiceManager:
 
     # --- lifecycle -------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
-        """Serve the control socket; supervise the service dirs unless scan is False."""
-        self.requests.open_control_socket()
+        """Supervise the service dirs unless scan is False."""
         if scan:
             self.watch_dirs()
             self.rescan()
@@ -172,7 +170,6 @@ class ServiceManager:
         if not self.loop.run_until(self.all_down, budget):
             log.warning("services still running at the end of the shutdown budget")
         self.flush_output()
-        self.requests.close()
         self.supervise.close_all()
         if self.notify is not None:
             self.notify.close()
@@ -223,12 +220,6 @@ class ServiceManager:
         command waits for this)."""
         return all(svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
                    for svc in self.services.values())
-
-    def all_ready(self) -> bool:
-        """/readyz: every service passes what `svctl check` asks (svstatus.healthy)."""
-        from pyinit.core.svstatus import healthy
-
-        return all(healthy(self.requests.service_record(svc)) for svc in self.services.values())
 
     # --- scanning --------------------------------------------------------------
     def watch_dirs(self) -> None:
@@ -489,7 +480,8 @@ class ServiceManager:
         self.arm(slot)
         if slot is slot.service.run:
             self.check_outcome(slot.service)
-        self.requests.after_change(slot)
+        for changed in self.on_change:
+            changed(slot)
         self.update_gates()
 
     def start_process(self, slot: Slot, action: Start) -> None:
