@@ -23,6 +23,7 @@ from pyinit.runtime.reaper import Reaper
 if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
     from pyinit.control.requests import ControlRequests
+    from pyinit.control.server import Server
 
 REAP_AFTER_KILL = 5.0  # the most a SIGKILLed process is waited for (stuck in the kernel?)
 
@@ -52,7 +53,8 @@ class Init:
         self.exit_request: int | None = None  # set by `svctl shutdown-container`
         self.shutdown_deadline: float | None = None
         self.health: HealthServer | None = None  # with --health-listen
-        self.control: ControlRequests | None = None  # the control socket's requests
+        self.control: ControlRequests | None = None  # svctl's requests (and /status)
+        self.control_server: Server | None = None  # the control socket in the run dir
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.run_dir_fd: int | None = None  # held open: sockets are reached through it
@@ -200,31 +202,33 @@ class Init:
         return status.shell_code
 
     def start_services(self) -> None:
-        """Serve the control socket; supervise services unless --skip-runit."""
+        """Serve the control socket and supervise services (with --skip-runit only the
+        control socket is served)."""
+        from pyinit.control import server
         from pyinit.control.requests import ControlRequests
+        from pyinit.services.api import ManagerServices
         from pyinit.services.manager import ServiceManager
 
-        services = self.services = ServiceManager(self)  # self is its services.host.Host
-        self.control = ControlRequests(services)
-        services.on_change.append(self.control.after_change)
-        self.control.open_control_socket()
-        services.start(scan=not self.config.skip_services)
+        manager = self.services = ServiceManager(self)
+        self.control = ControlRequests(ManagerServices(manager), self.loop)
+        if self.run_dir is not None:
+            self.control_server = server.open_in(self.loop, self.run_dir, self.run_path,
+                                                 self.control.handle)
+        manager.start(scan=not self.config.skip_services)
 
     def start_health_endpoint(self) -> None:
         """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
-        control = self.control
-        if not self.config.health_listen or control is None:
+        if not self.config.health_listen or self.control is None:
             return
         from pyinit.control import health
         from pyinit.core import addresses
-        from pyinit.core.svstatus import healthy
 
+        status = self.control.status
         host, port = addresses.parse_listen(self.config.health_listen)
         try:
             self.health = health.HealthServer(
-                self.loop, host, port,
-                ready=lambda: all(healthy(rec) for rec in control.status([])),
-                status=lambda: {"services": control.status([])})
+                self.loop, host, port, ready=status.all_ready,
+                status=lambda: {"services": status.status([])})
         except OSError as exc:
             log.error(f"cannot serve health checks on {self.config.health_listen}: {exc}")
 
@@ -359,8 +363,8 @@ class Init:
     def stop_services(self) -> None:
         if self.services is not None:
             self.services.stop_all(self.remaining(self.config.kill_timeout))
-        if self.control is not None:
-            self.control.close()
+        if self.control_server is not None:
+            self.control_server.close()
 
     def kill_all(self) -> None:
         """TERM (and CONT) every process left, wait, then KILL, reaping throughout.

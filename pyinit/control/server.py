@@ -238,6 +238,20 @@ class Server:
             pass
 
 
+def open_in(
+    loop: EventLoop, run_dir: str, at: Callable[[str], str], handler: Handler
+) -> Server | None:
+    """The control socket in run_dir, bound at at(SOCKET_NAME) (through the run dir's
+    fd); None, with a warning, when it cannot be made."""
+    try:
+        server = Server(loop, at(SOCKET_NAME), handler)
+    except OSError as exc:
+        log.warning(f"no control socket in {run_dir} ({exc.strerror or exc}): svctl will not work")
+        return None
+    log.debug(f"control socket at {os.path.join(run_dir, SOCKET_NAME)}")
+    return server
+
+
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """The connected caller's (pid, uid, gid), from the kernel (SO_PEERCRED)."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
