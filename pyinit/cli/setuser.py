@@ -59,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         identity = privileges.resolve(spec)
     except privileges.PrivilegeError as exc:
         fail(str(exc))
-    from pyinit.linux import abilities
-
-    lacking = abilities.missing(identity, abilities.Creds.current())
+    lacking = privileges.missing(identity, privileges.Creds.current())
     if lacking and os.geteuid() != 0:
         fail(f"must be run as root to become {spec} (running as uid {os.geteuid()})")
     if lacking:

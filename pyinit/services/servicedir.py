@@ -179,7 +179,6 @@ def read_identities(
     config: ServiceConfig, config_path: str
 ) -> tuple[Optional[Identity], Optional[Identity], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
-    from pyinit.linux import abilities
     from pyinit.linux import users as privileges
 
     out: list[Optional[Identity]] = []
@@ -192,7 +191,7 @@ def read_identities(
             identity = privileges.resolve(spec)
         except privileges.PrivilegeError as exc:
             raise ValueError(f"{config_path}: {key}: {exc}") from None
-        reason = abilities.why_not(identity)
+        reason = privileges.why_not(identity)
         if reason is not None:
             raise ValueError(f"{config_path}: {key}: {reason}, cannot run as {spec}")
         out.append(identity)
