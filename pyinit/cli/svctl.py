@@ -293,7 +293,8 @@ def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
         patience: float = 0.0) -> dict[str, Any]:
     """One request. With patience (a waiting command's -w), a socket that is not there
     yet (pyinit still booting, e.g. right after `podman start`) is retried until then."""
-    from pyinit.control.protocol import SOCKET_NAME, request
+    from pyinit.control.protocol import request
+    from pyinit.core.protocol import SOCKET_NAME
 
     deadline = time.monotonic() + patience
     while True:
@@ -501,7 +502,7 @@ class _Lines:
         self.buf = bytearray()
 
     def next(self, watch_stdout: bool = False) -> bytes:
-        """The next line (b"" at EOF), at most protocol.MAX_REPLY bytes (a ReplyError,
+        """The next line (b"" at EOF), at most MAX_REPLY bytes (core/protocol.py) (a ReplyError,
         a ValueError, past that)."""
         from pyinit.control.protocol import read_line
 
@@ -525,7 +526,7 @@ def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
 
-    from pyinit.control.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
+    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
     payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,

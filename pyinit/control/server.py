@@ -22,13 +22,13 @@ import struct
 from typing import Any, Callable
 
 from pyinit.control.listener import FULL, NOTE_INTERVAL, PER_KEY, SHARED, Caller, Limits, Listener
-from pyinit.control.protocol import (  # noqa: F401 - re-exported for callers of control
+from pyinit.control.protocol import request  # noqa: F401 - re-exported for callers of control
+from pyinit.core.protocol import (  # noqa: F401 - re-exported for callers of control
     SOCKET_NAME,
     VERSION,
     LineTooLong,
     ProtocolError,
     parse_request,
-    request,
     take_line,
 )
 from pyinit.runtime import log, rundir

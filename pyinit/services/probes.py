@@ -15,8 +15,8 @@ import re
 import socket
 from typing import Any, Callable, Optional, Union
 
-from pyinit.control.protocol import LineTooLong, take_line
 from pyinit.core.bounds import is_number, render, small_number
+from pyinit.core.protocol import LineTooLong, take_line
 from pyinit.runtime.loop import EventLoop, Timer
 
 MAX_STATUS = 4096  # bytes read while looking for the end of the status line
