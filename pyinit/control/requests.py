@@ -119,8 +119,8 @@ class ControlRequests:
         return (svc, slot) if slot is not None else None
 
     def open_control_socket(self) -> None:
-        run_dir = self.m.config.run_dir
-        if self.m.init.run_dir is None:
+        run_dir = self.m.init.run_dir
+        if run_dir is None:
             return  # no usable run dir: boot said so already
         try:
             path = os.path.join(run_dir, control.SOCKET_NAME)
@@ -130,7 +130,6 @@ class ControlRequests:
             log.warning(f"no control socket in {run_dir} ({exc.strerror or exc}): svctl will not "
                         "work")
             return
-        os.environ["PYINIT_RUN_DIR"] = run_dir
         log.debug(f"control socket at {path}")
 
     def handle_request(self, client: control.Client, req: dict[str, Any]) -> None:

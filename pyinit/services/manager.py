@@ -42,8 +42,9 @@ from pyinit.output.capture import Capture, Settings
 from pyinit.runtime import launch, log, spawn
 from pyinit.runtime.loop import Timer
 from pyinit.runtime.reaper import ExitStatus
+from pyinit.runtime.scripts import is_executable
 from pyinit.services.readiness import Tracker
-from pyinit.services.servicedir import ServiceDir, change_matters, is_executable, scan
+from pyinit.services.servicedir import ServiceDir, change_matters, scan
 from pyinit.services.supervise import SuperviseDirs
 
 if TYPE_CHECKING:
@@ -611,7 +612,7 @@ class ServiceManager:
         if self.notify is None:
             from pyinit.services.notify import SOCKET_NAME, NotifySocket
 
-            path = os.path.join(self.config.run_dir, SOCKET_NAME)  # what services are told
+            path = os.path.join(self.init.run_dir, SOCKET_NAME)  # what services are told
             try:
                 self.notify = NotifySocket(self.loop, path, self.on_notify,
                                            at=self.init.run_path(SOCKET_NAME))

@@ -20,6 +20,7 @@ from pyinit.core.schema import ConfigError, Probe, ServiceConfig
 from pyinit.linux import safefs
 from pyinit.linux.users import Identity
 from pyinit.runtime import log
+from pyinit.runtime.scripts import is_executable
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,6 @@ class ServiceDir:
     config: ServiceConfig = ServiceConfig()
     instance: Optional[str] = None  # NAME of an instance `T@NAME` ($1, PYINIT_INSTANCE)
     has_setup: bool = False  # an executable `setup` runs before each start of run
-
-
-def is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def writers(stats: list[os.stat_result], trusted: tuple[int, ...]) -> Optional[frozenset[int]]:
