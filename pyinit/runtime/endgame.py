@@ -31,15 +31,17 @@ def stop_signal_to(pid: int, signum: int) -> None:
 class Endgame:
     """Killing for good, within the shutdown budget, while the loop keeps reaping."""
 
-    def __init__(self, loop: EventLoop, reaper: Reaper, remaining: Remaining,
-                 is_pid1: bool) -> None:
+    def __init__(
+        self, loop: EventLoop, reaper: Reaper, remaining: Remaining, is_pid1: bool
+    ) -> None:
         self.loop = loop
         self.reaper = reaper
         self.remaining = remaining
         self.is_pid1 = is_pid1
 
-    def finish(self, pid: int, done: Callable[[], bool], grace: float, what: str,
-               warn: bool = False) -> None:
+    def finish(
+        self, pid: int, done: Callable[[], bool], grace: float, what: str, warn: bool = False
+    ) -> None:
         """Wait grace seconds (cut to the budget) for done(); then SIGKILL pid (with a
         warning when warn) and wait for it to be reaped."""
         if self.loop.run_until(done, self.remaining(grace)):
@@ -55,8 +57,10 @@ class Endgame:
         tracer) is left behind with one warning: reaped later, or at exit."""
         wait = max(self.remaining(REAP_AFTER_KILL), 1.0)
         if not self.loop.run_until(reaped, wait):
-            log.warning(f"{what} not reaped {wait:g}s after SIGKILL (stuck in the kernel?): "
-                        "going on without it")
+            log.warning(
+                f"{what} not reaped {wait:g}s after SIGKILL (stuck in the kernel?): "
+                "going on without it"
+            )
 
     def kill_all(self, grace: float) -> None:
         """TERM (and CONT) every process left, wait grace (cut to the budget), then
@@ -71,8 +75,9 @@ class Endgame:
             return
         log.warning("processes still running after SIGTERM: sending SIGKILL")
         self.signal_all(signal.SIGKILL)
-        if not self.loop.run_until(lambda: not self.leftovers(),
-                                   max(self.remaining(REAP_AFTER_KILL), 1.0)):
+        if not self.loop.run_until(
+            lambda: not self.leftovers(), max(self.remaining(REAP_AFTER_KILL), 1.0)
+        ):
             log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
 
     def leftovers(self) -> bool:
@@ -80,8 +85,9 @@ class Endgame:
         or, as a subreaper, a descendant not yet reparented to pyinit."""
         if self.is_pid1:
             return self.reaper.has_children
-        return bool(self.reaper.has_children or
-                    proctree.descendants(proctree.parent_map(), os.getpid()))
+        return bool(
+            self.reaper.has_children or proctree.descendants(proctree.parent_map(), os.getpid())
+        )
 
     def signal_all(self, signum: int) -> None:
         """Every process (PID 1: kill(-1)), else every descendant of pyinit."""

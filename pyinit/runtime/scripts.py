@@ -80,9 +80,16 @@ class Origin:
 class ScriptRunner:
     """Runs one script at a time to completion, in the loop."""
 
-    def __init__(self, loop: EventLoop, reaper: Reaper, inherited: Inherited,
-                 endgame: Endgame, stopping: Callable[[], bool],
-                 kill_timeout: float, origin: Optional[Origin]) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        reaper: Reaper,
+        inherited: Inherited,
+        endgame: Endgame,
+        stopping: Callable[[], bool],
+        kill_timeout: float,
+        origin: Optional[Origin],
+    ) -> None:
         self.loop = loop
         self.reaper = reaper
         self.inherited = inherited
