@@ -383,3 +383,26 @@ def test_kill_all_terms_then_kills_what_is_left(world: World, tmp_path: Path) ->
         (4.0, "kill stray SIGKILL"),
     ]
     assert "exit stray 137" in world.kinds()
+
+
+def test_a_startup_script_cannot_move_pyinit_run_dir(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The env dir's import after a script may carry another PYINIT_RUN_DIR: boot's
+    choice is set again before the next script, the services and the main command."""
+    seen: list[str] = []
+
+    def import_dir(path: str, override: bool) -> None:
+        if override:
+            os.environ["PYINIT_RUN_DIR"] = "/elsewhere"  # what the script wrote
+
+    def spawn_and_look(spec: spawn.Spec, inherited: Any) -> int:
+        seen.append(os.environ.get("PYINIT_RUN_DIR", ""))
+        return world.spawn(spec, inherited)
+
+    monkeypatch.setattr(environment, "import_dir", import_dir)
+    monkeypatch.setattr(spawn, "spawn", spawn_and_look)
+    script(tmp_path / "init_dir", "10-first")
+    script(tmp_path / "init_dir", "20-second")
+    assert make_init(world, tmp_path, ["app"]).run() == 0
+    assert seen == [str(tmp_path / "run")] * 3  # both scripts and the main command
