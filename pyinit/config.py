@@ -62,7 +62,7 @@ class Config:
     pre_shutdown_dir: str = DEFAULTS["pre_shutdown_dir"]
     cont_finish_dir: str = DEFAULTS["cont_finish_dir"]
     post_shutdown_dir: str = DEFAULTS["post_shutdown_dir"]
-    run_dir: str = DEFAULTS["run_dir"]
+    run_dir: str = DEFAULTS["run_dir"]  # as asked; the one in use is boot.Init.run_dir
     run_dir_set: bool = False  # given by flag or PYINIT_RUN_DIR: no fallback (rundir.py)
     config_file: str = DEFAULTS["config_file"]
     insecure_key_script: str = DEFAULTS["insecure_key_script"]
