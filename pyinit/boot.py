@@ -9,29 +9,29 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pyinit.config import Config
 from pyinit.core import signames
 from pyinit.core.exits import ExitStatus
 from pyinit.linux import prctl, signals
-from pyinit.linux.proctree import descendants, parent_map
 from pyinit.runtime import environment, log, rundir, spawn
+from pyinit.runtime.endgame import Endgame, stop_signal_to
 from pyinit.runtime.loop import EventLoop
 from pyinit.runtime.reaper import Reaper
+from pyinit.runtime.scripts import Origin, ScriptRunner, executables, is_executable
 
 if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
     from pyinit.control.requests import ControlRequests
     from pyinit.control.server import Server
-
-REAP_AFTER_KILL = 5.0  # the most a SIGKILLed process is waited for (stuck in the kernel?)
+    from pyinit.services.api import Services as ServicesApi
 
 
 class Services(Protocol):
     """What the boot sequence needs from service supervision."""
 
-    def start(self) -> None: ...
+    def start(self, scan: bool) -> None: ...
     def reload(self) -> None: ...
     def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
@@ -40,10 +40,14 @@ class Services(Protocol):
 
 
 class Init:
-    def __init__(self, config: Config, inherited: signals.Inherited | None = None) -> None:
+    """PID 1's life: boot (run), the wait for the end, shutdown. Owns the run dir and
+    the shutdown budget; scripts, the endgame and services are its parts."""
+
+    def __init__(self, config: Config, inherited: signals.Inherited | None = None,
+                 loop: EventLoop | None = None, reaper: Reaper | None = None) -> None:
         self.config = config
-        self.loop = EventLoop()
-        self.reaper = Reaper()
+        self.loop = loop or EventLoop()
+        self.reaper = reaper or Reaper()
         self.inherited = inherited or signals.Inherited.capture()
         self.signalfd: signals.SignalFd | None = None
         self.services: Services | None = None
@@ -58,12 +62,15 @@ class Init:
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.run_dir_fd: int | None = None  # held open: sockets are reached through it
-        self.origin = _cwd()  # (path, st_dev, st_ino) of the start cwd; None if gone
-        if self.origin is not None:
+        origin = Origin.capture()  # the start cwd; None if gone
+        if origin is not None:
             from pyinit.config import make_absolute
 
-            make_absolute(config, self.origin[0])
+            make_absolute(config, origin.path)
         self.env = environment.Exporter(config.env_dir, None)
+        self.endgame = Endgame(self.loop, self.reaper, self.remaining, self.is_pid1)
+        self.scripts = ScriptRunner(self.loop, self.reaper, self.inherited, self.endgame,
+                                    self.stopping, config.kill_timeout, origin)
 
     # --- the narrative -------------------------------------------------------
     def run(self) -> int:
@@ -90,16 +97,15 @@ class Init:
         self.start_shutdown_clock()
         log.debug("shutting down")
         self.stop_main_command()
-        self.run_dir_scripts(self.config.pre_shutdown_dir, "pre-shutdown")
-        self.run_dir_scripts(self.config.cont_finish_dir, "cont-finish")
+        self.scripts.run_dir(self.config.pre_shutdown_dir, "pre-shutdown", self.remaining)
+        self.scripts.run_dir(self.config.cont_finish_dir, "cont-finish", self.remaining)
         self.stop_services()
         if self.health is not None:
             self.health.close()
-        self.run_dir_scripts(self.config.post_shutdown_dir, "post-shutdown")
+        self.scripts.run_dir(self.config.post_shutdown_dir, "post-shutdown", self.remaining)
+        self.close_spawning()
         if self.config.kill_all_on_exit:
-            self.kill_all()
-        else:
-            self.close_spawning()
+            self.endgame.kill_all(self.config.kill_all_timeout)
         code = self.exit_code(failure)
         log.debug(f"exiting with code {code} ({self.reaper.strays} orphans reaped)")
         return code
@@ -147,8 +153,14 @@ class Init:
             return
         if choice.refused:
             log.info(f"run dir {choice.path} ({rundir.describe(choice.refused)})")
-        cfg.run_dir = self.run_dir = choice.path
-        os.environ[rundir.ENV_VAR] = choice.path
+        self.run_dir = choice.path
+        self.export_run_dir()
+
+    def export_run_dir(self) -> None:
+        """PYINIT_RUN_DIR, so services, scripts and svctl find the run dir; the one place
+        it is set (again after a startup script's env import: pyinit's choice wins)."""
+        if self.run_dir is not None:
+            os.environ[rundir.ENV_VAR] = self.run_dir
 
     def run_path(self, name: str) -> str:
         """name in the run dir, reached through its fd (rundir.at)."""
@@ -173,7 +185,7 @@ class Init:
             log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
             return None
         log.info(f"installing the insecure SSH key: running {path}")
-        return self.boot_failure(path, self.run_to_completion(path, timeout=None))
+        return self.boot_failure(path, self.scripts.run(path, timeout=None))
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -183,10 +195,11 @@ class Init:
             scripts.append(self.config.rc_local)
         for path in scripts:
             log.info(f"running {path}")
-            status = self.run_to_completion(path, timeout=None)
+            status = self.scripts.run(path, timeout=None)
             if status is None:  # stopped by a signal to pyinit
                 return None
             environment.import_dir(self.env.current, override=True)
+            self.export_run_dir()
             self.env.export(os.environ)
             failure = self.boot_failure(path, status)
             if failure is not None:
@@ -204,17 +217,27 @@ class Init:
     def start_services(self) -> None:
         """Serve the control socket and supervise services (with --skip-runit only the
         control socket is served)."""
+        self.services, api = self.new_services()
+        self.serve_control(api)
+        self.services.start(scan=not self.config.skip_services)
+
+    def serve_control(self, api: ServicesApi) -> None:
+        """svctl's requests, on the control socket in the run dir (when there is one)."""
         from pyinit.control import server
         from pyinit.control.requests import ControlRequests
-        from pyinit.services.api import ManagerServices
-        from pyinit.services.manager import ServiceManager
 
-        manager = self.services = ServiceManager(self)
-        self.control = ControlRequests(ManagerServices(manager), self.loop)
+        self.control = ControlRequests(api, self.loop)
         if self.run_dir is not None:
             self.control_server = server.open_in(self.loop, self.run_dir, self.run_path,
                                                  self.control.handle)
-        manager.start(scan=not self.config.skip_services)
+
+    def new_services(self) -> tuple[Services, ServicesApi]:
+        """The service manager (self is its services.host.Host) and control's view of it."""
+        from pyinit.services.api import ManagerServices
+        from pyinit.services.manager import ServiceManager
+
+        manager = ServiceManager(self)
+        return manager, ManagerServices(manager)
 
     def start_health_endpoint(self) -> None:
         """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
@@ -257,30 +280,10 @@ class Init:
 
     def leave_cwd(self) -> None:
         """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the
-        original cwd (see enter_origin)."""
+        original cwd (scripts.Origin)."""
         why = spawn.leave_cwd()
         if why is not None:
             log.warning(f"cannot leave the working directory: {why}")
-
-    def enter_origin(self) -> Callable[[], None] | None:
-        """For a script's child: chdir to the start cwd by its path, but only if the
-        path still leads to that same directory (device and inode, checked after the
-        chdir, so a swapped-in symlink cannot steer root's script); else stay in "/"."""
-        if self.origin is None:
-            return None
-        path, dev, ino = self.origin
-
-        def enter() -> None:
-            try:
-                os.chdir(path)
-                here = os.stat(".")
-                if (here.st_dev, here.st_ino) == (dev, ino):
-                    return
-            except OSError:
-                pass
-            os.chdir("/")
-
-        return enter
 
     # --- events --------------------------------------------------------------
     def on_signals(self) -> None:
@@ -298,9 +301,9 @@ class Init:
         log.debug(f"received {signames.name(signum)}")
         if self.main_pid is not None and self.main_status is None:
             if signum in signames.SHUTDOWN_SIGNALS:
-                self.stop_signal_to(self.main_pid, signum)
+                stop_signal_to(self.main_pid, signum)
             else:
-                self.kill_quietly(self.main_pid, signum)
+                signals.kill_quietly(self.main_pid, signum)
         if signum in signames.SHUTDOWN_SIGNALS and self.stop_signal is None:
             self.stop_signal = signum
             self.start_shutdown_clock()
@@ -323,7 +326,7 @@ class Init:
             self.exit_request = code
             self.start_shutdown_clock()
             if self.main_pid is not None and self.main_status is None:
-                self.stop_signal_to(self.main_pid, signal.SIGTERM)
+                stop_signal_to(self.main_pid, signal.SIGTERM)
 
     def stopping(self) -> bool:
         return (
@@ -342,23 +345,9 @@ class Init:
     def stop_main_command(self) -> None:
         if self.main_pid is None or self.main_status is not None:
             return
-        exited = self.loop.run_until(
-            lambda: self.main_status is not None, self.remaining(self.config.kill_timeout)
-        )
-        if not exited:
-            log.warning(f"main command (pid {self.main_pid}) still running: sending SIGKILL")
-            self.kill_quietly(self.main_pid, signal.SIGKILL)
-            self.reap_after_kill(lambda: self.main_status is not None,
-                                 f"main command (pid {self.main_pid})")
-
-    def reap_after_kill(self, reaped: Callable[[], bool], what: str) -> None:
-        """Wait for a SIGKILLed process to be reaped: what is left of the budget, at most
-        REAP_AFTER_KILL, at least 1 s. One that is not (stuck in the kernel, held by a
-        tracer) is left behind with one warning: reaped later, or at exit."""
-        wait = max(self.remaining(REAP_AFTER_KILL), 1.0)
-        if not self.loop.run_until(reaped, wait):
-            log.warning(f"{what} not reaped {wait:g}s after SIGKILL (stuck in the kernel?): "
-                        "going on without it")
+        self.endgame.finish(self.main_pid, lambda: self.main_status is not None,
+                            self.config.kill_timeout, f"main command (pid {self.main_pid})",
+                            warn=True)
 
     def stop_services(self) -> None:
         if self.services is not None:
@@ -366,54 +355,12 @@ class Init:
         if self.control_server is not None:
             self.control_server.close()
 
-    def kill_all(self) -> None:
-        """TERM (and CONT) every process left, wait, then KILL, reaping throughout.
-        From here on pyinit starts nothing (close_spawning)."""
-        self.close_spawning()
-        self.reaper.reap()
-        if not self.leftovers():
-            return
-        log.debug("sending SIGTERM to all remaining processes")
-        self.signal_all(signal.SIGTERM)
-        self.signal_all(signal.SIGCONT)
-        timeout = self.remaining(self.config.kill_all_timeout)
-        if self.loop.run_until(lambda: not self.leftovers(), timeout):
-            return
-        log.warning("processes still running after SIGTERM: sending SIGKILL")
-        self.signal_all(signal.SIGKILL)
-        if not self.loop.run_until(lambda: not self.leftovers(),
-                                   max(self.remaining(REAP_AFTER_KILL), 1.0)):
-            log.warning("some processes did not die after SIGKILL (stuck in the kernel?)")
-
     def close_spawning(self) -> None:
         """From kill-all on nothing starts: no run, setup, finish, logger, check or
         instance (ServiceManager.freeze). The boot sequence has started its last
         process by then: post-shutdown scripts run before kill-all, as my_init's."""
         if self.services is not None:
             self.services.freeze()
-
-    def leftovers(self) -> bool:
-        if self.is_pid1:
-            return self.reaper.has_children
-        return bool(self.reaper.has_children or descendants(parent_map(), os.getpid()))
-
-    def signal_all(self, signum: int) -> None:
-        if self.is_pid1:
-            self.kill_quietly(-1, signum)
-            return
-        for pid in descendants(parent_map(), os.getpid()):
-            self.kill_quietly(pid, signum)
-
-    def run_dir_scripts(self, directory: str, stage: str) -> None:
-        for path in executables(directory):
-            timeout = self.remaining(self.config.kill_timeout)
-            if timeout <= 0:
-                log.warning(f"no shutdown time left: skipping {stage} script {path}")
-                continue
-            log.info(f"running {stage} script {path}")
-            status = self.run_to_completion(path, timeout=timeout)
-            if status is not None and status.shell_code != 0:
-                log.warning(f"{stage} script {path} failed with {status.describe()}")
 
     def exit_code(self, failure: int | None) -> int:
         if failure is not None:
@@ -429,77 +376,3 @@ class Init:
         if self.stop_signal is not None and self.config.signalled_exit_code is not None:
             return self.config.signalled_exit_code  # my_init: "Init system aborted." (2)
         return 0
-
-    # --- helpers ---------------------------------------------------------------
-    def run_to_completion(self, path: str, timeout: float | None) -> ExitStatus | None:
-        """Run one script and wait for it. None if pyinit was told to stop meanwhile
-        (the script is then stopped: SIGTERM, kill timeout, SIGKILL)."""
-        done: list[ExitStatus] = []
-        try:
-            pid = spawn.spawn(spawn.Spec([path], pre_exec=self.enter_origin()), self.inherited)
-        except spawn.SpawnError as exc:
-            log.error(str(exc))
-            return ExitStatus(code=exc.exit_code)
-        self.reaper.watch(pid, lambda _pid, status: done.append(status))
-        stop_waiting: Callable[[], bool]
-        if timeout is None:
-            stop_waiting = lambda: bool(done) or self.stopping()  # noqa: E731
-        else:
-            stop_waiting = lambda: bool(done)  # noqa: E731
-        self.loop.run_until(stop_waiting, timeout)
-        if done:
-            return done[0]
-        if timeout is not None:
-            log.warning(f"{path} still running after {timeout:g}s: stopping it")
-        self.stop_signal_to(pid, signal.SIGTERM)
-        if not self.loop.run_until(lambda: bool(done), self.remaining(self.config.kill_timeout)):
-            self.kill_quietly(pid, signal.SIGKILL)
-            self.reap_after_kill(lambda: bool(done), f"{path} (pid {pid})")
-        return None
-
-    @classmethod
-    def stop_signal_to(cls, pid: int, signum: int) -> None:
-        """A stop signal, then SIGCONT, so a stopped process acts on it (as sv does)."""
-        cls.kill_quietly(pid, signum)
-        cls.kill_quietly(pid, signal.SIGCONT)
-
-    @staticmethod
-    def kill_quietly(pid: int, signum: int) -> None:
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _cwd() -> tuple[str, int, int] | None:
-    """The cwd's path and identity, or None when it has no path (deleted, or not
-    reachable from our root)."""
-    try:
-        path = os.getcwd()
-        st = os.stat(".")
-    except OSError:
-        return None
-    return path, st.st_dev, st.st_ino
-
-
-def is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def executables(directory: str) -> list[str]:
-    """The executable files of directory in lexical order; others are noted and skipped."""
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        log.warning(f"cannot read {directory}: {exc.strerror}; skipping it")
-        return []
-    out = []
-    for name in names:
-        path = os.path.join(directory, name)
-        if is_executable(path):
-            out.append(path)
-        elif os.path.isfile(path):
-            log.info(f"skipping {path}: not executable")
-    return out

@@ -62,7 +62,7 @@ class Config:
     pre_shutdown_dir: str = DEFAULTS["pre_shutdown_dir"]
     cont_finish_dir: str = DEFAULTS["cont_finish_dir"]
     post_shutdown_dir: str = DEFAULTS["post_shutdown_dir"]
-    run_dir: str = DEFAULTS["run_dir"]
+    run_dir: str = DEFAULTS["run_dir"]  # as asked; the one in use is boot.Init.run_dir
     run_dir_set: bool = False  # given by flag or PYINIT_RUN_DIR: no fallback (rundir.py)
     config_file: str = DEFAULTS["config_file"]
     insecure_key_script: str = DEFAULTS["insecure_key_script"]
@@ -140,6 +140,15 @@ def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.Argu
                        help="my_init's help")
         p.add_argument("--enable-insecure-key", action="store_true",
                        help="run enable_insecure_key before the startup scripts")
+    _add_stage_flags(p)
+    _add_output_flags(p)
+    _add_path_flags(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the main command")
+    return p
+
+
+def _add_stage_flags(p: argparse.ArgumentParser) -> None:
+    """Messages, which stages run, and how long each may take."""
     p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (repeat)")
     p.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     p.add_argument("--skip-startup-files", action="store_true",
@@ -163,6 +172,10 @@ def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.Argu
     p.add_argument("--services-ready-timeout", type=_seconds, metavar="SECS",
                    help="wait at most this long for services before starting the main "
                    "command anyway [PYINIT_SERVICES_READY_TIMEOUT, 60]")
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    """Where services' output goes, and the health endpoint."""
     p.add_argument("--log-mode", choices=LOG_MODES, help="where the output of services "
                    "without log/run or a `log:` setting goes [PYINIT_LOG_MODE, inherit]")
     p.add_argument("--log-format", choices=("text", "json"),
@@ -172,6 +185,10 @@ def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.Argu
                    "[PYINIT_LOG_TIMESTAMPS=1]")
     p.add_argument("--health-listen", metavar="ADDR:PORT",
                    help="serve /healthz, /readyz and /status over HTTP [PYINIT_HEALTH_LISTEN]")
+
+
+def _add_path_flags(p: argparse.ArgumentParser) -> None:
+    """Every directory and file pyinit reads or writes."""
     for key, flag, what in (
         ("env_dir", "--env-dir", "container environment directory"),
         ("init_dir", "--init-dir", "startup scripts directory"),
@@ -190,8 +207,6 @@ def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.Argu
     p.add_argument("--service-dir", dest="service_dirs", action="append", metavar="DIR",
                    help="service directory, repeatable [PYINIT_SERVICE_DIR, colon-separated; "
                    "/etc/service and /etc/services.d]")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the main command")
-    return p
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str],

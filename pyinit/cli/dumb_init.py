@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
 if TYPE_CHECKING:
+    from pyinit.core.exits import ExitStatus
     from pyinit.linux.signals import Inherited
+    from pyinit.runtime.spawn import SpawnError
 
 VERSION = "dumb-init v1.2.5\n"
 HELP = """dumb-init v1.2.5
@@ -41,12 +43,16 @@ Optional arguments:
 Full help is available online at https://github.com/Yelp/dumb-init
 """
 # After the help: this is pyinit, and where its differences from dumb-init are written down.
-NOTE = ("This is pyinit as dumb-init. How it differs from dumb-init: "
-        "docs/migration.md#from-dumb-init\n"
-        "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n")
+NOTE = (
+    "This is pyinit as dumb-init. How it differs from dumb-init: "
+    "docs/migration.md#from-dumb-init\n"
+    "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n"
+)
 SHORT_USAGE = "Usage: {prog} [option] program [args]\nTry {prog} --help for full usage.\n"
-REWRITE_USAGE = ("Usage: -r option takes <signum>:<signum>, where <signum> is between 1 and 31.\n"
-                 "This option can be specified multiple times.\nUse --help for full usage.\n")
+REWRITE_USAGE = (
+    "Usage: -r option takes <signum>:<signum>, where <signum> is between 1 and 31.\n"
+    "This option can be specified multiple times.\nUse --help for full usage.\n"
+)
 MAXSIG = 31
 TTY_SIGNALS = (signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN)
 
@@ -68,8 +74,9 @@ class DumbArgs:
 def parse(args: list[str], environ: Mapping[str, str], prog: str = "dumb-init") -> DumbArgs:
     """dumb-init's parse_command_line: options stop at the first non-option."""
     try:
-        opts, rest = getopt.getopt(args, "+hvVcr:", ["help", "single-child", "rewrite=",
-                                                     "verbose", "version"])
+        opts, rest = getopt.getopt(
+            args, "+hvVcr:", ["help", "single-child", "rewrite=", "verbose", "version"]
+        )
     except getopt.GetoptError as exc:
         opt = exc.opt if len(exc.opt) == 1 else "-"
         what = "option requires an argument" if "requires" in exc.msg else "invalid option"
@@ -117,8 +124,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     every = [s for s in range(1, MAXSIG + 1) if s not in (signal.SIGKILL, signal.SIGSTOP)]
     signals.block(every)
     # pyinit.entry blocked the real-time signals too: dumb-init leaves them alone
-    signal.pthread_sigmask(signal.SIG_UNBLOCK,
-                           set(signames.handled()) - set(every) - inherited.mask)
+    others = set(signames.handled()) - set(every) - inherited.mask
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, others)
     try:
         args = parse(sys.argv[1:] if argv is None else argv, os.environ, sys.argv[0])
     except Exit as stop:
@@ -129,102 +136,105 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 def run(args: DumbArgs, inherited: Inherited, every: list[int]) -> int:
+    """dumb-init's main after the parse: give up the terminal (setsid mode), then
+    child_init's single-child loop with dumb-init's rewrites and messages."""
+    from pyinit.runtime import child_init, spawn
+
+    voice = DumbVoice(args.debug)
+    if os.environ.get("DUMB_INIT_DEBUG") == "1":
+        voice.debug("Running in debug mode.")
+    if os.environ.get("DUMB_INIT_SETSID") == "0":
+        voice.debug("Not running in setsid mode.")  # for the variable only, as dumb-init
+    ignore_once = detach_from_terminal(voice) if args.setsid else set()
+    in_child = (lambda: attach_to_terminal(voice)) if args.setsid else None
+    opts = child_init.Options(
+        spec=spawn.Spec(args.argv, session=args.setsid, pre_exec=in_child),
+        signals=every,
+        group=args.setsid,
+        rewrite=args.rewrite,
+        ignore_once=ignore_once,
+        suspend_on=frozenset(TTY_SIGNALS),
+        term_on_exit=True,
+    )
+    return child_init.run(opts, voice, inherited)
+
+
+def detach_from_terminal(voice: DumbVoice) -> set[int]:
+    """Give up the controlling terminal (the child takes it); as its session leader
+    pyinit then gets SIGHUP and SIGCONT from the kernel: the signals to ignore once."""
     import fcntl
     import termios
 
-    from pyinit.core.exits import ExitStatus
-    from pyinit.linux import signals
-    from pyinit.runtime import spawn
-    from pyinit.runtime.loop import EventLoop
-    from pyinit.runtime.reaper import Reaper
+    try:
+        fcntl.ioctl(0, termios.TIOCNOTTY)
+    except OSError as exc:
+        voice.debug(f"Unable to detach from controlling tty (errno={exc.errno} {exc.strerror}).")
+        return set()
+    if os.getsid(0) != os.getpid():
+        voice.debug("Detached from controlling tty, but was not session leader.")
+        return set()
+    voice.debug("Detached from controlling tty, ignoring the first SIGHUP and SIGCONT we receive.")
+    return {int(signal.SIGHUP), int(signal.SIGCONT)}
 
-    def debug(text: str) -> None:
-        if args.debug:
+
+def attach_to_terminal(voice: DumbVoice) -> None:
+    """In the child, a new session's leader: take the terminal as controlling tty."""
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    except OSError as exc:
+        voice.debug(f"Unable to attach to controlling tty (errno={exc.errno} {exc.strerror}).")
+    voice.debug("setsid complete.")
+
+
+class DumbVoice:
+    """dumb-init's messages (`[dumb-init] text` on stderr, with -v or DUMB_INIT_DEBUG)
+    and its exit code: the child's, or 128+signal."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
             _say(f"[dumb-init] {text}")
 
-    if os.environ.get("DUMB_INIT_DEBUG") == "1":
-        debug("Running in debug mode.")
-    ignore_once: set[int] = set()
-    if os.environ.get("DUMB_INIT_SETSID") == "0":
-        debug("Not running in setsid mode.")  # said for the variable only, as dumb-init does
-    if args.setsid:
-        try:
-            fcntl.ioctl(0, termios.TIOCNOTTY)
-        except OSError as exc:
-            debug(f"Unable to detach from controlling tty (errno={exc.errno} {exc.strerror}).")
-        else:
-            if os.getsid(0) == os.getpid():
-                debug("Detached from controlling tty, ignoring the first SIGHUP and SIGCONT "
-                      "we receive.")
-                ignore_once = {int(signal.SIGHUP), int(signal.SIGCONT)}
-            else:
-                debug("Detached from controlling tty, but was not session leader.")
+    def spawn_failed(self, argv0: str, exc: SpawnError) -> int:
+        from pyinit.runtime.child_init import why
 
-    def in_child() -> None:
-        if args.setsid:
-            try:
-                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            except OSError as exc:
-                debug(f"Unable to attach to controlling tty (errno={exc.errno} "
-                      f"{exc.strerror}).")
-            debug("setsid complete.")
-
-    spec = spawn.Spec(args.argv, session=args.setsid, pre_exec=in_child)
-    try:
-        child = spawn.spawn(spec, inherited)
-    except spawn.SpawnError as exc:
-        reason = "No such file or directory" if exc.exit_code == spawn.NOT_FOUND else (
-            "Permission denied")
-        _say(f"[dumb-init] {args.argv[0]}: {reason}")
+        _say(f"[dumb-init] {argv0}: {why(exc)}")
         return 2
-    debug(f"Child spawned with PID {child}.")
-    spawn.leave_cwd()  # dumb-init's contract: no reference to the start directory
-    loop, reaper, fd = EventLoop(), Reaper(), signals.SignalFd(every)
-    ended: list[int] = []
 
-    def forward(signum: int) -> None:
-        target = args.rewrite.get(signum, signum)
-        if target == 0:
-            debug(f"Not forwarding signal {signum} to children (ignored).")
-            return
-        try:
-            os.kill(-child if args.setsid else child, target)
-        except (ProcessLookupError, PermissionError):
-            pass
-        debug(f"Forwarded signal {target} to children.")
+    def spawned(self, argv0: str, pid: int) -> None:
+        self.debug(f"Child spawned with PID {pid}.")
 
-    def on_exit(pid: int, status: ExitStatus) -> None:
+    def received(self, signum: int) -> None:
+        self.debug(f"Received signal {signum}.")
+
+    def ignored(self, signum: int) -> None:
+        self.debug(f"Ignoring tty hand-off signal {signum}.")
+
+    def dropped(self, signum: int) -> None:
+        self.debug(f"Not forwarding signal {signum} to children (ignored).")
+
+    def passing(self, signum: int, target: int) -> None:
+        self.debug(f"Forwarded signal {target} to children.")
+
+    def suspending(self) -> None:
+        self.debug("Suspending self due to TTY signal.")
+
+    def reaped(self, pid: int, status: ExitStatus, child: bool) -> None:
         if status.signal is None:
-            debug(f"A child with PID {pid} exited with exit status {status.code}.")
+            self.debug(f"A child with PID {pid} exited with exit status {status.code}.")
         else:
-            debug(f"A child with PID {pid} was terminated by signal {status.signal}.")
-        if pid == child:
-            forward(int(signal.SIGTERM))
-            debug(f"Child exited with status {status.shell_code}. Goodbye.")
-            ended.append(status.shell_code)
+            self.debug(f"A child with PID {pid} was terminated by signal {status.signal}.")
 
-    def on_signals() -> None:
-        for got in fd.read():
-            signum = got.signum
-            debug(f"Received signal {signum}.")
-            if signum in ignore_once:
-                debug(f"Ignoring tty hand-off signal {signum}.")
-                ignore_once.discard(signum)
-            elif signum == signal.SIGCHLD:
-                reaper.reap()
-            else:
-                forward(signum)
-                if signum in TTY_SIGNALS:
-                    debug("Suspending self due to TTY signal.")
-                    os.kill(os.getpid(), signal.SIGSTOP)
-            if ended:
-                return
+    def child_ended(self, status: ExitStatus) -> None:
+        self.debug(f"Child exited with status {status.shell_code}. Goodbye.")
 
-    reaper.watch(child, on_exit)
-    reaper.on_stray = on_exit
-    loop.add_reader(fd.fd, on_signals)
-    loop.run_until(lambda: bool(ended))
-    return ended[0]
+    def exit_code(self, status: ExitStatus) -> int:
+        return status.shell_code
 
 
 def _say(line: str) -> None:

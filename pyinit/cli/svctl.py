@@ -49,9 +49,20 @@ class Command:
 
 
 SIMPLE = {
-    "up": "u", "down": "d", "once": "o", "pause": "p", "cont": "c", "hup": "h",
-    "alarm": "a", "interrupt": "i", "quit": "q", "1": "1", "2": "2", "term": "t",
-    "kill": "k", "exit": "x",
+    "up": "u",
+    "down": "d",
+    "once": "o",
+    "pause": "p",
+    "cont": "c",
+    "hup": "h",
+    "alarm": "a",
+    "interrupt": "i",
+    "quit": "q",
+    "1": "1",
+    "2": "2",
+    "term": "t",
+    "kill": "k",
+    "exit": "x",
 }
 COMMANDS: dict[str, Command] = {name: Command(letters) for name, letters in SIMPLE.items()}
 COMMANDS.update({letter: Command(letter) for letter in SIMPLE.values()})
@@ -78,10 +89,26 @@ COMMANDS.update(
 # cont, 'X'/'E' force an exit, ...). 'r' and 'f' match only whole words (restart, reload,
 # force-*), which are svctl commands already. Exact svctl names win: `tree` is not `term`.
 SV_FIRST_CHAR = {
-    "u": "up", "d": "down", "o": "once", "p": "pause", "c": "cont", "h": "hup",
-    "a": "alarm", "i": "interrupt", "q": "quit", "1": "1", "2": "2", "t": "term",
-    "k": "kill", "x": "exit", "e": "exit", "s": "status",
-    "X": "force-shutdown", "E": "force-shutdown", "D": "force-stop", "T": "force-reload",
+    "u": "up",
+    "d": "down",
+    "o": "once",
+    "p": "pause",
+    "c": "cont",
+    "h": "hup",
+    "a": "alarm",
+    "i": "interrupt",
+    "q": "quit",
+    "1": "1",
+    "2": "2",
+    "t": "term",
+    "k": "kill",
+    "x": "exit",
+    "e": "exit",
+    "s": "status",
+    "X": "force-shutdown",
+    "E": "force-shutdown",
+    "D": "force-stop",
+    "T": "force-reload",
 }
 SHORT_USAGE = USAGE.partition("\n")[0]
 NO_SUCH_DIR = "unable to change to service directory: file does not exist"  # sv's words
@@ -117,8 +144,14 @@ class Unreachable(Exception):
 class Args:
     """svctl's parsed command line."""
 
-    def __init__(self, command: str, services: list[str], run_dir: str,
-                 verbose: bool = False, wait: float = 7.0) -> None:
+    def __init__(
+        self,
+        command: str,
+        services: list[str],
+        run_dir: str,
+        verbose: bool = False,
+        wait: float = 7.0,
+    ) -> None:
         self.command = command
         self.services = services
         self.run_dir = run_dir
@@ -157,6 +190,24 @@ def label(args: Args, sent: str) -> str:
 
 
 def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
+    """svctl's command line: options, the command, then its operands."""
+    rest = list(argv)
+    run_dir, verbose, wait = _options(rest, environ)
+    if not rest:
+        raise Usage("no command given")
+    found = not run_dir
+    if found:
+        from pyinit.runtime import rundir
+
+        run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
+    args = Args(_command(rest.pop(0), rest), [], run_dir, verbose, wait)
+    args.environ = environ if found else None
+    _operands(args, rest)
+    return args
+
+
+def _options(rest: list[str], environ: dict[str, str]) -> tuple[str, bool, float]:
+    """The options before the command, taken off rest: (run dir, verbose, wait)."""
     run_dir = ""
     verbose = False
     wait = 7.0
@@ -165,7 +216,6 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             wait = _seconds(environ["SVWAIT"], "SVWAIT")
         except Usage as exc:  # like sv, a bad SVWAIT does not stop svctl
             sys.stderr.write(f"svctl: warning: {exc}; using 7\n")
-    rest = list(argv)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         opt = rest.pop(0)
         if opt in ("-h", "--help"):
@@ -186,30 +236,32 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
             run_dir = opt.split("=", 1)[1]
         else:
             raise Usage(f"unknown option {opt}")
-    if not rest:
-        raise Usage("no command given")
-    found = not run_dir
-    if found:
-        from pyinit.runtime import rundir
+    return run_dir, verbose, wait
 
-        run_dir = rundir.find(environ)  # PYINIT_RUN_DIR, else where pyinit's socket is
-    word = rest.pop(0)
+
+def _command(word: str, rest: list[str]) -> str:
+    """The command a word names (svctl's, or sv's letters and words); rest: its operands."""
     name = command_name(word)
     if name is None:
         raise Usage(f"unknown command {_short(word)}")
     if name != word and not [w for w in rest if not w.startswith("-") or w == "-"]:
         # sv always needs a SERVICE; svctl's "none means all" is for its own names only,
         # so `svctl help` or `svctl debug` never signal or stop every service
-        raise Usage(f"unknown command {_short(word)} (sv's one-letter forms such as "
-                    f"{word[:1]!r} need a SERVICE)")
-    args = Args(name, [], run_dir, verbose, wait)
-    args.environ = environ if found else None
+        raise Usage(
+            f"unknown command {_short(word)} (sv's one-letter forms such as "
+            f"{word[:1]!r} need a SERVICE)"
+        )
+    return name
+
+
+def _operands(args: Args, rest: list[str]) -> None:
+    """What follows the command: an exit code, logs' options, a count, or services."""
     if args.command == "shutdown-container":
         args.exit_code = _exit_code(rest)
-        return args
+        return
     if args.command == "logs":
         _logs_args(args, rest)
-        return args
+        return
     if args.command == "scale":
         from pyinit.core.bounds import small_number
 
@@ -217,7 +269,7 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         if count is None:
             raise Usage("scale takes a SERVICE and a count from 0 to 1000")
         args.services, args.count = [_service_word(args, rest[0])], count
-        return args
+        return
     names_only = False
     for word in rest:
         if names_only:
@@ -227,11 +279,13 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> Args:
         elif word == "--json" and args.command in ("status", "s", "tree"):
             args.json = True
         elif word.startswith("-") and word != "-":
-            raise Usage(f"option {_short(word)} after the command {args.command!r}: options "
-                        f"go before it ({SHORT_USAGE})", brief=True)
+            raise Usage(
+                f"option {_short(word)} after the command {args.command!r}: options "
+                f"go before it ({SHORT_USAGE})",
+                brief=True,
+            )
         else:
             args.services.append(_service_word(args, word))
-    return args
 
 
 def _logs_args(args: Args, words: list[str]) -> None:
@@ -244,8 +298,11 @@ def _logs_args(args: Args, words: list[str]) -> None:
         if word in ("-f", "--follow"):
             args.follow = True
         elif word in ("-n", "--lines") or word.startswith("-n"):
-            value = word[2:] if word.startswith("-n") and len(word) > 2 else (
-                words.pop(0) if words else "")
+            value = (
+                word[2:]
+                if word.startswith("-n") and len(word) > 2
+                else (words.pop(0) if words else "")
+            )
             lines = small_number(value, 100000)
             if lines is None:
                 raise Usage(f"-n needs a number of lines up to 100000, not {render(value)}")
@@ -289,11 +346,15 @@ def _seconds(text: str, what: str) -> float:
 
 # --- talking to pyinit -----------------------------------------------------------
 MAX_ERROR = 4000  # characters of pyinit's error text shown (then "...")
-def ask(args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0,
-        patience: float = 0.0) -> dict[str, Any]:
+
+
+def ask(
+    args: Args, payload: dict[str, Any], timeout: Optional[float] = 10.0, patience: float = 0.0
+) -> dict[str, Any]:
     """One request. With patience (a waiting command's -w), a socket that is not there
     yet (pyinit still booting, e.g. right after `podman start`) is retried until then."""
-    from pyinit.control.protocol import SOCKET_NAME, request
+    from pyinit.control.protocol import request
+    from pyinit.core.protocol import SOCKET_NAME
 
     deadline = time.monotonic() + patience
     while True:
@@ -382,8 +443,12 @@ def cmd_control(args: Args) -> int:
     }
     if waiting:
         payload["wait"] = args.wait
-    reply = ask(args, payload, timeout=(args.wait + 10) if waiting else 10,
-                patience=args.wait if waiting else 0.0)
+    reply = ask(
+        args,
+        payload,
+        timeout=(args.wait + 10) if waiting else 10,
+        patience=args.wait if waiting else 0.0,
+    )
     rc = 0
     for res in reply["results"]:
         if not res.get("ok"):
@@ -431,8 +496,9 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
     return rc
 
 
-def run_check(path: Optional[str], deadline: float, user: Optional[str] = None,
-              instance: Optional[str] = None) -> bool:
+def run_check(
+    path: Optional[str], deadline: float, user: Optional[str] = None, instance: Optional[str] = None
+) -> bool:
     """Run the service's `check` until it exits 0 or the deadline passes (as sv does),
     as the service's user when service.yaml names one; an instance's name is $1."""
     if not path:
@@ -460,8 +526,14 @@ def run_check(path: Optional[str], deadline: float, user: Optional[str] = None,
     while True:
         left = deadline - time.monotonic()
         try:
-            r = subprocess.run(argv, cwd=path, stdin=subprocess.DEVNULL, env=env,
-                               preexec_fn=drop, timeout=max(left, 0.1))
+            r = subprocess.run(
+                argv,
+                cwd=path,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=drop,
+                timeout=max(left, 0.1),
+            )
             if r.returncode == 0:
                 return True
         except (OSError, subprocess.SubprocessError):
@@ -501,7 +573,7 @@ class _Lines:
         self.buf = bytearray()
 
     def next(self, watch_stdout: bool = False) -> bytes:
-        """The next line (b"" at EOF), at most protocol.MAX_REPLY bytes (a ReplyError,
+        """The next line (b"" at EOF), at most MAX_REPLY bytes (core/protocol.py) (a ReplyError,
         a ValueError, past that)."""
         from pyinit.control.protocol import read_line
 
@@ -525,11 +597,16 @@ def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
 
-    from pyinit.control.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
+    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
-    payload = {"v": VERSION, "cmd": "logs", "services": args.services, "lines": args.lines,
-               "follow": args.follow}
+    payload = {
+        "v": VERSION,
+        "cmd": "logs",
+        "services": args.services,
+        "lines": args.lines,
+        "follow": args.follow,
+    }
     out = sys.stdout.buffer if sys.stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -609,8 +686,13 @@ def lsb_argv(name: str, argv: list[str]) -> list[str]:
 
 # svctl's own commands (not runit letters sent by cmd_control)
 HANDLERS = {
-    "status": cmd_status, "s": cmd_status, "tree": cmd_tree, "rescan": cmd_rescan,
-    "shutdown-container": cmd_shutdown_container, "logs": cmd_logs, "scale": cmd_scale,
+    "status": cmd_status,
+    "s": cmd_status,
+    "tree": cmd_tree,
+    "rescan": cmd_rescan,
+    "shutdown-container": cmd_shutdown_container,
+    "logs": cmd_logs,
+    "scale": cmd_scale,
 }
 
 

@@ -11,12 +11,17 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from pyinit.cli.stdio import guarded
 
+if TYPE_CHECKING:
+    from pyinit.core.exits import ExitStatus
+    from pyinit.runtime.spawn import SpawnError
+
 TINI_VERSION = "0.19.0"
 PREFIXES = {0: "FATAL", 1: "WARN ", 2: "INFO ", 3: "DEBUG", 4: "TRACE"}
+NOT_PASSED_ON = {int(signal.SIGTTIN): 0, int(signal.SIGTTOU): 0}  # tini ignores these
 MAX_VERBOSITY = 99  # TINI_VERBOSITY: ASCII digits; above 4 (TRACE) is the same as 4
 NOT_REAPING = (
     "Tini is not running as PID 1 and isn't registered as a child subreaper.\n"
@@ -50,8 +55,10 @@ Environment variables:
 """
 LICENSE = "MIT License (tini's interface; implemented by pyinit, see its license)\n"
 # After the usage: this is pyinit, and where its differences from tini are written down.
-NOTE = ("This is pyinit as tini. How it differs from tini: docs/migration.md#from-tini\n"
-        "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n")
+NOTE = (
+    "This is pyinit as tini. How it differs from tini: docs/migration.md#from-tini\n"
+    "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n"
+)
 
 
 class Exit(Exception):
@@ -99,8 +106,11 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
         opts, rest = scan(args, "p:hvwgle:s")
     except getopt.GetoptError as exc:
         opt = exc.opt if len(exc.opt) == 1 else "-"  # glibc: `--version x` is option '-'
-        what = (f"option requires an argument -- '{opt}'" if "requires" in exc.msg
-                else f"invalid option -- '{opt}'")
+        what = (
+            f"option requires an argument -- '{opt}'"
+            if "requires" in exc.msg
+            else f"invalid option -- '{opt}'"
+        )
         raise Exit(1, err=f"{prog}: {what}\n{usage(prog)}{NOTE}") from None
     out = TiniArgs(argv=rest)
     for opt, value in opts:
@@ -144,19 +154,108 @@ def parse(args: list[str], environ: Mapping[str, str], prog: str = "tini") -> Ti
 
 def _pdeathsig(name: str) -> int:
     """tini accepts exact names SIGHUP..SIGSYS only."""
-    allowed = {s.name: int(s) for s in signal.Signals
-               if s.name.startswith("SIG") and not s.name.startswith("SIG_")
-               and int(s) < int(signal.SIGRTMIN)}
+    allowed = {
+        s.name: int(s)
+        for s in signal.Signals
+        if s.name.startswith("SIG")
+        and not s.name.startswith("SIG_")
+        and int(s) < int(signal.SIGRTMIN)
+    }
     if name not in allowed:
         raise Exit(1, err=fatal(f"Not a valid option for -p: {_shown(name)}"))
     return allowed[name]
 
 
+FATAL, WARN, INFO, DEBUG, TRACE = 0, 1, 2, 3, 4
+
+
+class TiniVoice:
+    """tini's messages (`[LEVEL tini (PID)] text`, up to the verbosity: fatal and
+    warnings on stderr, the rest on stdout) and its exit code (`-e` codes are 0)."""
+
+    def __init__(self, args: TiniArgs) -> None:
+        self.args = args
+        self.pid = os.getpid()
+
+    def say(self, level: int, text: str) -> None:
+        if level <= self.args.verbosity:
+            line = f"[{PREFIXES[level]} tini ({self.pid})] {text}\n"
+            try:
+                os.write(2 if level <= WARN else 1, line.encode("utf-8", "backslashreplace"))
+            except OSError:
+                pass
+
+    def spawn_failed(self, argv0: str, exc: SpawnError) -> int:
+        from pyinit.runtime.child_init import why
+
+        self.say(FATAL, f"exec {argv0} failed: {why(exc)}")
+        return exc.exit_code
+
+    def spawned(self, argv0: str, pid: int) -> None:
+        self.say(INFO, f"Spawned child process '{argv0}' with pid '{pid}'")
+
+    def received(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            self.say(DEBUG, "Received SIGCHLD")
+
+    def ignored(self, signum: int) -> None:
+        pass
+
+    def dropped(self, signum: int) -> None:
+        pass
+
+    def passing(self, signum: int, target: int) -> None:
+        self.say(DEBUG, f"Passing signal: '{signal.strsignal(signum)}'")
+
+    def suspending(self) -> None:
+        pass
+
+    def reaped(self, pid: int, status: ExitStatus, child: bool) -> None:
+        if not child and self.args.warn_reaped:
+            self.say(WARN, f"Reaped zombie process with pid={pid}")
+        else:
+            self.say(DEBUG, f"Reaped child with pid: '{pid}'")
+
+    def child_ended(self, status: ExitStatus) -> None:
+        how = (
+            f"normally (with status '{status.code}')"
+            if status.signal is None
+            else f"with signal '{status.signal}'"
+        )
+        self.say(INFO, f"Main child exited {how}")
+
+    def exit_code(self, status: ExitStatus) -> int:
+        self.say(TRACE, "Exiting: child has exited")
+        return 0 if status.shell_code in self.args.expect else status.shell_code
+
+
+def become_reaper(args: TiniArgs, voice: TiniVoice) -> None:
+    """-s: register as a child subreaper; warn when reaping cannot work (not PID 1 and
+    no subreaper bit, set or inherited)."""
+    from pyinit.linux import prctl
+
+    if os.getpid() == 1:
+        return
+    if args.subreaper:
+        try:
+            prctl.set_child_subreaper(True)
+            voice.say(TRACE, "Registered as child subreaper")
+            return
+        except OSError as exc:
+            voice.say(WARN, f"Failed to register as child subreaper: {exc.strerror}")
+    try:
+        inherited_bit = prctl.get_child_subreaper()
+    except OSError:
+        inherited_bit = False
+    if not inherited_bit:
+        voice.say(WARN, NOT_REAPING)
+
+
 @guarded("tini")
 def main(argv: Optional[list[str]] = None) -> None:
     from pyinit.core import signames
-    from pyinit.linux import signals
-    from pyinit.runtime import child_init
+    from pyinit.linux import prctl, signals
+    from pyinit.runtime import child_init, spawn
 
     inherited = signals.Inherited.capture()
     signals.block(signames.handled())
@@ -167,18 +266,15 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.stderr.write(stop.err)
         sys.stdout.flush()
         os._exit(stop.code)
-    pid = os.getpid()
-
-    def say(level: int, text: str) -> None:
-        if level <= args.verbosity:  # as tini: fatal and warnings on stderr, the rest stdout
-            line = f"[{PREFIXES[level]} tini ({pid})] {text}\n"
-            try:
-                os.write(2 if level <= 1 else 1, line.encode("utf-8", "backslashreplace"))
-            except OSError:
-                pass
-
-    code = child_init.run(child_init.Options(
-        argv=args.argv, say=say, subreaper=args.subreaper, pdeathsig=args.pdeathsig,
-        group=args.group, warn_reaped=args.warn_reaped, expect=frozenset(args.expect),
-        not_reaping_warning=NOT_REAPING), inherited)
-    os._exit(code & 0xFF)
+    voice = TiniVoice(args)
+    become_reaper(args, voice)
+    if args.pdeathsig is not None:
+        prctl.set_pdeathsig(args.pdeathsig)
+    opts = child_init.Options(
+        spec=spawn.Spec(args.argv, pgroup=True, foreground=True),
+        signals=signames.handled(),
+        group=args.group,
+        rewrite=NOT_PASSED_ON,
+        drain_at_exit=True,
+    )
+    os._exit(child_init.run(opts, voice, inherited) & 0xFF)

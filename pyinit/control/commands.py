@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from pyinit.control.protocol import ProtocolError
 from pyinit.control.waits import MAX_WAITS, Waiter, Waits
 from pyinit.core import instances
 from pyinit.core.machine import LETTERS
+from pyinit.core.protocol import ProtocolError
 from pyinit.services.api import Handle, Services
 
 if TYPE_CHECKING:

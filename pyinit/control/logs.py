@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyinit.control.protocol import ProtocolError
 from pyinit.core.bounds import render
+from pyinit.core.protocol import ProtocolError
 from pyinit.services.api import Services
 
 if TYPE_CHECKING:

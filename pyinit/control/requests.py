@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from pyinit.control.commands import Commands, read_only
 from pyinit.control.logs import Logs
-from pyinit.control.protocol import ProtocolError
 from pyinit.control.status import Status
 from pyinit.control.waits import Waits
 from pyinit.core.bounds import render
+from pyinit.core.protocol import ProtocolError
 from pyinit.runtime import log
 from pyinit.services.api import Services
 

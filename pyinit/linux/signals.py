@@ -80,6 +80,19 @@ def block(signums: list[int]) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, signums)
 
 
+def kill_quietly(pid: int, signum: int, group: bool = False) -> None:
+    """kill(2) (killpg with group), ignoring a process already gone or not pyinit's
+    to signal: the one place pyinit signals a process and does not care whether it
+    was still there."""
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class SignalFd:
     """Blocks the handled signals and exposes them as one readable, non-blocking fd."""
 

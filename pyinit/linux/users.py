@@ -1,8 +1,14 @@
-"""Looking up a user the way phusion's setuser and chpst do, and dropping to it for good.
+"""Users and credentials: looking a user up the way phusion's setuser and chpst do,
+telling whether this process can switch to it, and dropping to it for good.
 
-`resolve` is pure lookup (passwd/group databases); `drop` makes the system calls
-in the order that leaves no way back: supplementary groups, gid, uid (real,
-effective and saved), then checks that root cannot be regained.
+`resolve` is pure lookup (passwd/group databases). Root is not enough to switch:
+under `--cap-drop=ALL` uid 0 has no CAP_SETUID or CAP_SETGID, and a non-root
+pyinit (OpenShift's random uid) has neither; `missing` is pure (the identity and
+this process's credentials in, the missing capabilities out) and `Creds.current`
+reads them (CapEff from /proc/self/status). Used for service.yaml's `user:` (an
+error for that service only) and by `setuser` (one line, exit 111). `drop` makes
+the system calls in the order that leaves no way back: supplementary groups, gid,
+uid (real, effective and saved), then checks that root cannot be regained.
 """
 
 from __future__ import annotations
@@ -10,9 +16,14 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from dataclasses import dataclass
+from typing import Optional
 
 from pyinit.core.bounds import InputError, parse_ident, render
 from pyinit.core.model import Account
+
+CAP_SETGID = 6
+CAP_SETUID = 7
 
 
 class PrivilegeError(Exception):
@@ -84,12 +95,83 @@ def environment(identity: Account, base: dict[str, str], clear: bool) -> dict[st
     return env
 
 
+# --- can this process switch? ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Creds:
+    uids: tuple[int, int, int]  # real, effective, saved
+    gids: tuple[int, int, int]
+    groups: frozenset[int]
+    caps: int  # the effective set, as a bit mask
+
+    @classmethod
+    def current(cls) -> Creds:
+        return cls(
+            os.getresuid(), os.getresgid(), frozenset(os.getgroups()), effective_caps(_status())
+        )
+
+    def has(self, cap: int) -> bool:
+        return bool(self.caps >> cap & 1)
+
+
+def effective_caps(status: str) -> int:
+    """CapEff of a /proc/PID/status text (0 when absent)."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return int(line.split(":", 1)[1].strip(), 16)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _status() -> str:
+    try:
+        with open("/proc/self/status") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def is_already(identity: Account, creds: Creds) -> bool:
+    """Nothing to switch: same uid and gid (a non-root process keeps its groups,
+    which it could not change anyway)."""
+    if creds.uids != (identity.uid,) * 3 or creds.gids != (identity.gid,) * 3:
+        return False
+    return creds.uids[1] != 0 or creds.groups == frozenset(identity.groups)
+
+
+def missing(identity: Account, creds: Creds) -> list[str]:
+    """The capabilities switching to identity needs and this process lacks."""
+    if is_already(identity, creds):
+        return []
+    out = []
+    if creds.uids != (identity.uid,) * 3 and not creds.has(CAP_SETUID):
+        out.append("CAP_SETUID")
+    if (
+        creds.gids != (identity.gid,) * 3 or creds.groups != frozenset(identity.groups)
+    ) and not creds.has(CAP_SETGID):
+        out.append("CAP_SETGID")
+    return out
+
+
+def why_not(identity: Account, creds: Optional[Creds] = None) -> Optional[str]:
+    """None when this process can become identity, else the reason as a phrase:
+    `pyinit is not root` or `pyinit has no CAP_SETUID (capabilities dropped)`."""
+    creds = creds or Creds.current()
+    lacking = missing(identity, creds)
+    if not lacking:
+        return None
+    if creds.uids[1] != 0:
+        return "pyinit is not root"
+    return f"pyinit has no {' or '.join(lacking)} (capabilities dropped)"
+
+
 def drop(identity: Account) -> None:
     """setgroups, setresgid, setresuid, in that order; then prove root is gone.
-    Nothing at all when the process already is that user (abilities.is_already)."""
-    from pyinit.linux import abilities
-
-    if abilities.is_already(identity, abilities.Creds.current()):
+    Nothing at all when the process already is that user (is_already)."""
+    if is_already(identity, Creds.current()):
         return
     os.setgroups(list(identity.groups))
     os.setresgid(identity.gid, identity.gid, identity.gid)

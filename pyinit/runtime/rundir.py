@@ -33,7 +33,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
-from pyinit.control.protocol import SOCKET_NAME
+from pyinit.core.protocol import SOCKET_NAME
 from pyinit.linux import safefs
 
 ENV_VAR = "PYINIT_RUN_DIR"

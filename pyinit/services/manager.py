@@ -52,7 +52,7 @@ class ServiceManager:
         self.ready = ReadyHost(
             self.loop,
             self.table,
-            self.config,
+            host.run_dir,
             host.run_path,
             self.runner.apply,
             self.runner.spawn_check,

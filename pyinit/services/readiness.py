@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 from pyinit.core.exits import ExitStatus
 from pyinit.core.schema import PROBES, Probe
+from pyinit.linux import signals
 from pyinit.runtime import log, spawn
 from pyinit.runtime.loop import EventLoop, Timer
 
@@ -200,7 +201,7 @@ class Tracker:
             pid = state["pid"]
             if pid is not None:
                 state["pid"] = None
-                _killpg(pid)
+                signals.kill_quietly(pid, signal.SIGKILL, group=True)
                 done(False, f"{argv[0]} timed out after {timeout:g}s")
 
         pid = self.host.spawn_check(self.svc, argv, exited)
@@ -234,10 +235,3 @@ class Tracker:
                 if fd >= 0:
                     os.close(fd)
             self.pipe = None
-
-
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -13,7 +13,6 @@ from typing import Any, Callable, Optional
 from pyinit.core.exits import ExitStatus
 from pyinit.runtime import log
 from pyinit.runtime.loop import EventLoop
-from pyinit.services.host import Options
 from pyinit.services.readiness import Tracker
 from pyinit.services.records import Service, Slot, Table
 
@@ -26,19 +25,18 @@ class ReadyHost:
         self,
         loop: EventLoop,
         table: Table,
-        options: Options,
+        run_dir: Optional[str],
         bind_at: Callable[[str], str],
         apply: Apply,
         spawn_check: SpawnCheck,
     ) -> None:
         self.loop = loop
         self.table = table
-        self.options = options  # its run_dir: where services are told the socket is
+        self.run_dir = run_dir  # where services are told the socket is (None: no socket)
         self.bind_at = bind_at  # where to bind it (Host.run_path)
         self.apply = apply
         self._spawn_check = spawn_check
         self.notify: Any = None  # notify.NotifySocket, opened when a service needs it
-        self._warned: set[str] = set()
 
     def tracker(self, svc: Service) -> Tracker:
         return Tracker(self, svc)
@@ -52,16 +50,16 @@ class ReadyHost:
         if self.notify is None:
             from pyinit.services.notify import SOCKET_NAME, NotifySocket
 
-            path = os.path.join(self.options.run_dir, SOCKET_NAME)  # what services are told
+            if self.run_dir is None:  # no usable run dir: no socket to offer
+                return None
+            path = os.path.join(self.run_dir, SOCKET_NAME)  # what services are told
             try:
                 self.notify = NotifySocket(
                     self.loop, path, self.on_notify, at=self.bind_at(SOCKET_NAME)
                 )
             except OSError as exc:
                 problem = f"cannot open the sd_notify socket {path}: {exc.strerror}"
-                if problem not in self._warned:  # once, not at every start
-                    self._warned.add(problem)
-                    log.error(problem)
+                log.once(log.ERROR, problem)  # once, not at every start
                 return None
         return self.notify.path
 

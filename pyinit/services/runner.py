@@ -17,13 +17,13 @@ from pyinit.core.exits import ExitStatus
 from pyinit.core.machine import ClosePipe, Signal, Start
 from pyinit.core.repeats import Repeats
 from pyinit.core.schema import ServiceConfig
-from pyinit.linux.signals import Inherited
+from pyinit.linux.signals import Inherited, kill_quietly
 from pyinit.runtime import launch, log, spawn
+from pyinit.runtime.scripts import is_executable
 from pyinit.services.captures import Captures
 from pyinit.services.host import Host
 from pyinit.services.readiness import Tracker
 from pyinit.services.records import Service, Slot, Table
-from pyinit.services.servicedir import is_executable
 
 LOG_EOF_GRACE = 1.0  # a logger's wait for EOF on its pipe before it is signalled
 Hook = Callable[[Slot], None]
@@ -43,7 +43,7 @@ class SlotRunner:
         self.new_tracker: Optional[Callable[[Service], Tracker]] = None
         self.start_failures = Repeats()  # a fork that fails at every retry is logged once
         self.spawn: Callable[[spawn.Spec, Inherited], int] = spawn.spawn  # tests: a fake
-        self.kill: Callable[[int, int, bool], None] = kill  # (pid, signum, group)
+        self.kill: Callable[[int, int, bool], None] = kill_quietly  # (pid, signum, group)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
     def apply(self, slot: Slot, actions: list[Any]) -> None:
@@ -208,14 +208,3 @@ class SlotRunner:
     def on_timer(self, slot: Slot) -> None:
         slot.timer = None
         self.apply(slot, slot.machine.tick(self.loop.clock()))
-
-
-def kill(pid: int, signum: int, group: bool) -> None:
-    """Signal the process (or its group); one that is gone already is no error."""
-    try:
-        if group:
-            os.killpg(pid, signum)
-        else:
-            os.kill(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass

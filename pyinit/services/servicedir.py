@@ -20,10 +20,7 @@ from pyinit.core.model import Account, ServiceDir
 from pyinit.core.schema import ConfigError, Probe, ServiceConfig
 from pyinit.linux import safefs
 from pyinit.runtime import log
-
-
-def is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
+from pyinit.runtime.scripts import is_executable
 
 
 def writers(stats: list[os.stat_result], trusted: tuple[int, ...]) -> Optional[frozenset[int]]:
@@ -165,7 +162,6 @@ def read_identities(
     config: ServiceConfig, config_path: str
 ) -> tuple[Optional[Account], Optional[Account], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
-    from pyinit.linux import abilities
     from pyinit.linux import users as privileges
 
     out: list[Optional[Account]] = []
@@ -178,7 +174,7 @@ def read_identities(
             identity = privileges.resolve(spec)
         except privileges.PrivilegeError as exc:
             raise ValueError(f"{config_path}: {key}: {exc}") from None
-        reason = abilities.why_not(identity)
+        reason = privileges.why_not(identity)
         if reason is not None:
             raise ValueError(f"{config_path}: {key}: {reason}, cannot run as {spec}")
         out.append(identity)

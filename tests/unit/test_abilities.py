@@ -1,12 +1,19 @@
-"""abilities: can this process switch to a user (root with or without CAP_SETUID and
-CAP_SETGID, or a non-root uid)?"""
+"""users' credentials: can this process switch to a user (root with or without
+CAP_SETUID and CAP_SETGID, or a non-root uid)?"""
 
 from __future__ import annotations
 
 import os
 
 from pyinit.core.model import Account
-from pyinit.linux.abilities import CAP_SETGID, CAP_SETUID, Creds, effective_caps, missing, why_not
+from pyinit.linux.users import (
+    CAP_SETGID,
+    CAP_SETUID,
+    Creds,
+    effective_caps,
+    missing,
+    why_not,
+)
 
 ALL = (1 << 41) - 1
 NOBODY = Account(65534, 65534, (65534,), "nobody", "/nonexistent")

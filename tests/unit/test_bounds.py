@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from pyinit.cli import dumb_init, svctl, tini
 from pyinit.config import UsageError, parse
-from pyinit.control.protocol import ProtocolError, parse_request
 from pyinit.core import bounds, schema
+from pyinit.core.protocol import ProtocolError, parse_request
 from pyinit.core.views import MAX_FIELD, capped
 from pyinit.linux import users as privileges
 from pyinit.runtime import yamlfile

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import stat
@@ -144,6 +145,7 @@ def test_close_removes_the_socket_file_and_stops_reading(loop, sock_dir) -> None
 
 def test_bind_failure_closes_the_socket(loop, sock_dir) -> None:
     path = os.path.join(sock_dir, "missing-dir", "n.sock")
+    gc.collect()  # earlier tests' garbage must not close its fds in the middle of this one
     before = sorted(os.listdir("/proc/self/fd"))
     with pytest.raises(FileNotFoundError):
         NotifySocket(loop, path, lambda pid, fields: None)

@@ -12,9 +12,9 @@ from typing import Any, Callable, Optional
 import pytest
 
 from pyinit.control import server
-from pyinit.control.protocol import VERSION, ProtocolError
 from pyinit.control.requests import ControlRequests
 from pyinit.control.waits import MAX_WAITS
+from pyinit.core.protocol import VERSION, ProtocolError
 from pyinit.core.svstatus import SETTLE
 from pyinit.core.views import MAX_FIELD, ProcessView, ServiceView, process_record
 from pyinit.runtime.loop import Timer

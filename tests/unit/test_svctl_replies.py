@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pyinit.control import protocol
+from pyinit.control.protocol import read_line
+from pyinit.core import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 SENT_AT_MOST = 3 * protocol.MAX_REPLY  # what the fake server offers before it gives up
@@ -91,8 +92,8 @@ def test_read_line_takes_a_line_of_exactly_the_cap_and_keeps_what_follows() -> N
         line = b"y" * protocol.MAX_REPLY + b"\n"
         threading.Thread(target=lambda: b.sendall(line + b'{"ok":true}\n'), daemon=True).start()
         buf = bytearray()
-        assert protocol.read_line(a, buf) == line
-        assert protocol.parse_reply(protocol.read_line(a, buf)) == {"ok": True}
+        assert read_line(a, buf) == line
+        assert protocol.parse_reply(read_line(a, buf)) == {"ok": True}
 
 
 def test_a_long_error_from_the_socket_is_cut(tmp_path: Path) -> None:
