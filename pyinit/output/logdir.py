@@ -55,7 +55,6 @@ class FileLog:
         self.failing: Optional[str] = None
         self.full = False  # the last failure was a full disk or quota
         self.made: list[str] = []  # finished files this FileLog renamed, not yet pruned
-        self.crowded = False  # warned that the directory holds more than MAX_SCAN names
 
     @property
     def current(self) -> str:
@@ -148,10 +147,9 @@ class FileLog:
         assert self.dir_fd is not None
         found, more = safefs.listdir(self.dir_fd, MAX_SCAN)
         done = set(self.made).union(name for name in found if DONE.fullmatch(name))
-        if more and not self.crowded:
-            self.crowded = True
-            log.warning(f"{self.directory} holds more than {MAX_SCAN} names: only the first "
-                        f"{MAX_SCAN} are looked at when pruning finished files", self.source)
+        if more:
+            log.once(log.WARNING, f"{self.directory} holds more than {MAX_SCAN} names: only "
+                     f"the first {MAX_SCAN} are looked at when pruning finished files", self.source)
         keep = set(heapq.nlargest(self.max_files, done))  # TAI64N names sort by time
         for name in done - keep:
             try:

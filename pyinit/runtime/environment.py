@@ -79,10 +79,6 @@ def read_dir(path: str) -> Parsed:
     return parsed
 
 
-def _warn_once(line: str) -> None:
-    log.once(log.WARNING, line)
-
-
 def import_dir(path: str, override: bool) -> None:
     """Merge the directory into os.environ, reporting bad entries as warnings.
 
@@ -90,11 +86,11 @@ def import_dir(path: str, override: bool) -> None:
     reported once, not once per import."""
     parsed = read_dir(path)
     for problem in parsed.problems:
-        _warn_once(f"{path}: {problem}")
+        log.once(log.WARNING, f"{path}: {problem}")
     merged = merge(os.environ, parsed.values, override)
     fits = bounds.exec_env(merged, keep=os.environ)  # what every execve can take
     for problem in fits.too_long:
-        _warn_once(f"{path}: {problem}")
+        log.once(log.WARNING, f"{path}: {problem}")
     for problem in fits.too_much:
         log.once(log.ERROR, problem)
     for key in merged:
@@ -136,9 +132,9 @@ def _write_atomic(dir_fd: int, name: str, text: str, mode: int, gid: int) -> Non
                 try:
                     os.fchown(fh.fileno(), -1, gid)
                 except PermissionError as exc:
-                    _warn_once(f"cannot give the environment files to group docker_env "
-                               f"({exc.strerror}; needs CAP_CHOWN): they are readable by uid "
-                               f"{os.geteuid()} only")
+                    log.once(log.WARNING, "cannot give the environment files to group "
+                             f"docker_env ({exc.strerror}; needs CAP_CHOWN): they are readable "
+                             f"by uid {os.geteuid()} only")
                     mode &= 0o700
             os.fchmod(fh.fileno(), mode)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -189,7 +185,7 @@ def _set_dir_mode(dir_fd: int, dmode: int) -> None:
 def _warn_bad_values(env: Mapping[str, str]) -> None:
     for key in sorted(env):
         if key not in SKIPPED and valid_name(key) and not utf8(env[key]):
-            _warn_once(f"not exporting {key}: its value is not valid UTF-8")
+            log.once(log.WARNING, f"not exporting {key}: its value is not valid UTF-8")
 
 
 def export_dir(path: str, env: Mapping[str, str]) -> bool:
@@ -236,8 +232,8 @@ class Exporter:
             except OSError as exc:
                 why = f"{place} ({exc.strerror or exc})"
                 if len(self.places) == 1:  # the last place: warn, try it again next time
-                    _warn_once(f"cannot export the environment to "
-                               f"{' or '.join(self.failures + [why])}; carrying on")
+                    log.once(log.WARNING, "cannot export the environment to "
+                             f"{' or '.join(self.failures + [why])}; carrying on")
                     self.written = None
                     env[ENV_DIR_VAR] = self.env_dir
                     return None
@@ -245,8 +241,8 @@ class Exporter:
                 self.places.pop(0)
                 continue
             if self.failures:
-                _warn_once(f"cannot write the container environment to {self.failures[0]}: "
-                           f"writing it to {place} instead")
+                log.once(log.WARNING, "cannot write the container environment to "
+                         f"{self.failures[0]}: writing it to {place} instead")
             self.written = place
             return place
         return None

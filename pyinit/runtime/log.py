@@ -14,7 +14,7 @@ import os
 import socket
 import stat
 import traceback
-from typing import Callable
+from typing import Callable, Hashable
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
 _NAMES = {ERROR: "error", WARNING: "warning", INFO: "info", DEBUG: "debug"}
@@ -130,14 +130,19 @@ def emit(level: int, text: str, service: str | None = None) -> None:
 
 
 MAX_SAID = 10_000  # lines `once` remembers; past that it says no new one
-said: set[tuple[str | None, str]] = set()
+said: set[tuple[str | None, Hashable]] = set()
 
 
-def once(level: int, text: str, service: str | None = None) -> None:
+def once(level: int, text: str, service: str | None = None, key: Hashable = None) -> None:
     """emit, the first time only, a line that would recur (each re-import of the env
-    dir, each start of a service): once per (service, text), in bounded memory."""
-    if (service, text) not in said and len(said) < MAX_SAID:
-        said.add((service, text))
+    dir, each start of a service, each write of a file): once per (service, key), in
+    bounded memory. key is the text unless given: a fixed key says one of several
+    texts (a warning naming the first of many paths) once for all of them. The one way
+    pyinit says a thing once; a failure that may end (and be said again when it
+    recurs) is core.repeats.Repeats, a flood is its Throttle."""
+    seen = (service, text if key is None else key)
+    if seen not in said and len(said) < MAX_SAID:
+        said.add(seen)
         emit(level, text, service)
 
 

@@ -126,6 +126,8 @@ class Tracker:
 
     def on_notify(self, fields: dict[str, str]) -> None:
         """An sd_notify datagram from this service's session."""
+        if self.closed:
+            return  # the run it was for is gone: nothing of it may reach the host
         if fields.get("READY") == "1" and self.ready_probe.kind == "sd_notify":
             self.ready()
         if fields.get("WATCHDOG") == "1" and self.watchdog:
@@ -197,7 +199,9 @@ class Tracker:
                 state["pid"] = None
                 done(status.code == 0, f"{argv[0]} exited with {status.describe()}")
 
-        def kill() -> None:
+        def kill() -> None:  # the timeout, or cancel_probe (close) before it
+            if timer:
+                timer[0].cancel()
             pid = state["pid"]
             if pid is not None:
                 state["pid"] = None

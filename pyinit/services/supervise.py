@@ -70,7 +70,6 @@ class Supervise:
         self.ok = -1
         self.key: Optional[tuple] = None  # machine_key() of what was written last
         self.pid: Optional[int] = None  # pid in supervise/pid
-        self.write_warned = False
 
     def open(self) -> None:
         """Create what is missing and open it; OSError (everything closed) if not.
@@ -199,9 +198,6 @@ class SuperviseDirs:
         self.open_dirs: dict[str, Supervise] = {}
         self.paths: dict[int, str] = {}  # id(slot) -> the path it owns
         self.failed: set[str] = set()  # paths that could not be opened (retried on re-add)
-        self.warned: set[str] = set()  # one warning per path
-        self.warned_fallback = False  # "keeping them in RUN_DIR/services": once
-        self.warned_unwritable = False  # "cannot keep supervise/ dirs": once
         self._batch: Optional[dict[int, Slot]] = None  # slots changed by a control read
         self.closed = False  # after shutdown: nothing is reopened
 
@@ -231,10 +227,8 @@ class SuperviseDirs:
         try:
             sup.write(from_machine(slot.machine, self.m.loop.clock(), self.wall_clock()))
         except OSError as exc:
-            if not sup.write_warned:
-                sup.write_warned = True
-                log.warning(f"cannot update {sup.dir}: {exc.strerror or exc}",
-                            slot.service.name)
+            log.once(log.WARNING, f"cannot update {sup.dir}: {exc.strerror or exc}",
+                     slot.service.name)
             return
         sup.key = key
 
@@ -288,10 +282,9 @@ class SuperviseDirs:
             unwritable = exc.errno in UNWRITABLE
             sup = self._open_fallback(path, slot, problem) if unwritable else None
             if sup is None:
-                if not unwritable and path not in self.warned:
-                    self.warned.add(path)
-                    log.warning(f"cannot keep {problem}: sv and runit's tools will not see it",
-                                slot.service.name)
+                if not unwritable:
+                    log.once(log.WARNING, f"cannot keep {problem}: sv and runit's tools will "
+                             "not see it", slot.service.name, key=("cannot keep", path))
                 self.failed.add(path)
                 return None
         self.open_dirs[path] = sup
@@ -314,15 +307,13 @@ class SuperviseDirs:
             except OSError as exc:
                 problem += f"; {sup.dir} ({exc.strerror or exc})"
                 sup = None
-        if sup is not None:
-            if not self.warned_fallback:
-                self.warned_fallback = True
-                log.warning(f"cannot create supervise/ in service dirs such as {problem}: "
-                            f"keeping them in {os.path.join(run_dir or '', 'services')} instead")
-        elif not self.warned_unwritable:
-            self.warned_unwritable = True
-            log.warning(f"cannot keep runit's supervise/ dirs (such as {problem}): sv and "
-                        "runit's tools will not see the services")
+        if sup is not None:  # one warning for all services, whichever comes first
+            log.once(log.WARNING, f"cannot create supervise/ in service dirs such as {problem}: "
+                     f"keeping them in {os.path.join(run_dir or '', 'services')} instead",
+                     key="supervise/ fallback")
+        else:
+            log.once(log.WARNING, f"cannot keep runit's supervise/ dirs (such as {problem}): "
+                     "sv and runit's tools will not see the services", key="no supervise/")
         return sup
 
     def _on_control(self, sup: Supervise) -> None:

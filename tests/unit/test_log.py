@@ -233,3 +233,16 @@ def test_once_says_a_line_once_per_service(monkeypatch, capfd) -> None:
         "pyinit: warning: [web] x too long",
         "pyinit: warning: [web] y",
     ]
+
+
+def test_once_with_a_key_says_one_of_several_texts_once(monkeypatch, capfd) -> None:
+    monkeypatch.setattr(log, "said", set())
+    for path in ("/a", "/b"):
+        log.once(log.WARNING, f"cannot create {path}: keeping them elsewhere", key="fallback")
+    log.once(log.WARNING, "cannot create /a: keeping them elsewhere")  # its own key: the text
+    log.once(log.WARNING, "again", "web", key="fallback")  # the key is per service
+    assert capfd.readouterr().err.splitlines() == [
+        "pyinit: warning: cannot create /a: keeping them elsewhere",
+        "pyinit: warning: cannot create /a: keeping them elsewhere",
+        "pyinit: warning: [web] again",
+    ]

@@ -192,8 +192,11 @@ class Recording(Machine):
 @pytest.fixture
 def mgr(monkeypatch):
     warnings: list[str] = []
-    monkeypatch.setattr(supervise_dir.log, "warning",
-                        lambda text, service=None: warnings.append(f"[{service}] {text}"))
+    def emit(level: int, text: str, service=None) -> None:  # log.warning and log.once's
+        if level == supervise_dir.log.WARNING:
+            warnings.append(f"[{service}] {text}")
+
+    monkeypatch.setattr(supervise_dir.log, "emit", emit)
     m = Manager()
     m.warnings = warnings
     yield m
