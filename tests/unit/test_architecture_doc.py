@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +31,11 @@ REFERENCE = re.compile(
 
 def references(text: str) -> list[tuple[str, str | None]]:
     """(path under pyinit/, name or None) for every reference in text."""
-    return [(m.group("full") or m.group("short"), m.group("name")) for m in REFERENCE.finditer(text)]
+    found = REFERENCE.finditer(text)
+    return [(m.group("full") or m.group("short"), m.group("name")) for m in found]
 
 
-@lru_cache(maxsize=None)
+@cache
 def definitions(rel: str) -> dict[str, set[str]] | None:
     """Module-level names of pyinit/rel -> their members (empty for non-classes);
     None if the file does not exist."""
@@ -79,8 +80,11 @@ def members(cls: ast.ClassDef) -> set[str]:
                 if isinstance(sub, (ast.Assign, ast.AnnAssign)):
                     targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
                     for t in targets:
-                        if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
-                                and t.value.id == "self"):
+                        if (
+                            isinstance(t, ast.Attribute)
+                            and isinstance(t.value, ast.Name)
+                            and t.value.id == "self"
+                        ):
                             out.add(t.attr)
         else:
             out.update(assigned(node))
