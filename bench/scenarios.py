@@ -256,7 +256,8 @@ def idle(b: Bench, n: int = 100, window: float = 10.0) -> dict:
         "wakeups": metric("context switches of supervision per minute (wake-ups)", "/min"),
         "cpu": metric("CPU of supervision", "% of a core", ratio=False),
     }
-    cases = [(i, n) for i in supervisors()] + [(i, 0) for i in main_inits() if i.name != "pyinit"]
+    peers = [i for i in main_inits() if not i.name.startswith("pyinit")]
+    cases = [(i, n) for i in supervisors()] + [(i, 0) for i in peers]
     for init, count in cases:
         work = b.work(init, "idle")
         label = init.name if count else f"{init.name} (main command, no services)"
