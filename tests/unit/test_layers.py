@@ -228,3 +228,32 @@ def test_a_dynamic_import_is_an_edge() -> None:
         "cli.tini",
         "core.machine",
     }
+
+
+# docs/architecture.md: core/ is pure decisions: "no psutil, no yaml, no sockets". These
+# are standard library too, so test_core_imports_only_the_standard_library lets them by.
+NO_IO_IN_CORE = {
+    "socket",
+    "select",
+    "selectors",
+    "subprocess",
+    "ctypes",
+    "fcntl",
+    "termios",
+    "threading",
+    "asyncio",
+    "multiprocessing",
+    "mmap",
+    "pty",
+}
+
+
+def test_core_does_no_io() -> None:
+    wrong = sorted(
+        f"{name} -> {mod}"
+        for name, tree in MODULES.items()
+        if layer(name) == "core"
+        for mod in external(tree)
+        if mod in NO_IO_IN_CORE
+    )
+    assert wrong == []
