@@ -88,8 +88,8 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
     return True
 
 
-# A run that lives less is a crash: the supervisor backs off before the next start
-# (supervisor imports it from here, so that svctl need not import the supervisor).
+# A run that lives less is a crash: the machine backs off before the next start
+# (core/machine.py imports it from here, so that svctl need not import the machine).
 MIN_UPTIME = 1.0
 SETTLE = MIN_UPTIME  # what a waiting command gives a start before it counts as up
 

@@ -40,7 +40,7 @@ from pyinit.services.watcher import DirWatcher
 
 class ServiceManager:
     def __init__(self, host: Host) -> None:
-        self.init = host  # the Host (control/requests.py reads request_exit, reaper, run_dir)
+        self.init = host  # the Host (services/api.py reads request_exit, reaper)
         self.loop = host.loop
         self.config = host.config
         self.table = Table()

@@ -31,9 +31,8 @@ from helpers import (
 
 from pyinit.core import signames
 
-# Flags for every run. Service supervision runs (with no services) once
-# pyinit/services/manager.py exists; before that the boot must be told to skip it.
-FLAGS: tuple[str, ...] = () if (ROOT / "pyinit" / "services.py").exists() else ("--skip-runit",)
+# Flags for every run: none (service supervision runs, with no services).
+FLAGS: tuple[str, ...] = ()
 
 PY = sys.executable
 SHUTDOWN = {int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGQUIT)}

@@ -1,4 +1,4 @@
-"""filelog.FileLog: a service's lines in an svlogd-style directory."""
+"""output/logdir.py's FileLog: a service's lines in an svlogd-style directory."""
 
 from __future__ import annotations
 

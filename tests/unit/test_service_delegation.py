@@ -1,4 +1,4 @@
-"""service.writers and pin_to: who may change a service dir, and what its owner may
+"""servicedir.writers and pin_to: who may change a service dir, and what its owner may
 not ask of root (docs/security.md#service-dirs-another-user-can-write)."""
 
 from __future__ import annotations

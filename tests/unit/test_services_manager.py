@@ -1,4 +1,4 @@
-"""services.ServiceManager with no processes: a fake kernel (spawn, kill, exits), a
+"""services/manager.py's ServiceManager with no processes: a fake kernel (spawn, kill, exits), a
 virtual clock, and real service dirs in a temp dir.
 
 Covers reconcile (add, update, remove, instances, dependency gating) and the

@@ -1,4 +1,4 @@
-"""supervisor.Machine, the pure state machine of one process slot: events in, actions out.
+"""core/machine.py's Machine, the pure state machine of one process slot: events in, actions out.
 
 No processes here: a test plays the I/O shell, calling spawned()/exited()/tick()
 with explicit times and checking the actions that come back.
