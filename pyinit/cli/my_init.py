@@ -26,13 +26,14 @@ ABORTED = 2  # my_init's exit code for "Init system aborted."
 def main(argv: Optional[list[str]] = None) -> None:
     """my_init's command line: pyinit's, plus --enable-insecure-key and my_init's
     --help (config.build_parser); ENV_INIT_DIRECTORY names the startup scripts dir."""
-    from pyinit.cli import pyinit
+    from pyinit.cli import init_command
+    from pyinit.cli.stdio import guarded
 
     args = list(sys.argv[1:] if argv is None else argv)
     init_dir = os.environ.get("ENV_INIT_DIRECTORY")
     if init_dir and not os.environ.get("PYINIT_INIT_DIR"):
         args = ["--init-dir", init_dir, *args]  # my_init's variable; a later --init-dir wins
-    pyinit.main(args, signalled_exit_code=ABORTED, my_init_help=help_text)
+    guarded("pyinit")(init_command.run)(args, ABORTED, help_text)  # as pyinit's main
 
 
 def help_text() -> str:

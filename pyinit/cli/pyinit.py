@@ -6,12 +6,8 @@ import os
 import sys
 from typing import Callable
 
+from pyinit.cli import init_command
 from pyinit.cli.stdio import guarded
-from pyinit.config import UsageError, build_parser, parse, read_config_file
-from pyinit.runtime import log
-
-SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
-
 
 # argv[0]'s basename -> the module that takes that tool's command line
 PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
@@ -51,44 +47,4 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
 
             importlib.import_module(PERSONALITIES[chosen]).main()
             return
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        config = read_config_file(parse(args, os.environ, my_init_help))
-    except UsageError as exc:
-        build_parser(my_init_help).print_usage(sys.stderr)
-        for line in str(exc).splitlines():  # pyinit.yaml: each of its problems
-            sys.stderr.write(f"pyinit: error: {line}\n")
-        sys.exit(2)
-    # Block the signals pyinit handles (pyinit.entry did before any import: this is
-    # for callers of main()), so one that arrives waits in the queue. After the
-    # parse: --help and a usage error leave the caller's mask as it was.
-    from pyinit.core import signames
-    from pyinit.linux import signals
-
-    inherited = signals.Inherited.capture()
-    signals.block(signames.handled())
-    log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
-    config.signalled_exit_code = signalled_exit_code
-
-    from pyinit.boot import Init
-
-    init = Init(config, inherited)
-    try:
-        code = init.run()
-    except Exception:
-        log.bug("the boot sequence")
-        try:
-            code = init.shutdown(SOFTWARE_ERROR)
-        except Exception:
-            log.bug("the shutdown sequence")
-            code = SOFTWARE_ERROR
-    _exit(code)
-
-
-def _exit(code: int) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os._exit(code & 0xFF)
+    init_command.run(sys.argv[1:] if argv is None else argv, signalled_exit_code, my_init_help)

@@ -22,9 +22,8 @@ import struct
 from typing import Any, Callable
 
 from pyinit.control.listener import FULL, NOTE_INTERVAL, PER_KEY, SHARED, Caller, Limits, Listener
-from pyinit.control.protocol import request  # noqa: F401 - re-exported for callers of control
 from pyinit.core.lines import LineTooLong, take_line
-from pyinit.core.protocol import (  # noqa: F401 - re-exported for callers of control
+from pyinit.core.protocol import (
     SOCKET_NAME,
     VERSION,
     ProtocolError,

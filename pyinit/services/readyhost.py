@@ -51,6 +51,11 @@ class ReadyHost:
             from pyinit.services.notify import SOCKET_NAME, NotifySocket
 
             if self.run_dir is None:  # no usable run dir: no socket to offer
+                log.once(
+                    log.ERROR,
+                    "no usable run dir: no sd_notify socket (NOTIFY_SOCKET is "
+                    "not set; sd_notify readiness and the watchdog cannot work)",
+                )
                 return None
             path = os.path.join(self.run_dir, SOCKET_NAME)  # what services are told
             try:

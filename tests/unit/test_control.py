@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from pyinit.control import listener as listener_module
+from pyinit.control import protocol
 from pyinit.control import server as control
-from pyinit.control.server import MAX_PENDING, MAX_REQUEST, ProtocolError, Server
+from pyinit.control.server import MAX_PENDING, MAX_REQUEST, Server
+from pyinit.core.protocol import ProtocolError
 from pyinit.runtime.loop import EventLoop
 
 
@@ -444,7 +446,9 @@ def test_request_client_against_a_one_shot_server(tmp_path: Path) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
+            listener.settimeout(10)  # the parent failed before connecting: no hang
             conn, _ = listener.accept()
+            conn.settimeout(10)
             data = b""
             while b"\n" not in data:
                 data += conn.recv(1024)
@@ -454,7 +458,7 @@ def test_request_client_against_a_one_shot_server(tmp_path: Path) -> None:
         finally:
             os._exit(0)
     try:
-        reply = control.request(path, {"cmd": "status", "services": ["a"]}, timeout=5)
+        reply = protocol.request(path, {"cmd": "status", "services": ["a"]}, timeout=5)
         assert reply == {"ok": True, "got": {"v": 1, "cmd": "status", "services": ["a"]}}
     finally:
         os.waitpid(pid, 0)
@@ -463,7 +467,7 @@ def test_request_client_against_a_one_shot_server(tmp_path: Path) -> None:
 
 def test_request_client_missing_socket(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        control.request(str(tmp_path / "none.sock"), {"cmd": "ping"}, timeout=1)
+        protocol.request(str(tmp_path / "none.sock"), {"cmd": "ping"}, timeout=1)
 
 
 def test_deeply_nested_json_is_a_protocol_error_not_a_bug(server, capfd) -> None:

@@ -60,6 +60,10 @@ def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
             else:
                 mod = node.module or ""
             targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        elif _is_import_call(node):
+            # importlib.import_module("pyinit.x") / __import__("pyinit.x"), and the
+            # tables of module names such calls take (PERSONALITIES, MAINS)
+            targets = [node.value]
         else:
             continue
         for target in targets:
@@ -69,6 +73,17 @@ def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
                     out.add(short)
     out.discard(name)
     return out
+
+
+def _is_import_call(node: ast.AST) -> bool:
+    """A string naming a pyinit module: what a dynamic import (importlib.import_module,
+    __import__) loads, wherever the name is written (often a table, not the call)."""
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.startswith("pyinit.")
+        and node.value.replace(".", "").replace("_", "").isalnum()
+    )
 
 
 def _is_package(name: str) -> bool:
@@ -197,3 +212,48 @@ def test_no_class_or_function_outgrows_one_job() -> None:
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and size > MAX_FUNCTION:
                 big.append(f"def {name}.{node.name}: {size} lines")
     assert big == []
+
+
+def test_a_dynamic_import_is_an_edge() -> None:
+    """importlib.import_module / __import__ by a name held in a table is an import too:
+    cli/pyinit.py and entry.py choose their tool's module that way."""
+    tree = ast.parse(
+        'TOOLS = {"t": "pyinit.cli.tini"}\n'
+        "def main(name):\n"
+        "    import importlib\n"
+        "    importlib.import_module(TOOLS[name]).main()\n"
+        '    __import__("pyinit.core.machine", fromlist=["x"])\n'
+    )
+    assert imports("cli.pyinit", tree, {"cli.tini", "core.machine"}) == {
+        "cli.tini",
+        "core.machine",
+    }
+
+
+# docs/architecture.md: core/ is pure decisions: "no psutil, no yaml, no sockets". These
+# are standard library too, so test_core_imports_only_the_standard_library lets them by.
+NO_IO_IN_CORE = {
+    "socket",
+    "select",
+    "selectors",
+    "subprocess",
+    "ctypes",
+    "fcntl",
+    "termios",
+    "threading",
+    "asyncio",
+    "multiprocessing",
+    "mmap",
+    "pty",
+}
+
+
+def test_core_does_no_io() -> None:
+    wrong = sorted(
+        f"{name} -> {mod}"
+        for name, tree in MODULES.items()
+        if layer(name) == "core"
+        for mod in external(tree)
+        if mod in NO_IO_IN_CORE
+    )
+    assert wrong == []

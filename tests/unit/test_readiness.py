@@ -412,3 +412,24 @@ def test_close_after_ready_stops_the_liveness_probe() -> None:
     t.close()
     host.loop.advance(100)
     assert host.loop.pending() == [] and host.checks == []
+
+
+def test_no_run_dir_says_why_there_is_no_sd_notify_socket(
+    monkeypatch: pytest.MonkeyPatch, quiet_log: list[str]
+) -> None:
+    """Without a run dir there is no sd_notify socket: said once (one line), not left
+    for the user to find out from a start timeout. (Before the restructure the bind
+    there was a crash; after it, silence.)"""
+    from pyinit.services.readyhost import ReadyHost
+    from pyinit.services.records import Table
+
+    monkeypatch.setattr(log, "said", set())
+    host = ReadyHost(
+        FakeLoop(), Table(), None, lambda name: name, lambda s, a: None, lambda s, a, d: None
+    )
+    assert host.notify_socket_path() is None
+    assert host.notify_socket_path() is None
+    assert [m for m in quiet_log if "sd_notify socket" in m] == [
+        "no usable run dir: no sd_notify socket (NOTIFY_SOCKET is not set; sd_notify "
+        "readiness and the watchdog cannot work)"
+    ]
