@@ -32,6 +32,8 @@ class Options(Protocol):
 
 
 class Reaping(Protocol):
+    strays: int  # adopted orphans reaped so far (svctl ping reads it through services/api.py)
+
     def watch(self, pid: int, on_exit: Callable[[int, ExitStatus], None]) -> None: ...
 
 
