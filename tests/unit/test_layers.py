@@ -22,8 +22,8 @@ LOWER = {
     "runtime": {"core", "linux", "runtime"},
     "output": {"core", "linux", "runtime", "output"},
     "services": {"core", "linux", "runtime", "output", "services"},
-    "control": {"core", "linux", "runtime", "control", "services.api"},
-    "config": {"core", "linux", "runtime", "config"},
+    "control": {"core", "runtime", "control", "services.api"},
+    "config": {"core", "runtime", "config"},
 }
 LOWER["boot"] = set().union(*LOWER.values()) | {"services", "control", "boot"}
 EVERYTHING = LOWER["boot"] | {"cli", "entry", "launchers", "__main__", "__init__"}
