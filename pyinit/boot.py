@@ -7,6 +7,7 @@ while the sequence waits. Nothing sleeps and nothing polls.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from typing import TYPE_CHECKING, Protocol
@@ -89,6 +90,7 @@ class Init:
         if failure is None and not self.stopping():
             failure = self.start_main_command()
         self.leave_cwd()
+        gc.freeze()  # what boot made lives on: later collections skip it
         if failure is None:
             self.loop.run_until(self.stopping)
         return self.shutdown(failure)

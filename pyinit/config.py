@@ -262,10 +262,14 @@ def read_config_file(cfg: Config) -> Config:
     """Fill what flags and environment left open from pyinit.yaml, then the defaults.
     A bad file is a UsageError naming the file and the key."""
     from pyinit.core import schema
-    from pyinit.runtime import yamlfile
 
     try:
-        settings = yamlfile.load_global(cfg.config_file)
+        if os.path.lexists(cfg.config_file):
+            from pyinit.runtime import yamlfile  # only with a pyinit.yaml
+
+            settings = yamlfile.load_global(cfg.config_file)
+        else:
+            settings = schema.GlobalConfig()  # a missing file is an empty one
     except schema.ConfigError as exc:
         raise UsageError(str(exc)) from None
     cfg.service_defaults = settings.defaults

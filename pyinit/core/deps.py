@@ -138,3 +138,14 @@ def dependants(name: str, graph: Graph) -> list[str]:
 def may_stop(name: str, graph: Graph, running: set[str]) -> bool:
     """At shutdown: nothing that started after `name` is still running."""
     return not any(other in running for other in dependants(name, graph) if other != name)
+
+
+def needed_by(graph: Graph, running: set[str]) -> set[str]:
+    """At shutdown: the services that may not stop yet (may_stop is False for them),
+    in one pass over the edges of running services instead of one per service."""
+    return {
+        target
+        for other in running
+        for target in graph.get(other, Deps()).all
+        if target != other
+    }

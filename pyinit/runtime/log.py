@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import traceback
 from typing import Callable, Hashable
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
@@ -165,4 +164,6 @@ def debug(text: str, service: str | None = None) -> None:
 def bug(where: str) -> None:
     """Log the current exception as a pyinit bug, with its traceback, and carry on."""
     emit(ERROR, f"internal error in {where} (pyinit keeps running):")
+    import traceback  # only on a bug
+
     _out(traceback.format_exc().encode("utf-8", "backslashreplace"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, NoReturn, Sequence
@@ -63,6 +62,8 @@ def resolve(program: str, env: Mapping[str, str] | None, cwd: str | None = None)
         if not os.access(path, os.X_OK):
             raise SpawnError(f"{program}: permission denied (not executable)", NOT_EXECUTABLE)
         return program
+    import shutil  # only for a program looked up on PATH (bz2, lzma, zlib come with it)
+
     search = (env if env is not None else os.environ).get("PATH", os.defpath)
     found = shutil.which(program, path=search)
     if found is None:

@@ -26,6 +26,7 @@ class Gates:
         self.apply = apply
         self.clock = clock
         self.graph: dict[str, deps.Deps] = {}  # the services without problems
+        self.any = False  # whether any service in graph depends on another (build)
         self._gating = False
 
     def build(
@@ -42,6 +43,7 @@ class Gates:
             where = os.path.join(found[name].path, FILE_NAME)
             found[name] = dataclasses.replace(found[name], error=f"{where}: {problem}")
         self.graph = {name: graph[name] for name in graph if not found[name].error}
+        self.any = any(d.all for d in self.graph.values())
         return found
 
     def has_dependencies(self, name: str) -> bool:
@@ -59,7 +61,7 @@ class Gates:
     def update(self) -> None:
         """Start services whose dependencies became ready; stop those whose
         requirement failed for good. Runs after every change, re-entrancy safe."""
-        if self._gating or not any(d.all for d in self.graph.values()):
+        if self._gating or not self.any:  # O(1) per change when nothing has dependencies
             return
         self._gating = True
         try:

@@ -134,11 +134,12 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
     from pyinit.core import schema
-    from pyinit.runtime import yamlfile
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
         if os.path.lexists(config_path):
+            from pyinit.runtime import yamlfile  # only with a service.yaml
+
             config = yamlfile.load_service(config_path, defaults)
         else:
             config = schema.validate({}, config_path, defaults)

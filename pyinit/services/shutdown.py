@@ -55,10 +55,16 @@ class ShutdownOrder:
     def advance(self) -> None:
         """Stop every service that nothing still running depends on (reverse order)."""
         services = self.table.services
-        running = {name for name, svc in services.items() if not svc.run.machine.is_down()}
+        pending = [(name, svc) for name, svc in services.items() if not svc.stop_asked]
+        if not pending:
+            return
+        needed: set[str] = set()
+        if self.gates.any:
+            running = {name for name, svc in services.items() if not svc.run.machine.is_down()}
+            needed = deps.needed_by(self.gates.graph, running)
         now = self.loop.clock()
-        for name, svc in list(services.items()):
-            if svc.stop_asked or not deps.may_stop(name, self.gates.graph, running):
+        for name, svc in pending:
+            if svc.stop_asked or name in needed:
                 continue
             svc.stop_asked = True
             self.runner.apply(svc.run, svc.run.machine.command("d", now))

@@ -137,14 +137,16 @@ def open_fifo(dir_fd: int, name: str) -> int:
 
 def put(dir_fd: int, name: str, data: bytes) -> None:
     """Write NAME.new, rename it to NAME (readers never see a partial file). NAME.new
-    is removed first and created O_EXCL: whatever was there (a link to another
-    file) is never opened, let alone truncated."""
+    is created O_EXCL: whatever is there (a link to another file, left by someone
+    else) is never opened, let alone truncated, but removed and the create retried
+    (pyinit's own NAME.new never outlives a put, so that is one syscall saved)."""
     new = name + ".new"
-    _unlink(dir_fd, new)
-    fd = os.open(
-        new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
-        dir_fd=dir_fd,
-    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(new, flags, 0o644, dir_fd=dir_fd)
+    except FileExistsError:
+        _unlink(dir_fd, new)
+        fd = os.open(new, flags, 0o644, dir_fd=dir_fd)
     try:
         view = memoryview(data)
         while view:

@@ -17,6 +17,7 @@ from pyinit.core.deps import (
     expand_groups,
     failed_requirement,
     may_stop,
+    needed_by,
     problems,
 )
 
@@ -172,6 +173,23 @@ def test_may_stop_ignores_services_that_are_not_running_and_self_loops() -> None
     assert not may_stop("db", graph, {"db", "web"})
     assert may_stop("db", graph, {"db"})
     assert may_stop("me", graph, {"me"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([f"s{i}" for i in range(6)]),
+        st.tuples(st.lists(st.sampled_from([f"s{i}" for i in range(7)]), max_size=3),
+                  st.lists(st.sampled_from([f"s{i}" for i in range(7)]), max_size=3)),
+    ),
+    st.sets(st.sampled_from([f"s{i}" for i in range(7)])),
+)
+def test_needed_by_is_what_may_stop_refuses(edges: dict, running: set[str]) -> None:
+    """The shutdown order's one-pass set (shutdown.py) says what may_stop says, name by name."""
+    graph = {name: Deps(tuple(a), tuple(r)) for name, (a, r) in edges.items()}
+    needed = needed_by(graph, running)
+    for name in [f"s{i}" for i in range(7)]:
+        assert (name not in needed) == may_stop(name, graph, running), name
 
 
 # --- property: cycles() agrees with graphlib ----------------------------------------------
