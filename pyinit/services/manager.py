@@ -158,7 +158,7 @@ class ServiceManager:
 
     def changed(self, slot: Slot) -> None:
         """After every action a slot's machine asked for."""
-        self.supervise.update(slot)
+        self.supervise.soon(slot)
         if slot is slot.service.run:
             self.check_outcome(slot.service)
         for listener in self.on_change:

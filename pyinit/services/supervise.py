@@ -45,7 +45,7 @@ from pyinit.linux import safefs
 from pyinit.runtime import log
 
 if TYPE_CHECKING:
-    from pyinit.runtime.loop import EventLoop
+    from pyinit.runtime.loop import EventLoop, Timer
     from pyinit.services.records import Service, Slot
 
 READ_MAX = 4096  # control bytes handled per wake-up: a flood cannot hog the loop
@@ -201,6 +201,8 @@ class SuperviseDirs:
         self.paths: dict[int, str] = {}  # id(slot) -> the path it owns
         self.failed: set[str] = set()  # paths that could not be opened (retried on re-add)
         self._batch: Optional[dict[int, Slot]] = None  # slots changed by a control read
+        self._due: dict[int, Slot] = {}  # slots to write at the end of this loop turn
+        self._due_timer: Optional[Timer] = None
         self.closed = False  # after shutdown: nothing is reopened
 
     # --- hooks ---------------------------------------------------------------------------
@@ -234,8 +236,26 @@ class SuperviseDirs:
             return
         sup.key = key
 
+    def soon(self, slot: Slot) -> None:
+        """update(slot) at the end of this loop turn: a burst of changes (started,
+        then ready at once; fifty services at boot) is one write of the last state."""
+        self._due[id(slot)] = slot
+        if self._due_timer is None:
+            self._due_timer = self.m.loop.call_later(0, self.write_due)
+
+    def write_due(self) -> None:
+        """Write what soon() collected (the loop's timer, or before a close)."""
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        due, self._due = self._due, {}
+        for slot in due.values():
+            self.update(slot)
+
     def close(self, svc: Service) -> None:
         """The service is forgotten: close its fds (the files stay, as with runsv)."""
+        if any(id(slot) in self._due for slot in svc.slots()):
+            self.write_due()  # its last state first
         for slot in svc.slots():
             if self._batch is not None:
                 self._batch.pop(id(slot), None)
@@ -245,6 +265,7 @@ class SuperviseDirs:
             self.failed.discard(slot.cwd)
 
     def close_all(self) -> None:
+        self.write_due()
         self.closed = True
         for sup in self.open_dirs.values():
             self._unwatch(sup)
