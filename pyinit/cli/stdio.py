@@ -18,7 +18,7 @@ import errno
 import os
 import sys
 
-# typing, functools and select would cost svctl's start (tests/unit/test_import_budget.py)
+# typing, functools, select cost svctl's start (tests/unit/test_svctl_import_budget.py)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, TypeVar
