@@ -52,6 +52,11 @@ def dump():
     with open(out, "w") as f:
         f.write(" ".join(sorted(before)) + "\\n\\n" + " ".join(sorted(set(sys.modules) - before)))
 atexit.register(dump)
+if sys.argv[3] == "--reexec":  # as entry.py runs in the interpreter it re-executed with -I
+    path = repo + "/pyinit/entry.py"
+    sys.argv = [path, "--pyinit-isolated", "svctl", "-", "-", "svctl", *sys.argv[4:]]
+    code = compile(open(path).read(), path, "exec")
+    exec(code, {"__name__": "__main__", "__file__": path})
 sys.path.insert(0, repo)
 sys.argv = ["svctl", *sys.argv[3:]]
 import pyinit.entry
@@ -129,17 +134,24 @@ def check(got: set[str], bare: set[str], pyinit: set[str]) -> None:
     assert not problems, "; ".join(problems) + " (update the budget if that is a decision)"
 
 
-@pytest.mark.parametrize("find", [False, True], ids=["run-dir", "found"])
-def test_svctl_status_loads_exactly_its_budget(control: Path, find: bool) -> None:
+@pytest.mark.parametrize("how", ["run-dir", "found", "reexec"])
+def test_svctl_status_loads_exactly_its_budget(control: Path, how: str) -> None:
+    """svctl status with --run-dir, finding the run dir, and in the interpreter a
+    console script re-executes with -I (entry.py's _resume)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    if find:
+    argv = ["--run-dir", str(control), "status"]
+    want = set(PYINIT_STATUS)
+    if how == "found":
         env["PYINIT_RUN_DIR"] = str(control)
-        bare, got, stdout = loaded(control, ["status"], env)
-    else:
-        bare, got, stdout = loaded(control, ["--run-dir", str(control), "status"], env)
+        argv = ["status"]
+        want |= PYINIT_FIND
+    elif how == "reexec":
+        argv.insert(0, "--reexec")
+        want.discard("pyinit.entry")  # it is __main__ there
+    bare, got, stdout = loaded(control, argv, env)
     assert stdout.splitlines()[0].startswith("run: web: (pid 42) ")
     assert stdout.splitlines()[1].startswith("down: db: ")
-    check(got, bare, PYINIT_STATUS | (PYINIT_FIND if find else set()))
+    check(got, bare, want)
 
 
 def test_the_budget_check_names_a_new_module() -> None:
