@@ -363,7 +363,7 @@ def status(b: Bench, n: int = 100, samples: int = 15) -> dict:
             "pyinit": "pyinit (svctl status)",
             "runit": "runit (sv status)",
             "supervisord": "supervisord (supervisorctl status)",
-        }[init.name]
+        }.get(init.name, f"{init.name} (svctl status)")  # pyinit@REV too
         m["status"]["rows"][label] = summary(meds)
         log(f"status {label}: {meds}")
     return {

@@ -49,11 +49,20 @@ _MARK = "--pyinit-isolated"  # argv[1] of the re-executed interpreter
 # A link to pyinit under one of its other commands' names (runit's `sv`, phusion's
 # `setuser`, s6-overlay's `with-contenv`) runs that command, never a second init with
 # every service; so does a link in an /etc/init.d directory (sv's LSB mode).
-LINKED = {"sv": "svctl", "svctl": "svctl", "setuser": "setuser", "pyinit-env": "pyinit-env",
-          "with-contenv": "pyinit-env"}
+LINKED = {
+    "sv": "svctl",
+    "svctl": "svctl",
+    "setuser": "setuser",
+    "pyinit-env": "pyinit-env",
+    "with-contenv": "pyinit-env",
+}
 # Each command's module (its main() takes sys.argv).
-MAINS = {"pyinit": "pyinit.cli.pyinit", "svctl": "pyinit.cli.svctl",
-         "setuser": "pyinit.cli.setuser", "pyinit-env": "pyinit.cli.pyinit_env"}
+MAINS = {
+    "pyinit": "pyinit.cli.pyinit",
+    "svctl": "pyinit.cli.svctl",
+    "setuser": "pyinit.cli.setuser",
+    "pyinit-env": "pyinit.cli.pyinit_env",
+}
 
 
 def pyinit() -> None:
@@ -233,19 +242,38 @@ def _resume() -> None:
     if executable.startswith("="):  # the application's, as it was set
         os.environ["PYTHONEXECUTABLE"] = executable[1:]
     del sys.argv[:5]
-    import importlib.util
-
+    util = _import_machinery()
     here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location(
+    spec = util.spec_from_file_location(
         "pyinit", os.path.join(here, "__init__.py"), submodule_search_locations=[here]
     )
     if spec is None or spec.loader is None:
         sys.stderr.write("pyinit: error: cannot load the pyinit package beside entry.py\n")
         sys.exit(70)
-    package = importlib.util.module_from_spec(spec)
+    package = util.module_from_spec(spec)
     sys.modules["pyinit"] = package
     spec.loader.exec_module(package)
     _run(tool, mask)
+
+
+class _Machinery:
+    """importlib.util's spec_from_file_location and module_from_spec, taken from the
+    import system the interpreter has loaded already: importlib.util imports
+    contextlib, functools and collections, a few ms of every re-executed command."""
+
+    def __init__(self, external: object, bootstrap: object) -> None:
+        self.spec_from_file_location = external.spec_from_file_location  # type: ignore[attr-defined]
+        self.module_from_spec = bootstrap.module_from_spec  # type: ignore[attr-defined]
+
+
+def _import_machinery() -> object:
+    external = sys.modules.get("_frozen_importlib_external")
+    bootstrap = sys.modules.get("_frozen_importlib")
+    if hasattr(external, "spec_from_file_location") and hasattr(bootstrap, "module_from_spec"):
+        return _Machinery(external, bootstrap)
+    import importlib.util  # another interpreter's import system
+
+    return importlib.util
 
 
 if __name__ == "__main__":

@@ -15,16 +15,19 @@ conventional exit (docs/svctl.md#broken-or-closed-output).
 from __future__ import annotations
 
 import errno
-import functools
 import os
-import select
 import sys
-from typing import Callable, TypeVar
+
+# typing, functools, select cost svctl's start (tests/unit/test_svctl_import_budget.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., None])
 
 EPIPE_EXIT = 141  # 128 + SIGPIPE (13), what a shell shows for a tool SIGPIPE killed
 WRITE_ERROR = 1
 WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT})
-F = TypeVar("F", bound=Callable[..., None])
 
 
 def guarded(name: str) -> Callable[[F], F]:
@@ -32,7 +35,6 @@ def guarded(name: str) -> Callable[[F], F]:
     exit code is what main returns or raises (SystemExit)."""
 
     def decorate(main: F) -> F:
-        @functools.wraps(main)
         def wrapper(*args: object, **kw: object) -> None:
             code: object = 0
             ensure_std_fds()
@@ -56,6 +58,9 @@ def guarded(name: str) -> Callable[[F], F]:
             flush(sys.stderr)
             sys.exit(code)
 
+        wrapper.__wrapped__ = main  # type: ignore[attr-defined]  # functools.wraps's essentials
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(wrapper, attr, getattr(main, attr))
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -82,6 +87,8 @@ def flush(stream: object) -> None:
 
 def broken(fd: int) -> bool:
     """Is fd a pipe or socket whose reader is gone (poll reports POLLERR)?"""
+    import select
+
     try:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)

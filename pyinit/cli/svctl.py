@@ -7,7 +7,6 @@ Exit codes as sv: 0 all good; one more per failed or timed-out service (at most
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 import time
@@ -394,6 +393,8 @@ def cmd_status(args: Args) -> int:
     reply = ask(args, {"cmd": "status", "services": args.services})
     records = reply["services"]
     if args.json:
+        import json
+
         from pyinit.cli.proctree_stats import add_usage
 
         for rec in records:
@@ -597,7 +598,7 @@ def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
     import socket
 
-    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, parse_reply
+    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, dumps, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
     payload = {
@@ -612,7 +613,7 @@ def cmd_logs(args: Args) -> int:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
             sock.connect(path)
-            sock.sendall(json.dumps(payload).encode() + b"\n")
+            sock.sendall(dumps(payload).encode() + b"\n")
             lines = _Lines(sock)
             first = parse_reply(lines.next() or b"{}")
             if not first.get("ok"):

@@ -4,19 +4,19 @@ line in. The pure parts (constants, decoding, line framing) are in core/protocol
 
 from __future__ import annotations
 
-import json
-import socket
+import _socket
 
 from pyinit.core.lines import LineTooLong, take_line
-from pyinit.core.protocol import MAX_REPLY, VERSION, ReplyError, parse_reply
+from pyinit.core.protocol import MAX_REPLY, VERSION, ReplyError, dumps, parse_reply
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from socket import socket
     from typing import Any, Callable
 
 
 def read_line(
-    sock: socket.socket, buf: bytearray, before_recv: Callable[[], None] | None = None
+    sock: socket | _socket.socket, buf: bytearray, before_recv: Callable[[], None] | None = None
 ) -> bytes:
     """The next reply line from sock (with its newline; what is left stays in buf), at
     most MAX_REPLY bytes: longer is a ReplyError, before more is read. b"" at EOF
@@ -46,13 +46,17 @@ def read_line(
 
 def request(path: str, payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
     """Client side: send one request, return the one reply (blocking; for svctl).
-    The reply line is read bounded (MAX_REPLY) and must be a JSON object."""
+    The reply line is read bounded (MAX_REPLY) and must be a JSON object. The socket
+    is _socket's: the socket module imports selectors and enum, which svctl needs not."""
     payload = {"v": VERSION, **payload}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(json.dumps(payload).encode() + b"\n")
+        sock.sendall(dumps(payload).encode() + b"\n")
         line = read_line(sock, bytearray())
+    finally:
+        sock.close()
     if not line.endswith(b"\n"):
         raise ConnectionError("pyinit closed the connection without a reply")
     return parse_reply(line)

@@ -11,10 +11,12 @@ bytes operations per read, not Python work per line.
 
 from __future__ import annotations
 
-import json
 import time
-from collections import deque
-from typing import Optional
+
+TYPE_CHECKING = False  # svctl's client imports take_line: nothing more is loaded for it
+if TYPE_CHECKING:
+    from collections import deque
+    from typing import Optional
 
 MAX_LINE = 16 * 1024
 
@@ -96,6 +98,8 @@ def render(service: str, stream: str, block: bytes, fmt: str, now: Optional[floa
     """A block of lines for the container's output: `NAME | line` (fmt "text"), after
     a timestamp when now is given, or one JSON object per line (fmt "json")."""
     if fmt == "json":
+        import json
+
         ts = timestamp(now if now is not None else time.time())
         return b"".join(
             json.dumps({"ts": ts, "service": service, "stream": stream,
@@ -114,6 +118,8 @@ class Ring:
     """The last `size` lines of a service, for `svctl logs -n`."""
 
     def __init__(self, size: int = 1000) -> None:
+        from collections import deque
+
         self.lines: deque[bytes] = deque(maxlen=size)
 
     def add(self, block: bytes) -> None:

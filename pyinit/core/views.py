@@ -134,8 +134,15 @@ def capped(rec: dict[str, Any]) -> dict[str, Any]:
     """rec with every text (and every text in a list) cut to MAX_FIELD characters,
     so no file or datagram can make a status reply unbounded."""
     for key, value in rec.items():
-        if isinstance(value, str) and len(value) > MAX_FIELD:
-            rec[key] = value[: MAX_FIELD - 3] + "..."
+        kind = type(value)
+        if kind in _PLAIN:  # most fields: nothing to cut (a type test, not isinstance)
+            continue
+        if kind is str or isinstance(value, str):
+            if len(value) > MAX_FIELD:
+                rec[key] = value[: MAX_FIELD - 3] + "..."
         elif isinstance(value, list):
             rec[key] = [v[:MAX_FIELD] if isinstance(v, str) else v for v in value[:1000]]
     return rec
+
+
+_PLAIN = frozenset({int, float, bool, type(None), dict})

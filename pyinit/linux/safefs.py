@@ -25,7 +25,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Optional
+
+TYPE_CHECKING = False  # svctl's run dir lookup reads safefs: no typing at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 MAX_LINKS = 40  # symlinks followed in one path, as the kernel's MAXSYMLINKS
 DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -30,26 +30,46 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
 
 from pyinit.core.protocol import SOCKET_NAME
 from pyinit.linux import safefs
+
+TYPE_CHECKING = False  # svctl finds its run dir here: no typing, no dataclasses
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Optional
 
 ENV_VAR = "PYINIT_RUN_DIR"
 SHARED = "/run/pyinit"
 
 
-@dataclass(frozen=True)
 class Candidate:
-    path: str
-    private: bool = False  # under /tmp: must be ours alone
+    """A place for the run dir (a plain class: dataclasses cost svctl's start)."""
+
+    __slots__ = ("path", "private")
+
+    def __init__(self, path: str, private: bool = False) -> None:
+        self.path = path
+        self.private = private  # under /tmp: must be ours alone
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return (self.path, self.private) == (other.path, other.private)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.private))
+
+    def __repr__(self) -> str:
+        return f"Candidate(path={self.path!r}, private={self.private!r})"
 
 
-@dataclass
 class Choice:
-    path: Optional[str]  # None: no place pyinit can write to
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why) tried before
+    """The run dir chosen (path None: no place pyinit can write to), and the places
+    refused before it as (path, why)."""
+
+    def __init__(self, path: Optional[str], refused: Optional[list[tuple[str, str]]] = None):
+        self.path = path
+        self.refused = [] if refused is None else refused
 
 
 def candidates(environ: Mapping[str, str], uid: int) -> list[Candidate]:
