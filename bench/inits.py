@@ -141,31 +141,21 @@ ALL = [PYINIT, *PEERS]
 def add_baseline(rev: str, tree: Path) -> Init:
     """pyinit as of git revision `rev` (unpacked in `tree`), run beside the working copy in
     the same run: `python -m bench --baseline REV` shows what a change costs or saves.
-    PYTHONPATH puts that tree first; pyinit's -I re-exec runs its own entry.py from
-    there, so the whole run stays on the old code."""
+    It starts exactly as the working copy does (`python -m pyinit`), from `tree` as the
+    working directory, which `-m` searches first: no PYTHONPATH, which would make
+    pyinit re-execute itself isolated (-I) and pay a second interpreter start."""
 
     def argv(w: Path, *flags: str) -> list[str]:
-        # -C /: `-m pyinit` looks in the working directory before PYTHONPATH
-        return ["env", "-C", "/", f"PYTHONPATH={tree}", *pyinit_argv(w, *flags)]
+        return ["env", "-C", str(tree), *pyinit_argv(w, *flags)]
 
+    svctl = ("env", "-C", str(tree), PY, "-c", "from pyinit.entry import svctl; svctl()")
     base = Init(
         f"pyinit@{rev}",
         "",
         "unshare",
         main=lambda w, cmd: [*argv(w, "--skip-runit"), "--", *cmd],
         supervise=lambda w, mnt, names: argv(w, "--service-dir", str(mnt)),
-        status=lambda w, src: [
-            *(
-                "env",
-                "-C",
-                "/",
-                f"PYTHONPATH={tree}",
-                PY,
-                "-c",
-                "from pyinit.entry import svctl; svctl()",
-            ),
-            *("--run-dir", str(w / "run"), "status"),
-        ],
+        status=lambda w, src: [*svctl, "--run-dir", str(w / "run"), "status"],
     )
     ALL.insert(1, base)
     return base
