@@ -24,9 +24,10 @@ LOWER = {
     "services": {"core", "linux", "runtime", "output", "services"},
     "control": {"core", "runtime", "control", "services.api"},
     "config": {"core", "runtime", "config"},
+    "foreign": {"core", "linux", "runtime", "config", "foreign"},
 }
 LOWER["boot"] = set().union(*LOWER.values()) | {"services", "control", "boot"}
-EVERYTHING = LOWER["boot"] | {"cli", "entry", "launchers", "__main__", "__init__"}
+EVERYTHING = LOWER["boot"] | {"foreign", "cli", "entry", "launchers", "__main__", "__init__"}
 for top in ("cli", "entry", "launchers", "__main__"):
     LOWER[top] = EVERYTHING
 LOWER["__init__"] = {"__init__"}
