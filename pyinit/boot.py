@@ -16,7 +16,7 @@ from pyinit.config import Config
 from pyinit.core import signames
 from pyinit.core.exits import ExitStatus
 from pyinit.linux import prctl, signals
-from pyinit.runtime import environment, log, rundir, spawn
+from pyinit.runtime import environment, events, log, rundir, spawn
 from pyinit.runtime.endgame import Endgame, stop_signal_to
 from pyinit.runtime.loop import EventLoop
 from pyinit.runtime.reaper import Reaper
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
     from pyinit.control.requests import ControlRequests
     from pyinit.control.server import Server
+    from pyinit.runtime.hooks import Hooks
     from pyinit.services.api import Services as ServicesApi
 
 
@@ -63,6 +64,7 @@ class Init:
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.run_dir_fd: int | None = None  # held open: sockets are reached through it
+        self.hooks: Hooks | None = None  # pyinit.yaml's hooks (runtime/hooks.py), if any
         origin = Origin.capture()  # the start cwd; None if gone
         if origin is not None:
             from pyinit.config import make_absolute
@@ -80,6 +82,7 @@ class Init:
         self.become_reaper()
         self.choose_run_dir()
         self.import_environment()
+        self.start_hooks()
         failure = self.install_insecure_key()
         if failure is None and not self.stopping() and not self.config.skip_startup_files:
             failure = self.run_startup_scripts()
@@ -98,6 +101,7 @@ class Init:
     def shutdown(self, failure: int | None) -> int:
         self.start_shutdown_clock()
         log.debug("shutting down")
+        events.emit("shutdown.begin", reason=self.stop_reason(failure))
         self.stop_main_command()
         self.scripts.run_dir(self.config.pre_shutdown_dir, "pre-shutdown", self.remaining)
         self.scripts.run_dir(self.config.cont_finish_dir, "cont-finish", self.remaining)
@@ -177,6 +181,16 @@ class Init:
         self.env = environment.Exporter(self.config.env_dir, fallback)
         self.env.export(os.environ)
 
+    def start_hooks(self) -> None:
+        """pyinit.yaml's hooks listen to the events (the hook code is imported only
+        when there are some)."""
+        if self.config.hooks:
+            from pyinit.runtime.hooks import Hooks
+
+            self.hooks = Hooks(self.loop, self.reaper, self.inherited, self.config.hooks,
+                               self.remaining)
+            self.hooks.listen(events.BUS)
+
     def install_insecure_key(self) -> int | None:
         """my_init's --enable-insecure-key: run enable_insecure_key (killable, like a
         startup script) before the startup scripts; its failure stops the boot."""
@@ -195,6 +209,8 @@ class Init:
         scripts = executables(self.config.init_dir) + executables(self.config.cont_init_dir)
         if is_executable(self.config.rc_local):
             scripts.append(self.config.rc_local)
+        if scripts:
+            events.emit("boot.scripts", count=len(scripts))
         for path in scripts:
             log.info(f"running {path}")
             status = self.scripts.run(path, timeout=None)
@@ -220,6 +236,7 @@ class Init:
         """Serve the control socket and supervise services (with --skip-runit only the
         control socket is served)."""
         self.services, api = self.new_services()
+        events.emit("boot.services")
         self.serve_control(api)
         self.services.start(scan=not self.config.skip_services)
 
@@ -277,6 +294,7 @@ class Init:
             log.error(f"main command {exc}")
             return exc.exit_code
         self.reaper.watch(self.main_pid, self.on_main_exit)
+        events.emit("boot.main", pid=self.main_pid)
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
         return None
 
@@ -351,9 +369,21 @@ class Init:
                             self.config.kill_timeout, f"main command (pid {self.main_pid})",
                             warn=True)
 
+    def stop_reason(self, failure: int | None) -> str:
+        """Why pyinit shuts down, for the shutdown.begin event."""
+        if failure is not None:
+            return "boot failed"
+        if self.stop_signal is not None:
+            return signames.name(self.stop_signal)
+        if self.exit_request is not None:
+            return "shutdown requested"
+        return "main command exited" if self.main_status is not None else "no main command"
+
     def stop_services(self) -> None:
         if self.services is not None:
+            events.emit("shutdown.services")
             self.services.stop_all(self.remaining(self.config.kill_timeout))
+            events.emit("shutdown.end")
         if self.control_server is not None:
             self.control_server.close()
 
@@ -361,6 +391,8 @@ class Init:
         """From kill-all on nothing starts: no run, setup, finish, logger, check or
         instance (ServiceManager.freeze). The boot sequence has started its last
         process by then: post-shutdown scripts run before kill-all, as my_init's."""
+        if self.hooks is not None:
+            self.hooks.close()
         if self.services is not None:
             self.services.freeze()
 

@@ -1,0 +1,224 @@
+"""Events and hooks (issue 21 part 3) with pyinit as a real PID 1: `svctl events -f`
+seeing a crash cycle in order, a subscriber that never reads (dropped, PID 1 still
+answering), the follower limit, hooks firing with the event on stdin and in the
+environment, a hanging hook killed at its timeout, the concurrency bound, and no
+hook left running or unreaped."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import ROOT, wait_for
+from test_services import SVCTL_CODE, Box, service
+
+from pyinit.control.protocol import request
+
+pytestmark = pytest.mark.pid1
+
+PY = sys.executable
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+CRASH = "exit 3\n"
+
+
+@pytest.fixture
+def box(pyinit_run, tmp_path: Path):
+    def start(config: str = "", **kw) -> Box:
+        (tmp_path / "service").mkdir(exist_ok=True)
+        (tmp_path / "pyinit.yaml").write_text(textwrap.dedent(config))
+        flags = ("--config", str(tmp_path / "pyinit.yaml"), "--kill-timeout", "1")
+        run = pyinit_run(flags=flags, **kw)
+        b = Box(run, tmp_path, "", tmp_path / "run")
+        wait_for(lambda: os.path.exists(b.sock), 10, "the control socket")
+        return b
+
+    return start
+
+
+def crashing(tmp: Path, tag: str, name: str, yaml: str, body: str = CRASH) -> Path:
+    d = service(tmp, tag, name, body)
+    (d / "service.yaml").write_text(textwrap.dedent(yaml))
+    return d
+
+
+class Follower:
+    """`svctl events -f [SERVICE...]` in a subprocess, its JSON lines read as they come."""
+
+    def __init__(self, b: Box, *names: str) -> None:
+        argv = [PY, "-c", SVCTL_CODE, "--run-dir", str(b.run_dir), "events", "-f", *names]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=ENV)
+        self.buf = b""
+        self.events: list[dict] = []
+
+    def poll(self) -> list[dict]:
+        assert self.proc.stdout is not None
+        while select.select([self.proc.stdout], [], [], 0.02)[0]:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            self.buf += chunk
+        *whole, self.buf = self.buf.split(b"\n")
+        self.events += [json.loads(line) for line in whole]
+        return self.events
+
+    def names(self, service: str | None = None) -> list[str]:
+        return [e["event"] for e in self.poll() if service is None or e["service"] == service]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                f.close()
+
+
+def no_zombies(b: Box) -> bool:
+    return not [p for p in b.run.descendants() if p.status() == psutil.STATUS_ZOMBIE]
+
+
+# --- svctl events -----------------------------------------------------------------------
+def test_events_follow_a_crash_cycle_in_order(box, tmp_path: Path, tag: str) -> None:
+    crashing(tmp_path, tag, "crash", """\
+        max_restarts: 2
+        backoff: {initial: 0.05}
+        """)
+    service(tmp_path, tag, "web")
+    b = box()
+    follow = Follower(b, "crash")
+    try:
+        cycle = ["starting", "up", "ready", "exited"]
+        want = cycle + ["backoff"] + cycle + ["backoff"] + cycle + ["failed", "down"]
+        wait_for(lambda: follow.names("crash") == want, 15, f"the crash cycle {want}")
+        events = [e for e in follow.poll() if e["service"] is not None]
+        assert {e["service"] for e in events} == {"crash"}  # the filter holds
+        exits = [e for e in events if e["event"] == "exited"]
+        assert [(e["code"], e["signal"], e["expected"]) for e in exits] == [(3, None, False)] * 3
+        ups = [e for e in events if e["event"] == "up"]
+        assert [e["restarts"] for e in ups] == [0, 1, 2]
+        assert all(isinstance(e["pid"], int) and e["pid"] > 1 for e in ups)
+        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+        assert "restarts within" in events[-2]["reason"]
+        # without -f: the ring, all services and pyinit's own events
+        r = subprocess.run([PY, "-c", SVCTL_CODE, "--run-dir", str(b.run_dir), "events"],
+                           capture_output=True, text=True, env=ENV, timeout=30)
+        assert r.returncode == 0, r.stderr
+        ring = [json.loads(line) for line in r.stdout.splitlines()]
+        assert ring[0]["event"] == "boot.services" and ring[0]["service"] is None
+        assert [e["event"] for e in ring if e["service"] == "web"][:3] == ["starting", "up",
+                                                                         "ready"]
+        assert isinstance(ring[0]["time"], float)
+        # shutdown: the stream shows it, then ends with pyinit (exit 0)
+        b.run.kill(signal.SIGTERM)
+        assert b.run.wait() == 0
+        assert follow.proc.wait(10) == 0
+        assert follow.names()[-1] == "shutdown.end"  # pyinit's own events are kept
+    finally:
+        follow.close()
+
+
+def test_shutdown_events_and_stopping(box, tmp_path: Path, tag: str) -> None:
+    service(tmp_path, tag, "web")
+    b = box()
+    b.wait_running("web")
+    follow = Follower(b)
+    try:
+        wait_for(lambda: "ready" in follow.names("web"), 10, "web ready")
+        b.run.kill(signal.SIGTERM)
+        assert b.run.wait() == 0
+        assert follow.proc.wait(10) == 0
+        names = follow.names()
+        tail = names[names.index("shutdown.begin"):]
+        assert tail == ["shutdown.begin", "shutdown.services", "stopping", "exited", "down",
+                        "shutdown.end"], tail
+        events = follow.poll()
+        begin = next(e for e in events if e["event"] == "shutdown.begin")
+        assert begin["reason"] == "SIGTERM"
+        stop = next(e for e in events if e["event"] == "stopping")
+        assert stop["signal"] == "SIGTERM" and stop["service"] == "web"
+        exited = next(e for e in events if e["event"] == "exited")
+        assert exited["expected"] is True and exited["code"] == 0
+    finally:
+        follow.close()
+
+
+def test_a_subscriber_that_never_reads_is_dropped_and_pid1_keeps_answering(
+    box, tmp_path: Path, tag: str
+) -> None:
+    crashing(tmp_path, tag, "flap", "backoff: {initial: 0}\n")
+    b = box()
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(b.sock)
+    stuck.sendall(b'{"v":1,"cmd":"events","follow":true}\n')
+    try:
+        # the stuck reader never reads: pyinit keeps supervising and answering
+        wait_for(lambda: "did not read" in b.run.err, 60, "the stuck reader to be dropped")
+        assert b.rec("flap")["state"] in ("run", "down")
+        r = subprocess.run([PY, "-c", SVCTL_CODE, "--run-dir", str(b.run_dir), "status",
+                            "flap"], capture_output=True, text=True, env=ENV, timeout=30)
+        assert r.returncode == 0 and "flap" in r.stdout, r.stderr
+        # what it had queued is bounded, then the connection ends
+        got = 0
+        stuck.settimeout(10)
+        while True:
+            chunk = stuck.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got < 4 * 1024 * 1024
+        assert "dropped 1 event follower" in b.run.err
+    finally:
+        stuck.close()
+    follow = Follower(b, "flap")  # its follower slot was given back
+    try:
+        wait_for(lambda: "exited" in follow.names(), 10, "a new follower to see events")
+    finally:
+        follow.close()
+    request(b.sock, {"cmd": "control", "action": "d", "services": ["flap"]})
+    b.stop()
+
+
+def test_at_most_16_followers(box, tmp_path: Path, tag: str) -> None:
+    service(tmp_path, tag, "web")
+    b = box()
+    socks = []
+    try:
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(b.sock)
+            socks.append(s)
+            s.sendall(b'{"v":1,"cmd":"events","follow":true}\n')
+            assert json.loads(s.makefile("rb").readline())["ok"] is True
+        reply = request(b.sock, {"cmd": "events", "follow": True, "services": []}, timeout=5)
+        assert reply == {"ok": False, "v": 1,
+                         "error": "at most 16 clients may follow events at once"}
+        socks.pop().close()
+        wait_for(lambda: request(b.sock, {"cmd": "events", "services": [], "follow": False},
+                                 timeout=5)["ok"], 5, "events without -f")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(b.sock)
+        socks.append(s)
+
+        def admitted() -> bool:
+            s2 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s2.connect(b.sock)
+            s2.sendall(b'{"v":1,"cmd":"events","follow":true}\n')
+            ok = json.loads(s2.makefile("rb").readline())["ok"]
+            socks.append(s2)
+            return ok
+        assert wait_for(admitted, 5, "a follower slot freed by a closed connection")
+    finally:
+        for s in socks:
+            s.close()
+    b.stop()
