@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, wait_for
+from helpers import ROOT, tagged_processes, wait_for
 from test_services import SVCTL_CODE, Box, service
 
 from pyinit.control.protocol import request
@@ -222,3 +225,152 @@ def test_at_most_16_followers(box, tmp_path: Path, tag: str) -> None:
         for s in socks:
             s.close()
     b.stop()
+
+
+# --- hooks --------------------------------------------------------------------------
+@pytest.fixture
+def shared_dir():
+    """A dir every user can reach and write (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="pyinit-hooks-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def hook_dir(tmp: Path) -> Path:
+    out = tmp / "hooks"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def test_a_hook_fires_on_a_crash_with_the_event_on_stdin_and_in_its_environment(
+    box, tmp_path: Path, tag: str, shared_dir: Path
+) -> None:
+    crashing(tmp_path, tag, "crash", "max_restarts: 1\nbackoff: {initial: 0.05}\n")
+    service(tmp_path, tag, "web")
+    out = shared_dir
+    script = out / "alert.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        # {tag}
+        cat > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.json"
+        env | grep ^PYINIT_ | sort > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.env"
+        id -u > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.uid"
+        echo "alert sent for $PYINIT_SERVICE"
+        """))
+    script.chmod(0o755)
+    b = box(f"""\
+        hooks:
+          - name: alert
+            events: [exited, failed]
+            services: [crash]
+            command: [{script}]
+            user: nobody
+            timeout: 10
+          - name: broken
+            events: [failed]
+            command: /nonexistent/alert
+        """)
+    try:
+        wait_for(lambda: len(list(out.glob("*.uid"))) == 3, 15, "two exits and a failure hooked")
+    except AssertionError:
+        raise AssertionError(b.run.err) from None
+    failed = json.loads(next(out.glob("failed-*.json")).read_text())
+    assert failed["event"] == "failed" and failed["service"] == "crash"
+    assert "restart" in failed["reason"]
+    exits = sorted(out.glob("exited-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    first = json.loads(exits[0].read_text())
+    assert (first["event"], first["service"], first["code"], first["signal"]) == (
+        "exited", "crash", 3, None)
+    env = dict(line.split("=", 1) for line in
+               exits[0].with_suffix(".env").read_text().splitlines())
+    assert env["PYINIT_EVENT"] == "exited" and env["PYINIT_SERVICE"] == "crash"
+    assert env["PYINIT_CODE"] == "3" and env["PYINIT_SIGNAL"] == ""
+    assert env["PYINIT_EXPECTED"] == "0" and env["PYINIT_HOOK"] == "alert"
+    assert env["PYINIT_SEQ"] == str(first["seq"]) and env["PYINIT_PID"] == str(first["pid"])
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert {p.read_text().strip() for p in out.glob("*.uid")} == {str(nobody)}
+    # web's events (and pyinit's own) are not the hook's: nothing else ran
+    assert not list(out.glob("up-*")) and len(list(out.glob("*.json"))) == 3
+    wait_for(lambda: b.run.err.count("[hook alert] alert sent for crash") == 3, 10,
+             "the hook's output in pyinit's log")
+    wait_for(lambda: "[hook broken] cannot run" in b.run.err, 10, "the broken hook's error")
+    assert b.run.err.count("[hook broken] cannot run") == 1
+    assert no_zombies(b)
+    b.stop()
+
+
+def test_a_hanging_hook_is_killed_at_its_timeout_and_reaped(box, tmp_path: Path,
+                                                           tag: str) -> None:
+    crashing(tmp_path, tag, "crash", "restart: never\n")
+    out = hook_dir(tmp_path)
+    b = box(f"""\
+        hooks:
+          - name: hang
+            events: [exited]
+            command: ["/bin/sh", "-c", "trap '' TERM; echo $$ > {out}/pid; sleep 1000 # {tag}"]
+            timeout: 0.5
+        """)
+    wait_for(lambda: (out / "pid").exists() and (out / "pid").read_text().strip(), 10,
+             "the hook to start")
+    wait_for(lambda: "[hook hang] killed at its timeout (0.5s): signal SIGKILL" in b.run.err,
+             15, "the hook killed: TERM ignored, then SIGKILL")
+    wait_for(lambda: not tagged_processes(tag), 10, "the hook and its sleep gone")
+    assert no_zombies(b)
+    assert b.rec("crash")["state"] == "down"  # supervision went on meanwhile
+    b.stop()
+
+
+def test_hook_concurrency_is_bounded_and_queued_runs_follow(box, tmp_path: Path,
+                                                           tag: str) -> None:
+    crashing(tmp_path, tag, "flap", "backoff: {initial: 0.02, factor: 1}\n")
+    out = hook_dir(tmp_path)
+    gate = out / "gate"
+    b = box(f"""\
+        hooks:
+          - name: slow
+            events: [exited]
+            command:
+              - /bin/sh
+              - -c
+              - >-
+                touch {out}/started-$PYINIT_SEQ;
+                while [ ! -e {gate} ]; do sleep 0.02; done;
+                touch {out}/done-$PYINIT_SEQ # {tag}
+        """)
+    follow = Follower(b, "flap")
+    try:
+        wait_for(lambda: len(list(out.glob("started-*"))) == 4, 15, "four hook runs")
+        # many more exits than 4 while the four hang: still exactly four running
+        wait_for(lambda: follow.names().count("exited") >= 12, 20, "twelve exits")
+        assert len(list(out.glob("started-*"))) == 4
+        running = [p for p in tagged_processes(tag) if "while" in " ".join(p.cmdline())]
+        assert len(running) == 4
+        request(b.sock, {"cmd": "control", "action": "d", "services": ["flap"]})
+        wait_for(lambda: "down" in follow.names(), 10, "flap down")
+        exits = follow.names().count("exited")
+        gate.touch()
+        # the queued runs follow, in order, until every exit was hooked (<= 4 + 64 of them)
+        want = min(exits, 4 + 64)
+        wait_for(lambda: len(list(out.glob("done-*"))) == want, 30, f"{want} hook runs done")
+        assert len(list(out.glob("started-*"))) == want
+        wait_for(lambda: not tagged_processes(tag), 10, "no hook left running")
+        assert no_zombies(b)
+    finally:
+        follow.close()
+    b.stop()
+
+
+def test_hooks_stop_at_shutdown_within_the_budget(box, tmp_path: Path, tag: str) -> None:
+    service(tmp_path, tag, "web")
+    out = hook_dir(tmp_path)
+    b = box(f"""\
+        hooks:
+          - events: [up]
+            command: ["/bin/sh", "-c", "echo $$ > {out}/pid; exec sleep 1000 # {tag}"]
+            timeout: 3600
+        """)
+    wait_for(lambda: (out / "pid").exists(), 10, "the hook running")
+    b.run.kill(signal.SIGTERM)
+    assert b.run.wait(20) == 0
+    assert not tagged_processes(tag)
