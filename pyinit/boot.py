@@ -82,7 +82,7 @@ class Init:
         self.become_reaper()
         self.choose_run_dir()
         self.import_environment()
-        self.start_hooks()
+        self.hooks = start_hooks(self)
         failure = self.install_insecure_key()
         if failure is None and not self.stopping() and not self.config.skip_startup_files:
             failure = self.run_startup_scripts()
@@ -101,7 +101,7 @@ class Init:
     def shutdown(self, failure: int | None) -> int:
         self.start_shutdown_clock()
         log.debug("shutting down")
-        events.emit("shutdown.begin", reason=self.stop_reason(failure))
+        events.emit("shutdown.begin", reason=stop_reason(self, failure))
         self.stop_main_command()
         self.scripts.run_dir(self.config.pre_shutdown_dir, "pre-shutdown", self.remaining)
         self.scripts.run_dir(self.config.cont_finish_dir, "cont-finish", self.remaining)
@@ -180,16 +180,6 @@ class Init:
         fallback = os.path.join(self.run_dir, "container_environment") if self.run_dir else None
         self.env = environment.Exporter(self.config.env_dir, fallback)
         self.env.export(os.environ)
-
-    def start_hooks(self) -> None:
-        """pyinit.yaml's hooks listen to the events (the hook code is imported only
-        when there are some)."""
-        if self.config.hooks:
-            from pyinit.runtime.hooks import Hooks
-
-            self.hooks = Hooks(self.loop, self.reaper, self.inherited, self.config.hooks,
-                               self.remaining)
-            self.hooks.listen(events.BUS)
 
     def install_insecure_key(self) -> int | None:
         """my_init's --enable-insecure-key: run enable_insecure_key (killable, like a
@@ -369,16 +359,6 @@ class Init:
                             self.config.kill_timeout, f"main command (pid {self.main_pid})",
                             warn=True)
 
-    def stop_reason(self, failure: int | None) -> str:
-        """Why pyinit shuts down, for the shutdown.begin event."""
-        if failure is not None:
-            return "boot failed"
-        if self.stop_signal is not None:
-            return signames.name(self.stop_signal)
-        if self.exit_request is not None:
-            return "shutdown requested"
-        return "main command exited" if self.main_status is not None else "no main command"
-
     def stop_services(self) -> None:
         if self.services is not None:
             events.emit("shutdown.services")
@@ -410,3 +390,26 @@ class Init:
         if self.stop_signal is not None and self.config.signalled_exit_code is not None:
             return self.config.signalled_exit_code  # my_init: "Init system aborted." (2)
         return 0
+
+
+def start_hooks(init: Init) -> Hooks | None:
+    """pyinit.yaml's hooks, listening to the events; the hook code is imported only
+    when there are some."""
+    if not init.config.hooks:
+        return None
+    from pyinit.runtime.hooks import Hooks
+
+    hooks = Hooks(init.loop, init.reaper, init.inherited, init.config.hooks, init.remaining)
+    hooks.listen(events.BUS)
+    return hooks
+
+
+def stop_reason(init: Init, failure: int | None) -> str:
+    """Why pyinit shuts down, for the shutdown.begin event."""
+    if failure is not None:
+        return "boot failed"
+    if init.stop_signal is not None:
+        return signames.name(init.stop_signal)
+    if init.exit_request is not None:
+        return "shutdown requested"
+    return "main command exited" if init.main_status is not None else "no main command"
