@@ -263,7 +263,11 @@ def _operands(args: Args, rest: list[str]) -> None:
         _logs_args(args, rest)
         return
     if args.command == "events":
-        args.follow = bool({"-f", "--follow"} & set(rest))
+        options = rest[: rest.index("--")] if "--" in rest else rest
+        args.follow = bool({"-f", "--follow"} & set(options))
+        for word in options:
+            if word.startswith("-") and word not in ("-", "-f", "--follow"):
+                raise Usage(f"unknown option {_short(word)} for events")
         rest = [w for w in rest if w not in ("-f", "--follow")]
     if args.command == "scale":
         from pyinit.core.bounds import small_number
