@@ -136,7 +136,7 @@ class Hooks:
         self.running[pid] = run
         self.loop.add_reader(out_r, lambda: self.read(run))
         self.reaper.watch(pid, lambda _pid, status: self.on_exit(run, status))
-        timeout = self.remaining(hook.timeout) if self.closed else hook.timeout
+        timeout = self.remaining(hook.timeout)  # at shutdown: no longer than the budget
         run.timers.append(self.loop.call_later(timeout, lambda: self.on_timeout(run)))
         log.debug(f"started for {event.get('event')} (pid {pid})", where)
 
@@ -201,7 +201,9 @@ class Hooks:
             timer.cancel()
         self.running.pop(run.pid, None)
         where = f"hook {run.hook.name}"
-        if run.timed_out:
+        if self.closed:
+            log.debug(f"ended at shutdown: {status.describe()}", where)
+        elif run.timed_out:
             log.warning(
                 f"killed at its timeout ({run.hook.timeout:g}s): {status.describe()}", where
             )
@@ -213,7 +215,7 @@ class Hooks:
         run.timed_out = True
         kill_quietly(run.pid, signal.SIGTERM, True)
         kill_quietly(run.pid, signal.SIGCONT, True)
-        grace = self.remaining(rules.KILL_GRACE) if self.closed else rules.KILL_GRACE
+        grace = self.remaining(rules.KILL_GRACE)
         run.timers.append(self.loop.call_later(grace, lambda: self.kill(run)))
 
     @staticmethod
@@ -222,16 +224,19 @@ class Hooks:
 
     # --- shutdown ------------------------------------------------------------------
     def close(self) -> None:
-        """No more runs; those running get SIGTERM, then SIGKILL within the budget,
-        and are reaped."""
+        """No more runs; those running get SIGTERM, then SIGKILL within the budget
+        (at once when it is spent), and are reaped."""
         self.closed = True
         if self.stop is not None:
             self.stop()
         self.queue.clear()
-        for run in list(self.running.values()):
+        for run in self.running.values():
             for timer in run.timers:
                 timer.cancel()
             run.timers.clear()
-            self.on_timeout(run)
-        if self.running:
-            self.loop.run_until(lambda: not self.running, self.remaining(rules.KILL_GRACE + 1))
+            kill_quietly(run.pid, signal.SIGTERM, True)
+            kill_quietly(run.pid, signal.SIGCONT, True)
+        self.loop.run_until(lambda: not self.running, self.remaining(rules.KILL_GRACE))
+        for run in self.running.values():
+            self.kill(run)
+        self.loop.run_until(lambda: not self.running, self.remaining(1.0))

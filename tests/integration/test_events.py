@@ -35,10 +35,10 @@ CRASH = "exit 3\n"
 
 @pytest.fixture
 def box(pyinit_run, tmp_path: Path):
-    def start(config: str = "", **kw) -> Box:
+    def start(config: str = "", extra: tuple[str, ...] = (), **kw) -> Box:
         (tmp_path / "service").mkdir(exist_ok=True)
         (tmp_path / "pyinit.yaml").write_text(textwrap.dedent(config))
-        flags = ("--config", str(tmp_path / "pyinit.yaml"), "--kill-timeout", "1")
+        flags = ("--config", str(tmp_path / "pyinit.yaml"), "--kill-timeout", "1", *extra)
         run = pyinit_run(flags=flags, **kw)
         b = Box(run, tmp_path, "", tmp_path / "run")
         wait_for(lambda: os.path.exists(b.sock), 10, "the control socket")
@@ -362,15 +362,20 @@ def test_hook_concurrency_is_bounded_and_queued_runs_follow(box, tmp_path: Path,
 
 
 def test_hooks_stop_at_shutdown_within_the_budget(box, tmp_path: Path, tag: str) -> None:
+    """A hook that ignores SIGTERM is SIGKILLed and reaped by the hook code itself
+    (kill-all is off), within the shutdown budget."""
     service(tmp_path, tag, "web")
     out = hook_dir(tmp_path)
     b = box(f"""\
         hooks:
           - events: [up]
-            command: ["/bin/sh", "-c", "echo $$ > {out}/pid; exec sleep 1000 # {tag}"]
+            command: ["/bin/sh", "-c", "trap '' TERM; echo $$ > {out}/pid; sleep 1000 # {tag}"]
             timeout: 3600
-        """)
+        """, extra=("--no-kill-all-on-exit", "--shutdown-timeout", "4", "-v"))
     wait_for(lambda: (out / "pid").exists(), 10, "the hook running")
     b.run.kill(signal.SIGTERM)
     assert b.run.wait(20) == 0
     assert not tagged_processes(tag)
+    # ended by the hook code, quietly (a debug line), as part of the shutdown
+    assert "pyinit: debug: [hook hook1] ended at shutdown: signal SIGKILL" in b.run.err
+    assert "warning: [hook" not in b.run.err
