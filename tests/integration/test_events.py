@@ -379,3 +379,36 @@ def test_hooks_stop_at_shutdown_within_the_budget(box, tmp_path: Path, tag: str)
     # ended by the hook code, quietly (a debug line), as part of the shutdown
     assert "pyinit: debug: [hook hook1] ended at shutdown: signal SIGKILL" in b.run.err
     assert "warning: [hook" not in b.run.err
+
+
+def test_unhealthy_and_a_oneshot_done(box, tmp_path: Path, tag: str) -> None:
+    d = service(tmp_path, tag, "web")
+    (d / "service.yaml").write_text(
+        "liveness: {check: [/bin/sh, -c, 'test ! -e sick'], interval: 0.05, failures: 1}\n")
+    once = crashing(tmp_path, tag, "migrate", "oneshot: true\n", body="exit 0\n")
+    assert once.exists()
+    b = box()
+    follow = Follower(b, "web", "migrate")
+    try:
+        wait_for(lambda: follow.names("migrate") == ["starting", "up", "exited", "done", "down"],
+                 10, "the oneshot's events")
+        wait_for(lambda: "ready" in follow.names("web"), 10, "web ready")
+        (d / "sick").touch()
+        wait_for(lambda: "unhealthy" in follow.names("web"), 10, "web unhealthy")
+        (d / "sick").unlink()
+        wait_for(lambda: follow.names("web").count("ready") == 2, 15, "web restarted")
+        names = follow.names("web")
+        assert names[names.index("unhealthy"):] in (
+            ["unhealthy", "stopping", "exited", "starting", "up", "ready"],
+            ["unhealthy", "stopping", "exited", "backoff", "starting", "up", "ready"],
+        ), names
+        events = follow.poll()
+        sick = next(e for e in events if e["event"] == "unhealthy")
+        assert sick["reason"] and sick["service"] == "web"
+        exited = next(e for e in events if e["event"] == "exited" and e["service"] == "web")
+        assert exited["expected"] is False  # an unhealthy stop counts as a failure
+        done = [e for e in events if e["service"] == "migrate" and e["event"] == "exited"]
+        assert done[0]["code"] == 0
+    finally:
+        follow.close()
+    b.stop()
