@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 USAGE = """usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]
 
-commands (runit sv):  status [--json]  up down once pause cont hup alarm interrupt
+commands (runit sv):  status [-l] [--json]  up down once pause cont hup alarm interrupt
                       quit 1 2 term kill exit
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
-pyinit:               tree  rescan  shutdown-container [--exit-code N]
+pyinit:               list (status -l: a table)  tree  rescan  shutdown-container [--exit-code N]
                       logs [-f] [-n N] SERVICE  scale SERVICE N
 As sv, a command is matched by its first character when it is not one of the
 names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
@@ -157,6 +157,7 @@ class Args:
         self.verbose = verbose
         self.wait = wait
         self.json = False
+        self.long = False  # status -l, list: a table
         self.exit_code = 0
         self.follow = False
         self.lines = 10
@@ -275,8 +276,10 @@ def _operands(args: Args, rest: list[str]) -> None:
             args.services.append(_service_word(args, word))
         elif word == "--":
             names_only = True  # a service whose name starts with '-' follows
-        elif word == "--json" and args.command in ("status", "s", "tree"):
+        elif word == "--json" and args.command in ("status", "s", "tree", "list"):
             args.json = True
+        elif word in ("-l", "--long") and args.command in ("status", "s", "list"):
+            args.long = True
         elif word.startswith("-") and word != "-":
             raise Usage(
                 f"option {_short(word)} after the command {args.command!r}: options "
@@ -401,6 +404,8 @@ def cmd_status(args: Args) -> int:
             add_usage(rec)
         print(json.dumps(records, indent=2, sort_keys=True))
         return sum(1 for r in records if r.get("missing"))
+    if args.long or args.command == "list":
+        return status_table(args, records)
     now = time.time()
     rc = 0
     typed = iter(args.services)
@@ -414,6 +419,21 @@ def cmd_status(args: Args) -> int:
             rc += line.startswith("fail: ")
             print(line)
     return rc
+
+
+def status_table(args: Args, records: list[dict[str, Any]]) -> int:
+    """`status -l`: the records as a table (core/statustable.py), colored on a terminal
+    unless NO_COLOR is set (no-color.org) or TERM is dumb."""
+    from pyinit.core.statustable import render, state
+
+    typed = iter(args.services)
+    for rec in records:
+        if args.services and not rec.get("expanded"):
+            rec["name"] = label(args, next(typed))
+    env = os.environ
+    color = sys.stdout.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+    sys.stdout.write(render(records, time.time(), color=color))
+    return sum(1 for r in records if state(r) in ("missing", "failed"))
 
 
 def cmd_lsb_status(args: Args) -> int:
@@ -689,6 +709,7 @@ def lsb_argv(name: str, argv: list[str]) -> list[str]:
 HANDLERS = {
     "status": cmd_status,
     "s": cmd_status,
+    "list": cmd_status,
     "tree": cmd_tree,
     "rescan": cmd_rescan,
     "shutdown-container": cmd_shutdown_container,
