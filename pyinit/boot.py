@@ -37,6 +37,7 @@ class Services(Protocol):
     def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
     def all_started(self) -> bool: ...
+    def not_started(self) -> list[str]: ...
     def freeze(self) -> None: ...
 
 
@@ -271,7 +272,12 @@ class Init:
             return
         timeout = self.config.services_ready_timeout
         if not self.loop.run_until(lambda: services.all_started() or self.stopping(), timeout):
-            log.warning(f"services not ready after {timeout:g}s: starting the main command anyway")
+            from pyinit.core.statustable import listing
+
+            held = listing(services.not_started())
+            suffix = f" (not ready: {held})" if held else ""
+            log.warning(f"services not ready after {timeout:g}s: starting the main command "
+                        f"anyway{suffix}")
 
     def start_main_command(self) -> int | None:
         if not self.config.command:

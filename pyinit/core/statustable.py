@@ -43,6 +43,15 @@ def safe(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 
+def listing(names: list[str], shown: int = 5, width: int = 64) -> str:
+    """`a, b and c`, or `a, b, c, d, e and 7 more`: at most `shown` names, each safe()."""
+    first = [safe(n, width) for n in names[:shown]]
+    rest = len(names) - len(first)
+    if rest > 0:
+        return f"{', '.join(first)} and {rest} more"
+    return " and ".join([", ".join(first[:-1]), first[-1]]) if len(first) > 1 else "".join(first)
+
+
 def duration(seconds: float) -> str:
     """45s, 3m12s, 2h05m, 4d03h: the two largest units, the second zero-padded."""
     s = max(0, int(seconds))

@@ -223,3 +223,14 @@ def test_table_exit_code_counts_missing_and_failed(monkeypatch, capsys) -> None:
 def test_l_is_refused_for_other_commands() -> None:
     with pytest.raises(svctl.Usage):
         svctl.parse_args(["--run-dir", "/x", "up", "-l", "web"], dict(os.environ))
+
+
+def test_listing_names_a_few_then_counts_the_rest() -> None:
+    from pyinit.core.statustable import listing
+
+    assert listing([]) == ""
+    assert listing(["web"]) == "web"
+    assert listing(["a", "b"]) == "a and b"
+    assert listing(["a", "b", "c"]) == "a, b and c"
+    assert listing([f"s{i}" for i in range(12)]) == "s0, s1, s2, s3, s4 and 7 more"
+    assert listing(["\033[2J" + "x" * 500]) == "?[2J" + "x" * 57 + "..."
