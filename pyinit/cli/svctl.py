@@ -24,7 +24,7 @@ commands (runit sv):  status [-l] [--json]  up down once pause cont hup alarm in
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
 pyinit:               list (status -l: a table)  tree  rescan  shutdown-container [--exit-code N]
-                      logs [-f] [-n N] SERVICE  scale SERVICE N
+                      logs [-f] [-n N] [SERVICE...]  scale SERVICE N
 As sv, a command is matched by its first character when it is not one of the
 names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
 such a short form needs a SERVICE. Options go before the command.
@@ -291,7 +291,7 @@ def _operands(args: Args, rest: list[str]) -> None:
 
 
 def _logs_args(args: Args, words: list[str]) -> None:
-    """`logs [-f] [-n N] SERVICE` (also -nN, --follow, --lines N)."""
+    """`logs [-f] [-n N] [SERVICE...]` (also -nN, --follow, --lines N)."""
     from pyinit.core.bounds import render, small_number
 
     args.follow, args.lines = False, 10
@@ -313,8 +313,6 @@ def _logs_args(args: Args, words: list[str]) -> None:
             raise Usage(f"unknown option {word} for logs")
         else:
             args.services.append(_service_word(args, word))
-    if len(args.services) != 1:
-        raise Usage("logs takes exactly one SERVICE")
 
 
 def _exit_code(words: list[str]) -> int:
@@ -638,9 +636,10 @@ def cmd_logs(args: Args) -> int:
             first = parse_reply(lines.next() or b"{}")
             if not first.get("ok"):
                 raise Unreachable(refusal(first))
-            if not isinstance(first.get("lines"), list):
+            prefix = _LogPrefix(first) if len(args.services) != 1 else None
+            if prefix is None and not isinstance(first.get("lines"), list):
                 raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
-            for line in first["lines"]:
+            for line in prefix.entries(first) if prefix else first["lines"]:
                 if isinstance(line, str):
                     out.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out.flush()
@@ -650,8 +649,9 @@ def cmd_logs(args: Args) -> int:
                 if not raw:
                     return 0  # pyinit went away (shutdown)
                 msg = parse_reply(raw)
-                if isinstance(msg.get("line"), str):
-                    out.write(msg["line"].encode("utf-8", "surrogateescape") + b"\n")
+                line = prefix.line(msg) if prefix else msg.get("line")
+                if isinstance(line, str):
+                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
                     out.flush()
     except (OSError, ValueError) as exc:
         if isinstance(exc, OSError) and broken(1):
@@ -661,6 +661,34 @@ def cmd_logs(args: Args) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+class _LogPrefix:
+    """Lines of several services (a `logs` reply with `entries`), as `NAME | line` with
+    the names padded to one width; a name is made safe for a terminal (it comes from
+    a service dir), the line is the service's own output, as in prefix mode."""
+
+    def __init__(self, first: dict[str, Any]) -> None:
+        from pyinit.core.protocol import ReplyError
+        from pyinit.core.statustable import safe
+
+        if not isinstance(first.get("entries"), list):
+            raise ReplyError("the reply has no list of entries (is this pyinit's socket?)")
+        self.safe = safe
+        names = first.get("services")
+        names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        self.width = max([len(safe(n, 40)) for n in names[:1000]] + [0])
+
+    def label(self, name: Any) -> str:
+        return self.safe(name if isinstance(name, str) else "?", 40).ljust(self.width)
+
+    def entries(self, first: dict[str, Any]) -> list[Any]:
+        return [self.line({"service": e[0], "line": e[1]}) if isinstance(e, list) and len(e) == 2
+                else None for e in first["entries"]]  # fmt: skip
+
+    def line(self, msg: dict[str, Any]) -> Optional[str]:
+        text = msg.get("line")
+        return f"{self.label(msg.get('service'))} | {text}" if isinstance(text, str) else None
 
 
 def cmd_tree(args: Args) -> int:
