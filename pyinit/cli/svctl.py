@@ -636,7 +636,7 @@ def cmd_logs(args: Args) -> int:
             first = parse_reply(lines.next() or b"{}")
             if not first.get("ok"):
                 raise Unreachable(refusal(first))
-            prefix = _LogPrefix(first) if len(args.services) != 1 else None
+            prefix = _LogPrefix(first) if "entries" in first else None  # several services
             if prefix is None and not isinstance(first.get("lines"), list):
                 raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
             for line in prefix.entries(first) if prefix else first["lines"]:

@@ -1,8 +1,8 @@
 """The `logs` request (svctl logs [-f]): the last lines of services, kept by pyinit
 in prefix and file mode; with `follow`, every new line after them until the client
-goes away. One service: its lines as it wrote them. Several, or none for every
-service pyinit keeps lines of: their lines merged in the order pyinit read them,
-each with its service's name."""
+goes away. One service: its lines as it wrote them. Several (or a group's
+instances), or none for every service pyinit keeps lines of: their lines merged
+in the order pyinit read them, each with its service's name."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ class Logs:
         names, count = req["services"], req.get("lines", 10)
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_LINES:
             raise ProtocolError(f"'lines' must be an integer from 0 to {MAX_LINES}")
-        if len(names) != 1:
-            self.merged(client, names, count, bool(req.get("follow")))
+        found = self.status.resolve(names[0]) if len(names) == 1 else None
+        if found is None and (len(names) != 1 or self.status.members(names[0]) is not None):
+            self.merged(client, names, count, bool(req.get("follow")))  # several, or a group
             return
-        found = self.status.resolve(names[0])
         if found is None:
             raise ProtocolError(f"no such service {render(names[0], 120)}")
         view = self.services.view(found)

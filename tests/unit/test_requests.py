@@ -642,3 +642,16 @@ def test_a_request_that_is_no_object_gets_one_line(requests: ControlRequests) ->
 def test_handlers_raise_protocol_errors_not_others(requests: ControlRequests) -> None:
     with pytest.raises(ProtocolError):
         ask(requests, cmd="control", action="?")
+
+
+def test_logs_of_a_group_are_its_instances_merged(
+    services: FakeServices, requests: ControlRequests
+) -> None:
+    for i, place in ((1, 7), (2, 3)):
+        services.add(FakeService(f"w@{i}", lines=[b"line %d" % i], places=[place],
+                                 log_mode="prefix"))  # fmt: skip
+    services.groups["w"] = ["w@1", "w@2"]
+    assert ask(requests, cmd="logs", services=["w"]).sent == [
+        {"ok": True, "follow": False, "services": ["w@1", "w@2"],
+         "entries": [["w@2", "line 2"], ["w@1", "line 1"]]}
+    ]  # fmt: skip
