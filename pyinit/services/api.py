@@ -71,6 +71,10 @@ class Services(Protocol):
     def log_tail(self, name: str, count: int) -> Optional[list[bytes]]:
         """The last count lines pyinit keeps of service name, None if it keeps none."""
 
+    def log_history(self, name: str, count: int) -> Optional[list[tuple[int, bytes]]]:
+        """The last count lines pyinit holds in memory of service name, each with its
+        place in the order all services' lines arrived; None if it keeps none."""
+
     def follow_log(self, name: str, send: Callable[[bytes], None]) -> Callable[[], None]:
         """send every new line of name; returns what stops it."""
 
@@ -181,6 +185,10 @@ class ManagerServices:
     def log_tail(self, name: str, count: int) -> Optional[list[bytes]]:
         svc = self.m.services.get(name)
         return svc.capture.tail(count) if svc and svc.capture else None
+
+    def log_history(self, name: str, count: int) -> Optional[list[tuple[int, bytes]]]:
+        svc = self.m.services.get(name)
+        return svc.capture.ring.history(count) if svc and svc.capture else None
 
     def follow_log(self, name: str, send: Callable[[bytes], None]) -> Callable[[], None]:
         svc = self.m.services[name]

@@ -106,10 +106,11 @@ class ServiceManager:
     def all_started(self) -> bool:
         """Every service wanted up has been ready once, or will not be (the main
         command waits for this)."""
-        return all(
-            svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
-            for svc in self.services.values()
-        )
+        return all(_started(svc) for svc in self.services.values())
+
+    def not_started(self) -> list[str]:
+        """The services all_started still waits for, in name order."""
+        return sorted(svc.name for svc in self.services.values() if not _started(svc))
 
     # --- what control requests and supervise/ call ------------------------------------
     @property
@@ -192,3 +193,8 @@ class ServiceManager:
                 svc.name,
             )
             self.init.request_exit(code)
+
+
+def _started(svc: Service) -> bool:
+    """Ready once, or never will be (wanted down, or its definition cannot run)."""
+    return bool(svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error)

@@ -105,6 +105,17 @@ def test_kubernetes_pod(multi_service: str, tmp_path: Path, manifest: str):
         health = json.loads(fetch(name, "http://127.0.0.1:8081/status"))
         assert {s["name"] for s in health["services"]} >= {"app", "nginx", "cron"}, health
         assert fetch(name, "http://127.0.0.1:8081/readyz").strip()
+        if manifest == "pod.yaml":  # what the prometheus.io annotations say is scraped
+            from prometheus_client.parser import text_string_to_metric_families
+
+            note = re.compile(r"^    (prometheus\.io/\w+): \"?([^\"\s]+)", re.M)
+            notes = dict(note.findall(yaml.read_text()))
+            assert notes["prometheus.io/scrape"] == "true", notes
+            body = fetch(name, f"http://127.0.0.1:{notes['prometheus.io/port']}"
+                               f"{notes['prometheus.io/path']}")  # fmt: skip
+            up = {s.labels["service"]: s.value for f in text_string_to_metric_families(body)
+                  for s in f.samples if s.name == "pyinit_service_up"}  # fmt: skip
+            assert up["app"] == up["nginx"] == up["cron"] == 1, up
         ps = exec_(name, "ps", "-eo", "pid=,ppid=,args=").stdout
         procs = [line.split(None, 2) for line in ps.splitlines()]
         pyinit = [pid for pid, _, args in procs if "bin/pyinit" in args]

@@ -293,6 +293,9 @@ CASES = [
             "etc/service/web/app.env": "A=x\0y\n",
         },
     ),
+    # --- ops-view: status tables and merged logs (issue 21)
+    Case("svctl", "`svctl logs web nosuch`", "svctl", args=["logs", "web", "nosuch"]),
+    Case("svctl", "`svctl up -l web`", "svctl", args=["up", "-l", "web"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

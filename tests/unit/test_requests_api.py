@@ -19,7 +19,8 @@ from pyinit.services.servicedir import ServiceDir
 # every field of a service's status record (docs/control-protocol.md)
 RECORD = {
     "state", "pid", "since", "uptime", "want", "paused", "got_term", "restarts",
-    "last_exit_code", "last_signal", "next_start_in", "name", "path", "normally_up", "error",
+    "last_exit_code", "last_signal", "last_exit_at", "next_start_in", "name", "path",
+    "normally_up", "error",
     "user", "settle", "ready", "failed", "outcome", "waiting_for", "status_text", "oneshot",
     "essential", "log", "log_mode", "dropped_bytes", "instance", "group",
 }  # fmt: skip
