@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -274,3 +276,96 @@ def test_status_lines_and_codes() -> None:
     assert ctl.status_code(recs, []) == 3
     assert ctl.pick(["a"], recs)[0] == []  # a process in a group needs GROUP:NAME
     assert os.sep == "/"
+
+
+# --- the oracle: supervisord 4's own reading of the same file ------------------------------
+ORACLE = """
+import json, os, sys
+from supervisor.options import ServerOptions
+from supervisor.datatypes import Automatic, RestartUnconditionally, RestartWhenExitUnexpected
+o = ServerOptions()
+o.configfile = sys.argv[1]
+o.here = os.path.dirname(sys.argv[1])
+o.process_config(do_usage=False)
+out = []
+for g in o.process_group_configs:
+    for p in g.process_configs:
+        log = p.stdout_logfile
+        out.append(dict(
+            namespec=p.name if g.name == p.name else g.name + ":" + p.name,
+            command=p.command, priority=p.priority, autostart=p.autostart,
+            autorestart={RestartUnconditionally: "true",
+                         RestartWhenExitUnexpected: "unexpected"}.get(p.autorestart, "false"),
+            startsecs=p.startsecs, startretries=p.startretries, stopsignal=p.stopsignal,
+            stopwaitsecs=p.stopwaitsecs, stopasgroup=p.stopasgroup, killasgroup=p.killasgroup,
+            exitcodes=list(p.exitcodes), redirect_stderr=p.redirect_stderr,
+            directory=p.directory, umask=p.umask, environment=p.environment,
+            stdout_logfile="AUTO" if log is Automatic else "NONE" if log is None else log,
+            stdout_maxbytes=p.stdout_logfile_maxbytes, stdout_backups=p.stdout_logfile_backups))
+print(json.dumps(sorted(out, key=lambda d: d["namespec"])))
+"""
+RICH = """[supervisord]
+nodaemon = true  ; a comment
+environment = G="g, v",TZ=UTC
+childlogdir = %(here)s
+
+[include]
+files = conf.d/*.conf
+
+[program:web]
+command = /usr/sbin/nginx -g "daemon off;"   # inline comment
+priority = 5
+autorestart = true
+stopsignal = quit
+stopwaitsecs = 30
+stopasgroup = yes
+redirect_stderr = on
+stdout_logfile = %(here)s/web.log
+stdout_logfile_maxbytes = 10MB
+stdout_logfile_backups = 2
+umask = 002
+
+[program:worker]
+command = /bin/worker --id %(process_num)02d --of %(numprocs)d %(ENV_HOME)s %(ENV_G)s
+process_name = %(program_name)s-%(process_num)s
+numprocs = 3
+numprocs_start = 1
+environment = ID="%(process_num)d",WHO='%(group_name)s',LOGS=%(ENV_TZ)s
+exitcodes = 0,2,3
+startsecs = 0
+startretries = 7
+autostart = false
+directory = /tmp
+stdout_logfile = NONE
+"""
+
+
+@pytest.mark.skipif(
+    subprocess.run(
+        ["/usr/bin/python3", "-c", "import supervisor.options"], capture_output=True
+    ).returncode
+    != 0,  # fmt: skip
+    reason="supervisord (Debian's supervisor) is not installed",
+)
+def test_reads_as_supervisord_does(tmp_path: Path) -> None:
+    extra = {"conf.d/b.conf": "[program:b]\ncommand=%(here)s/b %(program_name)s\n"
+                              "[group:grp]\nprograms=b\n"}  # fmt: skip
+    conf = conf_of(tmp_path, RICH, {"HOME": "/h"}, extra)
+    env = dict(os.environ, HOME="/h")
+    done = subprocess.run(["/usr/bin/python3", "-c", ORACLE, str(tmp_path / "supervisord.conf")],
+                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout)
+    ours = []
+    for p in sorted(conf.processes, key=lambda p: p.namespec):
+        ours.append(dict(
+            namespec=p.namespec, command=p.command, priority=p.priority, autostart=p.autostart,
+            autorestart=p.autorestart, startsecs=p.startsecs, startretries=p.startretries,
+            stopsignal=int(getattr(signal, "SIG" + p.stopsignal)), stopwaitsecs=p.stopwaitsecs,
+            stopasgroup=p.stopasgroup, killasgroup=p.killasgroup, exitcodes=list(p.exitcodes),
+            redirect_stderr=p.redirect_stderr, directory=p.directory, umask=p.umask,
+            environment={**conf.environment, **p.environment}, stdout_logfile=p.stdout_logfile,
+            stdout_maxbytes=p.stdout_maxbytes, stdout_backups=p.stdout_backups,
+        ))  # fmt: skip
+    assert len(ours) == 5
+    assert ours == theirs
