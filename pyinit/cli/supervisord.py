@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 from pyinit.cli import init_command
 
@@ -90,7 +91,6 @@ def write(services: list) -> str:
         return files.write(services, choice.path)
     except OSError as exc:
         _fail(f"cannot write the services under {choice.path}: {exc.strerror or exc}", False)
-    raise AssertionError  # not reached
 
 
 def _say(level: str, text: str) -> None:
@@ -101,7 +101,7 @@ def _say(level: str, text: str) -> None:
         pass
 
 
-def _fail(text: str, usage: bool = True) -> None:
+def _fail(text: str, usage: bool = True) -> NoReturn:
     if usage:
         sys.stderr.write(USAGE + "\n")
     _say("error", text)
