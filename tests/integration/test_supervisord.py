@@ -47,12 +47,16 @@ exec sh -c "sleep 1000; :" {tag}-$SUPERVISOR_PROCESS_NAME
 """,
     )
     (tmp_path / "conf.d").mkdir()
-    off = f'[program:off]\ncommand=sh -c "sleep 1000; :" {tag}\nautostart=false\nstartsecs=0\n'
+    off = f'[program:off]\ncommand=sh -c "echo off says hi; sleep 1000; :" {tag}\nautostart=false\n'
     (tmp_path / "conf.d" / "off.conf").write_text(off)
+    (tmp_path / "conf.d" / "bad.conf").write_text(
+        "[program:bad]\ncommand=/bin/false\nautostart=false\nstartretries=1\n"
+    )
     conf = tmp_path / "supervisord.conf"
     conf.write_text(f"""[supervisord]
 nodaemon=true
 logfile=/dev/null
+childlogdir=%(here)s/logs
 [include]
 files = conf.d/*.conf
 [program:web]
@@ -86,7 +90,7 @@ stdout_logfile=/dev/stdout
         status = ctl(tmp_path, env, "status")
         assert status.returncode == 3, status  # off is STOPPED
         rows = {line.split()[0]: line for line in status.stdout.splitlines()}
-        assert sorted(rows) == ["app:app_00", "app:app_01", "off", "web"], status.stdout
+        assert sorted(rows) == ["app:app_00", "app:app_01", "bad", "off", "web"], status.stdout
         assert rows["web"].split()[1] == "RUNNING" and "pid " in rows["web"]
         assert rows["off"] == "off" + " " * 30 + "STOPPED   Not started"
         assert "app w0 app_00" in lines(marks) and "app w1 app_01" in lines(marks)
@@ -99,8 +103,16 @@ stdout_logfile=/dev/stdout
         assert sum("app w0" in x for x in lines(marks)) == 2  # started once more, exited 3
         started = ctl(tmp_path, env, "start", "off")
         assert (started.returncode, started.stdout) == (0, "off: started\n"), started
+        failing = ctl(tmp_path, env, "start", "bad")  # exits at once: FATAL after 1 retry
+        assert (failing.returncode, failing.stdout) == (7, "bad: ERROR (spawn error)\n"), failing
+        fatal = ctl(tmp_path, env, "status", "bad")
+        assert fatal.stdout.split(None, 2)[1:] == [
+            "FATAL", "Exited too quickly (process log may have details)\n"]  # fmt: skip
         missing = ctl(tmp_path, env, "status", "nosuch")
         assert (missing.returncode, missing.stdout) == (4, "nosuch: ERROR (no such process)\n")
+        tailed = ctl(tmp_path, env, "tail", "off")  # AUTO: a log file in childlogdir
+        assert (tailed.returncode, tailed.stdout) == (0, "off says hi\n"), tailed
+        assert (tmp_path / "logs" / "off" / "current").read_text() == "off says hi\n"
         stopped = ctl(tmp_path, env, "stop", "off")
         assert stopped.stdout == "off: stopped\n"
         psutil.Process(proc.pid).children()[0].send_signal(signal.SIGTERM)  # PID 1

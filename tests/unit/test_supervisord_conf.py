@@ -93,6 +93,31 @@ def test_defaults_are_supervisords(tmp_path: Path) -> None:
     assert notes == []
 
 
+def test_supervisord_section_defaults(tmp_path: Path) -> None:
+    svcs, notes = services(
+        tmp_path,
+        """[supervisord]
+user=app
+umask=077
+directory=/work
+childlogdir=/var/log/sv
+loglevel=debug
+identifier=x
+[program:a]
+command=a
+[program:b]
+command=b
+user=root
+directory=rel
+""",
+    )
+    a, b = svcs["a"].config, svcs["b"].config
+    assert (a["user"], a["umask"], a["working_directory"]) == ("app", "077", "/work")
+    assert a["log"]["dir"] == "/var/log/sv/a"
+    assert (b["user"], b["working_directory"]) == ("root", "/work/rel")
+    assert notes == []
+
+
 def test_streams(tmp_path: Path) -> None:
     svcs, notes = services(
         tmp_path,
