@@ -9,7 +9,13 @@ from typing import Any
 
 from pyinit.cli.stdio import guarded
 
-USAGE = "usage: supervisorctl [-c FILE] status|start|stop|restart|tail [-f|-BYTES] [NAME...|all]"
+USAGE = (
+    "usage: supervisorctl [-c FILE] status|start|stop|restart [NAME...|all] | "
+    "tail [-f|-BYTES] NAME | signal SIG NAME... | shutdown"
+)
+# the signals pyinit's control letters send (runit's): supervisorctl signal's names
+LETTERS = {"HUP": "h", "ALRM": "a", "INT": "i", "QUIT": "q", "USR1": "1", "USR2": "2",
+           "TERM": "t", "KILL": "k", "CONT": "c", "STOP": "p"}  # fmt: skip
 GENERIC, INVALID_ARGS, NOT_RUNNING = 1, 2, 7  # supervisorctl's LSB init exit statuses
 START_WAIT = 3600.0  # seconds start waits for RUNNING, FATAL or EXITED
 
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return _usage("no command given (the interactive shell is not provided)")
     command, names = args[0], args[1:]
     handler = {"status": status, "start": start, "stop": stop, "restart": restart,
-               "tail": tail}.get(command)  # fmt: skip
+               "tail": tail, "signal": signal, "shutdown": shutdown}.get(command)  # fmt: skip
     if handler is None:
         return _usage(f"*** Unknown syntax: {command[:40]}")
     try:
@@ -165,4 +171,37 @@ def tail(args: list[str]) -> int:
     data = text.encode("utf-8", "surrogateescape")[-size:] if size else b""
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+    return 0
+
+
+def signal(args: list[str]) -> int:
+    """`signal SIG NAME...`: the signals pyinit's control letters send (LETTERS)."""
+    from pyinit.foreign import supervisord_ctl as ctl
+
+    if len(args) < 2:
+        print("Error: signal requires a signal name and a process name")
+        return GENERIC
+    name = args[0].upper()
+    name = name[3:] if name.startswith("SIG") else name
+    chosen, rc = _chosen(args[1:], "signal")
+    for rec in chosen:
+        if name not in LETTERS:
+            print(f"{rec['name']}: ERROR (bad signal name)")
+            rc = GENERIC
+        elif not ctl.is_running(rec):
+            print(f"{rec['name']}: ERROR (not running)")
+            rc = NOT_RUNNING
+        else:
+            ask({"cmd": "control", "action": LETTERS[name], "services": [rec["name"]]})
+            print(f"{rec['name']}: signalled")
+    return rc
+
+
+def shutdown(args: list[str]) -> int:
+    """`shutdown`: pyinit shuts the container down (exit code 0)."""
+    if args:
+        print("Error: shutdown accepts no arguments")
+        return GENERIC
+    ask({"cmd": "shutdown", "exit_code": 0})
+    print("Shut down")
     return 0

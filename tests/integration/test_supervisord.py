@@ -34,6 +34,7 @@ def test_supervisord_conf_as_pid1(tmp_path: Path, tag: str) -> None:
     write_script(
         tmp_path / "web.sh",
         f"""trap 'echo INT >> {marks}; exit 0' INT
+trap 'echo HUP >> {marks}' HUP
 echo "web $1 up"; echo "web to stderr" >&2
 while :; do sleep 1; done
 """,
@@ -108,6 +109,9 @@ stdout_logfile=/dev/stdout
         fatal = ctl(tmp_path, env, "status", "bad")
         assert fatal.stdout.split(None, 2)[1:] == [
             "FATAL", "Exited too quickly (process log may have details)\n"]  # fmt: skip
+        hup = ctl(tmp_path, env, "signal", "hup", "web")
+        assert (hup.returncode, hup.stdout) == (0, "web: signalled\n"), hup
+        wait_for(lambda: "HUP" in lines(marks), 10, "web's HUP")
         missing = ctl(tmp_path, env, "status", "nosuch")
         assert (missing.returncode, missing.stdout) == (4, "nosuch: ERROR (no such process)\n")
         tailed = ctl(tmp_path, env, "tail", "off")  # AUTO: a log file in childlogdir
@@ -137,3 +141,24 @@ def test_bad_conf_is_one_line(tmp_path: Path) -> None:
     assert done.stderr == (
         "pyinit: error: [supervisord] [program:a] autostart: not a valid boolean value: 'maybe'\n"
     )
+
+
+def test_supervisorctl_shutdown(tmp_path: Path, tag: str) -> None:
+    supervisord, _ = tools(tmp_path)
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(f'[supervisord]\n[program:s]\ncommand=sh -c "sleep 1000; :" {tag}\n')
+    env = dict(os.environ, PYINIT_RUN_DIR=str(tmp_path / "run"))
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", str(supervisord),
+                             "-c", str(conf)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: "RUNNING" in ctl(tmp_path, env, "status", "s").stdout, 20, "RUNNING")
+        done = ctl(tmp_path, env, "shutdown")
+        assert (done.returncode, done.stdout) == (0, "Shut down\n")
+        assert proc.wait(30) == 0
+        assert proc.stderr is not None
+        said = proc.stderr.read().decode()
+        assert "pyinit: info: [supervisord] staying in the foreground (as -n)" in said
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(10)
