@@ -315,6 +315,8 @@ def programs(
         group = process_or_group_name(section[6:], f"[{section}]")
         listed = parser.get(section, "programs", fallback="")
         for program in [p.strip() for p in listed.split(",") if p.strip()]:
+            if f"fcgi-program:{program}" in sections:
+                continue  # refused with its section (supervisord_services.sections)
             if f"program:{program}" not in sections:
                 raise ConfError(f"[{section}] names unknown program {show(program)}")
             grouped[f"program:{program}"] = group

@@ -66,7 +66,13 @@ def translate(conf: Conf, cwd: str, root: bool = True) -> tuple[list[Service], l
         defaults["user"] = sup["user"].strip()
     umask = sup.get("umask", "").strip()
     if umask:
-        defaults["umask"] = umask
+        try:
+            value = int(umask, 8) if len(umask) < 8 else -1
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 0o777:
+            raise ConfError(f"[supervisord] umask: not an octal mode: {show(umask)}")
+        defaults["umask"] = f"{value:03o}"
     for section in conf.listeners:
         notes.append(eventlistener(section))
     services = []

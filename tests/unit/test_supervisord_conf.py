@@ -98,7 +98,7 @@ def test_supervisord_section_defaults(tmp_path: Path) -> None:
         tmp_path,
         """[supervisord]
 user=app
-umask=077
+umask=77
 directory=/work
 childlogdir=/var/log/sv
 loglevel=debug
@@ -244,6 +244,7 @@ colour=red
         (HEAD + "[program:a b]\ncommand=a\n", "invalid name"),
         (HEAD + "[group:g]\nprograms=nope\n", "unknown program 'nope'"),
         (HEAD + "[include]\n", "[include] has no files"),
+        ("[supervisord]\numask=8\n", "[supervisord] umask: not an octal mode"),
         ("garbage\n", "File contains no section headers"),
         (HEAD + "[program:a]\ncommand=a\numask=99\n", "not an octal mode"),
         (HEAD + "[program:a]\ncommand=a\nstartsecs=" + "9" * 40 + "\n", "not an integer"),
@@ -394,3 +395,10 @@ def test_reads_as_supervisord_does(tmp_path: Path) -> None:
         ))  # fmt: skip
     assert len(ours) == 5
     assert ours == theirs
+
+
+def test_fcgi_program_in_a_group_is_named_not_fatal(tmp_path: Path) -> None:
+    svcs, notes = services(tmp_path, HEAD + "[fcgi-program:f]\ncommand=f\nsocket=tcp://:9\n"
+                           "[program:p]\ncommand=p\n[group:g]\nprograms=f,p\n")  # fmt: skip
+    assert list(svcs) == ["g:p"]
+    assert notes == ["[fcgi-program:f] not supported: pyinit does not create FastCGI sockets"]
