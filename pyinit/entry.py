@@ -55,6 +55,7 @@ LINKED = {
     "setuser": "setuser",
     "pyinit-env": "pyinit-env",
     "with-contenv": "pyinit-env",
+    "supervisorctl": "supervisorctl",
 }
 # Each command's module (its main() takes sys.argv).
 MAINS = {
@@ -62,6 +63,7 @@ MAINS = {
     "svctl": "pyinit.cli.svctl",
     "setuser": "pyinit.cli.setuser",
     "pyinit-env": "pyinit.cli.pyinit_env",
+    "supervisorctl": "pyinit.cli.supervisorctl",
 }
 
 

@@ -48,6 +48,19 @@ def ALIAS_BOMB(levels: int) -> str:  # noqa: N802 - reads as the constant it sta
     return text
 
 
+def supervisord_case(shown: str, conf: str) -> Case:
+    """`supervisord -c FILE` on a supervisord.conf of this text (pyinit's personality)."""
+    code = (
+        "import os, sys, tempfile\n"
+        "path = os.path.join(tempfile.mkdtemp(), 'supervisord.conf')\n"
+        f"open(path, 'w').write({conf!r})\n"
+        "sys.argv = ['supervisord', '-c', path]\n"
+        "from pyinit.cli.supervisord import main\n"
+        "main()\n"
+    )
+    return Case("supervisord.conf", shown, "tool", args=["-c", code])
+
+
 def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
     return Case(area, shown, "pyinit", files={"etc/service/web/service.yaml": text})
 
@@ -296,6 +309,42 @@ CASES = [
     # --- ops-view: status tables and merged logs (issue 21)
     Case("svctl", "`svctl logs web nosuch`", "svctl", args=["logs", "web", "nosuch"]),
     Case("svctl", "`svctl up -l web`", "svctl", args=["up", "-l", "web"]),
+    # --- supervisord personality (issue 24)
+    Case(
+        "supervisord.conf",
+        "`supervisord -c /nonexistent.conf`",
+        "tool",
+        args=[
+            "-c",
+            "import sys; sys.argv = ['supervisord', '-c', '/nonexistent.conf']; "
+            "from pyinit.cli.supervisord import main; main()",
+        ],  # fmt: skip
+    ),
+    supervisord_case(
+        "`autostart=maybe`", "[supervisord]\n[program:a]\ncommand=a\nautostart=maybe\n"
+    ),
+    supervisord_case(
+        "`command=%(ENV_NOPE)s`", "[supervisord]\n[program:a]\ncommand=%(ENV_NOPE)s\n"
+    ),
+    supervisord_case(
+        "`command=%(x)99999999s`", "[supervisord]\n[program:a]\ncommand=%(x)99999999s\n"
+    ),
+    supervisord_case(
+        "`numprocs=2` without `%(process_num)`",
+        "[supervisord]\n[program:a]\ncommand=a\nnumprocs=2\n",
+    ),
+    supervisord_case("`stopsignal=FOO`", "[supervisord]\n[program:a]\ncommand=a\nstopsignal=FOO\n"),
+    supervisord_case(
+        "`environment=A` (no value)", "[supervisord]\n[program:a]\ncommand=a\nenvironment=A\n"
+    ),
+    supervisord_case(
+        "`[program:a+b]` (not a service name)", "[supervisord]\n[program:a+b]\ncommand=a\n"
+    ),
+    supervisord_case("`[group:g]` naming no program", "[supervisord]\n[group:g]\nprograms=nope\n"),
+    supervisord_case(
+        "`startsecs=` 40 digits",
+        "[supervisord]\n[program:a]\ncommand=a\nstartsecs=" + "9" * 40 + "\n",
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
