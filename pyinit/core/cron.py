@@ -119,13 +119,11 @@ def parse_duration(text: object) -> float:
     """`90s`, `5m`, `1h30m`, `2d`, or a number of seconds; CronError if not."""
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise CronError("must be a duration such as 90s, 5m or 1h30m")
-    if isinstance(text, (int, float)):
-        total = float(text)
-    else:
-        total = _duration_text(text.strip().lower())
+    total = float(text) if isinstance(text, (int, float)) else _duration_text(text.strip().lower())
     if not MIN_EVERY <= total <= MAX_EVERY:
-        raise CronError(f"must be from {MIN_EVERY:g}s to {MAX_EVERY / 86400:g}d, "
-                        f"not {_show(str(text))}")
+        raise CronError(
+            f"must be from {MIN_EVERY:g}s to {MAX_EVERY / 86400:g}d, not {_show(str(text))}"
+        )
     return total
 
 
@@ -151,9 +149,15 @@ def _fields(words: list[str], text: str) -> Cron:
     sets = [_field(w, *spec) for w, spec in zip(words, _FIELDS)]
     weekdays = frozenset(d % 7 for d in sets[4])
     cron = Cron(
-        minutes=sets[0], hours=sets[1], days=sets[2], months=sets[3], weekdays=weekdays,
-        dom_star=words[2].startswith("*"), dow_star=words[4].startswith("*"),
-        fixed=not (words[0].startswith("*") or words[1].startswith("*")), text=text,
+        minutes=sets[0],
+        hours=sets[1],
+        days=sets[2],
+        months=sets[3],
+        weekdays=weekdays,
+        dom_star=words[2].startswith("*"),
+        dow_star=words[4].startswith("*"),
+        fixed=not (words[0].startswith("*") or words[1].startswith("*")),
+        text=text,
     )
     if cron.dow_star and not any(d <= _DAYS_IN[m - 1] for m in cron.months for d in cron.days):
         raise CronError("never runs: no month has that day")
