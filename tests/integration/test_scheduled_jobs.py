@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_for
-from test_service_config import box, svc  # noqa: F401 - box is a fixture
+from test_service_config import (
+    box,  # noqa: F401 - a fixture
+    svc,
+)
 
 pytestmark = pytest.mark.pid1
 
@@ -32,14 +35,16 @@ def job_rec(b, name: str) -> dict:
     return b.rec(name)["job"]
 
 
-def test_a_job_runs_on_schedule_with_the_container_environment_in_prefix_mode(
-    box, tmp_path: Path, tag: str  # noqa: F811
-) -> None:
+def test_a_job_runs_with_the_container_env_in_prefix_mode(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
     (tmp_path / "container_environment").mkdir()
     (tmp_path / "container_environment" / "FROM_ENV_DIR").write_text("dir-value")
-    d = svc(tmp_path, tag, "tick",
-            'echo "tick $FROM_PYINIT $FROM_ENV_DIR $JOB_VAR"\necho run >> runs\n',
-            "every: 1s\nlog: prefix\nenvironment:\n  JOB_VAR: own\n")
+    d = svc(
+        tmp_path,
+        tag,
+        "tick",
+        'echo "tick $FROM_PYINIT $FROM_ENV_DIR $JOB_VAR"\necho run >> runs\n',
+        "every: 1s\nlog: prefix\nenvironment:\n  JOB_VAR: own\n",
+    )
     b = box(env={"FROM_PYINIT": "inherited"})
     wait_for(lambda: len(runs_of(d / "runs")) >= 2, 10, "two scheduled runs")
     out = b.run.out
@@ -52,10 +57,8 @@ def test_a_job_runs_on_schedule_with_the_container_environment_in_prefix_mode(
     assert "[tick] run started due at" in b.run.err
 
 
-def test_overlap_skip_skips_a_tick_while_a_run_goes_on(box, tmp_path: Path,
-                                                       tag: str) -> None:  # noqa: F811
-    d = svc(tmp_path, tag, "slow", "echo start >> runs\n" + GATE + "rm -f go\n",
-            "every: 1s\n")
+def test_overlap_skip_skips_a_tick(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
+    d = svc(tmp_path, tag, "slow", "echo start >> runs\n" + GATE + "rm -f go\n", "every: 1s\n")
     b = box()
     wait_for(lambda: runs_of(d / "runs"), 10, "the first run")
     b.wait("slow", lambda r: r["job"]["skipped"] >= 1, 10, "a tick skipped")
@@ -67,8 +70,13 @@ def test_overlap_skip_skips_a_tick_while_a_run_goes_on(box, tmp_path: Path,
 
 
 def test_svctl_run_and_overlap_queue(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
-    d = svc(tmp_path, tag, "report", "echo start >> runs\n" + GATE + "rm -f go\n",
-            "schedule: '0 0 1 1 *'\noverlap: queue\n")
+    d = svc(
+        tmp_path,
+        tag,
+        "report",
+        "echo start >> runs\n" + GATE + "rm -f go\n",
+        "schedule: '0 0 1 1 *'\noverlap: queue\n",
+    )
     svc(tmp_path, tag, "web")
     b = box()
     r = b.svctl("status", "report")
@@ -78,13 +86,14 @@ def test_svctl_run_and_overlap_queue(box, tmp_path: Path, tag: str) -> None:  # 
     assert b.ok("run", "report") == "ok: run: report: started\n"
     wait_for(lambda: runs_of(d / "runs"), 10, "the run svctl asked for")
     assert b.ok("run", "report") == "ok: run: report: still running, queued (overlap: queue)\n"
-    assert b.ok("run", "report") == (
-        "ok: run: report: still running, a run is queued already\n")
+    assert b.ok("run", "report") == ("ok: run: report: still running, a run is queued already\n")
     r = b.svctl("run", "web", "nope")
     assert r.returncode == 2
-    assert r.stdout == ("fail: web: not a scheduled job (no 'schedule' or 'every' in its "
-                        "service.yaml)\nfail: nope: unable to change to service directory: "
-                        "file does not exist\n")
+    assert r.stdout == (
+        "fail: web: not a scheduled job (no 'schedule' or 'every' in its "
+        "service.yaml)\nfail: nope: unable to change to service directory: "
+        "file does not exist\n"
+    )
     (d / "go").touch()
     wait_for(lambda: len(runs_of(d / "runs")) == 2, 10, "the queued run")
     (d / "go").touch()
@@ -97,18 +106,52 @@ def test_svctl_run_and_overlap_queue(box, tmp_path: Path, tag: str) -> None:  # 
     b.stop()
 
 
-def test_a_run_that_overruns_its_timeout_is_stopped(box, tmp_path: Path,
-                                                     tag: str) -> None:  # noqa: F811
-    svc(tmp_path, tag, "stuck", "trap 'echo term >> got; exit 7' TERM\necho $$ > ready\n"
-        "sleep 1000 & wait $!\n", "schedule: '@yearly'\ntimeout: 0.5\n")
+def test_a_run_over_its_timeout_is_stopped(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
+    svc(
+        tmp_path,
+        tag,
+        "stuck",
+        "trap 'echo term >> got; exit 7' TERM\necho $$ > ready\nsleep 1000 & wait $!\n",
+        "schedule: '@yearly'\ntimeout: 0.5\n",
+    )
     b = box()
     b.ok("run", "stuck")
-    rec = b.wait("stuck", lambda r: r["job"]["last_run"] and r["job"]["last_run"]["end"], 10,
-                 "the run to be stopped")
+    rec = b.wait(
+        "stuck",
+        lambda r: r["job"]["last_run"] and r["job"]["last_run"]["end"],
+        10,
+        "the run to be stopped",
+    )
     assert rec["job"]["last_run"]["result"] == "timeout"
     assert rec["job"]["last_run"]["exit_code"] == 7
     assert "[stuck] run timed out after 0.5s: stopping it" in b.run.err
     b.stop()
+
+
+def switches(pid: int) -> int:
+    """PID 1's context switches so far: each wake-up is at least one."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in text.splitlines())
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+
+def wake_ups_in_2s(b, name: str, runs: Path) -> int:
+    """How often PID 1 woke in a 2 s window once it was idle (for a job every second:
+    once its first run ended)."""
+    pid = b.run.init_pid
+    b.wait(name, lambda r: r["job"] is not None, 10)
+    wait_for(lambda: name != "often" or runs_of(runs), 10, "the first run")
+
+    def settled() -> bool:  # our status request and the boot's inotify events done
+        before = switches(pid)
+        time.sleep(0.3)
+        return switches(pid) == before
+
+    if name == "yearly":
+        wait_for(settled, 10, "pyinit to go idle")
+    first = switches(pid)
+    time.sleep(2.0)  # the window: a run every second would show here
+    return switches(pid) - first
 
 
 def test_no_wake_ups_between_runs(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
@@ -117,29 +160,7 @@ def test_no_wake_ups_between_runs(box, tmp_path: Path, tag: str) -> None:  # noq
     for name, schedule in (("yearly", "@yearly"), ("often", "every 1s")):
         d = svc(tmp_path, tag, name, "echo run >> runs\n", f"schedule: '{schedule}'\n")
         b = box()
-        b.wait(name, lambda r: r["job"] is not None, 10)
-        if name == "often":
-            wait_for(lambda: runs_of(d / "runs"), 10, "the first run")
-        status = Path(f"/proc/{b.run.init_pid}/status")
-
-        def switches() -> int:
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
-            return int(fields["voluntary_ctxt_switches"]) + int(
-                fields["nonvoluntary_ctxt_switches"])
-
-        def settled() -> bool:  # our status request and the boot's inotify events done
-            before = switches()
-            time.sleep(0.3)
-            return switches() == before
-
-        if name == "yearly":
-            wait_for(settled, 10, "pyinit to go idle")
-        first = switches()
-        time.sleep(2.0)  # the window: a run every second would show here
-        woke = switches() - first
-        if name == "yearly":
-            assert woke == 0
-        else:
-            assert woke > 0
+        woke = wake_ups_in_2s(b, name, d / "runs")
+        assert woke == 0 if name == "yearly" else woke > 0, (name, woke)
         b.stop()
         (tmp_path / "service" / name).rename(tmp_path / f"done-{name}")
