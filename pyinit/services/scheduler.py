@@ -27,6 +27,7 @@ from pyinit.runtime.loop import EventLoop, Timer
 from pyinit.services.records import Service, Slot
 
 Apply = Callable[[Slot, list], None]
+EARLY = 0.001  # a timer may report its expiry this much before time.time() reaches it
 
 
 @dataclass
@@ -187,7 +188,7 @@ class Scheduler:
     def fire(self, now: float) -> None:
         for entry in list(self.entries.values()):
             job = entry.job
-            if job.fire_at is None or job.fire_at > now:
+            if job.fire_at is None or job.fire_at > now + EARLY:
                 continue
             due = job.due
             running = not entry.svc.run.machine.is_down()
