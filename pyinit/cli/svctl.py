@@ -559,10 +559,13 @@ def cmd_scale(args: Args) -> int:
 def cmd_run(args: Args) -> int:
     """`svctl run NAME...`: a scheduled job's run now (its overlap rule decides)."""
     reply = ask(args, {"cmd": "run", "services": args.services})
-    said = {"run": "started", "skipped": "still running, skipped (overlap: skip)",
-            "queued": "still running, queued (overlap: queue)",
-            "stop-and-run": "still running, stopping it first (overlap: replace)",
-            "": "still running, a run is queued already"}
+    said = {
+        "run": "started",
+        "skipped": "still running, skipped (overlap: skip)",
+        "queued": "still running, queued (overlap: queue)",
+        "stop-and-run": "still running, stopping it first (overlap: replace)",
+        "": "still running, a run is queued already",
+    }
     rc = 0
     for res in reply["results"]:
         name = label(args, res["service"])

@@ -69,6 +69,7 @@ class Services(Protocol):
         """`svctl run`: start a scheduled job now under its overlap rule; what was done
         (core/jobs.py: run, skipped, queued, stop-and-run, or "" if one is queued
         already), None if name is not a job."""
+
     def reload(self) -> None: ...
     def request_exit(self, code: int) -> None: ...
 

@@ -183,14 +183,17 @@ class ServiceManager:
 
     def job_changed(self, svc: Service) -> None:
         """svc was added, changed or removed: schedule it if it is a usable job."""
-        is_job = (svc.config.schedule is not None and not svc.defn.error and not svc.retired
-                  and self.services.get(svc.name) is svc)
+        is_job = (
+            svc.config.schedule is not None
+            and not svc.defn.error
+            and not svc.retired
+            and self.services.get(svc.name) is svc
+        )
         if is_job and not self.shutting_down:
             if self.scheduler is None:
                 from pyinit.services.scheduler import Scheduler  # only with a job
 
-                self.scheduler = Scheduler(self.loop, self.runner.apply,
-                                           lambda: self.shutting_down)
+                self.scheduler = Scheduler(self.loop, self.runner.apply, lambda: self.shutting_down)
             self.scheduler.sync(svc)
         elif self.scheduler is not None:
             self.scheduler.remove(svc.name)
