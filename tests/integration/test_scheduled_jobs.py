@@ -164,3 +164,27 @@ def test_no_wake_ups_between_runs(box, tmp_path: Path, tag: str) -> None:  # noq
         assert woke == 0 if name == "yearly" else woke > 0, (name, woke)
         b.stop()
         (tmp_path / "service" / name).rename(tmp_path / f"done-{name}")
+
+
+def test_overlap_replace_and_on_start(box, tmp_path: Path, tag: str) -> None:  # noqa: F811
+    """on_start: run starts one run at boot; `svctl run` with overlap: replace stops it
+    (its TERM trap runs) and starts a new run once it has ended."""
+    d = svc(
+        tmp_path,
+        tag,
+        "rep",
+        "trap 'echo term >> runs; exit 0' TERM\necho start >> runs\nsleep 1000 & wait $!\n",
+        "schedule: '@yearly'\noverlap: replace\non_start: run\n",
+    )
+    b = box()
+    wait_for(lambda: runs_of(d / "runs") == ["start"], 10, "the run at start")
+    rec = b.wait("rep", lambda r: r["pid"] and r["job"]["runs"] == 1, 10)
+    first = rec["pid"]
+    assert rec["job"]["last_run"]["result"] == "running"
+    assert b.ok("run", "rep") == (
+        "ok: run: rep: still running, stopping it first (overlap: replace)\n"
+    )
+    wait_for(lambda: runs_of(d / "runs") == ["start", "term", "start"], 10, "the new run")
+    rec = b.wait("rep", lambda r: r["pid"] and r["job"]["runs"] == 2, 10)
+    assert rec["pid"] != first and rec["job"]["last_run"]["result"] == "running"
+    b.stop()
