@@ -24,7 +24,7 @@ commands (runit sv):  status [-l] [--json]  up down once pause cont hup alarm in
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
 pyinit:               list (status -l: a table)  tree  rescan  shutdown-container [--exit-code N]
-                      logs [-f] [-n N] [SERVICE...]  scale SERVICE N
+                      logs [-f] [-n N] [SERVICE...]  scale SERVICE N  run SERVICE...
 As sv, a command is matched by its first character when it is not one of the
 names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
 such a short form needs a SERVICE. Options go before the command.
@@ -262,6 +262,8 @@ def _operands(args: Args, rest: list[str]) -> None:
     if args.command == "logs":
         _logs_args(args, rest)
         return
+    if args.command == "run" and not rest:
+        raise Usage("run takes one or more SERVICEs (scheduled jobs)", brief=True)
     if args.command == "scale":
         from pyinit.core.bounds import small_number
 
@@ -572,6 +574,27 @@ def cmd_scale(args: Args) -> int:
     return rc
 
 
+def cmd_run(args: Args) -> int:
+    """`svctl run NAME...`: a scheduled job's run now (its overlap rule decides)."""
+    reply = ask(args, {"cmd": "run", "services": args.services})
+    said = {
+        "run": "started",
+        "skipped": "still running, skipped (overlap: skip)",
+        "queued": "still running, queued (overlap: queue)",
+        "stop-and-run": "still running, stopping it first (overlap: replace)",
+        "": "still running, a run is queued already",
+    }
+    rc = 0
+    for res in reply["results"]:
+        name = label(args, res["service"])
+        if res.get("ok"):
+            print(f"ok: run: {name}: {said.get(res.get('result'), 'done')}")
+        else:
+            print(f"fail: {name}: {_explain(res.get('error', ''))}")
+            rc += 1
+    return rc
+
+
 def cmd_rescan(args: Args) -> int:
     ask(args, {"cmd": "reload"})
     return 0
@@ -743,6 +766,7 @@ HANDLERS = {
     "shutdown-container": cmd_shutdown_container,
     "logs": cmd_logs,
     "scale": cmd_scale,
+    "run": cmd_run,
 }
 
 

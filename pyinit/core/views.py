@@ -84,6 +84,7 @@ class ServiceView:
     dropped_bytes: int = 0
     instance: Optional[str] = None
     group: Optional[str] = None
+    job: Optional[dict[str, Any]] = None  # a scheduled job: core/jobs.py's Job.view()
 
 
 def process_record(p: ProcessView, now: float, wall: float) -> dict[str, Any]:
@@ -127,6 +128,9 @@ def service_record(s: ServiceView, now: float, wall: float) -> dict[str, Any]:
         instance=s.instance,
         group=s.group,
     )
+    if s.job is not None:  # wall-clock times; next_run_in from now
+        nxt = s.job.get("next_run")
+        rec["job"] = dict(s.job, next_run_in=None if nxt is None else round(nxt - wall, 3))
     if s.log is not None:
         rec["log"] = process_record(s.log, now, wall)
         rec["log"]["normally_up"] = True

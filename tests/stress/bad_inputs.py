@@ -345,6 +345,17 @@ CASES = [
         "`startsecs=` 40 digits",
         "[supervisord]\n[program:a]\ncommand=a\nstartsecs=" + "9" * 40 + "\n",
     ),
+    # --- sched: scheduled jobs (issue 22)
+    yaml_case("`schedule: '61 * * * *'`", "schedule: '61 * * * *'\n"),
+    yaml_case("`schedule: '0 0 30 2 *'` (never runs)", "schedule: '0 0 30 2 *'\n"),
+    yaml_case("`schedule: '@reboot'`", "schedule: '@reboot'\n"),
+    yaml_case("`every: 0s`", "every: 0s\n"),
+    yaml_case("`timezone: Mars/Olympus`", "schedule: '@daily'\ntimezone: Mars/Olympus\n"),
+    yaml_case("`schedule` with `restart: always`", "schedule: '@daily'\nrestart: always\n"),
+    yaml_case("`every` with `ready: {tcp: 80}`", "every: 5m\nready: {tcp: 80}\n"),
+    yaml_case("`schedule` with `instances: 2`", "schedule: '@daily'\ninstances: 2\n"),
+    Case("svctl", "`svctl run` (no service)", "svctl", args=["run"]),
+    Case("svctl", "`svctl run web` (not a scheduled job)", "svctl", args=["run", "web"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
