@@ -11,7 +11,7 @@ from pyinit.cli.stdio import guarded
 
 # argv[0]'s basename -> the module that takes that tool's command line
 PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
-                 "my_init": "pyinit.cli.my_init"}
+                 "my_init": "pyinit.cli.my_init", "init": "pyinit.cli.s6_init"}
 # The names the same tools are installed under: Docker's `--init` binary, tini's release
 # assets (tini-ARCH, tini-static, tini-static-ARCH, muslc builds; ci/run_build.sh) and
 # Debian's tini-static; dumb-init's release assets (dumb-init_VERSION_ARCH).
