@@ -64,8 +64,11 @@ def container_env_dir() -> str | None:
     try:
         os.close(safefs.open_dir(CONTAINER_ENV, create=0o755))
     except OSError as exc:
-        say("warning", f"{CONTAINER_ENV}: {exc.strerror or exc}; with-contenv reads "
-            "/etc/container_environment")
+        say(
+            "warning",
+            f"{CONTAINER_ENV}: {exc.strerror or exc}; with-contenv reads "
+            "/etc/container_environment",
+        )
         return None
     return CONTAINER_ENV
 
@@ -86,8 +89,12 @@ def translate(etc: str, out: str, stop_on_failure: bool) -> list[str]:
     flags = ["--service-dir", written.services]
     for directory in dirs or ["/etc/service", "/etc/services.d"]:
         flags += ["--service-dir", directory]
-    return flags + ["--cont-finish-dir", os.path.join(out, "none"),
-                    "--post-shutdown-dir", written.finish]
+    return flags + [
+        "--cont-finish-dir",
+        os.path.join(out, "none"),
+        "--post-shutdown-dir",
+        written.finish,
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

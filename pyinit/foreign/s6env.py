@@ -17,8 +17,10 @@ UNSUPPORTED = {
     "S6_LOGGING_SCRIPT": ("", "the catch-all logger is not provided"),
     "S6_CATCHALL_USER": ("", "the catch-all logger is not provided"),
     "S6_FIX_ATTRS_HIDDEN": ("0", "/etc/fix-attrs.d is not read"),
-    "S6_KILL_FINISH_MAXTIME": ("", "each shutdown script gets the kill timeout "
-                               "(S6_SERVICES_GRACETIME)"),
+    "S6_KILL_FINISH_MAXTIME": (
+        "",
+        "each shutdown script gets the kill timeout (S6_SERVICES_GRACETIME)",
+    ),
     "S6_SYNC_DISKS": ("0", "pyinit does not sync filesystems"),
     "S6_CMD_USE_TERMINAL": ("0", "the main command always gets the terminal"),
     "S6_SERVICES_READYTIME": ("", "not needed: pyinit knows when a service started"),
@@ -44,8 +46,7 @@ def _ms(env: Mapping[str, str], key: str, out: Settings) -> Optional[float]:
         return None
     value = bounds.small_number(text.strip(), MAX_MS)
     if value is None:
-        out.warnings.append(f"{key}={bounds.render(text)}: not a number of "
-                            "milliseconds; ignored")
+        out.warnings.append(f"{key}={bounds.render(text)}: not a number of milliseconds; ignored")
         return None
     return value / 1000
 
@@ -60,8 +61,7 @@ def settings(env: Mapping[str, str]) -> Settings:
     out = Settings()
     wait = _ms(env, "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", out)
     if "PYINIT_SERVICES_READY_TIMEOUT" not in env:  # 0 or unset: wait for ever
-        out.flags += ["--services-ready-timeout",
-                      _seconds(wait) if wait else FOREVER]
+        out.flags += ["--services-ready-timeout", _seconds(wait) if wait else FOREVER]
     grace = _ms(env, "S6_SERVICES_GRACETIME", out)
     if grace is not None and "KILL_PROCESS_TIMEOUT" not in env:
         out.flags += ["--kill-timeout", _seconds(grace)]
@@ -69,22 +69,27 @@ def settings(env: Mapping[str, str]) -> Settings:
     if kill is not None and "KILL_ALL_PROCESSES_TIMEOUT" not in env:
         out.flags += ["--kill-all-timeout", _seconds(kill)]
     budget = (grace if grace is not None else 5.0) + (kill if kill is not None else 3.0) + 1.5
-    if (grace, kill) != (None, None) and budget > DEFAULT_SHUTDOWN and (
-            "PYINIT_SHUTDOWN_TIMEOUT" not in env):
+    if (
+        (grace, kill) != (None, None)
+        and budget > DEFAULT_SHUTDOWN
+        and ("PYINIT_SHUTDOWN_TIMEOUT" not in env)
+    ):
         out.flags += ["--shutdown-timeout", _seconds(min(budget, bounds.MAX_SECONDS))]
     _verbosity(env, out)
     behaviour = env.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "2").strip() or "2"
     if behaviour not in ("0", "1", "2"):
-        out.warnings.append(f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(behaviour)}: "
-                            "not 0, 1 or 2; using 2")
+        out.warnings.append(
+            f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(behaviour)}: not 0, 1 or 2; using 2"
+        )
     out.stop_on_failure = behaviour not in ("0", "1")
     out.hook = env.get("S6_STAGE2_HOOK", "").split()
     out.arg0 = env.get("S6_CMD_ARG0", "").split()
     profile = env.get("S6_RUNTIME_PROFILE", "")
     if profile:
         if "/" in profile or profile in (".", ".."):
-            out.warnings.append(f"S6_RUNTIME_PROFILE={bounds.render(profile)}: not a "
-                                "profile name; ignored")
+            out.warnings.append(
+                f"S6_RUNTIME_PROFILE={bounds.render(profile)}: not a profile name; ignored"
+            )
         else:
             out.etc = f"/etc/cont-profile.d/{profile}"
     for key, (default, why) in UNSUPPORTED.items():

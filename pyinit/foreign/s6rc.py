@@ -27,9 +27,18 @@ MAX_MS = bounds.MAX_SECONDS * 1000
 BUILTIN = frozenset({"base", "fix-attrs", "legacy-cont-init", "legacy-services"})
 TOP_BUNDLES = ("user", "user2")
 TYPES = ("longrun", "oneshot", "bundle")
-SMALL_FILES = ("type", "notification-fd", "timeout-up", "timeout-down", "timeout-kill",
-               "timeout-finish", "down-signal", "producer-for", "consumer-for",
-               "pipeline-name")
+SMALL_FILES = (
+    "type",
+    "notification-fd",
+    "timeout-up",
+    "timeout-down",
+    "timeout-kill",
+    "timeout-finish",
+    "down-signal",
+    "producer-for",
+    "consumer-for",
+    "pipeline-name",
+)
 IGNORED = {  # read by s6-rc or s6-supervise, not by pyinit: one warning each
     "flag-essential": "pyinit stops every service at shutdown",
     "max-death-tally": "pyinit keeps its own restart history",
@@ -40,7 +49,7 @@ IGNORED = {  # read by s6-rc or s6-supervise, not by pyinit: one warning each
     "instances": "not supported",
     "template": "not supported",
 }
-EXECLINE_SPECIAL = frozenset('"{}\\$\'')
+EXECLINE_SPECIAL = frozenset("\"{}\\$'")
 
 
 class SourceError(ValueError):
@@ -102,8 +111,15 @@ class Plan:
 
 def check_name(name: str, where: str) -> str:
     """A service name s6-rc and pyinit both accept, else SourceError."""
-    if (not name or len(name) > MAX_NAME or name.startswith(".") or "/" in name
-            or "@" in name or not name.isprintable() or any(c.isspace() for c in name)):
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or name.startswith(".")
+        or "/" in name
+        or "@" in name
+        or not name.isprintable()
+        or any(c.isspace() for c in name)
+    ):
         raise SourceError(f"{where}: bad service name {bounds.render(name)}")
     return name
 
@@ -151,8 +167,9 @@ def service_type(src: Source, root: str) -> str:
         raise SourceError(f"{root}/{src.name}/type: missing")
     kind = text.strip()
     if kind not in TYPES:
-        raise SourceError(f"{root}/{src.name}/type: {bounds.render(kind)} is not "
-                          "longrun, oneshot or bundle")
+        raise SourceError(
+            f"{root}/{src.name}/type: {bounds.render(kind)} is not longrun, oneshot or bundle"
+        )
     return kind
 
 
@@ -196,17 +213,22 @@ class Graph:
             raise SourceError(f"{self.where(name, 'producer-for')}: a pipeline links longruns")
         back = self.sources[consumer].files.get("consumer-for", "").split()
         if back != [name]:
-            raise SourceError(f"{self.where(consumer, 'consumer-for')}: must name {name} "
-                              "(its producer-for names it); one producer per consumer")
+            raise SourceError(
+                f"{self.where(consumer, 'consumer-for')}: must name {name} "
+                "(its producer-for names it); one producer per consumer"
+            )
         if "producer-for" in self.sources[consumer].files or name in self.producer_of:
-            raise SourceError(f"{self.where(consumer, 'producer-for')}: pipelines of more "
-                              "than one producer and one consumer are not supported")
+            raise SourceError(
+                f"{self.where(consumer, 'producer-for')}: pipelines of more "
+                "than one producer and one consumer are not supported"
+            )
         self.consumer_of[name], self.producer_of[consumer] = consumer, name
         pipeline = _one_name(self.sources[consumer], "pipeline-name", self.root)
         if pipeline is not None:
             if pipeline in self.sources:
-                raise SourceError(f"{self.where(consumer, 'pipeline-name')}: {pipeline} "
-                                  "is also a service")
+                raise SourceError(
+                    f"{self.where(consumer, 'pipeline-name')}: {pipeline} is also a service"
+                )
             self.pipelines[pipeline] = name
 
     def atoms(self, name: str, where: str, seen: tuple[str, ...] = ()) -> list[str]:
@@ -273,8 +295,7 @@ def plan(sources: dict[str, Source], root: str) -> Plan:
     graph = Graph(sources, root)
     result = Plan()
     first = graph.closure(graph.atoms("user", f"{root}/user"))
-    second = [a for a in graph.closure(graph.atoms("user2", f"{root}/user2"))
-              if a not in first]
+    second = [a for a in graph.closure(graph.atoms("user2", f"{root}/user2")) if a not in first]
     for atom in first + second:
         planned = _service(graph, atom, result.warnings)
         if atom in second:
@@ -298,8 +319,10 @@ def _service(graph: Graph, atom: str, warnings: list[str]) -> Planned:
         if text is not None:
             out.notification_fd = bounds.small_number(text.strip(), 1023)
             if out.notification_fd is None or out.notification_fd < 3:
-                raise SourceError(f"{graph.where(atom, 'notification-fd')}: not an fd "
-                                  f"from 3 to 1023: {bounds.render(text.strip())}")
+                raise SourceError(
+                    f"{graph.where(atom, 'notification-fd')}: not an fd "
+                    f"from 3 to 1023: {bounds.render(text.strip())}"
+                )
         text = src.files.get("down-signal")
         if text is not None:
             try:
@@ -315,9 +338,11 @@ def _service(graph: Graph, atom: str, warnings: list[str]) -> Planned:
 def _times(graph: Graph, src: Source, out: Planned) -> None:
     """timeout-up: the start (readiness) limit; timeout-kill, else timeout-down: the
     stop limit; timeout-finish: finish's."""
-    values = {key: _ms(src.files[key], graph.where(src.name, key))
-              for key in ("timeout-up", "timeout-down", "timeout-kill", "timeout-finish")
-              if key in src.files}
+    values = {
+        key: _ms(src.files[key], graph.where(src.name, key))
+        for key in ("timeout-up", "timeout-down", "timeout-kill", "timeout-finish")
+        if key in src.files
+    }
     out.start_timeout = values.get("timeout-up")
     if out.kind == "longrun":
         out.stop_timeout = values.get("timeout-kill", values.get("timeout-down"))
@@ -327,12 +352,13 @@ def _times(graph: Graph, src: Source, out: Planned) -> None:
 def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
     """One warning per file pyinit does not act on."""
     src = graph.sources[name]
-    out = [f"{graph.where(name, key)}: ignored ({why})" for key, why in IGNORED.items()
-           if key in src.others or key in src.files]
+    out = [
+        f"{graph.where(name, key)}: ignored ({why})"
+        for key, why in IGNORED.items()
+        if key in src.others or key in src.files
+    ]
     if logger:
-        for key in ("notification-fd", "timeout-up", "timeout-down", "timeout-kill",
-                    "down-signal"):
+        for key in ("notification-fd", "timeout-up", "timeout-down", "timeout-kill", "down-signal"):
             if key in src.files:
-                out.append(f"{graph.where(name, key)}: ignored (a logger's {key} is not "
-                           "supported)")
+                out.append(f"{graph.where(name, key)}: ignored (a logger's {key} is not supported)")
     return out

@@ -50,8 +50,9 @@ def _add_user_bundles(out: dict[str, Source], extra: str) -> None:
         listed = _list_dir(os.path.join(extra, bundle, "contents.d"))
         if listed:
             src = out.setdefault(bundle, Source(bundle))
-            src.contents = (src.contents or []) + [n for n in listed
-                                                   if n not in (src.contents or [])]
+            src.contents = (src.contents or []) + [
+                n for n in listed if n not in (src.contents or [])
+            ]
 
 
 def _names(dir_fd: int, path: str, limit: int) -> list[str]:
@@ -124,8 +125,18 @@ def read_service(path: str, name: str) -> Source:
         os.close(fd)
     src.dependencies = _listing(path, "dependencies", entries)
     src.contents = _listing(path, "contents", entries)
-    known = {*SMALL_FILES, "run", "finish", "up", "down", "dependencies", "dependencies.d",
-             "contents", "contents.d", "data"}
+    known = {
+        *SMALL_FILES,
+        "run",
+        "finish",
+        "up",
+        "down",
+        "dependencies",
+        "dependencies.d",
+        "contents",
+        "contents.d",
+        "data",
+    }
     src.others = sorted(entries - known)
     return src
 
@@ -135,8 +146,9 @@ def _listing(path: str, key: str, entries: set[str]) -> Optional[list[str]]:
     names = _list_dir(os.path.join(path, key + ".d")) if key + ".d" in entries else None
     if key in entries:
         text = _read(-1, path, key, MAX_SMALL * 64) or ""
-        names = (names or []) + [n.strip() for n in text.splitlines()
-                                 if n.strip() and not n.strip().startswith("#")]
+        names = (names or []) + [
+            n.strip() for n in text.splitlines() if n.strip() and not n.strip().startswith("#")
+        ]
         for n in names:
             check_name(n, os.path.join(path, key))
     return names

@@ -18,8 +18,12 @@ from typing import Optional
 
 from pyinit.foreign.s6rc import Command, Plan, Planned, SourceError
 
-EXECLINEB = ("/command/execlineb", "/package/admin/execline/command/execlineb",
-             "/usr/bin/execlineb", "/bin/execlineb")
+EXECLINEB = (
+    "/command/execlineb",
+    "/package/admin/execline/command/execlineb",
+    "/usr/bin/execlineb",
+    "/bin/execlineb",
+)
 SHELL = "/bin/sh"
 TRUE = "/bin/true"
 
@@ -46,8 +50,10 @@ def script(cmd: Command, where: str, execlineb: Optional[str]) -> tuple[str, str
     naming the file when the image has none); a command with arguments, /bin/sh."""
     if cmd.execline is not None:
         if execlineb is None:
-            raise SourceError(f"{where}: needs execlineb, which is not installed (only a "
-                              "single command or comments run without it)")
+            raise SourceError(
+                f"{where}: needs execlineb, which is not installed (only a "
+                "single command or comments run without it)"
+            )
         return "text", f"#!{execlineb} -P\n{cmd.execline}\n"
     if not cmd.argv:  # comments only: nothing to do
         return ("link", TRUE) if os.path.exists(TRUE) else ("text", "#!/bin/sh\nexit 0\n")
@@ -84,14 +90,19 @@ def _put(path: str, kind: str, value: str) -> None:
     if kind == "link":
         os.symlink(value, path)
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o755)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
     with os.fdopen(fd, "w") as f:
         f.write(value)
 
 
-def write(plan: Plan, root: str, out: str, finish_dirs: list[str], essential: bool,
-          execlineb: Optional[str]) -> Written:
+def write(
+    plan: Plan,
+    root: str,
+    out: str,
+    finish_dirs: list[str],
+    essential: bool,
+    execlineb: Optional[str],
+) -> Written:
     """Write plan (its sources under root) to out, made fresh; SourceError when a
     oneshot needs execlineb and there is none."""
     scripts = {}
@@ -117,8 +128,7 @@ def write(plan: Plan, root: str, out: str, finish_dirs: list[str], essential: bo
     return written
 
 
-def _write_service(svc: Planned, root: str, services: str, scripts: dict,
-                   essential: bool) -> None:
+def _write_service(svc: Planned, root: str, services: str, scripts: dict, essential: bool) -> None:
     here = os.path.join(services, svc.name)
     source = os.path.join(root, svc.name)
     os.mkdir(here, 0o755)
