@@ -55,6 +55,9 @@ LINKED = {
     "setuser": "setuser",
     "pyinit-env": "pyinit-env",
     "with-contenv": "pyinit-env",
+    "s6-setuidgid": "setuser",
+    "s6-svc": "s6-svc",
+    "s6-svstat": "s6-svstat",
 }
 # Each command's module (its main() takes sys.argv).
 MAINS = {
@@ -62,6 +65,8 @@ MAINS = {
     "svctl": "pyinit.cli.svctl",
     "setuser": "pyinit.cli.setuser",
     "pyinit-env": "pyinit.cli.pyinit_env",
+    "s6-svc": "pyinit.cli.s6_svc",
+    "s6-svstat": "pyinit.cli.s6_svstat",
 }
 
 
