@@ -181,6 +181,8 @@ class Graph:
             raise SourceError(f"{root}: more than {MAX_SERVICES} service directories")
         self.root = root
         self.sources = sources
+        for name in sources:
+            check_name(name, f"{root}/{name}")
         self.types = {name: service_type(src, root) for name, src in sources.items()}
         self.consumer_of: dict[str, str] = {}  # producer -> consumer
         self.producer_of: dict[str, str] = {}  # consumer -> producer
