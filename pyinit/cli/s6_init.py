@@ -1,4 +1,4 @@
-"""pyinit as s6-overlay v3's `/init` (argv[0] `init`): the image's
+"""pyinit as s6-overlay v3's `/init` (argv[0] exactly `/init`, or a name `s6-init`): the image's
 /etc/s6-overlay/s6-rc.d written as pyinit service dirs, S6_* variables as pyinit's
 flags, then pyinit's boot with `/init`'s arguments as the main command (CMD).
 

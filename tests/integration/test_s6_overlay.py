@@ -1,4 +1,4 @@
-"""pyinit as s6-overlay v3's `/init` (a link named `init`), PID 1 of a new pid
+"""pyinit as s6-overlay v3's `/init` (here a link named `s6-init`, its other name), PID 1 of a new pid
 namespace, on a real s6-rc.d tree: s6-overlay's order (cont-init.d, the `user`
 bundle in dependency order, `user2`, CMD; at shutdown the services, the oneshots'
 `down`, cont-finish.d), CMD's exit code, a logger pipeline, a readiness fd, an
@@ -27,7 +27,7 @@ class Image:
         self.rc = tmp / "etc" / "s6-overlay" / "s6-rc.d"
         self.log = tmp / "order.log"
         self.procs: list[subprocess.Popen] = []
-        for name in ("init", "s6-svc", "s6-svstat"):
+        for name in ("s6-init", "s6-svc", "s6-svstat"):
             (tmp / name).symlink_to(BIN / "pyinit")
 
     def file(self, rel: str, text: str = "", mode: int = 0o644) -> Path:
@@ -73,7 +73,7 @@ class Image:
         return env
 
     def start(self, *cmd: str, **env: str) -> subprocess.Popen:
-        argv = ["unshare", "--pid", "--fork", "--mount-proc", str(self.tmp / "init"), *cmd]
+        argv = ["unshare", "--pid", "--fork", "--mount-proc", str(self.tmp / "s6-init"), *cmd]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=self.env(**env), start_new_session=True)  # fmt: skip
         self.procs.append(proc)
