@@ -345,8 +345,8 @@ def _times(graph: Graph, src: Source, out: Planned) -> None:
         for key in ("timeout-up", "timeout-down", "timeout-kill", "timeout-finish")
         if key in src.files
     }
-    out.start_timeout = values.get("timeout-up")
     if out.kind == "longrun":
+        out.start_timeout = values.get("timeout-up")
         out.stop_timeout = values.get("timeout-kill", values.get("timeout-down"))
         out.finish_timeout = values.get("timeout-finish")
 
@@ -359,6 +359,11 @@ def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
         for key, why in IGNORED.items()
         if key in src.others or key in src.files
     ]
+    if graph.types[name] == "oneshot":
+        for key, why in (("timeout-up", "a oneshot's up has no time limit in pyinit"),
+                         ("timeout-down", "a down script gets the kill timeout")):  # fmt: skip
+            if key in src.files:
+                out.append(f"{graph.where(name, key)}: ignored ({why})")
     if logger:
         for key in ("notification-fd", "timeout-up", "timeout-down", "timeout-kill", "down-signal"):
             if key in src.files:

@@ -127,9 +127,12 @@ def test_oneshot_commands_single_comment_and_execline() -> None:
 def test_oneshot_down_and_timeout_up() -> None:
     src = oneshot("a", "true", down="rm -f /run/a")
     src.files["timeout-up"] = "3000"
-    (svc,) = plan(src, bundle("user", "a")).services
+    p = plan(src, bundle("user", "a"))
+    (svc,) = p.services
     assert svc.down == Command(argv=["rm", "-f", "/run/a"])
-    assert svc.start_timeout == 3.0
+    assert svc.start_timeout is None  # service.yaml's `ready` does not apply to oneshots
+    assert p.warnings == [f"{ROOT}/a/timeout-up: ignored (a oneshot's up has no time limit "
+                          "in pyinit)"]  # fmt: skip
 
 
 def test_ignored_files_get_one_warning_each() -> None:
