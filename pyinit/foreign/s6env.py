@@ -37,7 +37,7 @@ class Settings:
     hook: list[str] = field(default_factory=list)
     arg0: list[str] = field(default_factory=list)
     etc: str = "/etc"
-    stop_on_failure: bool = True
+    stop_on_failure: bool = False
 
 
 def _ms(env: Mapping[str, str], key: str, out: Settings) -> Optional[float]:
@@ -76,12 +76,13 @@ def settings(env: Mapping[str, str]) -> Settings:
     ):
         out.flags += ["--shutdown-timeout", _seconds(min(budget, bounds.MAX_SECONDS))]
     _verbosity(env, out)
-    behaviour = env.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "2").strip() or "2"
+    # s6-overlay's rc.init reads it as `0$S6_BEHAVIOUR_IF_STAGE2_FAILS`: 0 when unset
+    behaviour = env.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "").strip() or "0"
     if behaviour not in ("0", "1", "2"):
         out.warnings.append(
-            f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(behaviour)}: not 0, 1 or 2; using 2"
+            f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(behaviour)}: not 0, 1 or 2; using 0"
         )
-    out.stop_on_failure = behaviour not in ("0", "1")
+    out.stop_on_failure = behaviour == "2"
     out.hook = env.get("S6_STAGE2_HOOK", "").split()
     out.arg0 = env.get("S6_CMD_ARG0", "").split()
     profile = env.get("S6_RUNTIME_PROFILE", "")

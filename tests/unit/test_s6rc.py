@@ -324,7 +324,7 @@ def test_script_forms() -> None:
 def test_s6_variables_to_flags() -> None:
     s = s6env.settings({})
     assert s.flags == ["--services-ready-timeout", s6env.FOREVER]
-    assert s.stop_on_failure and s.etc == "/etc" and not s.warnings
+    assert not s.stop_on_failure and s.etc == "/etc" and not s.warnings
     s = s6env.settings({
         "S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "2500", "S6_SERVICES_GRACETIME": "12000",
         "S6_KILL_GRACETIME": "500", "S6_VERBOSITY": "1", "S6_BEHAVIOUR_IF_STAGE2_FAILS": "0",
@@ -362,12 +362,13 @@ def test_s6_variables_bad_and_unsupported_are_warnings() -> None:
     assert s.warnings == [
         "S6_CMD_WAIT_FOR_SERVICES_MAXTIME='soon': not a number of milliseconds; ignored",
         "S6_VERBOSITY='lots': not a number; ignored",
-        "S6_BEHAVIOUR_IF_STAGE2_FAILS='5': not 0, 1 or 2; using 2",
+        "S6_BEHAVIOUR_IF_STAGE2_FAILS='5': not 0, 1 or 2; using 0",
         "S6_RUNTIME_PROFILE='../x': not a profile name; ignored",
         "S6_LOGGING='1': ignored (the catch-all logger is not provided: output stays on "
         "stdout/stderr)",
     ]
-    assert s.stop_on_failure
+    assert not s.stop_on_failure
+    assert s6env.settings({"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"}).stop_on_failure
 
 
 # --- s6-svc and s6-svstat ------------------------------------------------------------
