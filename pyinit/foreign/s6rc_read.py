@@ -112,6 +112,9 @@ def read_service(path: str, name: str) -> Source:
     except OSError as exc:
         raise SourceError(f"{path}: {exc.strerror or exc}") from None
     try:
+        if safefs.shared(fd):  # its run would be swapped under pyinit's feet
+            raise SourceError(f"{path}: another user may write it: refused (root would run "
+                              "what they write)")  # fmt: skip
         entries = set(_names(fd, path, MAX_ENTRIES))
         src = Source(name, has_run=_is_file(fd, "run"), has_finish=_is_file(fd, "finish"))
         for key in SMALL_FILES:

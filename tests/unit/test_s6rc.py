@@ -267,6 +267,16 @@ def test_read_tree_refuses_a_planted_symlink(tmp_path: Path) -> None:
         s6rc_read.read_tree(str(root))
 
 
+def test_read_tree_refuses_a_service_dir_another_user_may_write(tmp_path: Path) -> None:
+    root = make_tree(tmp_path)
+    (root / "app").chmod(0o777)
+    with pytest.raises(SourceError) as err:
+        s6rc_read.read_tree(str(root))
+    assert str(err.value) == (
+        f"{root}/app: another user may write it: refused (root would run what they write)"
+    )
+
+
 def test_write(tmp_path: Path) -> None:
     root = make_tree(tmp_path)
     sources = s6rc_read.read_tree(str(root))
