@@ -416,3 +416,38 @@ def test_s6_svstat_line_and_fields() -> None:
     assert s6svc.parse_svstat(["-up", "a"]) == (["up", "pid"], "a")
     with pytest.raises(s6svc.Usage, match="unknown or unsupported field 'pgid'"):
         s6svc.parse_svstat(["-o", "pgid", "a"])
+
+
+# --- installing the names, with-contenv's env dir -----------------------------------
+
+
+def test_s6_links_installs_every_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pyinit.cli import s6_links
+
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "usr" / "bin" / "with-contenv").write_text("s6-overlay's")
+    s6_links.main(["--root", str(tmp_path), "/usr/local/bin/pyinit"])
+    names = ["init"] + [f"{d}/{n}" for d in ("command", "usr/bin") for n in s6_links.COMMANDS]
+    for name in names:
+        assert os.readlink(tmp_path / name) == "/usr/local/bin/pyinit", name
+    assert len(capsys.readouterr().out.splitlines()) == 9
+
+
+def test_with_contenv_reads_the_s6_env_dir(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env_dir = tmp_path / "container_environment"
+    env_dir.mkdir()
+    (env_dir / "FROM_INIT").write_text("yes")
+    code = (
+        "import sys; sys.argv[0] = '/usr/bin/with-contenv'\n"
+        "from pyinit.cli import pyinit_env\n"
+        f"pyinit_env.S6_ENV_DIR = {str(env_dir)!r}\n"
+        "pyinit_env.main(['sh', '-c', 'echo $FROM_INIT'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYINIT_ENV_DIR"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=30)  # fmt: skip
+    assert (r.returncode, r.stdout) == (0, "yes\n"), r.stderr
