@@ -38,14 +38,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(svctl: object, words: list[str], last: bool = False) -> None:
-    """svctl with these words; its exit code (usage 100, unreachable 111) ends us
-    when it fails or when this is the last step."""
+    """svctl with these words, its report kept (s6-svc is silent; the report goes to
+    stderr when it failed); its exit code (usage or unreachable: 111) ends us when it
+    fails or when this is the last step."""
+    import contextlib
+    import io
+
+    said = io.StringIO()
     try:
-        svctl.main(words)  # type: ignore[attr-defined]
+        with contextlib.redirect_stdout(said):
+            svctl.main(words)  # type: ignore[attr-defined]
+        code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-        if code == 2:  # svctl's usage error / unreachable pyinit
-            code = SYSTEM_ERROR
-        if code or last:
-            sys.stdout.flush()
-            os._exit(code)
+    if code == 2:  # svctl's usage error / unreachable pyinit
+        code = SYSTEM_ERROR
+    if code:
+        sys.stderr.write(said.getvalue())
+    if code or last:
+        sys.stderr.flush()
+        os._exit(code)
