@@ -219,6 +219,8 @@ def make_tree(top: Path) -> Path:
         "app/dependencies.d/init-b": "",
         "app/data/x": "kept",
         "user/contents.d/app": "",
+        "grp/type": "bundle",
+        "grp/contents": "init-b\n# the older form: a name a line\n",
     }.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +237,8 @@ def test_read_tree(tmp_path: Path) -> None:
     (extra / "init-b").write_text("")
     sources = s6rc_read.read_tree(str(root), str(tmp_path / "user-bundles.d"))
     assert sources is not None
-    assert sorted(sources) == ["app", "init-a", "init-b", "user", "user2"]
+    assert sorted(sources) == ["app", "grp", "init-a", "init-b", "user", "user2"]
+    assert sources["grp"].contents == ["init-b"]
     assert sources["init-b"].dependencies == ["init-a"]
     assert sources["app"].dependencies == ["init-b"]
     assert sources["app"].has_run and sources["app"].has_finish
