@@ -59,6 +59,16 @@ def supervisord_case(shown: str, conf: str) -> Case:
         "main()\n"
     )
     return Case("supervisord.conf", shown, "tool", args=["-c", code])
+S6_RC = "etc/s6-overlay/s6-rc.d/"
+LONGRUN = {"a/type": "longrun", "a/run": "+x#!/bin/sh\nexec sleep 30\n", "user/contents.d/a": ""}
+S6_SVC = "from pyinit.cli.s6_svc import main; main()"
+S6_SVSTAT = "from pyinit.cli.s6_svstat import main; main()"
+
+
+def s6_case(shown: str, files: dict[str, str], env: dict[str, str] | None = None) -> Case:
+    """`/init true` on an s6-rc.d tree (files relative to it) and S6_* variables."""
+    placed = {S6_RC + rel: text for rel, text in files.items()}
+    return Case("s6-rc.d" if files else "S6_* variable", shown, "s6", env=env or {}, files=placed)
 
 
 def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
@@ -356,6 +366,36 @@ CASES = [
     yaml_case("`schedule` with `instances: 2`", "schedule: '@daily'\ninstances: 2\n"),
     Case("svctl", "`svctl run` (no service)", "svctl", args=["run"]),
     Case("svctl", "`svctl run web` (not a scheduled job)", "svctl", args=["run", "web"]),
+    # --- s6ov: s6-overlay v3's /init reading /etc/s6-overlay/s6-rc.d (issue 24)
+    s6_case("`type` `daemon`", {"a/type": "daemon\n"}),
+    s6_case("`dependencies.d/nope`, not defined", {**LONGRUN, "a/dependencies.d/nope": ""}),
+    s6_case(
+        "a dependency cycle",
+        {
+            **LONGRUN,
+            "a/dependencies.d/b": "",
+            "b/type": "oneshot",
+            "b/up": "true",
+            "b/dependencies.d/a": "",
+        },
+    ),  # fmt: skip
+    s6_case("`notification-fd` `2`", {**LONGRUN, "a/notification-fd": "2"}),
+    s6_case("`timeout-up` `soon`", {**LONGRUN, "a/timeout-up": "soon"}),
+    s6_case("`down-signal` `SIGFOO`", {**LONGRUN, "a/down-signal": "SIGFOO"}),
+    s6_case(
+        "`producer-for` without the consumer's `consumer-for`",
+        {**LONGRUN, "a/producer-for": "b", "b/type": "longrun", "b/run": LONGRUN["a/run"]},
+    ),
+    s6_case("`up` of 65 KiB", {"a/type": "oneshot", "a/up": "x" * 66560, "user/contents.d/a": ""}),
+    s6_case("`type` of 1 MiB", {"a/type": "longrun" + " " * 2**20, "user/contents.d/a": ""}),
+    s6_case("service dir `a@1`", {"a@1/type": "longrun", "a@1/run": LONGRUN["a/run"]}),
+    s6_case("`S6_BEHAVIOUR_IF_STAGE2_FAILS=5`", {}, {"S6_BEHAVIOUR_IF_STAGE2_FAILS": "5"}),
+    s6_case(
+        "`S6_CMD_WAIT_FOR_SERVICES_MAXTIME=soon`", {}, {"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "soon"}
+    ),  # fmt: skip
+    s6_case("`S6_LOGGING=1`", {}, {"S6_LOGGING": "1"}),
+    Case("s6-svc", "`s6-svc -b svc`", "tool", args=["-c", S6_SVC, "-b", "svc"]),
+    Case("s6-svstat", "`s6-svstat -o pgid svc`", "tool", args=["-c", S6_SVSTAT, "-o", "pgid", "x"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
@@ -421,7 +461,7 @@ def answer_lines(stderr: str) -> list[str]:
         ln
         for ln in stderr.splitlines()
         if ln.startswith(("pyinit: error", "pyinit: warning", "svctl:", "fail:"))
-        or ln.startswith(("setuser:", "pyinit-env:"))
+        or ln.startswith(("setuser:", "pyinit-env:", "s6-svc:", "s6-svstat:"))
         or "Traceback" in ln
         or ln.startswith(("usage:", "Error"))
     ]
@@ -441,6 +481,25 @@ def run_pyinit(case: Case, top: Path) -> tuple[str, int]:
         capture_output=True,
         text=True,
         env=env_for(case.env),
+        timeout=60,
+    )
+    return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
+
+
+def run_s6(case: Case, top: Path) -> tuple[str, int]:
+    """pyinit as s6-overlay's /init, `/init true`, the tree under top/etc."""
+    place(top, case.files)
+    none = str(top / "none")
+    env = {"PYINIT_S6_ETC": str(top / "etc"), "PYINIT_RUN_DIR": str(top / "run" / "pyinit"),
+           "PYINIT_ENV_DIR": str(top / "env"), "PYINIT_CONFIG": none, "PYINIT_INIT_DIR": none,
+           "PYINIT_CONT_INIT_DIR": none, "PYINIT_CONT_FINISH_DIR": none, "PYINIT_RC_LOCAL": none,
+           "PYINIT_SERVICE_DIR": none, **case.env}  # fmt: skip
+    r = subprocess.run(
+        [PY, "-c", "from pyinit.cli.s6_init import main; main()", "true"],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        env=env_for(env),
         timeout=60,
     )
     return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
@@ -484,7 +543,7 @@ class Running:
     """One pyinit (subreaper) with a service `web`, for the svctl and socket cases."""
 
     def __init__(self, top: Path) -> None:
-        place(top, {"etc/service/web/run": "+x" + RUN})
+        place(top, {"etc/service/web/run": LONGRUN["a/run"]})
         self.top = top
         self.sock = top / "run" / "pyinit" / "control.sock"
         self.proc = subprocess.Popen(
@@ -563,6 +622,11 @@ def run_all(cases: list[Case] = CASES) -> list[tuple[Case, str, int]]:
                 continue
             if case.kind == "tool":
                 out.append((case, *run_tool([PY, *case.args], case, scratch)))
+                continue
+            if case.kind == "s6":
+                top = scratch / f"c{i}"
+                top.mkdir()
+                out.append((case, *run_s6(case, top)))
                 continue
             if case.kind == "setuser":
                 out.append((case, *run_setuser(case)))
