@@ -55,6 +55,10 @@ class ControlRequests:
             self.logs.logs(client, req)
         elif cmd == "events":
             self.stream_events(client, req)
+        elif cmd == "run":  # scheduled jobs
+            from pyinit.control.jobs import run
+
+            run(self.services, self.status, client, req)
         elif cmd == "ping":
             from pyinit import __version__
 
