@@ -93,7 +93,7 @@ class Init:
             self.wait_for_services()
         if failure is None and not self.stopping():
             failure = self.start_main_command()
-        self.leave_cwd()
+        leave_cwd()
         gc.freeze()  # what boot made lives on: later collections skip it
         if failure is None:
             self.loop.run_until(self.stopping)
@@ -192,7 +192,7 @@ class Init:
             log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
             return None
         log.info(f"installing the insecure SSH key: running {path}")
-        return self.boot_failure(path, self.scripts.run(path, timeout=None))
+        return boot_failure(path, self.scripts.run(path, timeout=None))
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -210,18 +210,10 @@ class Init:
             environment.import_dir(self.env.current, override=True)
             self.export_run_dir()
             self.env.export(os.environ)
-            failure = self.boot_failure(path, status)
+            failure = boot_failure(path, status)
             if failure is not None:
                 return failure
         return None
-
-    @staticmethod
-    def boot_failure(path: str, status: ExitStatus | None) -> int | None:
-        """A boot script that failed stops the boot: its exit code (logged), else None."""
-        if status is None or status.shell_code == 0:
-            return None
-        log.error(f"{path} failed with {status.describe()}; stopping the boot")
-        return status.shell_code
 
     def start_services(self) -> None:
         """Serve the control socket and supervise services (with --skip-runit only the
@@ -300,13 +292,6 @@ class Init:
         events.emit("boot.main", pid=self.main_pid)
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
         return None
-
-    def leave_cwd(self) -> None:
-        """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the
-        original cwd (scripts.Origin)."""
-        why = spawn.leave_cwd()
-        if why is not None:
-            log.warning(f"cannot leave the working directory: {why}")
 
     # --- events --------------------------------------------------------------
     def on_signals(self) -> None:
@@ -426,3 +411,19 @@ def stop_reason(init: Init, failure: int | None) -> str:
     if init.exit_request is not None:
         return "shutdown requested"
     return "main command exited" if init.main_status is not None else "no main command"
+
+
+def boot_failure(path: str, status: ExitStatus | None) -> int | None:
+    """A boot script that failed stops the boot: its exit code (logged), else None."""
+    if status is None or status.shell_code == 0:
+        return None
+    log.error(f"{path} failed with {status.describe()}; stopping the boot")
+    return status.shell_code
+
+
+def leave_cwd() -> None:
+    """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the original
+    cwd (scripts.Origin)."""
+    why = spawn.leave_cwd()
+    if why is not None:
+        log.warning(f"cannot leave the working directory: {why}")
