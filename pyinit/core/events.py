@@ -38,7 +38,13 @@ PYINIT_EVENTS = (
     "shutdown.services",  # the services are being stopped
     "shutdown.end",  # the services are down; the control socket closes next
 )
-EVENTS = SERVICE_EVENTS + PYINIT_EVENTS
+# A scheduled job's runs (service.yaml `schedule:`/`every:`; services/scheduler.py).
+JOB_EVENTS = (
+    "job.run",  # a run started (why: its time, on request, after the one it waited for)
+    "job.skipped",  # a run was due while the last one still ran (overlap: skip)
+    "job.done",  # a run ended (result: success, failure or timeout; code, signal)
+)
+EVENTS = SERVICE_EVENTS + JOB_EVENTS + PYINIT_EVENTS
 ANY = "*"  # a hook's `events: ["*"]`: every event
 RING = 256  # events pyinit keeps for `svctl events` without -f
 MAX_TEXT = 200  # characters of a string field

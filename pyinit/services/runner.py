@@ -256,7 +256,7 @@ class SlotRunner:
             log.emit(level, f"{slot.label} exited with {status.describe()}", svc.name)
             if slot is svc.run:
                 started = machine.started_at if machine.started_at is not None else now
-                expected = machine.want == "d" or machine.got_term or shutting_down
+                expected = machine.got_term or shutting_down  # a stop was sent (not `once`)
                 report(
                     svc,
                     "exited",

@@ -412,3 +412,29 @@ def test_unhealthy_and_a_oneshot_done(box, tmp_path: Path, tag: str) -> None:
     finally:
         follow.close()
     b.stop()
+
+
+def test_a_scheduled_job_emits_its_runs(box, tmp_path: Path, tag: str) -> None:
+    ok = crashing(tmp_path, tag, "tick", "every: 1h\n", body="exit 0\n")
+    bad = crashing(tmp_path, tag, "tock", "every: 1h\n", body="exit 4\n")
+    assert ok.exists() and bad.exists()
+    b = box()
+    follow = Follower(b, "tick", "tock")
+    try:
+        for name in ("tick", "tock"):
+            r = subprocess.run([PY, "-c", SVCTL_CODE, "--run-dir", str(b.run_dir), "run", name],
+                               capture_output=True, text=True, env=ENV, timeout=30)
+            assert r.returncode == 0, r.stdout + r.stderr
+        wait_for(lambda: follow.names().count("job.done") == 2, 15, "two runs done")
+        events = [e for e in follow.poll() if e["event"].startswith("job.")]
+        runs = {e["service"]: e for e in events if e["event"] == "job.run"}
+        assert runs["tick"]["why"] == "on request (svctl run)" and runs["tick"]["pid"] > 1
+        done = {e["service"]: e for e in events if e["event"] == "job.done"}
+        assert (done["tick"]["result"], done["tick"]["code"]) == ("success", 0)
+        assert (done["tock"]["result"], done["tock"]["code"]) == ("failure", 4)
+        # a run that ended by itself is no stop someone asked for
+        exits = [e for e in follow.poll() if e["event"] == "exited"]
+        assert {e["service"]: e["expected"] for e in exits} == {"tick": False, "tock": False}
+    finally:
+        follow.close()
+    b.stop()

@@ -30,9 +30,10 @@ def test_record_is_flat_bounded_and_named() -> None:
 
 
 def test_the_one_list_of_names() -> None:
-    assert events.EVENTS == events.SERVICE_EVENTS + events.PYINIT_EVENTS
+    assert events.EVENTS == events.SERVICE_EVENTS + events.JOB_EVENTS + events.PYINIT_EVENTS
     assert len(set(events.EVENTS)) == len(events.EVENTS)
-    assert all("." in name for name in events.PYINIT_EVENTS)
+    assert all(name.startswith("job.") for name in events.JOB_EVENTS)
+    assert all(name.split(".")[0] in ("boot", "shutdown") for name in events.PYINIT_EVENTS)
     assert not any("." in name for name in events.SERVICE_EVENTS)
 
 
