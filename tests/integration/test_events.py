@@ -255,7 +255,8 @@ def test_a_hook_fires_on_a_crash_with_the_event_on_stdin_and_in_its_environment(
         # {tag}
         cat > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.json"
         env | grep ^PYINIT_ | sort > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.env"
-        id -u > "{out}/$PYINIT_EVENT-$PYINIT_SEQ.uid"
+        id -u > "{out}/$PYINIT_SEQ.tmp"
+        mv "{out}/$PYINIT_SEQ.tmp" "{out}/$PYINIT_EVENT-$PYINIT_SEQ.uid"  # the last, whole
         echo "alert sent for $PYINIT_SERVICE"
         """))
     script.chmod(0o755)
