@@ -264,12 +264,12 @@ def _operands(args: Args, rest: list[str]) -> None:
         _logs_args(args, rest)
         return
     if args.command == "events":
-        options = rest[: rest.index("--")] if "--" in rest else rest
-        args.follow = bool({"-f", "--follow"} & set(options))
-        for word in options:
+        cut = rest.index("--") if "--" in rest else len(rest)  # names only after `--`
+        args.follow = bool({"-f", "--follow"} & set(rest[:cut]))
+        for word in rest[:cut]:
             if word.startswith("-") and word not in ("-", "-f", "--follow"):
                 raise Usage(f"unknown option {_short(word)} for events")
-        rest = [w for w in rest if w not in ("-f", "--follow")]
+        rest = [w for w in rest[:cut] if w not in ("-f", "--follow")] + rest[cut:]
     if args.command == "run" and not rest:
         raise Usage("run takes one or more SERVICEs (scheduled jobs)", brief=True)
     if args.command == "scale":

@@ -263,3 +263,19 @@ def test_followers_are_limited() -> None:
     assert handler.followers == control_events.MAX_FOLLOWERS
     with pytest.raises(ProtocolError, match="at most 100 services"):
         handler.events(FakeClient(FakeServer()), {"services": ["a"] * 101})
+
+
+# --- svctl events' command line ---------------------------------------------------------
+def test_svctl_events_arguments() -> None:
+    from pyinit.cli import svctl
+
+    env = {"PYINIT_RUN_DIR": "/tmp/nowhere"}
+    args = svctl.parse_args(["events", "-f", "web", "db"], env)
+    assert (args.command, args.follow, args.services) == ("events", True, ["web", "db"])
+    args = svctl.parse_args(["events", "--follow"], env)
+    assert (args.follow, args.services) == (True, [])
+    args = svctl.parse_args(["events", "--", "-f"], env)  # a service named -f
+    assert (args.follow, args.services) == (False, ["-f"])
+    assert svctl.parse_args(["events"], env).follow is False
+    with pytest.raises(svctl.Usage, match="unknown option '--json' for events"):
+        svctl.parse_args(["events", "--json"], env)
