@@ -56,12 +56,18 @@ def sv_status_line(label: str, rec: Record, now: float) -> str:
     line = sv_part(label, rec, now)
     if rec.get("log"):
         line += "; " + sv_part("log", rec["log"], now)
+    return line + job_part(rec)
+
+
+def job_part(rec: Record) -> str:
+    """A scheduled job's schedule after the status: `; paused` (svctl down, a down
+    file) or `; next run in Ns`; "" for a service that is no job."""
     job = rec.get("job")
-    if job and job.get("paused"):  # a scheduled job: svctl down (or a down file)
-        line += "; paused"
-    elif job and job.get("next_run_in") is not None:
-        line += f"; next run in {max(0, math.ceil(job['next_run_in']))}s"
-    return line
+    if job and job.get("paused"):
+        return "; paused"
+    if job and job.get("next_run_in") is not None:
+        return f"; next run in {max(0, math.ceil(job['next_run_in']))}s"
+    return ""
 
 
 def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
