@@ -27,6 +27,7 @@ from datetime import tzinfo
 from typing import Any, Callable, Optional
 
 from pyinit.core import jobs
+from pyinit.core.machine import RUN
 from pyinit.linux.timerfd import CLOCK_SET, FIRED, WallTimer
 from pyinit.runtime import log
 from pyinit.runtime.loop import EventLoop, Timer
@@ -133,9 +134,9 @@ class Scheduler:
         if entry.timeout is not None:  # the stop has its own limit now
             entry.timeout.cancel()
             entry.timeout = None
-        last = entry.job.last
-        if last is not None and last.end is None and not entry.svc.run.machine.is_down():
-            entry.stopped = True
+        last, machine = entry.job.last, entry.svc.run.machine
+        if last is not None and last.end is None and machine.state == RUN and machine.pid:
+            entry.stopped = True  # (a run that exited already, its finish going, was not)
         self.rearm()
 
     # --- runs ----------------------------------------------------------------------------
@@ -177,17 +178,18 @@ class Scheduler:
         entry.timed_out = entry.stopped = False
         limit = entry.svc.config.timeout
         if limit is not None:
-            runs = entry.job.runs
-            entry.timeout = self.loop.call_later(limit, lambda: self.time_out(entry, runs))
+            name, runs = entry.svc.name, entry.job.runs
+            entry.timeout = self.loop.call_later(limit, lambda: self.time_out(name, runs, limit))
 
-    def time_out(self, entry: Entry, runs: int) -> None:
+    def time_out(self, name: str, runs: int, limit: float) -> None:
+        entry = self.entries.get(name)  # by name: a changed service.yaml makes a new Entry
+        if entry is None:
+            return
         entry.timeout = None
         run = entry.svc.run
         if entry.job.runs != runs or run.machine.is_down():
             return
-        log.warning(
-            f"run timed out after {entry.svc.config.timeout:g}s: stopping it", entry.svc.name
-        )
+        log.warning(f"run timed out after {limit:g}s: stopping it", entry.svc.name)
         entry.timed_out = True
         self.apply(run, run.machine.command("d", self.loop.clock()))
 

@@ -361,3 +361,18 @@ def test_a_down_file_pauses_at_first_sight_only() -> None:
     svc.defn = ServiceDir("job", "/srv/job", False, False, config=validate({"every": 90}, "f"))
     sched.sync(svc)  # the yaml changed, the down file is still there: not paused again
     assert sched.view("job")["paused"] is False and timer.armed == T0 + 90  # type: ignore[index]
+
+
+def test_a_timeout_after_a_service_yaml_change_is_still_a_timeout() -> None:
+    from pyinit.core.schema import validate
+
+    sched, svc, timer, applied, wall = make({"every": 60, "timeout": 5})
+    assert sched.run_now("job") == jobs.RUN
+    svc.defn = ServiceDir("job", "/srv/job", True, False, config=validate({"every": 90}, "f"))
+    sched.sync(svc)  # a new schedule while the run goes on: the run keeps its limit
+    ((_, fire),) = sched.loop.timers  # type: ignore[attr-defined]
+    fire()
+    assert applied[-1][0].signum == 15
+    svc.run.machine.exited(ExitStatus(signal=15), 101.0)
+    sched.exited(svc.run)
+    assert sched.view("job")["last_run"]["result"] == "timeout"  # type: ignore[index]
