@@ -487,7 +487,7 @@ def _explain(error: str) -> str:
 
 
 def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
-    from pyinit.core.svstatus import sv_part
+    from pyinit.core.svstatus import job_part, sv_part
 
     deadline = time.monotonic() + args.wait
     rc = 0
@@ -506,9 +506,10 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
             print(f"fail: {name}: {_explain(problem)}")
             rc += 1
         elif done:
-            print("ok: " + sv_part(name, rec, now))
+            print("ok: " + sv_part(name, rec, now) + job_part(rec))
         else:
-            print(("kill: " if command.kill else "timeout: ") + sv_part(name, rec, now))
+            word = "kill: " if command.kill else "timeout: "
+            print(word + sv_part(name, rec, now) + job_part(rec))
             rc += 1
             if command.kill:  # only force-* kill what timed out, as sv -k
                 to_kill.append(res["service"])
