@@ -41,7 +41,7 @@ def help_text() -> str:
     import argparse
 
     p = argparse.ArgumentParser(
-        prog="my_init", description="Initialize the system.",
+        prog="my_init", description="Initialize the system.", allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="This is pyinit as my_init: every pyinit flag is accepted too (pyinit --help).\n"
         "How it differs from my_init: docs/migration.md#from-phusion-baseimages-my_init-with"
