@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from pyinit import __version__
+from pyinit import __version__, config
 from pyinit.config import DEFAULT_SERVICE_DIRS, DEFAULTS, ENV_VARS, LOG_MODES
 from pyinit.core import instances
 from pyinit.core.model import ServiceDir
@@ -36,7 +36,7 @@ from pyinit.services.gates import dependency_graph
 SCRIPTS = ("run", "finish", "setup", "check", "log/run")  # what pyinit may exec in a dir
 MAX_SHEBANG = 256  # bytes of a script read for its #! line
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # --root's PATH
-DOCS = "See `man pyinit` or /usr/share/doc/pyinit-pid1/pyinit.md (docs/pyinit.md)."
+DOCS = config.DOCS
 
 
 @dataclass(frozen=True)
