@@ -90,10 +90,10 @@ class Checker:
         for text in scanned:
             self.add(text, level="warning")
         for defn in found.values():
-            if defn.error:
-                for line in defn.error.splitlines():  # each problem of its service.yaml
-                    self.add(line, defn.name)
-            else:
+            for line in (defn.error or "").splitlines():  # each problem of its service.yaml
+                self.add(line, defn.name)
+            self.scripts(defn)  # whatever else is wrong: every problem at once
+            if not defn.error:
                 self.check_dir(defn)
         expansion = instances.expand(found, {}, ())
         for text in expansion.problems:
@@ -142,15 +142,18 @@ class Checker:
         return users.AccountFiles(*texts)
 
     # --- one service dir ------------------------------------------------------------
-    def check_dir(self, defn: ServiceDir) -> None:
-        """What boot finds out only when it execs: interpreters, check commands, logs."""
+    def scripts(self, defn: ServiceDir) -> None:
+        """What boot finds out only when it execs a script: its #! interpreter."""
         for script in SCRIPTS:
             path = os.path.join(defn.path, script)
             host = self.root.path(path)
-            if script == "run" or (os.path.isfile(host) and os.access(host, os.X_OK)):
+            if _runnable(host):
                 problem = self.interpreter(host, path)
                 if problem:
                     self.add(problem, defn.name)
+
+    def check_dir(self, defn: ServiceDir) -> None:
+        """What boot finds out only when it runs the service: check commands, logs."""
         log_dir = os.path.join(defn.path, "log")
         if os.path.isdir(self.root.path(log_dir)) and not defn.has_log:
             self.add(
