@@ -272,3 +272,21 @@ def test_boot_prints_the_same_lines_for_what_its_readers_find(tmp_path: Path, py
         service_name = level.rsplit("[", 1)[1]
         wanted = f"pyinit: error: [{service_name}] cannot supervise: {rest}"
         assert wanted in run.err, (wanted, run.err)
+
+
+def test_a_fifo_in_the_tree_never_blocks_the_check(tmp_path: Path):
+    """An image's /etc/passwd or interpreter that is a FIFO is not a file: reported,
+    not waited on (the check has a 60 s timeout; it takes well under one)."""
+    root = image(tmp_path)
+    (root / "etc" / "passwd").unlink()
+    os.mkfifo(root / "etc" / "passwd")
+    os.mkfifo(root / "usr" / "bin" / "fifo")
+    os.chmod(root / "usr" / "bin" / "fifo", 0o755)
+    service(root, "asapp", "user: app\n")
+    service(root, "viafifo", run="#!/usr/bin/fifo\n")
+    lines = problems(check("--root", str(root)))
+    assert lines == [
+        "pyinit: error: [asapp] /etc/service/asapp/service.yaml: user: unknown user 'app'",
+        "pyinit: error: [viafifo] /etc/service/viafifo/run: interpreter /usr/bin/fifo: "
+        "not an executable file",
+    ], lines
