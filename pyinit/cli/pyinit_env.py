@@ -33,9 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--"]:
         args = args[1:]
     if not args or args[0] in ("-h", "--help"):
-        more = "" if not args else ("\nRuns COMMAND with the container environment dir's "
-                                    "variables. Documentation: /usr/share/doc/pyinit-pid1/"
-                                    "docs/pyinit.md (docs/pyinit.md in the source).")
+        more = (
+            ""
+            if not args
+            else (
+                "\nRuns COMMAND with the container environment dir's "
+                "variables. Documentation: /usr/share/doc/pyinit-pid1/"
+                "docs/pyinit.md (docs/pyinit.md in the source)."
+            )
+        )
         print(USAGE + more, file=sys.stderr if not args else sys.stdout)
         sys.exit(2 if not args else 0)
     from pyinit.core import bounds, envdir

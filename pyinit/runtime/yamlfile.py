@@ -27,8 +27,9 @@ MAX_NODES = 10_000  # YAML nodes of a document, with every alias expanded
 MAX_DEPTH = 32  # nesting of YAML collections
 
 
-def load_service(path: str, defaults: Optional[dict[str, Any]] = None,
-                 source: Optional[str] = None) -> ServiceConfig:
+def load_service(
+    path: str, defaults: Optional[dict[str, Any]] = None, source: Optional[str] = None
+) -> ServiceConfig:
     """Read and validate one service.yaml (over pyinit.yaml's defaults). source: the
     file to open when it is not path (`pyinit check --root`: path is the image's)."""
     return validate(load_yaml(path, source), path, defaults)

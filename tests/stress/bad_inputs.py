@@ -293,6 +293,9 @@ CASES = [
             "etc/service/web/app.env": "A=x\0y\n",
         },
     ),
+    # --- ops-check: exact long options, svctl's hint (issue 21)
+    Case("flag", "`--kill-t 3` (an abbreviation)", "pyinit", args=["--kill-t", "3"]),
+    Case("svctl", "`svctl rescna`", "svctl", args=["rescna"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"
