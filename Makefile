@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
+	$(PIP) install 'prometheus_client>=0.16'  # /metrics tests parse with it; never in PID 1
 	touch $@
 
 # python-prctl is optional: it needs libcap headers and a compiler. The tests run
@@ -81,7 +82,7 @@ deb:
 	packaging/debian/build-deb.sh dist
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info
 
 # Benchmarks against every peer (BENCHMARKS.md, bench/results/; about 20 min; needs root
 # for the pid namespaces). Missing peers are installed with apt when root, else asked for.
@@ -106,7 +107,20 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PIP) install -e '.[bench]' || echo "bench: matplotlib missing: BENCHMARKS.md without plots"
 	touch $@
 
-bench: $(VENV)/.bench-installed bench-peers
+# pyinit itself runs under the interpreter images ship: a venv of Debian's /usr/bin/python3
+# (psutil and yaml from python3-psutil, python3-yaml), with the working copy on its path
+# and pyinit's launchers (`#!python -I`, as the .deb installs them) in its bin/.
+BENCH_VENV := .bench-venv
+BENCH_PYTHON ?= /usr/bin/python3
+$(BENCH_VENV)/bin/pyinit: pyinit/launchers.py
+	@$(BENCH_PYTHON) -c 'import psutil, yaml' 2>/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-psutil python3-yaml python3-venv >/dev/null; }
+	$(BENCH_PYTHON) -m venv --system-site-packages --without-pip $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))' \
+	  | { read d; echo "$(CURDIR)" > "$$d/pyinit-working-copy.pth"; }
+	$(BENCH_VENV)/bin/python -I -m pyinit.launchers --python $(CURDIR)/$(BENCH_VENV)/bin/python $(BENCH_VENV)/bin
+
+bench: $(VENV)/.bench-installed bench-peers $(BENCH_VENV)/bin/pyinit
 	$(PY) -m bench $(BENCH_FLAGS)
 
 # The whole reliability suite (a smoke subset of it runs in `make test`): several minutes.

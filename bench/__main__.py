@@ -1,7 +1,7 @@
 """`python -m bench [SCENARIO...]`: run benchmark scenarios against pyinit and every
 installed peer, write bench/results/SCENARIO.json, then regenerate BENCHMARKS.md.
 
-Scenarios: reap forward boot restart idle memory status logs (default: all).
+Scenarios: reap forward boot scale restart idle memory status logs (default: all).
 --full: the crash loop runs 60 s per init (default 30 s); --trials N (default 5 for the
 short scenarios, 3 for the long ones); --report: only regenerate BENCHMARKS.md;
 --baseline REV: also run pyinit as of git revision REV in the same run (rows
@@ -21,7 +21,7 @@ from bench import report, scenarios
 from bench.common import log, save
 from bench.inits import missing
 
-ORDER = ["reap", "forward", "boot", "restart", "idle", "memory", "status", "logs"]
+ORDER = ["reap", "forward", "boot", "scale", "restart", "idle", "memory", "status", "logs"]
 
 
 def become_subreaper() -> None:
@@ -65,6 +65,8 @@ def run(name: str, top: Path, args: argparse.Namespace) -> dict:
         return scenarios.forward(scenarios.Bench(top, long))
     if name == "boot":
         return scenarios.boot(scenarios.Bench(top, short))
+    if name == "scale":
+        return scenarios.scale(scenarios.Bench(top, args.trials or 3))
     if name == "restart":
         return scenarios.restart(scenarios.Bench(top, long), window=60.0 if args.full else 30.0)
     if name == "idle":

@@ -17,7 +17,18 @@ from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
-PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
+# pyinit runs under the interpreter images ship: a venv made from Debian's
+# /usr/bin/python3 (`make bench` makes it: .bench-venv, with pyinit's launchers in its
+# bin/, whose `#!` line runs the interpreter isolated as the .deb's do).
+BENCH_VENV = ROOT / ".bench-venv"
+PYINIT_BIN = BENCH_VENV / "bin" if (BENCH_VENV / "bin" / "pyinit").exists() else None
+PY = (
+    str(BENCH_VENV / "bin" / "python")
+    if PYINIT_BIN
+    else str(VENV_PY)
+    if VENV_PY.exists()
+    else sys.executable
+)
 RESULTS = ROOT / "bench" / "results"
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -209,12 +220,25 @@ def p99(values: Sequence[float]) -> float:
     return s[min(len(s) - 1, int(round(0.99 * (len(s) - 1))))]
 
 
+def interpreter() -> str:
+    """The interpreter pyinit runs under in this run, by path and version."""
+    out = subprocess.run(
+        [PY, "-I", "-c", "import sys; print(sys.version.split()[0], sys._base_executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    how = "a venv of " if PYINIT_BIN else ""
+    return f"{how}{out[1]} (Python {out[0]})"
+
+
 def machine() -> dict:
     return {
         "host": platform.node(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        "pyinit_python": interpreter(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 

@@ -8,19 +8,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bench.common import PY, comm, descendants
+from bench.common import PY, PYINIT_BIN, comm, descendants
 
 # Processes that belong to supervision, not to the services (runit and s6 run one
 # supervisor per service; pyinit and supervisord are one process).
 SUPERVISION_COMMS = {"runsvdir", "runsv", "s6-svscan", "s6-supervise"}
 
 
-def pyinit_argv(work: Path, *flags: str) -> list[str]:
+def pyinit_command(tree: Path | None = None) -> list[str]:
+    """How pyinit is started: its installed launcher (`#!python -I`) in the bench venv,
+    else `python -m pyinit`; for a baseline `tree`, a launcher of the same shape that
+    puts the tree first on sys.path."""
+    if tree is not None:
+        return (
+            [str(tree / "bin" / "pyinit")]
+            if PYINIT_BIN
+            else ["env", "-C", str(tree), PY, "-m", "pyinit"]
+        )
+    return [str(PYINIT_BIN / "pyinit")] if PYINIT_BIN else [PY, "-m", "pyinit"]
+
+
+def pyinit_argv(work: Path, *flags: str, tree: Path | None = None) -> list[str]:
     none = str(work / "none")
     return [
-        PY,
-        "-m",
-        "pyinit",
+        *pyinit_command(tree),
         "--skip-startup-files",
         "--config",
         none,
@@ -101,6 +112,7 @@ PYINIT = Init(
     main=lambda w, cmd: [*pyinit_argv(w, "--skip-runit"), "--", *cmd],
     supervise=lambda w, mnt, names: pyinit_argv(w, "--service-dir", str(mnt)),
     status=lambda w, src: [str(Path(PY).parent / "svctl"), "--run-dir", str(w / "run"), "status"],
+    # the working copy's svctl: the bench venv's launcher, else .venv's console script
 )
 
 PEERS = [
@@ -146,9 +158,13 @@ def add_baseline(rev: str, tree: Path) -> Init:
     pyinit re-execute itself isolated (-I) and pay a second interpreter start."""
 
     def argv(w: Path, *flags: str) -> list[str]:
-        return ["env", "-C", str(tree), *pyinit_argv(w, *flags)]
+        return pyinit_argv(w, *flags, tree=tree)
 
-    svctl = ("env", "-C", str(tree), PY, "-c", "from pyinit.entry import svctl; svctl()")
+    if PYINIT_BIN:
+        write_launchers(tree)
+        svctl: tuple[str, ...] = (str(tree / "bin" / "svctl"),)
+    else:
+        svctl = ("env", "-C", str(tree), PY, "-c", "from pyinit.entry import svctl; svctl()")
     base = Init(
         f"pyinit@{rev}",
         "",
@@ -159,6 +175,19 @@ def add_baseline(rev: str, tree: Path) -> Init:
     )
     ALL.insert(1, base)
     return base
+
+
+def write_launchers(tree: Path) -> None:
+    """tree/bin/{pyinit,svctl}: the bench venv's launchers, with the tree first on sys.path
+    (the venv's .pth puts the working copy there too)."""
+    (tree / "bin").mkdir()
+    for name, function in (("pyinit", "pyinit"), ("svctl", "svctl")):
+        path = tree / "bin" / name
+        path.write_text(
+            f"#!{PY} -I\nimport sys\nsys.path.insert(0, {str(tree)!r})\n"
+            f"import pyinit.entry\npyinit.entry.{function}()\n"
+        )
+        path.chmod(0o755)
 
 
 def main_inits() -> list[Init]:

@@ -158,6 +158,30 @@ sleep 1000000 & wait $!
 """
 
 
+def boot_trial(b: Bench, init: Init, names: Sequence[str]) -> tuple[float, float, int]:
+    """One boot of len(names) GRACEFUL services and its shutdown: (boot ms, shutdown ms,
+    how many services ran their TERM handler)."""
+    n = len(names)
+    work = b.work(init, f"boot{n}")
+    marks = work / "marks"
+    marks.mkdir()
+    ns = b.services(init, work, names, lambda name: GRACEFUL.format(marks=marks, name=name))
+    try:
+        wait_until(
+            lambda: len(os.listdir(marks)) >= n, 60 + n / 10, f"{init.name}: {n} services up"
+        )
+        up = (time.perf_counter() - ns.started) * 1000
+        time.sleep(0.5)
+        t = time.perf_counter()
+        os.kill(ns.pid, signal.SIGTERM)
+        if ns.wait(60) is None:
+            raise RuntimeError(f"{init.name} did not exit within 60 s of SIGTERM")
+        down = (time.perf_counter() - t) * 1000
+        return up, down, sum(1 for f in os.listdir(marks) if f.startswith("term."))
+    finally:
+        ns.kill()
+
+
 def boot(b: Bench, n: int = 50) -> dict:
     m = {
         "boot": metric(f"exec → all {n} services running", "ms"),
@@ -171,30 +195,8 @@ def boot(b: Bench, n: int = 50) -> dict:
     }
     names = [f"svc{i:02d}" for i in range(n)]
     for init in supervisors():
-        boots, downs, graceful = [], [], []
-        for _ in range(b.trials):
-            work = b.work(init, "boot")
-            marks = work / "marks"
-            marks.mkdir()
-            ns = b.services(
-                init, work, names, lambda name, marks=marks: GRACEFUL.format(marks=marks, name=name)
-            )
-            try:
-                wait_until(
-                    lambda marks=marks: len(os.listdir(marks)) >= n,
-                    60,
-                    f"{init.name}: {n} services up",
-                )
-                boots.append((time.perf_counter() - ns.started) * 1000)
-                time.sleep(0.5)
-                t = time.perf_counter()
-                os.kill(ns.pid, signal.SIGTERM)
-                if ns.wait(60) is None:
-                    raise RuntimeError(f"{init.name} did not exit within 60 s of SIGTERM")
-                downs.append((time.perf_counter() - t) * 1000)
-                graceful.append(sum(1 for f in os.listdir(marks) if f.startswith("term.")))
-            finally:
-                ns.kill()
+        trials = [boot_trial(b, init, names) for _ in range(b.trials)]
+        boots, downs, graceful = (list(x) for x in zip(*trials))
         m["boot"]["rows"][init.name] = summary(boots)
         m["shutdown"]["rows"][init.name] = summary(downs)
         m["graceful"]["rows"][init.name] = summary(graceful)
@@ -203,6 +205,30 @@ def boot(b: Bench, n: int = 50) -> dict:
             f"{m['shutdown']['rows'][init.name]['median']:.0f} ms, graceful {graceful}"
         )
     return {"params": {"services": n, "trials": b.trials}, "metrics": m}
+
+
+# 3b. how boot and shutdown grow with the number of services ----------------------------
+
+SCALED = ("pyinit", "s6", "runit")
+
+
+def scale(b: Bench, counts: Sequence[int] = (10, 100, 1000)) -> dict:
+    """Boot and shutdown of 10, 100 and 1000 services, for pyinit, s6 and runit (the
+    supervisors with one process per service; supervisord is left out)."""
+    m = {}
+    for n in counts:
+        m[f"boot{n}"] = metric(f"exec → all {n} services running", "ms", services=n)
+        m[f"shutdown{n}"] = metric(f"SIGTERM → PID 1 exited, {n} services", "ms", services=n)
+    for init in supervisors():
+        if init.name.split("@")[0] not in SCALED:
+            continue
+        for n in counts:
+            names = [f"svc{i:04d}" for i in range(n)]
+            trials = [boot_trial(b, init, names) for _ in range(b.trials)]
+            m[f"boot{n}"]["rows"][init.name] = summary([t[0] for t in trials])
+            m[f"shutdown{n}"]["rows"][init.name] = summary([t[1] for t in trials])
+            log(f"scale {init.name} {n}: {[round(t[0]) for t in trials]} ms up")
+    return {"params": {"counts": list(counts), "trials": b.trials}, "metrics": m}
 
 
 # 4. crash loop -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Services(Protocol):
     def hangup(self) -> None: ...
     def stop_all(self, timeout: float) -> None: ...
     def all_started(self) -> bool: ...
+    def not_started(self) -> list[str]: ...
     def freeze(self) -> None: ...
 
 
@@ -242,18 +243,25 @@ class Init:
         return manager, ManagerServices(manager)
 
     def start_health_endpoint(self) -> None:
-        """--health-listen: /healthz, /readyz and /status over HTTP, in this loop."""
+        """--health-listen: /healthz, /readyz, /status and /metrics over HTTP, in this loop."""
         if not self.config.health_listen or self.control is None:
             return
         from pyinit.control import health
         from pyinit.core import addresses
 
-        status = self.control.status
+        status, counters = self.control.status, self.control.services.counters
         host, port = addresses.parse_listen(self.config.health_listen)
+
+        def metrics() -> str:
+            from pyinit import __version__
+            from pyinit.core import metrics
+
+            return metrics.render(status.status([]), counters(), __version__)
+
         try:
             self.health = health.HealthServer(
                 self.loop, host, port, ready=status.all_ready,
-                status=lambda: {"services": status.status([])})
+                status=lambda: {"services": status.status([])}, metrics=metrics)
         except OSError as exc:
             log.error(f"cannot serve health checks on {self.config.health_listen}: {exc}")
 
@@ -264,7 +272,12 @@ class Init:
             return
         timeout = self.config.services_ready_timeout
         if not self.loop.run_until(lambda: services.all_started() or self.stopping(), timeout):
-            log.warning(f"services not ready after {timeout:g}s: starting the main command anyway")
+            from pyinit.core.statustable import listing
+
+            held = listing(services.not_started())
+            suffix = f" (not ready: {held})" if held else ""
+            log.warning(f"services not ready after {timeout:g}s: starting the main command "
+                        f"anyway{suffix}")
 
     def start_main_command(self) -> int | None:
         if not self.config.command:

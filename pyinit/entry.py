@@ -55,6 +55,10 @@ LINKED = {
     "setuser": "setuser",
     "pyinit-env": "pyinit-env",
     "with-contenv": "pyinit-env",
+    "supervisorctl": "supervisorctl",
+    "s6-setuidgid": "setuser",
+    "s6-svc": "s6-svc",
+    "s6-svstat": "s6-svstat",
 }
 # Each command's module (its main() takes sys.argv).
 MAINS = {
@@ -62,6 +66,9 @@ MAINS = {
     "svctl": "pyinit.cli.svctl",
     "setuser": "pyinit.cli.setuser",
     "pyinit-env": "pyinit.cli.pyinit_env",
+    "supervisorctl": "pyinit.cli.supervisorctl",
+    "s6-svc": "pyinit.cli.s6_svc",
+    "s6-svstat": "pyinit.cli.s6_svstat",
 }
 
 

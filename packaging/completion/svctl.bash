@@ -25,7 +25,7 @@ _svctl()
     local commands="status up down once pause cont hup alarm interrupt quit 1 2 term
         kill exit start stop restart reload try-restart force-stop force-reload
         force-restart force-shutdown shutdown check tree rescan shutdown-container
-        logs scale"
+        logs scale list run"
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
             -w|--run-dir) ((i++)) ;;
@@ -46,7 +46,9 @@ _svctl()
         return
     fi
     case $command in
-        status|s|tree)
+        status|s|list)
+            [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "-l --long --json" -- "$cur")); return; } ;;
+        tree)
             [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "--json" -- "$cur")); return; } ;;
         logs)
             [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "-f -n" -- "$cur")); return; } ;;

@@ -11,7 +11,8 @@ from pyinit.cli.stdio import guarded
 
 # argv[0]'s basename -> the module that takes that tool's command line
 PERSONALITIES = {"tini": "pyinit.cli.tini", "dumb-init": "pyinit.cli.dumb_init",
-                 "my_init": "pyinit.cli.my_init"}
+                 "my_init": "pyinit.cli.my_init", "supervisord": "pyinit.cli.supervisord",
+                 "s6-init": "pyinit.cli.s6_init"}
 # The names the same tools are installed under: Docker's `--init` binary, tini's release
 # assets (tini-ARCH, tini-static, tini-static-ARCH, muslc builds; ci/run_build.sh) and
 # Debian's tini-static; dumb-init's release assets (dumb-init_VERSION_ARCH).
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
     """Run pyinit (or, by argv[0]'s name, a personality); never returns. A link under
     another command's name never gets here (pyinit.entry runs that command)."""
     if argv is None:
-        chosen = personality(os.path.basename(sys.argv[0]))
+        # s6-overlay's entrypoint is /init exactly: another `init` (/sbin/init) is pyinit
+        chosen = "s6-init" if sys.argv[0] == "/init" else personality(os.path.basename(sys.argv[0]))
         if chosen is not None:
             import importlib
 

@@ -14,12 +14,15 @@ from pyinit.cli.stdio import guarded
 
 USAGE = "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
 DEFAULT_ENV_DIR = "/etc/container_environment"
+S6_ENV_DIR = "/run/s6/container_environment"  # as `with-contenv`, when /init made it
 
 
 @guarded("pyinit-env")
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     env_dir = os.environ.get("PYINIT_ENV_DIR") or DEFAULT_ENV_DIR
+    if os.path.basename(sys.argv[0]) == "with-contenv" and not os.environ.get("PYINIT_ENV_DIR"):
+        env_dir = S6_ENV_DIR if os.path.isdir(S6_ENV_DIR) else DEFAULT_ENV_DIR
     if args[:1] == ["--version"]:
         from pyinit import __version__
 

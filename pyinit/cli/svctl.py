@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 USAGE = """usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]
 
-commands (runit sv):  status [--json]  up down once pause cont hup alarm interrupt
+commands (runit sv):  status [-l] [--json]  up down once pause cont hup alarm interrupt
                       quit 1 2 term kill exit
 LSB:                  start stop restart reload try-restart force-stop force-reload
                       force-restart force-shutdown shutdown check
-pyinit:               tree  rescan  shutdown-container [--exit-code N]
-                      logs [-f] [-n N] SERVICE  scale SERVICE N
+pyinit:               list (status -l: a table)  tree  rescan  shutdown-container [--exit-code N]
+                      logs [-f] [-n N] [SERVICE...]  scale SERVICE N  run SERVICE...
 As sv, a command is matched by its first character when it is not one of the
 names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
 such a short form needs a SERVICE. Options go before the command.
@@ -158,6 +158,7 @@ class Args:
         self.verbose = verbose
         self.wait = wait
         self.json = False
+        self.long = False  # status -l, list: a table
         self.exit_code = 0
         self.follow = False
         self.lines = 10
@@ -276,6 +277,8 @@ def _operands(args: Args, rest: list[str]) -> None:
     if args.command == "logs":
         _logs_args(args, rest)
         return
+    if args.command == "run" and not rest:
+        raise Usage("run takes one or more SERVICEs (scheduled jobs)", brief=True)
     if args.command == "scale":
         from pyinit.core.bounds import small_number
 
@@ -290,8 +293,10 @@ def _operands(args: Args, rest: list[str]) -> None:
             args.services.append(_service_word(args, word))
         elif word == "--":
             names_only = True  # a service whose name starts with '-' follows
-        elif word == "--json" and args.command in ("status", "s", "tree"):
+        elif word == "--json" and args.command in ("status", "s", "tree", "list"):
             args.json = True
+        elif word in ("-l", "--long") and args.command in ("status", "s", "list"):
+            args.long = True
         elif word.startswith("-") and word != "-":
             raise Usage(
                 f"option {_short(word)} after the command {args.command!r}: options "
@@ -303,7 +308,7 @@ def _operands(args: Args, rest: list[str]) -> None:
 
 
 def _logs_args(args: Args, words: list[str]) -> None:
-    """`logs [-f] [-n N] SERVICE` (also -nN, --follow, --lines N)."""
+    """`logs [-f] [-n N] [SERVICE...]` (also -nN, --follow, --lines N)."""
     from pyinit.core.bounds import render, small_number
 
     args.follow, args.lines = False, 10
@@ -325,8 +330,6 @@ def _logs_args(args: Args, words: list[str]) -> None:
             raise Usage(f"unknown option {word} for logs")
         else:
             args.services.append(_service_word(args, word))
-    if len(args.services) != 1:
-        raise Usage("logs takes exactly one SERVICE")
 
 
 def _exit_code(words: list[str]) -> int:
@@ -416,6 +419,8 @@ def cmd_status(args: Args) -> int:
             add_usage(rec)
         print(json.dumps(records, indent=2, sort_keys=True))
         return sum(1 for r in records if r.get("missing"))
+    if args.long or args.command == "list":
+        return status_table(args, records)
     now = time.time()
     rc = 0
     typed = iter(args.services)
@@ -429,6 +434,21 @@ def cmd_status(args: Args) -> int:
             rc += line.startswith("fail: ")
             print(line)
     return rc
+
+
+def status_table(args: Args, records: list[dict[str, Any]]) -> int:
+    """`status -l`: the records as a table (core/statustable.py), colored on a terminal
+    unless NO_COLOR is set (no-color.org) or TERM is dumb."""
+    from pyinit.core.statustable import render, state
+
+    typed = iter(args.services)
+    for rec in records:
+        if args.services and not rec.get("expanded"):
+            rec["name"] = label(args, next(typed))
+    env = os.environ
+    color = sys.stdout.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+    sys.stdout.write(render(records, time.time(), color=color))
+    return sum(1 for r in records if state(r) in ("missing", "failed"))
 
 
 def cmd_lsb_status(args: Args) -> int:
@@ -569,6 +589,27 @@ def cmd_scale(args: Args) -> int:
     return rc
 
 
+def cmd_run(args: Args) -> int:
+    """`svctl run NAME...`: a scheduled job's run now (its overlap rule decides)."""
+    reply = ask(args, {"cmd": "run", "services": args.services})
+    said = {
+        "run": "started",
+        "skipped": "still running, skipped (overlap: skip)",
+        "queued": "still running, queued (overlap: queue)",
+        "stop-and-run": "still running, stopping it first (overlap: replace)",
+        "": "still running, a run is queued already",
+    }
+    rc = 0
+    for res in reply["results"]:
+        name = label(args, res["service"])
+        if res.get("ok"):
+            print(f"ok: run: {name}: {said.get(res.get('result'), 'done')}")
+        else:
+            print(f"fail: {name}: {_explain(res.get('error', ''))}")
+            rc += 1
+    return rc
+
+
 def cmd_rescan(args: Args) -> int:
     ask(args, {"cmd": "reload"})
     return 0
@@ -633,9 +674,10 @@ def cmd_logs(args: Args) -> int:
             first = parse_reply(lines.next() or b"{}")
             if not first.get("ok"):
                 raise Unreachable(refusal(first))
-            if not isinstance(first.get("lines"), list):
+            prefix = _LogPrefix(first) if "entries" in first else None  # several services
+            if prefix is None and not isinstance(first.get("lines"), list):
                 raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
-            for line in first["lines"]:
+            for line in prefix.entries(first) if prefix else first["lines"]:
                 if isinstance(line, str):
                     out.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out.flush()
@@ -645,8 +687,9 @@ def cmd_logs(args: Args) -> int:
                 if not raw:
                     return 0  # pyinit went away (shutdown)
                 msg = parse_reply(raw)
-                if isinstance(msg.get("line"), str):
-                    out.write(msg["line"].encode("utf-8", "surrogateescape") + b"\n")
+                line = prefix.line(msg) if prefix else msg.get("line")
+                if isinstance(line, str):
+                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
                     out.flush()
     except (OSError, ValueError) as exc:
         if isinstance(exc, OSError) and broken(1):
@@ -656,6 +699,34 @@ def cmd_logs(args: Args) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+class _LogPrefix:
+    """Lines of several services (a `logs` reply with `entries`), as `NAME | line` with
+    the names padded to one width; a name is made safe for a terminal (it comes from
+    a service dir), the line is the service's own output, as in prefix mode."""
+
+    def __init__(self, first: dict[str, Any]) -> None:
+        from pyinit.core.protocol import ReplyError
+        from pyinit.core.statustable import safe
+
+        if not isinstance(first.get("entries"), list):
+            raise ReplyError("the reply has no list of entries (is this pyinit's socket?)")
+        self.safe = safe
+        names = first.get("services")
+        names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        self.width = max([len(safe(n, 40)) for n in names[:1000]] + [0])
+
+    def label(self, name: Any) -> str:
+        return self.safe(name if isinstance(name, str) else "?", 40).ljust(self.width)
+
+    def entries(self, first: dict[str, Any]) -> list[Any]:
+        return [self.line({"service": e[0], "line": e[1]}) if isinstance(e, list) and len(e) == 2
+                else None for e in first["entries"]]  # fmt: skip
+
+    def line(self, msg: dict[str, Any]) -> Optional[str]:
+        text = msg.get("line")
+        return f"{self.label(msg.get('service'))} | {text}" if isinstance(text, str) else None
 
 
 def cmd_tree(args: Args) -> int:
@@ -704,11 +775,13 @@ def lsb_argv(name: str, argv: list[str]) -> list[str]:
 HANDLERS = {
     "status": cmd_status,
     "s": cmd_status,
+    "list": cmd_status,
     "tree": cmd_tree,
     "rescan": cmd_rescan,
     "shutdown-container": cmd_shutdown_container,
     "logs": cmd_logs,
     "scale": cmd_scale,
+    "run": cmd_run,
 }
 
 

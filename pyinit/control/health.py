@@ -1,7 +1,8 @@
 """An optional tiny HTTP server for Kubernetes httpGet probes (`--health-listen ADDR:PORT`).
 
-GET or HEAD /healthz (200 while pyinit runs), /readyz (200 or 503, from ready())
-and /status (status() as JSON); a query string is ignored, other paths get 404,
+GET or HEAD /healthz (200 while pyinit runs), /readyz (200 or 503, from ready()),
+/status (status() as JSON) and /metrics (metrics(), Prometheus's text format,
+core/metrics.py); a query string is ignored, other paths get 404,
 other methods 405. Only the request line is read; the head must end within
 MAX_HEAD bytes (else 431). Like the control socket it never blocks: sockets are
 non-blocking, a reply is written from a buffer, the connection is closed after
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-from typing import Callable
+from typing import Callable, Optional
 
 from pyinit.control.listener import PER_KEY, Caller, Limits, Listener
 from pyinit.runtime import log
@@ -33,6 +34,7 @@ MAX_PER_PEER = 16  # connections from one source address
 CLIENT_TIMEOUT = 5.0  # a connection's whole life: request, reply and close
 BACKLOG = 16
 TEXT = "text/plain; charset=utf-8"
+METRICS = "text/plain; version=0.0.4; charset=utf-8"
 _END = re.compile(rb"\r?\n\r?\n")
 _LINE = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+) ([\x21-\x7e]+) HTTP/[0-9]\.[0-9]")
 _REASONS = {
@@ -44,7 +46,7 @@ _REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-_PATHS = ("/healthz", "/readyz", "/status")
+_PATHS = ("/healthz", "/readyz", "/status", "/metrics")
 
 
 class HealthServer:
@@ -57,10 +59,12 @@ class HealthServer:
         port: int,
         ready: Callable[[], bool],
         status: Callable[[], dict],
+        metrics: Optional[Callable[[], str]] = None,
     ) -> None:
         self.loop = loop
         self.ready = ready
         self.status = status
+        self.metrics = metrics
         self.clients: set[_Client] = set()
         self.closed = False
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -97,7 +101,7 @@ class HealthServer:
 
     def answer(self, method: str, path: str) -> tuple[int, str, str]:
         """(status code, content type, body) for a well-formed request."""
-        if path not in _PATHS:
+        if path not in _PATHS or (path == "/metrics" and self.metrics is None):
             return 404, TEXT, "not found\n"
         if method not in ("GET", "HEAD"):
             return 405, TEXT, "method not allowed\n"
@@ -107,6 +111,8 @@ class HealthServer:
             if path == "/status":
                 body = json.dumps(self.status(), separators=(",", ":"))
                 return 200, "application/json", body + "\n"
+            if path == "/metrics" and self.metrics is not None:
+                return 200, METRICS, self.metrics()
         except Exception:
             log.bug(f"health server, {path}")
             return 500, TEXT, "internal error\n"
@@ -185,7 +191,7 @@ class _Client:
     def reply(self, code: int, ctype: str, body: str, head_only: bool = False) -> None:
         self.answered = True
         self.inbuf = bytearray()
-        data = body.encode()
+        data = body.encode("utf-8", "replace")
         allow = "Allow: GET, HEAD\r\n" if code == 405 else ""
         head = (
             f"HTTP/1.0 {code} {_REASONS[code]}\r\nContent-Type: {ctype}\r\n"

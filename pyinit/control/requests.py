@@ -52,6 +52,10 @@ class ControlRequests:
             self.shutdown(client, req)
         elif cmd == "logs":
             self.logs.logs(client, req)
+        elif cmd == "run":  # scheduled jobs
+            from pyinit.control.jobs import run
+
+            run(self.services, self.status, client, req)
         elif cmd == "ping":
             from pyinit import __version__
 

@@ -115,20 +115,34 @@ def render_plain(block: bytes, now: Optional[float]) -> bytes:
 
 
 class Ring:
-    """The last `size` lines of a service, for `svctl logs -n`."""
+    """The last `size` lines of a service, for `svctl logs -n`, each with its place in
+    the order every Ring received its lines (to merge several services' lines)."""
+
+    received = 0  # lines added to any Ring so far: the next line's place
 
     def __init__(self, size: int = 1000) -> None:
         from collections import deque
 
         self.lines: deque[bytes] = deque(maxlen=size)
+        self.places: deque[int] = deque(maxlen=size)
 
     def add(self, block: bytes) -> None:
         """Keep the last lines of a block (only as many as the ring holds are split out)."""
         size = self.lines.maxlen or 0
         parts = block[:-1].rsplit(b"\n", size) if block else []
-        self.lines.extend(parts[1:] if len(parts) > size else parts)
+        new = parts[1:] if len(parts) > size else parts
+        self.lines.extend(new)
+        first = Ring.received
+        Ring.received += len(new)
+        self.places.extend(range(first, first + len(new)))
 
     def tail(self, n: int) -> list[bytes]:
         if n <= 0:
             return []
         return list(self.lines)[-n:]
+
+    def history(self, n: int) -> list[tuple[int, bytes]]:
+        """The last n lines with their places (merge them with another Ring's in order)."""
+        if n <= 0:
+            return []
+        return list(zip(self.places, self.lines))[-n:]

@@ -154,6 +154,7 @@ class Machine:
     removed: bool = False  # the service left the service dir (or got `exit`)
     restarts: int = 0
     last_exit: Optional[ExitStatus] = None
+    exited_at: Optional[float] = None  # when last_exit happened
     backoff: float = -1.0  # set from the policy
     ready: bool = False  # up and ready (or a oneshot that is done)
     ever_ready: bool = False  # ready at least once since boot (or `svctl up`)
@@ -421,7 +422,7 @@ class Machine:
             self.run_after_setup = False
             return [Start()]
         else:  # a failed start
-            self.last_exit = status
+            self.last_exit, self.exited_at = status, now
             reason = self.unhealthy or f"exited with {status.describe()}"
             self._plan_restart(False, 0.0, now, what=f"setup {reason}")
         self.run_after_setup = False
@@ -441,7 +442,7 @@ class Machine:
 
     def _run_exited(self, status: ExitStatus, now: float) -> list[Action]:
         uptime = now - (self.started_at if self.started_at is not None else now)
-        self.last_exit = status
+        self.last_exit, self.exited_at = status, now
         self.kill_at = None
         self.term_at = None
         asked_to_stop = (self.got_term or self.want == "d") and self.unhealthy is None

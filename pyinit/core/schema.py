@@ -322,6 +322,13 @@ class ServiceConfig:
     log_max_size: int = 1024 * 1024
     log_max_files: int = 10
     instances: Optional[int] = None  # counted: supervised as NAME@1..NAME@N (instances.py)
+    # a scheduled job (`schedule:` or `every:`): a cron.Cron or cron.Every, and its settings
+    schedule: Any = None
+    timezone: Optional[str] = None  # IANA name; None: the container's local time
+    overlap: str = "skip"
+    jitter: float = 0.0
+    on_start: str = "skip"
+    timeout: Optional[float] = None  # a run's limit: then the stop signal, kill grace, KILL
 
 
 def _current_user() -> str:
@@ -355,6 +362,77 @@ READY_KEYS: dict[str, Kind] = {
     "start_timeout": _seconds, "settle": _seconds,
 }
 LIVENESS_KEYS: dict[str, Kind] = {**PROBE_KEYS, "failures": _integer(1, 1000)}
+def _schedule(value: Any) -> Any:
+    """A cron expression, an @name or `every DURATION` (core/cron.py)."""
+    from pyinit.core import cron
+
+    try:
+        return cron.parse(value)
+    except cron.CronError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _every(value: Any) -> Any:
+    """`every: 90s`: short for `schedule: every 90s`."""
+    from pyinit.core import cron
+
+    try:
+        return cron.Every(cron.parse_duration(value), f"every {value}")
+    except cron.CronError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _timezone(value: Any) -> str:
+    """An IANA name as written (the services layer looks it up)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*",
+                                                      value) or len(value) > 64:
+        raise _Bad(f"must be a time zone name such as Europe/Paris, not {render(value)}")
+    return value
+
+
+def _positive_seconds(value: Any) -> float:
+    seconds = _seconds(value)
+    if seconds <= 0:
+        raise _Bad("must be more than 0 seconds")
+    return seconds
+
+
+JOB_KEYS: dict[str, Kind] = {
+    "schedule": _schedule, "every": _every, "timezone": _timezone,
+    "overlap": _choice("skip", "queue", "replace"), "jitter": _seconds,
+    "on_start": _choice("skip", "run"), "timeout": _positive_seconds,
+}
+# keys that make no sense for a scheduled job (each run is a oneshot, never restarted)
+NOT_FOR_JOBS = ("restart", "ready", "instances", "liveness", "watchdog", "essential",
+                "max_restarts", "restart_window", "backoff")
+
+
+def _job(path: str, given: dict[str, Any], merged: dict[str, Any],
+         problems: list[str]) -> None:
+    """A scheduled job's rules: one schedule, no restart keys; merged becomes a oneshot
+    that is never restarted (pyinit.yaml's restart defaults do not apply)."""
+    if "schedule" in given and "every" in given:
+        problems.append(f"{path}: choose one of 'schedule' and 'every', not both")
+    if "every" in given:
+        merged["schedule"] = given["every"]
+    if merged.get("schedule") is None:
+        if path.endswith(": defaults"):  # pyinit.yaml's defaults: for the jobs among them
+            return
+        for key in JOB_KEYS:
+            if key in given and key not in ("schedule", "every"):
+                problems.append(f"{path}: key {key!r} applies only to a scheduled job "
+                                "(with 'schedule' or 'every')")
+        return
+    for key in NOT_FOR_JOBS:
+        if key in given:
+            problems.append(f"{path}: key {key!r} does not apply to a scheduled job "
+                            "(each run is a oneshot, never restarted)")
+    for key in NOT_FOR_JOBS:
+        merged.pop(key, None)
+    merged["oneshot"] = True
+    merged["restart"] = "never"
+
+
 def _log(value: Any) -> dict[str, Any]:
     """`log: MODE` is short for `log: {mode: MODE}`."""
     if isinstance(value, str):
@@ -376,6 +454,7 @@ SERVICE_KEYS: dict[str, Kind] = {
     "stop_signal": _signal, "stop_timeout": _seconds, "stop_group": _flag,
     "kill_group": _flag, "finish_timeout": _seconds,
     "instances": _integer(1, MAX_INSTANCES),
+    **JOB_KEYS,  # scheduled jobs (_schedule)
 }
 GLOBAL_KEYS: dict[str, Kind] = {
     "defaults": _mapping(SERVICE_KEYS), "wait_for_services": _flag,
@@ -446,6 +525,7 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     problems: list[str] = []
     given = _check(path, data, SERVICE_KEYS, problems)
     merged = {**(defaults or {}), **given}
+    _job(path, given, merged, problems)
     if "environment" in given and defaults and "environment" in defaults:
         merged["environment"] = defaults["environment"] + given["environment"]
     fields: dict[str, Any] = {k: v for k, v in merged.items() if k in _PLAIN}
@@ -455,7 +535,7 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     fields.update({f"backoff_{k}": v for k, v in backoff.items()})
     if fields.get("backoff_factor", 2.0) < 1:
         problems.append(f"{path}: backoff: key 'factor' must be 1 or more")
-    if "ready" in given and merged.get("oneshot"):
+    if "ready" in given and merged.get("oneshot") and merged.get("schedule") is None:
         problems.append(f"{path}: key 'ready' does not apply to a oneshot "
                         "(it is ready when it exits with a success code)")
     if "ready" in merged and not merged.get("oneshot"):
@@ -472,7 +552,8 @@ def validate(data: Any, path: str, defaults: Optional[dict[str, Any]] = None) ->
     )
 
 
-_PLAIN = frozenset(SERVICE_KEYS) - {"user", "group", "log", "backoff", "ready", "liveness"}
+_PLAIN = frozenset(SERVICE_KEYS) - {"user", "group", "log", "backoff", "ready", "liveness",
+                                    "every"}
 
 
 @dataclass(frozen=True)
@@ -495,12 +576,13 @@ def validate_global(data: Any, path: str) -> GlobalConfig:
     problems: list[str] = []
     top = _check(path, data, GLOBAL_KEYS, problems)
     raw = top.pop("defaults", {})
-    if isinstance(raw, dict) and {"instances"} & {k.replace("-", "_") for k in raw
-                                                  if isinstance(k, str)}:
-        problems.append(f"{path}: defaults: key 'instances' cannot be a default "
-                        "(set it in the service's own service.yaml)")
-        raw = {k: v for k, v in raw.items()
-               if not (isinstance(k, str) and k.replace("-", "_") == "instances")}
+    for key in ("instances", "schedule", "every"):
+        if isinstance(raw, dict) and key in {k.replace("-", "_") for k in raw
+                                             if isinstance(k, str)}:
+            problems.append(f"{path}: defaults: key {key!r} cannot be a default "
+                            "(set it in the service's own service.yaml)")
+            raw = {k: v for k, v in raw.items()
+                   if not (isinstance(k, str) and k.replace("-", "_") == key)}
     try:
         validate(raw, f"{path}: defaults")  # nested mappings and probe choices too
     except ConfigError as exc:

@@ -176,6 +176,30 @@ def _log() -> Fragment:
     return {"anyOf": [{"enum": list(schema.LOG_MODES)}, mapping(schema.LOG_KEYS)]}
 
 
+def _schedule() -> Fragment:
+    from pyinit.core import cron
+
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": cron.MAX_TEXT,
+        "pattern": "\\S",
+        "description": "a cron expression (5 fields), an @name (@daily, ...) or "
+        "'every DURATION'; its fields are checked by pyinit, not by this schema",
+    }
+
+
+def _every() -> Fragment:
+    from pyinit.core import cron
+
+    return {
+        "anyOf": [
+            {"type": "number", "minimum": cron.MIN_EVERY, "maximum": cron.MAX_EVERY},
+            {"type": "string", "description": "a duration such as 90s, 5m or 1h30m"},
+        ]
+    }
+
+
 KINDS: dict[Callable[..., Any], Callable[[], Fragment]] = {
     schema._ident: _ident,
     schema._flag: lambda: {"type": "boolean"},
@@ -191,6 +215,18 @@ KINDS: dict[Callable[..., Any], Callable[[], Fragment]] = {
     schema._rlimits: _rlimits,
     schema._command: _command,
     schema._log: _log,
+    schema._schedule: _schedule,
+    schema._every: _every,
+    schema._timezone: lambda: {
+        "type": "string",
+        "maxLength": 64,
+        "pattern": f"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*{END}",
+    },
+    schema._positive_seconds: lambda: {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": bounds.MAX_SECONDS,
+    },
 }
 
 
@@ -271,8 +307,41 @@ def _one_of(keys: tuple[str, ...], at_least: bool) -> list[Fragment]:
     return rules
 
 
-def service_schema(title: str = "service.yaml") -> Fragment:
-    """A service.yaml: SERVICE_KEYS, with validate()'s rules across keys."""
+def _any_required(keys: Any) -> Fragment:
+    spellings = sorted({k for key in keys for k in (key, key.replace("_", "-"))})
+    return {"anyOf": [{"required": [k]} for k in spellings]}
+
+
+def _job_rules(defaults: bool) -> tuple[Fragment, ...]:
+    """validate()'s rules for scheduled jobs (schema._job): one of schedule and every;
+    with one, none of NOT_FOR_JOBS; without, none of the other job keys (a default
+    may set those, for the jobs among the services)."""
+    scheduled = _any_required(("schedule", "every"))
+    rules: list[Fragment] = [
+        {
+            "not": {
+                "allOf": [{"type": "object"}, {"required": ["schedule"]}, {"required": ["every"]}]
+            }
+        },
+        {
+            "if": {"allOf": [{"type": "object"}, scheduled]},
+            "then": {"not": _any_required(schema.NOT_FOR_JOBS)},
+        },
+    ]
+    if not defaults:
+        others = [k for k in schema.JOB_KEYS if k not in ("schedule", "every")]
+        rules.append(
+            {
+                "if": {"allOf": [{"type": "object"}, {"not": scheduled}]},
+                "then": {"not": _any_required(others)},
+            }
+        )
+    return tuple(rules)
+
+
+def service_schema(title: str = "service.yaml", defaults: bool = False) -> Fragment:
+    """A service.yaml (or pyinit.yaml's defaults): SERVICE_KEYS, with validate()'s
+    rules across keys."""
     no_ready_on_oneshot = {
         "not": {
             "allOf": [
@@ -284,15 +353,15 @@ def service_schema(title: str = "service.yaml") -> Fragment:
             ]
         }
     }
-    body = mapping(schema.SERVICE_KEYS, (no_ready_on_oneshot,))
+    body = mapping(schema.SERVICE_KEYS, (no_ready_on_oneshot, *_job_rules(defaults)))
     return {"title": title, **body}
 
 
 def documents() -> dict[str, Fragment]:
     """The two schemas, by the name of their file."""
     service = service_schema()
-    defaults = service_schema("defaults for every service.yaml")
-    for key in ("instances",):  # validate_global: not a default
+    defaults = service_schema("defaults for every service.yaml", defaults=True)
+    for key in ("instances", "schedule", "every"):  # validate_global: not defaults
         defaults["properties"].pop(key, None)
     top = mapping({k: v for k, v in schema.GLOBAL_KEYS.items() if k != "defaults"})
     top["properties"]["defaults"] = defaults

@@ -56,6 +56,9 @@ def sv_status_line(label: str, rec: Record, now: float) -> str:
     line = sv_part(label, rec, now)
     if rec.get("log"):
         line += "; " + sv_part("log", rec["log"], now)
+    job = rec.get("job")
+    if job and job.get("next_run_in") is not None:  # a scheduled job
+        line += f"; next run in {max(0, math.ceil(job['next_run_in']))}s"
     return line
 
 

@@ -31,6 +31,7 @@ class ProcessView:
     restarts: int = 0
     last_exit_code: Optional[int] = None
     last_signal: Optional[int] = None
+    exited_at: Optional[float] = None  # when it last ended (loop clock)
     start_at: Optional[float] = None  # a restart is pending (loop clock)
     down: bool = True  # down, and nothing pending (Machine.is_down)
     ready: bool = False
@@ -52,6 +53,7 @@ class ProcessView:
             restarts=m.restarts,
             last_exit_code=m.last_exit.code if m.last_exit else None,
             last_signal=m.last_exit.signal if m.last_exit else None,
+            exited_at=m.exited_at if m.last_exit else None,
             start_at=m.start_at,
             down=m.is_down(),
             ready=m.ready,
@@ -82,6 +84,7 @@ class ServiceView:
     dropped_bytes: int = 0
     instance: Optional[str] = None
     group: Optional[str] = None
+    job: Optional[dict[str, Any]] = None  # a scheduled job: core/jobs.py's Job.view()
 
 
 def process_record(p: ProcessView, now: float, wall: float) -> dict[str, Any]:
@@ -97,6 +100,7 @@ def process_record(p: ProcessView, now: float, wall: float) -> dict[str, Any]:
         "restarts": p.restarts,
         "last_exit_code": p.last_exit_code,
         "last_signal": p.last_signal,
+        "last_exit_at": None if p.exited_at is None else wall - (now - p.exited_at),
         "next_start_in": round(p.start_at - now, 3) if p.start_at else None,
     }
 
@@ -124,6 +128,9 @@ def service_record(s: ServiceView, now: float, wall: float) -> dict[str, Any]:
         instance=s.instance,
         group=s.group,
     )
+    if s.job is not None:  # wall-clock times; next_run_in from now
+        nxt = s.job.get("next_run")
+        rec["job"] = dict(s.job, next_run_in=None if nxt is None else round(nxt - wall, 3))
     if s.log is not None:
         rec["log"] = process_record(s.log, now, wall)
         rec["log"]["normally_up"] = True

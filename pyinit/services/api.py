@@ -64,12 +64,22 @@ class Services(Protocol):
         """Make template instance name on demand; None, or why not."""
 
     def scale(self, group: str, count: int) -> None: ...
+
+    def run_job(self, name: str) -> Optional[str]:
+        """`svctl run`: start a scheduled job now under its overlap rule; what was done
+        (core/jobs.py: run, skipped, queued, stop-and-run, or "" if one is queued
+        already), None if name is not a job."""
+
     def reload(self) -> None: ...
     def request_exit(self, code: int) -> None: ...
 
     # --- captured output (prefix and file mode)
     def log_tail(self, name: str, count: int) -> Optional[list[bytes]]:
         """The last count lines pyinit keeps of service name, None if it keeps none."""
+
+    def log_history(self, name: str, count: int) -> Optional[list[tuple[int, bytes]]]:
+        """The last count lines pyinit holds in memory of service name, each with its
+        place in the order all services' lines arrived; None if it keeps none."""
 
     def follow_log(self, name: str, send: Callable[[bytes], None]) -> Callable[[], None]:
         """send every new line of name; returns what stops it."""
@@ -126,7 +136,7 @@ class ManagerServices:
             run=ProcessView.of(svc.run.machine, now),
             log=ProcessView.of(svc.log.machine, now) if svc.log else None,
             path=svc.defn.path,
-            normally_up=svc.defn.normally_up,
+            normally_up=svc.defn.normally_up and c.schedule is None,  # a job: down between runs
             error=svc.defn.error,
             user=svc.defn.user,
             settle=c.ready.settle if c.ready else 0.0,
@@ -138,6 +148,7 @@ class ManagerServices:
             dropped_bytes=svc.capture.dropped() if svc.capture else 0,
             instance=svc.defn.instance,
             group=self.m.expansion.member_of.get(svc.name),
+            job=self.m.job_view(svc.name),
         )
 
     def log_mode(self, svc: Service) -> str:
@@ -169,6 +180,9 @@ class ManagerServices:
     def instantiate(self, name: str) -> Optional[str]:
         return self.m.instantiate(name)
 
+    def run_job(self, name: str) -> Optional[str]:
+        return self.m.run_job(name)
+
     def scale(self, group: str, count: int) -> None:
         self.m.scale(group, count)
 
@@ -181,6 +195,10 @@ class ManagerServices:
     def log_tail(self, name: str, count: int) -> Optional[list[bytes]]:
         svc = self.m.services.get(name)
         return svc.capture.tail(count) if svc and svc.capture else None
+
+    def log_history(self, name: str, count: int) -> Optional[list[tuple[int, bytes]]]:
+        svc = self.m.services.get(name)
+        return svc.capture.ring.history(count) if svc and svc.capture else None
 
     def follow_log(self, name: str, send: Callable[[bytes], None]) -> Callable[[], None]:
         svc = self.m.services[name]

@@ -19,7 +19,7 @@ through the members below (control/ is above this layer and registers
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit.core import instances
 from pyinit.core.model import ServiceDir
@@ -36,6 +36,9 @@ from pyinit.services.runner import SlotRunner
 from pyinit.services.shutdown import ShutdownOrder
 from pyinit.services.supervise import SuperviseDirs
 from pyinit.services.watcher import DirWatcher
+
+if TYPE_CHECKING:
+    from pyinit.services.scheduler import Scheduler
 
 
 class ServiceManager:
@@ -72,6 +75,8 @@ class ServiceManager:
             self.watcher.schedule,
         )
         self.order = ShutdownOrder(self.loop, self.table, self.runner, self.gates, host.remaining)
+        self.scheduler: Optional[Scheduler] = None  # made for the first scheduled job
+        self.reconciler.job_changed = self.job_changed
 
     # --- what boot calls ---------------------------------------------------------------
     def start(self, scan: bool = True) -> None:
@@ -94,6 +99,8 @@ class ServiceManager:
     def stop_all(self, timeout: float) -> None:
         """Stop every service, in order and bounded (ShutdownOrder); every captured line
         out; the supervise/ fds and the sd_notify socket closed."""
+        if self.scheduler is not None:
+            self.scheduler.close()  # no more runs
         self.order.stop_all(timeout)
         self.captures.flush(self.services.values())
         self.supervise.close_all()
@@ -106,10 +113,11 @@ class ServiceManager:
     def all_started(self) -> bool:
         """Every service wanted up has been ready once, or will not be (the main
         command waits for this)."""
-        return all(
-            svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error
-            for svc in self.services.values()
-        )
+        return all(_started(svc) for svc in self.services.values())
+
+    def not_started(self) -> list[str]:
+        """The services all_started still waits for, in name order."""
+        return sorted(svc.name for svc in self.services.values() if not _started(svc))
 
     # --- what control requests and supervise/ call ------------------------------------
     @property
@@ -168,9 +176,35 @@ class ServiceManager:
     def exited(self, slot: Slot) -> None:
         """After a process in slot exited (and its machine was told)."""
         svc = slot.service
+        if self.scheduler is not None:
+            self.scheduler.exited(slot)
         self.order.after_exit(slot)
         if slot.machine.removed and svc.run.machine.is_down():
             self.forget(svc)
+
+    def job_changed(self, svc: Service) -> None:
+        """svc was added, changed or removed: schedule it if it is a usable job."""
+        is_job = (
+            svc.config.schedule is not None
+            and not svc.defn.error
+            and not svc.retired
+            and self.services.get(svc.name) is svc
+        )
+        if is_job and not self.shutting_down:
+            if self.scheduler is None:
+                from pyinit.services.scheduler import Scheduler  # only with a job
+
+                self.scheduler = Scheduler(self.loop, self.runner.apply, lambda: self.shutting_down)
+            self.scheduler.sync(svc)
+        elif self.scheduler is not None:
+            self.scheduler.remove(svc.name)
+
+    def run_job(self, name: str) -> Optional[str]:
+        """`svctl run NAME`: what the overlap rule made of it; None if not a job."""
+        return self.scheduler.run_now(name) if self.scheduler is not None else None
+
+    def job_view(self, name: str) -> Optional[dict[str, Any]]:
+        return self.scheduler.view(name) if self.scheduler is not None else None
 
     def check_outcome(self, svc: Service) -> None:
         """A service the policy gave up on: say so; an essential one ends the container."""
@@ -192,3 +226,8 @@ class ServiceManager:
                 svc.name,
             )
             self.init.request_exit(code)
+
+
+def _started(svc: Service) -> bool:
+    """Ready once, or never will be (wanted down, or its definition cannot run)."""
+    return bool(svc.run.machine.ever_ready or svc.run.machine.want == "d" or svc.defn.error)

@@ -58,6 +58,8 @@ class Reconciler:
         self.wanted: dict[str, ServiceDir] = {}  # what the last sync supervises
         self.warned: set[str] = set()
         self._advancing = False
+        # after a service is added, changed or removed: the manager's scheduled jobs
+        self.job_changed: Callable[[Service], None] = lambda svc: None
 
     @property
     def services(self) -> dict[str, Service]:
@@ -156,12 +158,15 @@ class Reconciler:
                 log.error(f"cannot supervise: {line}", defn.name)
             svc.run.machine.boot(now, normally_up=False)  # held down until fixed
             self.supervise_update(svc.run)
+            self.job_changed(svc)
             return
         log.debug(f"supervising {defn.path}", defn.name)
         if defn.has_log and not self.add_logger(svc, now):
             return
         svc.run.machine.set_gate(self.gates.has_dependencies(defn.name))
-        self.runner.apply(svc.run, svc.run.machine.boot(now, defn.normally_up))
+        up = defn.normally_up and defn.config.schedule is None  # a job runs when due
+        self.runner.apply(svc.run, svc.run.machine.boot(now, up))
+        self.job_changed(svc)
 
     def add_logger(self, svc: Service, now: float) -> bool:
         """Create the log pipe and start the logger; False (the service marked
@@ -183,6 +188,7 @@ class Reconciler:
         broke, fixed = defn.error and not svc.defn.error, svc.defn.error and not defn.error
         svc.defn = defn
         svc.run.machine.configure(self.policy(defn))
+        self.job_changed(svc)
         if broke:  # never restart it on a bad definition (e.g. without its user)
             for line in (defn.error or "").splitlines():
                 log.error(f"{line}: not restarted until fixed", defn.name)
@@ -193,7 +199,7 @@ class Reconciler:
             return
         if defn.has_log and svc.log is None and not self.add_logger(svc, now):
             return
-        if fixed and defn.normally_up:
+        if fixed and defn.normally_up and defn.config.schedule is None:
             log.info("usable again: wanted up", defn.name)
             self.runner.apply(svc.run, svc.run.machine.command("u", now))
 
@@ -201,6 +207,7 @@ class Reconciler:
         what = "instance no longer wanted" if svc.defn.instance else "service directory removed"
         log.info(f"{what}: stopping it", svc.name)
         svc.retired = True
+        self.job_changed(svc)
         self.runner.apply(svc.run, svc.run.machine.retire(now))
         if svc.run.machine.is_down():
             self.forget(svc)
@@ -212,6 +219,7 @@ class Reconciler:
             return
         if self.services.get(svc.name) is svc:
             del self.services[svc.name]
+            self.job_changed(svc)
         self.supervise_close(svc)
         self.runner.close_pipe(svc)
         self.captures.close(svc)

@@ -170,6 +170,13 @@ def read_config(path: str, defaults: Optional[dict[str, Any]],
             config = schema.validate({}, config_path, defaults)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
+    if config.schedule is not None and config.timezone is not None:
+        from pyinit.services.scheduler import zone  # only for a job with a time zone
+
+        try:
+            zone(config.timezone)
+        except ValueError as exc:
+            raise ValueError(f"{config_path}: key 'timezone': {exc}") from None
     fd_path = os.path.join(path, "notification-fd")
     if config.ready is None and os.path.lexists(reading.host(fd_path)):
         try:

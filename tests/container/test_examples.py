@@ -17,8 +17,19 @@ def test_multi_service(containers: Containers, multi_service: str):
     r = exec_(name, "svctl", "-w", "60", "check", timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr + logs(name)
     status = exec_(name, "svctl", "status").stdout
-    for svc in ("app", "cron", "nginx"):
+    for svc in ("app", "nginx"):
         assert re.search(rf"^run: {svc}: \(pid \d+\)", status, re.M), status
+    # the scheduled job in cron's place: run once at start (on_start), as www-data, with
+    # the first boot's instance id, its output in the container's log; next run shown
+    assert re.search(r"^(down|run): heartbeat: .*; next run in \d+s$", status, re.M), status
+    beat = wait_log(name, "heartbeat | beat: ")
+    assert re.search(r"^heartbeat \| beat: [0-9a-f-]{36} as www-data$", beat, re.M), beat
+    job = json.loads(exec_(name, "svctl", "status", "--json", "heartbeat").stdout)[0]["job"]
+    assert job["schedule"] == "* * * * *" and 0 < job["next_run_in"] <= 60, job
+    runs = job["runs"]
+    assert exec_(name, "svctl", "run", "heartbeat").stdout.startswith("ok: run: heartbeat: ")
+    assert wait_job(name, lambda j: j["runs"] > runs and j["last_run"]["result"] == "success")
+    assert exec_(name, "cat", "/var/lib/app/heartbeat").returncode == 0
     # through nginx to the app, which serves the first-boot instance id
     first = json.loads(fetch(name, "http://127.0.0.1:8080/"))
     assert re.fullmatch(r"[0-9a-f-]{36}", first["instance"]) and first["visits"] == 1
@@ -31,7 +42,6 @@ def test_multi_service(containers: Containers, multi_service: str):
         :out.index("app | listening")]
     users = exec_(name, "ps", "-eo", "user=,args=").stdout
     assert re.search(r"^www-data .*python3 /opt/app/app.py", users, re.M), users
-    assert re.search(r"^root +cron -f", users, re.M), users
 
     # a restart of the same container skips first boot and keeps the identity
     podman("restart", "-t", "20", name, timeout=90)
@@ -45,6 +55,17 @@ def test_multi_service(containers: Containers, multi_service: str):
     assert state(name)["exit_code"] == 0
     out = logs(name)
     assert "app | stopping" in out and "Traceback" not in out, out
+
+
+def wait_job(name: str, cond, timeout: float = 30.0) -> dict:
+    """The heartbeat job's record once cond(record) holds (polled with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = json.loads(exec_(name, "svctl", "status", "--json", "heartbeat").stdout)[0]["job"]
+        if job["last_run"] and cond(job):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +124,19 @@ def test_kubernetes_pod(multi_service: str, tmp_path: Path, manifest: str):
         r = exec_(name, "svctl", "-w", "60", "check", timeout=90)
         assert r.returncode == 0, r.stdout + r.stderr + logs(name)
         health = json.loads(fetch(name, "http://127.0.0.1:8081/status"))
-        assert {s["name"] for s in health["services"]} >= {"app", "nginx", "cron"}, health
+        assert {s["name"] for s in health["services"]} >= {"app", "nginx", "heartbeat"}, health
         assert fetch(name, "http://127.0.0.1:8081/readyz").strip()
+        if manifest == "pod.yaml":  # what the prometheus.io annotations say is scraped
+            from prometheus_client.parser import text_string_to_metric_families
+
+            note = re.compile(r"^    (prometheus\.io/\w+): \"?([^\"\s]+)", re.M)
+            notes = dict(note.findall(yaml.read_text()))
+            assert notes["prometheus.io/scrape"] == "true", notes
+            body = fetch(name, f"http://127.0.0.1:{notes['prometheus.io/port']}"
+                               f"{notes['prometheus.io/path']}")  # fmt: skip
+            up = {s.labels["service"]: s.value for f in text_string_to_metric_families(body)
+                  for s in f.samples if s.name == "pyinit_service_up"}  # fmt: skip
+            assert up["app"] == up["nginx"] == up["cron"] == 1, up
         ps = exec_(name, "ps", "-eo", "pid=,ppid=,args=").stdout
         procs = [line.split(None, 2) for line in ps.splitlines()]
         pyinit = [pid for pid, _, args in procs if "bin/pyinit" in args]

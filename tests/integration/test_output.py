@@ -172,7 +172,8 @@ def test_modes_inherit_prefix_json_timestamps_and_log_run_wins(box, tmp_path: Pa
     assert all(recs[n]["dropped_bytes"] == 0 for n in recs)
     # svctl logs: pyinit keeps no lines of an inherit or runit service
     for name, why in (("inh", "it writes to the container's output directly (log mode "
-                       "inherit)"), ("runit", "its own logger (log/run) has them")):
+                       "inherit; to keep its lines: `log: prefix` in service.yaml, or pyinit "
+                       "--log-mode prefix)"), ("runit", "its own logger (log/run) has them")):
         r = b.svctl("logs", name)
         assert r.returncode == 100 and r.stdout == ""
         assert r.stderr == (f"svctl: fatal: pyinit refused: pyinit keeps no lines of {name}: "

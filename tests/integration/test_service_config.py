@@ -660,7 +660,7 @@ def test_main_command_starts_after_services_ready_timeout(box, tmp_path: Path,
     assert 1.0 <= waited < 3.5, waited
     assert b.rec("slow")["ready"] is False
     assert ("pyinit: warning: services not ready after 1s: starting the main command anyway"
-            in b.run.err)
+            " (not ready: slow)\n" in b.run.err)
     b.stop(expect=128 + signal.SIGTERM)
 
 

@@ -48,6 +48,29 @@ def ALIAS_BOMB(levels: int) -> str:  # noqa: N802 - reads as the constant it sta
     return text
 
 
+def supervisord_case(shown: str, conf: str) -> Case:
+    """`supervisord -c FILE` on a supervisord.conf of this text (pyinit's personality)."""
+    code = (
+        "import os, sys, tempfile\n"
+        "path = os.path.join(tempfile.mkdtemp(), 'supervisord.conf')\n"
+        f"open(path, 'w').write({conf!r})\n"
+        "sys.argv = ['supervisord', '-c', path]\n"
+        "from pyinit.cli.supervisord import main\n"
+        "main()\n"
+    )
+    return Case("supervisord.conf", shown, "tool", args=["-c", code])
+S6_RC = "etc/s6-overlay/s6-rc.d/"
+LONGRUN = {"a/type": "longrun", "a/run": "+x#!/bin/sh\nexec sleep 30\n", "user/contents.d/a": ""}
+S6_SVC = "from pyinit.cli.s6_svc import main; main()"
+S6_SVSTAT = "from pyinit.cli.s6_svstat import main; main()"
+
+
+def s6_case(shown: str, files: dict[str, str], env: dict[str, str] | None = None) -> Case:
+    """`/init true` on an s6-rc.d tree (files relative to it) and S6_* variables."""
+    placed = {S6_RC + rel: text for rel, text in files.items()}
+    return Case("s6-rc.d" if files else "S6_* variable", shown, "s6", env=env or {}, files=placed)
+
+
 def yaml_case(shown: str, text: str, area: str = "service.yaml") -> Case:
     return Case(area, shown, "pyinit", files={"etc/service/web/service.yaml": text})
 
@@ -293,6 +316,86 @@ CASES = [
             "etc/service/web/app.env": "A=x\0y\n",
         },
     ),
+    # --- ops-view: status tables and merged logs (issue 21)
+    Case("svctl", "`svctl logs web nosuch`", "svctl", args=["logs", "web", "nosuch"]),
+    Case("svctl", "`svctl up -l web`", "svctl", args=["up", "-l", "web"]),
+    # --- supervisord personality (issue 24)
+    Case(
+        "supervisord.conf",
+        "`supervisord -c /nonexistent.conf`",
+        "tool",
+        args=[
+            "-c",
+            "import sys; sys.argv = ['supervisord', '-c', '/nonexistent.conf']; "
+            "from pyinit.cli.supervisord import main; main()",
+        ],  # fmt: skip
+    ),
+    supervisord_case(
+        "`autostart=maybe`", "[supervisord]\n[program:a]\ncommand=a\nautostart=maybe\n"
+    ),
+    supervisord_case(
+        "`command=%(ENV_NOPE)s`", "[supervisord]\n[program:a]\ncommand=%(ENV_NOPE)s\n"
+    ),
+    supervisord_case(
+        "`command=%(x)99999999s`", "[supervisord]\n[program:a]\ncommand=%(x)99999999s\n"
+    ),
+    supervisord_case(
+        "`numprocs=2` without `%(process_num)`",
+        "[supervisord]\n[program:a]\ncommand=a\nnumprocs=2\n",
+    ),
+    supervisord_case("`stopsignal=FOO`", "[supervisord]\n[program:a]\ncommand=a\nstopsignal=FOO\n"),
+    supervisord_case(
+        "`environment=A` (no value)", "[supervisord]\n[program:a]\ncommand=a\nenvironment=A\n"
+    ),
+    supervisord_case(
+        "`[program:a+b]` (not a service name)", "[supervisord]\n[program:a+b]\ncommand=a\n"
+    ),
+    supervisord_case("`[group:g]` naming no program", "[supervisord]\n[group:g]\nprograms=nope\n"),
+    supervisord_case(
+        "`startsecs=` 40 digits",
+        "[supervisord]\n[program:a]\ncommand=a\nstartsecs=" + "9" * 40 + "\n",
+    ),
+    # --- sched: scheduled jobs (issue 22)
+    yaml_case("`schedule: '61 * * * *'`", "schedule: '61 * * * *'\n"),
+    yaml_case("`schedule: '0 0 30 2 *'` (never runs)", "schedule: '0 0 30 2 *'\n"),
+    yaml_case("`schedule: '@reboot'`", "schedule: '@reboot'\n"),
+    yaml_case("`every: 0s`", "every: 0s\n"),
+    yaml_case("`timezone: Mars/Olympus`", "schedule: '@daily'\ntimezone: Mars/Olympus\n"),
+    yaml_case("`schedule` with `restart: always`", "schedule: '@daily'\nrestart: always\n"),
+    yaml_case("`every` with `ready: {tcp: 80}`", "every: 5m\nready: {tcp: 80}\n"),
+    yaml_case("`schedule` with `instances: 2`", "schedule: '@daily'\ninstances: 2\n"),
+    Case("svctl", "`svctl run` (no service)", "svctl", args=["run"]),
+    Case("svctl", "`svctl run web` (not a scheduled job)", "svctl", args=["run", "web"]),
+    # --- s6ov: s6-overlay v3's /init reading /etc/s6-overlay/s6-rc.d (issue 24)
+    s6_case("`type` `daemon`", {"a/type": "daemon\n"}),
+    s6_case("`dependencies.d/nope`, not defined", {**LONGRUN, "a/dependencies.d/nope": ""}),
+    s6_case(
+        "a dependency cycle",
+        {
+            **LONGRUN,
+            "a/dependencies.d/b": "",
+            "b/type": "oneshot",
+            "b/up": "true",
+            "b/dependencies.d/a": "",
+        },
+    ),  # fmt: skip
+    s6_case("`notification-fd` `2`", {**LONGRUN, "a/notification-fd": "2"}),
+    s6_case("`timeout-up` `soon`", {**LONGRUN, "a/timeout-up": "soon"}),
+    s6_case("`down-signal` `SIGFOO`", {**LONGRUN, "a/down-signal": "SIGFOO"}),
+    s6_case(
+        "`producer-for` without the consumer's `consumer-for`",
+        {**LONGRUN, "a/producer-for": "b", "b/type": "longrun", "b/run": LONGRUN["a/run"]},
+    ),
+    s6_case("`up` of 65 KiB", {"a/type": "oneshot", "a/up": "x" * 66560, "user/contents.d/a": ""}),
+    s6_case("`type` of 1 MiB", {"a/type": "longrun" + " " * 2**20, "user/contents.d/a": ""}),
+    s6_case("service dir `a@1`", {"a@1/type": "longrun", "a@1/run": LONGRUN["a/run"]}),
+    s6_case("`S6_BEHAVIOUR_IF_STAGE2_FAILS=5`", {}, {"S6_BEHAVIOUR_IF_STAGE2_FAILS": "5"}),
+    s6_case(
+        "`S6_CMD_WAIT_FOR_SERVICES_MAXTIME=soon`", {}, {"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "soon"}
+    ),  # fmt: skip
+    s6_case("`S6_LOGGING=1`", {}, {"S6_LOGGING": "1"}),
+    Case("s6-svc", "`s6-svc -b svc`", "tool", args=["-c", S6_SVC, "-b", "svc"]),
+    Case("s6-svstat", "`s6-svstat -o pgid svc`", "tool", args=["-c", S6_SVSTAT, "-o", "pgid", "x"]),
     # --- ops-check: exact long options, svctl's hint (issue 21)
     Case("flag", "`--kill-t 3` (an abbreviation)", "pyinit", args=["--kill-t", "3"]),
     Case("svctl", "`svctl rescna`", "svctl", args=["rescna"]),
@@ -361,7 +464,7 @@ def answer_lines(stderr: str) -> list[str]:
         ln
         for ln in stderr.splitlines()
         if ln.startswith(("pyinit: error", "pyinit: warning", "svctl:", "fail:"))
-        or ln.startswith(("setuser:", "pyinit-env:"))
+        or ln.startswith(("setuser:", "pyinit-env:", "s6-svc:", "s6-svstat:"))
         or "Traceback" in ln
         or ln.startswith(("usage:", "Error"))
     ]
@@ -381,6 +484,25 @@ def run_pyinit(case: Case, top: Path) -> tuple[str, int]:
         capture_output=True,
         text=True,
         env=env_for(case.env),
+        timeout=60,
+    )
+    return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
+
+
+def run_s6(case: Case, top: Path) -> tuple[str, int]:
+    """pyinit as s6-overlay's /init, `/init true`, the tree under top/etc."""
+    place(top, case.files)
+    none = str(top / "none")
+    env = {"PYINIT_S6_ETC": str(top / "etc"), "PYINIT_RUN_DIR": str(top / "run" / "pyinit"),
+           "PYINIT_ENV_DIR": str(top / "env"), "PYINIT_CONFIG": none, "PYINIT_INIT_DIR": none,
+           "PYINIT_CONT_INIT_DIR": none, "PYINIT_CONT_FINISH_DIR": none, "PYINIT_RC_LOCAL": none,
+           "PYINIT_SERVICE_DIR": none, **case.env}  # fmt: skip
+    r = subprocess.run(
+        [PY, "-c", "from pyinit.cli.s6_init import main; main()", "true"],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        env=env_for(env),
         timeout=60,
     )
     return clean(" / ".join(answer_lines(r.stderr)), top), r.returncode
@@ -424,7 +546,7 @@ class Running:
     """One pyinit (subreaper) with a service `web`, for the svctl and socket cases."""
 
     def __init__(self, top: Path) -> None:
-        place(top, {"etc/service/web/run": "+x" + RUN})
+        place(top, {"etc/service/web/run": LONGRUN["a/run"]})
         self.top = top
         self.sock = top / "run" / "pyinit" / "control.sock"
         self.proc = subprocess.Popen(
@@ -503,6 +625,11 @@ def run_all(cases: list[Case] = CASES) -> list[tuple[Case, str, int]]:
                 continue
             if case.kind == "tool":
                 out.append((case, *run_tool([PY, *case.args], case, scratch)))
+                continue
+            if case.kind == "s6":
+                top = scratch / f"c{i}"
+                top.mkdir()
+                out.append((case, *run_s6(case, top)))
                 continue
             if case.kind == "setuser":
                 out.append((case, *run_setuser(case)))

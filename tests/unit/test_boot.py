@@ -112,6 +112,9 @@ class FakeServices:
     def all_started(self) -> bool:
         return self.ready_at is not None and self.world.loop.now >= self.ready_at
 
+    def not_started(self) -> list[str]:
+        return [] if self.all_started() else [f"svc{i}" for i in range(8)]
+
     def freeze(self) -> None:
         self.world.note("services freeze")
 
@@ -410,3 +413,16 @@ def test_a_startup_script_cannot_move_pyinit_run_dir(
     script(tmp_path / "init_dir", "20-second")
     assert make_init(world, tmp_path, ["app"]).run() == 0
     assert seen == [str(tmp_path / "run")] * 3  # both scripts and the main command
+
+
+def test_the_services_ready_timeout_names_who_held_the_main_command_up(
+    world: World, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    world.programs["app"] = (1.0, 0, {TERM})
+    init = make_init(world, tmp_path, ["app"], ready_at=None, services_ready_timeout=2.0)
+    assert init.run() == 0
+    assert dict((what, when) for when, what in world.events)["spawn app"] == 2.0
+    assert (
+        "pyinit: warning: services not ready after 2s: starting the main command anyway "
+        "(not ready: svc0, svc1, svc2, svc3, svc4 and 3 more)\n"
+    ) in capfd.readouterr().err

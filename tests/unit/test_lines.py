@@ -207,3 +207,15 @@ def test_take_line(buf: bytes, scanned: int, line, left: bytes) -> None:
     else:
         assert take_line(data, 3, scanned) == line
     assert data == left
+
+
+def test_ring_history_orders_lines_across_rings() -> None:
+    a, b = Ring(size=3), Ring(size=3)
+    a.add(b"a1\na2\n")
+    b.add(b"b1\n")
+    a.add(b"a3\na4\n")  # a2..a4 stay: the ring holds 3
+    b.add(b"b2\n")
+    merged = sorted(a.history(10) + b.history(10))
+    assert [line for _, line in merged] == [b"a2", b"b1", b"a3", b"a4", b"b2"]
+    assert [line for _, line in a.history(2)] == [b"a3", b"a4"] == a.tail(2)
+    assert a.history(0) == [] and len(a.places) == len(a.lines) == 3

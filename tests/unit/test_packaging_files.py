@@ -115,6 +115,7 @@ def test_bash_completion_of_commands_options_and_services():
     assert complete("svctl", "up", "w") == ["web", "worker@1"]
     assert complete("svctl", "-v", "restart", "web", "wo") == ["worker@1"]
     assert complete("svctl", "status", "--j") == ["--json"]
+    assert complete("svctl", "status", "--l") == ["--long"]
     assert complete("svctl", "logs", "-") == ["-f", "-n"]
     assert complete("svctl", "rescan", "") == []
 

@@ -67,6 +67,7 @@ class FakeService:
     settle: float = 0.0
     log_mode: str = "inherit"
     lines: Optional[list[bytes]] = None  # what pyinit keeps of its output (None: nothing)
+    places: Optional[list[int]] = None  # each line's place in the order all arrived
     file_mode: bool = False
 
     def __post_init__(self) -> None:
@@ -161,6 +162,13 @@ class FakeServices:
     def log_tail(self, name: str, count: int) -> Optional[list[bytes]]:
         lines = self.services[name].lines
         return None if lines is None else lines[len(lines) - count :] if count else []
+
+    def log_history(self, name: str, count: int) -> Optional[list[tuple[int, bytes]]]:
+        lines, places = self.services[name].lines, self.services[name].places
+        if lines is None:
+            return None
+        pairs = list(zip(places or range(len(lines)), lines))
+        return pairs[max(0, len(pairs) - count) :] if count else []
 
     def follow_log(self, name: str, send: Callable[[bytes], None]) -> Callable[[], None]:
         self.followers.setdefault(name, []).append(send)
@@ -516,7 +524,11 @@ def test_logs_without_follow_subscribes_nothing(
     "mode, why",
     [
         ("runit", "its own logger (log/run) has them"),
-        ("inherit", "it writes to the container's output directly (log mode inherit)"),
+        (
+            "inherit",
+            "it writes to the container's output directly (log mode inherit; to keep "
+            "its lines: `log: prefix` in service.yaml, or pyinit --log-mode prefix)",
+        ),
         ("file", "it has not started yet (log mode file)"),
     ],
 )
@@ -530,8 +542,9 @@ def test_logs_of_a_service_pyinit_keeps_none_of(
 @pytest.mark.parametrize(
     "req, error",
     [
-        ({"services": ["web", "db"]}, "'logs' takes exactly one service"),
-        ({"services": []}, "'logs' takes exactly one service"),
+        ({"services": ["web", "db"]}, "pyinit keeps no lines of web: it writes"),
+        ({"services": []}, "pyinit keeps no lines of any service (to keep them: `log: "),
+        ({"services": ["web"] * 1001}, "'services' must list at most 1000 names"),
         ({"services": ["web"], "lines": -1}, "'lines' must be an integer from 0 to 100000"),
         ({"services": ["web"], "lines": False}, "'lines' must be an integer from 0 to 100000"),
         ({"services": ["x" * 5000]}, "no such service 'xxxxx"),
@@ -540,6 +553,39 @@ def test_logs_of_a_service_pyinit_keeps_none_of(
 def test_bad_logs_requests(requests: ControlRequests, req: dict[str, Any], error: str) -> None:
     text = error_of(requests, cmd="logs", **req)
     assert text.startswith(error) and len(text) < 200
+
+
+def test_logs_of_several_services_are_merged_in_arrival_order(
+    services: FakeServices, requests: ControlRequests
+) -> None:
+    web = services.services["web"]
+    web.lines, web.places, web.log_mode = [b"w1", b"w2", b"w3"], [1, 4, 6], "prefix"
+    services.add(FakeService("db", lines=[b"d1", b"\xffd2"], places=[2, 5], log_mode="prefix"))
+    services.add(FakeService("quiet"))  # inherit: not among "all"
+    client = ask(requests, cmd="logs", services=[], lines=4, follow=True)
+    entries = [["db", "d1"], ["web", "w2"], ["db", "\udcffd2"], ["web", "w3"]]
+    assert client.sent == [{"ok": True, "follow": True, "services": ["db", "web"],
+                            "entries": entries}]  # fmt: skip
+    assert client.streaming
+    services.followers["db"][0](b"d3")
+    services.followers["web"][0](b"w4")
+    assert client.sent[-2:] == [{"service": "db", "line": "d3"}, {"service": "web", "line": "w4"}]
+    client.close()
+    assert services.followers == {"db": [], "web": []}
+    named = ask(requests, cmd="logs", services=["web", "db"], lines=2)
+    assert named.sent == [{"ok": True, "follow": False, "services": ["web", "db"],
+                           "entries": [["db", "\udcffd2"], ["web", "w3"]]}]  # fmt: skip
+    assert services.followers == {"db": [], "web": []}  # no follow: nothing subscribed
+
+
+def test_merged_logs_name_a_service_pyinit_keeps_no_lines_of(
+    services: FakeServices, requests: ControlRequests
+) -> None:
+    services.services["web"].lines = [b"w1"]
+    services.add(FakeService("quiet"))
+    text = error_of(requests, cmd="logs", services=["web", "quiet"])
+    assert text.startswith("pyinit keeps no lines of quiet: it writes to the container's")
+    assert error_of(requests, cmd="logs", services=["web", "nosuch"]) == "no such service 'nosuch'"
 
 
 def test_logs_need_privilege(requests: ControlRequests) -> None:
@@ -596,3 +642,16 @@ def test_a_request_that_is_no_object_gets_one_line(requests: ControlRequests) ->
 def test_handlers_raise_protocol_errors_not_others(requests: ControlRequests) -> None:
     with pytest.raises(ProtocolError):
         ask(requests, cmd="control", action="?")
+
+
+def test_logs_of_a_group_are_its_instances_merged(
+    services: FakeServices, requests: ControlRequests
+) -> None:
+    for i, place in ((1, 7), (2, 3)):
+        services.add(FakeService(f"w@{i}", lines=[b"line %d" % i], places=[place],
+                                 log_mode="prefix"))  # fmt: skip
+    services.groups["w"] = ["w@1", "w@2"]
+    assert ask(requests, cmd="logs", services=["w"]).sent == [
+        {"ok": True, "follow": False, "services": ["w@1", "w@2"],
+         "entries": [["w@2", "line 2"], ["w@1", "line 1"]]}
+    ]  # fmt: skip

@@ -19,7 +19,8 @@ from pyinit.services.servicedir import ServiceDir
 # every field of a service's status record (docs/control-protocol.md)
 RECORD = {
     "state", "pid", "since", "uptime", "want", "paused", "got_term", "restarts",
-    "last_exit_code", "last_signal", "next_start_in", "name", "path", "normally_up", "error",
+    "last_exit_code", "last_signal", "last_exit_at", "next_start_in", "name", "path",
+    "normally_up", "error",
     "user", "settle", "ready", "failed", "outcome", "waiting_for", "status_text", "oneshot",
     "essential", "log", "log_mode", "dropped_bytes", "instance", "group",
 }  # fmt: skip
@@ -70,6 +71,9 @@ class Manager:
     def forget(self, svc: Service) -> None:
         self.forgotten.append(svc.name)
 
+    def job_view(self, name: str) -> Optional[dict[str, Any]]:
+        return {"next_run": 1042.5, "runs": 1} if name == "job" else None
+
 
 def test_a_view_gives_every_field_of_the_record() -> None:
     ready = Probe("tcp", settle=3.0)
@@ -90,6 +94,13 @@ def test_a_view_gives_every_field_of_the_record() -> None:
     assert rec["group"] == "w" and rec["instance"] == "1" and rec["essential"] is True
     assert rec["log_mode"] == "runit" and rec["user"] == "nobody"
     assert rec["log"]["state"] == "down" and rec["log"]["normally_up"] is True
+
+
+def test_a_job_view_carries_the_next_run() -> None:
+    svc = service("job", ServiceConfig(schedule=object(), oneshot=True))
+    rec = service_record(ManagerServices(Manager(svc)).view(svc.run), now=50.0, wall=1000.0)
+    assert rec["job"] == {"next_run": 1042.5, "runs": 1, "next_run_in": 42.5}
+    assert rec["normally_up"] is False  # down between runs, not "want up"
 
 
 def test_names_slots_and_counters() -> None:

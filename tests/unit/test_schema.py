@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyinit.core import cron
 from pyinit.core.schema import (
     BACKOFF_KEYS,
     GLOBAL_KEYS,
@@ -119,6 +120,16 @@ GOOD = [
     ({"finish_timeout": 1.5}, {"finish_timeout": 1.5}),
     ({"instances": 3}, {"instances": 3}),
     ({"instances": 1000}, {"instances": 1000}),
+    # scheduled jobs: a oneshot per run, never restarted
+    ({"schedule": "@daily"}, {"schedule": cron.parse("@daily"), "oneshot": True,
+                              "restart": "never"}),
+    ({"every": "90s"}, {"schedule": cron.Every(90.0, "every 90s"), "oneshot": True,
+                        "restart": "never"}),
+    ({"schedule": "*/5 * * * 1-5", "timezone": "Europe/Paris", "overlap": "queue",
+      "jitter": 30, "on_start": "run", "timeout": 600, "oneshot": True},
+     {"schedule": cron.parse("*/5 * * * 1-5"), "timezone": "Europe/Paris",
+      "overlap": "queue", "jitter": 30.0, "on_start": "run", "timeout": 600.0,
+      "oneshot": True, "restart": "never"}),
 ]
 
 
@@ -307,6 +318,39 @@ BAD = [
     ({"liveness": {"tcp": 80, "timeout": 1e8}},
      "f: liveness: key 'timeout' must be from 0 to 10000000 seconds, not 100000000.0"),
 ]
+
+
+BAD += [
+    # scheduled jobs
+    ({"schedule": "61 * * * *"}, "f: key 'schedule' minute field '61': 61 is not from 0 to 59"),
+    ({"schedule": "@reboot"}, "f: key 'schedule' @reboot is not a schedule: use 'on_start: run'"),
+    ({"schedule": 5}, "f: key 'schedule' must be a cron expression, an @name or "
+                      "'every DURATION'"),
+    ({"every": "0s"}, "f: key 'every' must be from 1s to 366d, not '0s'"),
+    ({"every": "90s", "schedule": "@daily"}, "f: choose one of 'schedule' and 'every', not both"),
+    ({"timezone": "Paris!"}, "f: key 'timezone' must be a time zone name such as Europe/Paris, "
+                             "not 'Paris!'"),
+    ({"overlap": "wait", "every": 5}, "f: key 'overlap' must be one of skip, queue, replace, "
+                                      "not 'wait'"),
+    ({"jitter": -1, "every": 5}, "f: key 'jitter' must be from 0 to 10000000 seconds, not -1"),
+    ({"on_start": "yes", "every": 5}, "f: key 'on_start' must be one of skip, run, not 'yes'"),
+    ({"timeout": 0, "every": 5}, "f: key 'timeout' must be more than 0 seconds"),
+    ({"timeout": 5}, "f: key 'timeout' applies only to a scheduled job "
+                     "(with 'schedule' or 'every')"),
+    ({"every": 5, "restart": "always"}, "f: key 'restart' does not apply to a scheduled job "
+                                        "(each run is a oneshot, never restarted)"),
+    ({"every": 5, "instances": 2}, "f: key 'instances' does not apply to a scheduled job "
+                                   "(each run is a oneshot, never restarted)"),
+    ({"every": 5, "ready": {"tcp": 80}}, "f: key 'ready' does not apply to a scheduled job "
+                                         "(each run is a oneshot, never restarted)"),
+]
+
+
+def test_a_job_ignores_restart_defaults_from_pyinit_yaml() -> None:
+    c = validate({"every": 60}, "f", {"restart": "on-failure", "timezone": "UTC"})
+    assert c.restart == "never" and c.oneshot and c.timezone == "UTC"
+    glob = validate_global({"defaults": {"timezone": "UTC"}}, "p")
+    assert glob.defaults == {"timezone": "UTC"}
 
 
 @pytest.mark.parametrize("data, message", BAD)

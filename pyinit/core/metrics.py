@@ -1,0 +1,107 @@
+"""`/metrics`: status records (core/views.py) in Prometheus's text exposition format
+0.0.4, written by hand (no client library in PID 1).
+
+Pure: records and counters in, text out. One family per metric (HELP and TYPE,
+then its samples), a `service` label per service. The state is the enum form
+Prometheus's own exporters use (kube-state-metrics' phase): one series per
+possible state, 1 for the current one, 0 for the others. Service names are
+hostile input: label values are escaped as the format says (backslash, double
+quote, newline), cut to MAX_LABEL characters, and any text that is not UTF-8
+becomes U+FFFD; at most MAX_SERVICES services are shown (and how many were left
+out), so the body is bounded whatever the service dirs hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from pyinit.core.statustable import state
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_SERVICES = 500
+MAX_LABEL = 128  # characters of a label value (before escaping)
+STATES = ("up", "starting", "paused", "stopping", "finish", "backoff", "waiting", "done",
+          "down", "failed")  # fmt: skip
+
+Record = dict[str, Any]
+
+
+def label_value(value: str) -> str:
+    """value as a label value between double quotes: cut, valid UTF-8, escaped."""
+    text = value[:MAX_LABEL].encode("utf-8", "replace").decode("utf-8", "replace")
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _last_exit_code(rec: Record) -> Optional[float]:
+    """The code it last exited with; 128+N when a signal N ended it (as a shell says)."""
+    sig, code = rec.get("last_signal"), rec.get("last_exit_code")
+    if isinstance(sig, int) and not isinstance(sig, bool):
+        return float(128 + sig)
+    return _number(code)
+
+
+def _uptime(rec: Record) -> float:
+    return float(rec.get("uptime") or 0.0) if rec.get("pid") and rec.get("state") == "run" else 0.0
+
+
+# (name, type, help, the value of a record, or None for no sample)
+SERVICE_METRICS: list[tuple[str, str, str, Callable[[Record], Optional[float]]]] = [
+    ("pyinit_service_up", "gauge", "1 while the service's run process runs, else 0.",
+     lambda r: 1.0 if r.get("pid") and r.get("state") == "run" else 0.0),
+    ("pyinit_service_ready", "gauge", "1 while the service is ready (a oneshot: done), else 0.",
+     lambda r: 1.0 if r.get("ready") else 0.0),
+    ("pyinit_service_restarts_total", "counter", "Restarts of the service since pyinit started.",
+     lambda r: _number(r.get("restarts"))),
+    ("pyinit_service_last_exit_code", "gauge",
+     "Exit code of the service's last exit; 128+N when signal N ended it.", _last_exit_code),
+    ("pyinit_service_uptime_seconds", "gauge",
+     "Seconds the service's run process has been running (0 when it is not).", _uptime),
+    ("pyinit_service_dropped_log_bytes_total", "counter",
+     "Bytes of the service's output pyinit dropped (prefix and file mode).",
+     lambda r: _number(r.get("dropped_bytes", 0))),
+]  # fmt: skip
+
+
+def _sample(name: str, labels: str, value: float) -> str:
+    text = str(int(value)) if value == int(value) and abs(value) < 2**53 else repr(value)
+    return f"{name}{{{labels}}} {text}\n"
+
+
+def render(records: list[Record], counters: dict[str, Any], version: str) -> str:
+    """The whole /metrics body."""
+    shown = [r for r in records if not r.get("missing")][:MAX_SERVICES]
+    omitted = max(0, len([r for r in records if not r.get("missing")]) - len(shown))
+    names = [f'service="{label_value(str(r.get("name", "")))}"' for r in shown]
+    out: list[str] = []
+    for name, kind, help_text, read in SERVICE_METRICS:
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        for rec, labels in zip(shown, names):
+            value = read(rec)
+            if value is not None:
+                out.append(_sample(name, labels, value))
+    out.append(
+        "# HELP pyinit_service_state The service's state: 1 for the current one "
+        "(see docs/pyinit.md#metrics).\n# TYPE pyinit_service_state gauge\n"
+    )
+    for rec, labels in zip(shown, names):
+        current = state(rec)
+        out.extend(_sample("pyinit_service_state", f'{labels},state="{s}"', float(s == current))
+                   for s in STATES)  # fmt: skip
+    orphans = _number(counters.get("orphans_reaped")) or 0.0
+    out.append(
+        "# HELP pyinit_orphans_reaped_total Processes pyinit reaped that it had not started.\n"
+        "# TYPE pyinit_orphans_reaped_total counter\n"
+        f"pyinit_orphans_reaped_total {int(orphans)}\n"
+        "# HELP pyinit_build_info pyinit's version.\n# TYPE pyinit_build_info gauge\n"
+        f'pyinit_build_info{{version="{label_value(version)}"}} 1\n'
+        "# HELP pyinit_metrics_services_omitted Services left out of these metrics "
+        f"(more than {MAX_SERVICES}).\n# TYPE pyinit_metrics_services_omitted gauge\n"
+        f"pyinit_metrics_services_omitted {omitted}\n"
+    )
+    return "".join(out)

@@ -1,0 +1,155 @@
+"""Writing an s6rc.Plan as service dirs pyinit supervises: one dir per longrun or
+oneshot under OUT/services (run and finish are symlinks to the image's files, the
+settings in service.yaml), and OUT/finish.d, the shutdown scripts: the oneshots'
+`down` commands in reverse start order, then the image's /etc/cont-finish.d.
+
+OUT is made fresh (a previous boot's copy is removed) inside pyinit's run dir,
+which only root (or pyinit's user) can write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from typing import Optional
+
+from pyinit.foreign.s6rc import Command, Plan, Planned, SourceError
+
+EXECLINEB = (
+    "/command/execlineb",
+    "/package/admin/execline/command/execlineb",
+    "/usr/bin/execlineb",
+    "/bin/execlineb",
+)
+SHELL = "/bin/sh"
+TRUE = "/bin/true"
+
+
+@dataclass
+class Written:
+    """Where the plan went: the service dir to scan and the shutdown scripts' dir."""
+
+    services: str
+    finish: str
+
+
+def find_execlineb(path_env: str) -> Optional[str]:
+    """execlineb where s6-overlay puts it, else on PATH (None: the image has none)."""
+    for candidate in EXECLINEB:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("execlineb", path=path_env)
+
+
+def script(cmd: Command, where: str, execlineb: Optional[str]) -> tuple[str, str]:
+    """How a oneshot command becomes an executable: ("link", target) for one absolute
+    path, else ("text", a script). An execline line needs execlineb (SourceError
+    naming the file when the image has none); a command with arguments, /bin/sh."""
+    if cmd.execline is not None:
+        if execlineb is None:
+            raise SourceError(
+                f"{where}: needs execlineb, which is not installed (only a "
+                "single command or comments run without it)"
+            )
+        return "text", f"#!{execlineb} -P\n{cmd.execline}\n"
+    if not cmd.argv:  # comments only: nothing to do
+        return ("link", TRUE) if os.path.exists(TRUE) else ("text", "#!/bin/sh\nexit 0\n")
+    if len(cmd.argv) == 1 and cmd.argv[0].startswith("/"):
+        return "link", cmd.argv[0]
+    if not os.path.exists(SHELL) and execlineb is not None:
+        return "text", f"#!{execlineb} -P\n{' '.join(cmd.argv)}\n"
+    return "text", "#!/bin/sh\nexec " + " ".join(shlex.quote(a) for a in cmd.argv) + "\n"
+
+
+def settings(svc: Planned, source_dir: str, essential: bool) -> dict:
+    """service.yaml for one planned service."""
+    out: dict = {"working_directory": source_dir}
+    if svc.requires:
+        out["requires"] = svc.requires
+    if svc.after:
+        out["after"] = svc.after
+    ready: dict = {}
+    if svc.notification_fd is not None:
+        ready["notification_fd"] = svc.notification_fd
+    if svc.start_timeout is not None:
+        ready["start_timeout"] = svc.start_timeout
+    if ready:
+        out["ready"] = ready
+    if svc.kind == "oneshot":
+        out.update(oneshot=True, restart="never", essential=essential)
+    for key in ("stop_signal", "stop_timeout", "finish_timeout"):
+        if getattr(svc, key) is not None:
+            out[key] = getattr(svc, key)
+    return out
+
+
+def _put(path: str, kind: str, value: str) -> None:
+    if kind == "link":
+        os.symlink(value, path)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+
+
+def write(
+    plan: Plan,
+    root: str,
+    out: str,
+    finish_dirs: list[str],
+    essential: bool,
+    execlineb: Optional[str],
+) -> Written:
+    """Write plan (its sources under root) to out, made fresh; SourceError when a
+    oneshot needs execlineb and there is none."""
+    scripts = {}
+    for svc in plan.services:  # check every command before writing anything
+        if svc.up is not None:
+            scripts[svc.name] = script(svc.up, f"{root}/{svc.name}/up", execlineb)
+        if svc.down is not None:
+            scripts[svc.name + "/down"] = script(svc.down, f"{root}/{svc.name}/down", execlineb)
+    if os.path.lexists(out):
+        shutil.rmtree(out)
+    written = Written(os.path.join(out, "services"), os.path.join(out, "finish.d"))
+    os.mkdir(out, 0o755)
+    os.mkdir(written.services, 0o755)
+    os.mkdir(written.finish, 0o755)
+    for svc in plan.services:
+        _write_service(svc, root, written.services, scripts, essential)
+    for i, svc in enumerate(reversed(plan.services)):
+        if svc.name + "/down" in scripts:
+            kind, value = scripts[svc.name + "/down"]
+            _put(os.path.join(written.finish, f"a{i:04d}-{svc.name}"), kind, value)
+    for n, directory in enumerate(finish_dirs):
+        _link_scripts(directory, written.finish, f"b{n}-")
+    return written
+
+
+def _write_service(svc: Planned, root: str, services: str, scripts: dict, essential: bool) -> None:
+    here = os.path.join(services, svc.name)
+    source = os.path.join(root, svc.name)
+    os.mkdir(here, 0o755)
+    if svc.kind == "longrun":
+        os.symlink(os.path.join(source, "run"), os.path.join(here, "run"))
+        if svc.has_finish:
+            os.symlink(os.path.join(source, "finish"), os.path.join(here, "finish"))
+        if svc.logger is not None:
+            os.mkdir(os.path.join(here, "log"), 0o755)
+            os.symlink(os.path.join(root, svc.logger, "run"), os.path.join(here, "log", "run"))
+    else:
+        kind, value = scripts[svc.name]
+        _put(os.path.join(here, "run"), kind, value)
+    text = json.dumps(settings(svc, source, essential), indent=1, sort_keys=True)
+    _put(os.path.join(here, "service.yaml"), "text", text + "\n")
+    os.chmod(os.path.join(here, "service.yaml"), 0o644)
+
+
+def _link_scripts(directory: str, finish: str, prefix: str) -> None:
+    """Links to the executables of directory (cont-finish.d), in lexical order."""
+    from pyinit.runtime.scripts import executables
+
+    for path in executables(directory):
+        os.symlink(path, os.path.join(finish, prefix + os.path.basename(path)))

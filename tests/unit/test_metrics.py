@@ -1,0 +1,175 @@
+"""`/metrics` (core/metrics.py, control/health.py): Prometheus's text format, checked by
+parsing it with a real Prometheus parser (prometheus_client, a test dependency only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from test_health import Env
+
+from pyinit.control import health
+from pyinit.control.health import HealthServer
+from pyinit.core import metrics
+from pyinit.core.views import ProcessView, ServiceView, service_record
+
+WALL = 1_000_000.0
+
+
+def records() -> list[dict[str, Any]]:
+    web = ServiceView("web", ProcessView(state="run", pid=7, since=10.0, uptime=90.5,
+                                         restarts=3, last_exit_code=2, exited_at=9.0,
+                                         ready=True), dropped_bytes=123)  # fmt: skip
+    crashy = ServiceView("crashy", ProcessView(state="down", restarts=5, last_signal=9,
+                                               exited_at=50.0, start_at=101.0))  # fmt: skip
+    fresh = ServiceView("fresh", ProcessView(state="down", want="d"), normally_up=False)
+    return [service_record(v, 100.0, WALL) for v in (web, crashy, fresh)]
+
+
+def parse(text: str) -> dict[str, dict[tuple, float]]:
+    """{family name: {sorted label items: value}} from the text, as Prometheus reads it."""
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def test_every_metric_parses_with_the_expected_values() -> None:
+    text = metrics.render(records(), {"orphans_reaped": 4}, "0.1.0")
+    m = parse(text)
+    web, crashy, fresh = ((("service", n),) for n in ("web", "crashy", "fresh"))
+    assert m["pyinit_service_up"] == {web: 1, crashy: 0, fresh: 0}
+    assert m["pyinit_service_ready"] == {web: 1, crashy: 0, fresh: 0}
+    assert m["pyinit_service_restarts_total"] == {web: 3, crashy: 5, fresh: 0}
+    assert m["pyinit_service_last_exit_code"] == {web: 2, crashy: 128 + 9}  # fresh: none
+    assert m["pyinit_service_uptime_seconds"] == {web: 90.5, crashy: 0, fresh: 0}
+    assert m["pyinit_service_dropped_log_bytes_total"] == {web: 123, crashy: 0, fresh: 0}
+    assert m["pyinit_orphans_reaped_total"] == {(): 4}
+    assert m["pyinit_build_info"] == {(("version", "0.1.0"),): 1}
+    assert m["pyinit_metrics_services_omitted"] == {(): 0}
+    states = m["pyinit_service_state"]
+    assert len(states) == 3 * len(metrics.STATES)
+    current = {k: v for k, v in states.items() if v == 1}
+    assert current == {
+        (("service", "web"), ("state", "up")): 1,
+        (("service", "crashy"), ("state", "backoff")): 1,
+        (("service", "fresh"), ("state", "down")): 1,
+    }
+
+
+def test_help_and_type_once_per_family_before_its_samples() -> None:
+    text = metrics.render(records(), {}, "0.1.0")
+    lines = text.splitlines()
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    assert len(families) == len(set(families)) == len(metrics.SERVICE_METRICS) + 4
+    for name in families:
+        help_at = lines.index(next(x for x in lines if x.startswith(f"# HELP {name} ")))
+        assert lines[help_at + 1].startswith(f"# TYPE {name} ")
+        samples = [i for i, x in enumerate(lines) if x.split("{")[0].split(" ")[0] == name]
+        assert all(i > help_at + 1 for i in samples)
+    types = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert types["pyinit_service_restarts"] == "counter"  # the parser drops _total
+    assert types["pyinit_service_state"] == "gauge"
+    assert text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['we"b', "a\\b", "line\nbreak", 'x\\"y\\n', "caf\u00e9", "bad\udcffutf8", "\x1b[2J", "} 1\n"],
+)
+def test_hostile_service_names_are_escaped_and_parse_back(name: str) -> None:
+    rec = service_record(ServiceView(name, ProcessView()), 1.0, WALL)
+    text = metrics.render([rec], {}, 'v"1\n')
+    m = parse(text)
+    expected = name.encode("utf-8", "replace").decode()
+    assert m["pyinit_service_up"] == {(("service", expected),): 0}
+    assert m["pyinit_build_info"] == {(("version", 'v"1\n'),): 1}
+    text.encode("utf-8")  # no surrogate left
+
+
+def test_the_body_is_bounded_whatever_the_services() -> None:
+    long = '"\\\n' * 100_000
+    recs = [service_record(ServiceView(f"{long}{i}", ProcessView()), 1.0, WALL)
+            for i in range(metrics.MAX_SERVICES + 7)]  # fmt: skip
+    text = metrics.render(recs, {}, "0.1.0")
+    m = parse(text)
+    assert len(m["pyinit_service_up"]) == 1  # all cut to the same 128 characters
+    assert m["pyinit_metrics_services_omitted"] == {(): 7}
+    per_service = 2 * metrics.MAX_LABEL + 200
+    lines_per_service = len(metrics.SERVICE_METRICS) + len(metrics.STATES)
+    assert len(text) < metrics.MAX_SERVICES * lines_per_service * per_service + 10_000
+
+
+def test_missing_records_are_not_services() -> None:
+    text = metrics.render([{"name": "x", "missing": True}], {}, "0.1.0")
+    assert "pyinit_service_up{" not in text
+
+
+# --- served by the health endpoint ---------------------------------------------------------
+@pytest.fixture
+def served():
+    env = Env()
+    env.server.close()
+    calls: list[int] = []
+
+    def body() -> str:
+        calls.append(1)
+        return metrics.render(records(), {"orphans_reaped": 1}, "0.1.0")
+
+    env.server = HealthServer(env.loop, "127.0.0.1", 0, env.ready, env.status, metrics=body)
+    yield env, calls
+    for peer in env.peers:
+        peer.close()
+    env.server.close()
+
+
+def test_metrics_is_served_with_the_text_format_content_type(served) -> None:
+    env, calls = served
+    code, headers, body = env.get("/metrics")
+    assert code == 200
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert int(headers["Content-Length"]) == len(body)
+    assert parse(body.decode())["pyinit_orphans_reaped_total"] == {(): 1}
+    code, _, body = env.get("/metrics?x=1", method="HEAD")
+    assert (code, body) == (200, b"")
+    assert env.get("/metrics", method="POST")[0] == 405
+    env.until(env.idle)
+
+
+def test_without_a_metrics_callback_it_is_404() -> None:
+    env = Env()
+    try:
+        assert env.get("/metrics")[0] == 404
+    finally:
+        for peer in env.peers:
+            peer.close()
+        env.server.close()
+
+
+def test_a_scraper_that_does_not_read_cannot_block_the_server(served, monkeypatch) -> None:
+    env, _ = served
+    monkeypatch.setattr(health, "CLIENT_TIMEOUT", 3600.0)
+    env.server.metrics = lambda: "# a body larger than the socket buffers\n" * (200 << 10)
+    hog = env.connect(b"GET /metrics HTTP/1.1\r\n\r\n", read=False, rcvbuf=4096)
+    env.until(lambda: len(env.server.clients) == 1)
+    (stuck,) = env.server.clients
+    env.until(lambda: bool(stuck.outbuf))
+    assert env.get("/healthz")[0] == 200  # served while the scraper is stuck
+    env.skip(health.CLIENT_TIMEOUT)
+    env.until(env.idle)
+    hog.close()
+
+
+def test_a_failing_callback_is_500(served, capfd) -> None:
+    env, _ = served
+
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    env.server.metrics = broken
+    code, _, _ = env.get("/metrics")
+    assert code == 500
+    assert "health server, /metrics" in capfd.readouterr().err
+    assert env.get("/healthz")[0] == 200  # and it goes on
