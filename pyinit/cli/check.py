@@ -36,6 +36,15 @@ from pyinit.services.captures import log_directory
 from pyinit.services.gates import dependency_graph
 
 SCRIPTS = ("run", "finish", "setup", "check", "log/run")  # what pyinit may exec in a dir
+# boot's and shutdown's scripts: config.py's keys, dirs (every executable in them) and rc.local
+SCRIPT_DIRS = (
+    "init_dir",
+    "cont_init_dir",
+    "pre_shutdown_dir",
+    "cont_finish_dir",
+    "post_shutdown_dir",
+)
+MAX_SCRIPTS = 10000  # names read from one scripts dir
 MAX_SHEBANG = 256  # bytes of a script read for its #! line
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # --root's PATH
 DOCS = config.DOCS
@@ -77,6 +86,7 @@ class Checker:
         )
         self.problems: list[Problem] = []
         self.services = 0
+        self.script_paths: dict[str, str] = {k: DEFAULTS[k] for k in (*SCRIPT_DIRS, "rc_local")}
         accounts = self.image_accounts() if root else None
         self.reading = servicedir.Reading(host=self.root.path, accounts=accounts, at_boot=False)
 
@@ -104,7 +114,27 @@ class Checker:
         for name, error in sorted(errors.items(), key=lambda e: instances.sort_key(e[0])):
             defn = expansion.services[name]
             self.add(error, expansion.member_of.get(name, name) if defn.instance else name)
+        self.startup_scripts()
         return self.problems
+
+    def startup_scripts(self) -> None:
+        """The #! interpreters of the boot and shutdown scripts (runtime/scripts.py
+        runs every executable file of the dirs, and rc.local)."""
+        paths = []
+        for key in SCRIPT_DIRS:
+            directory = self.script_paths[key]
+            try:
+                names = sorted(os.listdir(self.root.path(directory)))[:MAX_SCRIPTS]
+            except OSError:
+                continue
+            paths += [os.path.join(directory, n) for n in names if not n.startswith(".")]
+        paths.append(self.script_paths["rc_local"])
+        for path in paths:
+            host = self.root.path(path)
+            if _runnable(host):
+                problem = self.interpreter(host, path)
+                if problem:
+                    self.add(problem)
 
     # --- pyinit.yaml ------------------------------------------------------------------
     def global_config(self) -> dict[str, Any]:
@@ -296,12 +326,15 @@ def checker(ns: argparse.Namespace, environ: dict[str, str]) -> Checker:
     dirs = ns.service_dirs or [d for d in env.get("PYINIT_SERVICE_DIR", "").split(":") if d]
     config_file = ns.config or env.get(ENV_VARS["config_file"]) or DEFAULTS["config_file"]
     log_mode = env.get(ENV_VARS["log_mode"], "")
-    return Checker(
+    check = Checker(
         ns.root,
         dirs or list(DEFAULT_SERVICE_DIRS),
         config_file,
         log_mode if log_mode in LOG_MODES else "inherit",
     )
+    for key in check.script_paths:  # PYINIT_INIT_DIR, ... as boot reads them
+        check.script_paths[key] = env.get(ENV_VARS[key]) or DEFAULTS[key]
+    return check
 
 
 def main(argv: list[str]) -> int:

@@ -290,3 +290,21 @@ def test_a_fifo_in_the_tree_never_blocks_the_check(tmp_path: Path):
         "pyinit: error: [viafifo] /etc/service/viafifo/run: interpreter /usr/bin/fifo: "
         "not an executable file",
     ], lines
+
+
+def test_startup_and_shutdown_scripts_interpreters(tmp_path: Path):
+    """Boot runs every executable of /etc/my_init.d, cont-init.d, the shutdown dirs and
+    rc.local: their #! interpreters are checked too (a non-executable one is skipped
+    by boot, and here)."""
+    root = image(tmp_path)
+    write_script(root / "etc/my_init.d/10-good", "true\n")
+    write_script(root / "etc/my_init.d/20-bad", "#!/usr/bin/perl\n")
+    write_script(root / "etc/my_init.d/30-off", "#!/usr/bin/perl\n", mode=0o644)
+    write_script(root / "etc/cont-finish.d/bye", "#!/usr/bin/env nosuchshell\n")
+    write_script(root / "etc/rc.local", "#!/bin/bash9\n")
+    lines = problems(check("--root", str(root)))
+    assert lines == [
+        "pyinit: error: /etc/my_init.d/20-bad: interpreter /usr/bin/perl: not found",
+        "pyinit: error: /etc/cont-finish.d/bye: /usr/bin/env nosuchshell: not found on PATH",
+        "pyinit: error: /etc/rc.local: interpreter /bin/bash9: not found",
+    ], lines
