@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -123,9 +124,12 @@ def test_posixly_correct_stops_options_at_the_command(tini: str) -> None:
 
 @pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
 def test_as_pid1_warns_for_each_reaped_zombie_with_w(tini: str) -> None:
-    # An orphan (its parent exits at once) that tini reaps; the main child exits only once
-    # the orphan is gone from /proc (reaped), not after a delay that may be too short.
-    script = 'p=$(sh -c "true & echo \\$!"); while [ -e /proc/$p ]; do sleep 0.01; done'
+    # An orphan that tini reaps: it outlives its parent (it runs until that parent is gone,
+    # so the parent can never reap it first), and the main child exits only once the
+    # orphan is gone from /proc (reaped), not after a delay that may be too short.
+    orphan = "while kill -0 \"$1\" 2>/dev/null; do sleep 0.01; done"
+    parent = f"sh -c {shlex.quote(orphan)} orphan $$ >/dev/null & echo $!"
+    script = f"p=$(sh -c {shlex.quote(parent)}); while [ -e /proc/$p ]; do sleep 0.01; done"
     rc, out, err = run(tini, ["-w", "--", "sh", "-c", script], pid1=True)
     assert rc == 0
     assert err == "[WARN  tini (N)] Reaped zombie process with pid=N\n"
