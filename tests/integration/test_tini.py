@@ -32,10 +32,19 @@ def run(binary: str, args: list[str], env: dict[str, str] | None = None,
     prefix = ["unshare", "--pid", "--fork", "--mount-proc"] if pid1 else []
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TINI_")}
     full_env.update(env or {})
-    r = subprocess.run(prefix + [binary, *args], capture_output=True, text=True, timeout=30,
-                       env=full_env)
-    return (r.returncode, normalize(r.stdout).replace(binary, "TINI"),
-            normalize(r.stderr).replace(binary, "TINI"))
+    # its own session, so a run that times out is killed whole: unshare's forked PID 1
+    # (and with it the namespace), not only unshare
+    proc = subprocess.Popen(prefix + [binary, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.communicate()
+        raise
+    return (proc.returncode, normalize(out).replace(binary, "TINI"),
+            normalize(err).replace(binary, "TINI"))
 
 
 def normalize(text: str) -> str:
