@@ -42,7 +42,7 @@ PYINIT_EVENTS = (
 JOB_EVENTS = (
     "job.run",  # a run started (why: its time, on request, after the one it waited for)
     "job.skipped",  # a run was due while the last one still ran (overlap: skip)
-    "job.done",  # a run ended (result: success, failure or timeout; code, signal)
+    "job.done",  # a run ended (result: success, failure, timeout, stopped; code, signal)
 )
 EVENTS = SERVICE_EVENTS + JOB_EVENTS + PYINIT_EVENTS
 ANY = "*"  # a hook's `events: ["*"]`: every event

@@ -15,6 +15,10 @@ from typing import Callable
 
 from pyinit.runtime import log
 
+# The longest single wait: epoll_wait's timeout is an int of milliseconds (24.8 days);
+# a timer further away (a services-ready timeout of a year) is reached in such turns.
+MAX_WAIT = (2**31 - 1) / 1000 - 1
+
 Callback = Callable[[], None]
 
 
@@ -80,6 +84,8 @@ class EventLoop:
         return self.call_at(self.clock() + delay, callback)
 
     def _next_timeout(self, deadline: float | None) -> float | None:
+        """Seconds to wait for the nearest timer or the deadline, at most MAX_WAIT
+        (epoll takes an int of milliseconds: a later timer is waited for in turns)."""
         while self._timers and self._timers[0][2].cancelled:
             heapq.heappop(self._timers)
         nearest = self._timers[0][0] if self._timers else None
@@ -87,7 +93,7 @@ class EventLoop:
             nearest = deadline
         if nearest is None:
             return None
-        return max(0.0, nearest - self.clock())
+        return min(MAX_WAIT, max(0.0, nearest - self.clock()))
 
     # running ---------------------------------------------------------------
     def run_once(self, deadline: float | None = None) -> None:

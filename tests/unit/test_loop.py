@@ -282,3 +282,32 @@ def test_a_reader_removed_by_an_earlier_callback_of_the_batch_is_not_called() ->
     finally:
         for fd in (*a, *b):
             os.close(fd)
+
+
+def test_a_timer_beyond_epolls_limit_is_waited_for_in_turns() -> None:
+    """A timer 40 days away (a services-ready timeout of 40 days): epoll_wait takes at
+    most 2**31-1 ms, and a longer timeout raised OverflowError out of PID 1's loop."""
+    loop = EventLoop()
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x")  # ready at once: the real select returns without waiting
+        seen: list[bytes] = []
+        loop.add_reader(r, lambda: seen.append(os.read(r, 1)))
+        fired: list[bool] = []
+        loop.call_later(40 * 86400, lambda: fired.append(True))
+        loop.run_once()  # the real selector, asked to wait for the far timer
+        assert seen == [b"x"] and fired == []
+    finally:
+        loop.remove(r)
+        os.close(r)
+        os.close(w)
+
+
+def test_a_far_timer_fires_after_several_turns(fake) -> None:
+    loop, clock, sel = fake
+    fired: list[float] = []
+    loop.call_later(60 * 86400, lambda: fired.append(clock.now))
+    while not fired:
+        loop.run_once()
+    assert len(sel.waits) == 3 and max(sel.waits) < 2**31 / 1000
+    assert fired[0] >= 1000.0 + 60 * 86400
