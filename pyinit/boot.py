@@ -16,7 +16,7 @@ from pyinit.config import Config
 from pyinit.core import signames
 from pyinit.core.exits import ExitStatus
 from pyinit.linux import prctl, signals
-from pyinit.runtime import environment, log, rundir, spawn
+from pyinit.runtime import environment, events, log, rundir, spawn
 from pyinit.runtime.endgame import Endgame, stop_signal_to
 from pyinit.runtime.loop import EventLoop
 from pyinit.runtime.reaper import Reaper
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pyinit.control.health import HealthServer
     from pyinit.control.requests import ControlRequests
     from pyinit.control.server import Server
+    from pyinit.runtime.hooks import Hooks
     from pyinit.services.api import Services as ServicesApi
 
 
@@ -64,6 +65,7 @@ class Init:
         self.is_pid1 = os.getpid() == 1
         self.run_dir: str | None = None  # None: no usable run dir (no control socket)
         self.run_dir_fd: int | None = None  # held open: sockets are reached through it
+        self.hooks: Hooks | None = None  # pyinit.yaml's hooks (runtime/hooks.py), if any
         origin = Origin.capture()  # the start cwd; None if gone
         if origin is not None:
             from pyinit.config import make_absolute
@@ -81,6 +83,7 @@ class Init:
         self.become_reaper()
         self.choose_run_dir()
         self.import_environment()
+        self.hooks = start_hooks(self)
         failure = self.install_insecure_key()
         if failure is None and not self.stopping() and not self.config.skip_startup_files:
             failure = self.run_startup_scripts()
@@ -90,7 +93,7 @@ class Init:
             self.wait_for_services()
         if failure is None and not self.stopping():
             failure = self.start_main_command()
-        self.leave_cwd()
+        leave_cwd()
         gc.freeze()  # what boot made lives on: later collections skip it
         if failure is None:
             self.loop.run_until(self.stopping)
@@ -99,6 +102,7 @@ class Init:
     def shutdown(self, failure: int | None) -> int:
         self.start_shutdown_clock()
         log.debug("shutting down")
+        events.emit("shutdown.begin", reason=stop_reason(self, failure))
         self.stop_main_command()
         self.scripts.run_dir(self.config.pre_shutdown_dir, "pre-shutdown", self.remaining)
         self.scripts.run_dir(self.config.cont_finish_dir, "cont-finish", self.remaining)
@@ -188,7 +192,7 @@ class Init:
             log.warning(f"--enable-insecure-key: {path} does not exist: no SSH key installed")
             return None
         log.info(f"installing the insecure SSH key: running {path}")
-        return self.boot_failure(path, self.scripts.run(path, timeout=None))
+        return boot_failure(path, self.scripts.run(path, timeout=None))
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
@@ -196,6 +200,8 @@ class Init:
         scripts = executables(self.config.init_dir) + executables(self.config.cont_init_dir)
         if is_executable(self.config.rc_local):
             scripts.append(self.config.rc_local)
+        if scripts:
+            events.emit("boot.scripts", count=len(scripts))
         for path in scripts:
             log.info(f"running {path}")
             status = self.scripts.run(path, timeout=None)
@@ -204,23 +210,16 @@ class Init:
             environment.import_dir(self.env.current, override=True)
             self.export_run_dir()
             self.env.export(os.environ)
-            failure = self.boot_failure(path, status)
+            failure = boot_failure(path, status)
             if failure is not None:
                 return failure
         return None
-
-    @staticmethod
-    def boot_failure(path: str, status: ExitStatus | None) -> int | None:
-        """A boot script that failed stops the boot: its exit code (logged), else None."""
-        if status is None or status.shell_code == 0:
-            return None
-        log.error(f"{path} failed with {status.describe()}; stopping the boot")
-        return status.shell_code
 
     def start_services(self) -> None:
         """Serve the control socket and supervise services (with --skip-runit only the
         control socket is served)."""
         self.services, api = self.new_services()
+        events.emit("boot.services")
         self.serve_control(api)
         self.services.start(scan=not self.config.skip_services)
 
@@ -290,15 +289,9 @@ class Init:
             log.error(f"main command {exc}")
             return exc.exit_code
         self.reaper.watch(self.main_pid, self.on_main_exit)
+        events.emit("boot.main", pid=self.main_pid)
         log.debug(f"main command started: pid {self.main_pid}: {' '.join(argv)}")
         return None
-
-    def leave_cwd(self) -> None:
-        """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the
-        original cwd (scripts.Origin)."""
-        why = spawn.leave_cwd()
-        if why is not None:
-            log.warning(f"cannot leave the working directory: {why}")
 
     # --- events --------------------------------------------------------------
     def on_signals(self) -> None:
@@ -366,7 +359,9 @@ class Init:
 
     def stop_services(self) -> None:
         if self.services is not None:
+            events.emit("shutdown.services")
             self.services.stop_all(self.remaining(self.config.kill_timeout))
+            events.emit("shutdown.end")
         if self.control_server is not None:
             self.control_server.close()
 
@@ -374,6 +369,8 @@ class Init:
         """From kill-all on nothing starts: no run, setup, finish, logger, check or
         instance (ServiceManager.freeze). The boot sequence has started its last
         process by then: post-shutdown scripts run before kill-all, as my_init's."""
+        if self.hooks is not None:
+            self.hooks.close()
         if self.services is not None:
             self.services.freeze()
 
@@ -391,3 +388,42 @@ class Init:
         if self.stop_signal is not None and self.config.signalled_exit_code is not None:
             return self.config.signalled_exit_code  # my_init: "Init system aborted." (2)
         return 0
+
+
+def start_hooks(init: Init) -> Hooks | None:
+    """pyinit.yaml's hooks, listening to the events; the hook code is imported only
+    when there are some."""
+    if not init.config.hooks:
+        return None
+    from pyinit.runtime.hooks import Hooks
+
+    hooks = Hooks(init.loop, init.reaper, init.inherited, init.config.hooks, init.remaining)
+    hooks.listen(events.BUS)
+    return hooks
+
+
+def stop_reason(init: Init, failure: int | None) -> str:
+    """Why pyinit shuts down, for the shutdown.begin event."""
+    if failure is not None:
+        return "boot failed"
+    if init.stop_signal is not None:
+        return signames.name(init.stop_signal)
+    if init.exit_request is not None:
+        return "shutdown requested"
+    return "main command exited" if init.main_status is not None else "no main command"
+
+
+def boot_failure(path: str, status: ExitStatus | None) -> int | None:
+    """A boot script that failed stops the boot: its exit code (logged), else None."""
+    if status is None or status.shell_code == 0:
+        return None
+    log.error(f"{path} failed with {status.describe()}; stopping the boot")
+    return status.shell_code
+
+
+def leave_cwd() -> None:
+    """PID 1 moves to "/" (spawn.leave_cwd); shutdown scripts still get the original
+    cwd (scripts.Origin)."""
+    why = spawn.leave_cwd()
+    if why is not None:
+        log.warning(f"cannot leave the working directory: {why}")

@@ -84,6 +84,7 @@ class Config:
     services_ready_timeout: float | None = None
     health_listen: str | None = None
     service_defaults: dict = field(default_factory=dict)  # pyinit.yaml's `defaults`
+    hooks: tuple = ()  # pyinit.yaml's `hooks` (schema.HookSpec)
     signalled_exit_code: int | None = None  # no main command, stopped by a signal (my_init: 2)
     log_mode: str = "inherit"  # services without log/run or a `log: mode`
     log_format: str = "text"  # prefix mode: text (NAME | line) or json
@@ -279,6 +280,7 @@ def read_config_file(cfg: Config) -> Config:
     except schema.ConfigError as exc:
         raise UsageError(str(exc)) from None
     cfg.service_defaults = settings.defaults
+    cfg.hooks = settings.hooks
     if cfg.wait_for_services is None:
         cfg.wait_for_services = settings.wait_for_services is not False
     if cfg.services_ready_timeout is None:

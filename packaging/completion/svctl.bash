@@ -25,7 +25,7 @@ _svctl()
     local commands="status up down once pause cont hup alarm interrupt quit 1 2 term
         kill exit start stop restart reload try-restart force-stop force-reload
         force-restart force-shutdown shutdown check tree rescan shutdown-container
-        logs scale list run"
+        logs scale list run events"
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
             -w|--run-dir) ((i++)) ;;
@@ -52,6 +52,8 @@ _svctl()
             [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "--json" -- "$cur")); return; } ;;
         logs)
             [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "-f -n" -- "$cur")); return; } ;;
+        events)
+            [[ $cur == -* ]] && { COMPREPLY=($(compgen -W "-f" -- "$cur")); return; } ;;
         shutdown-container)
             COMPREPLY=($(compgen -W "--exit-code" -- "$cur")); return ;;
         rescan) return ;;

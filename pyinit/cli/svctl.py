@@ -25,6 +25,7 @@ LSB:                  start stop restart reload try-restart force-stop force-rel
                       force-restart force-shutdown shutdown check
 pyinit:               list (status -l: a table)  tree  rescan  shutdown-container [--exit-code N]
                       logs [-f] [-n N] [SERVICE...]  scale SERVICE N  run SERVICE...
+                      events [-f] [SERVICE...]
 As sv, a command is matched by its first character when it is not one of the
 names above (`s` or `stat` is status, `u` up, `t` term, `X` force-shutdown, ...);
 such a short form needs a SERVICE. Options go before the command.
@@ -277,6 +278,13 @@ def _operands(args: Args, rest: list[str]) -> None:
     if args.command == "logs":
         _logs_args(args, rest)
         return
+    if args.command == "events":
+        cut = rest.index("--") if "--" in rest else len(rest)  # names only after `--`
+        args.follow = bool({"-f", "--follow"} & set(rest[:cut]))
+        for word in rest[:cut]:
+            if word.startswith("-") and word not in ("-", "-f", "--follow"):
+                raise Usage(f"unknown option {_short(word)} for events")
+        rest = [w for w in rest[:cut] if w not in ("-f", "--follow")] + rest[cut:]
     if args.command == "run" and not rest:
         raise Usage("run takes one or more SERVICEs (scheduled jobs)", brief=True)
     if args.command == "scale":
@@ -702,6 +710,52 @@ def cmd_logs(args: Args) -> int:
     return 0
 
 
+def cmd_events(args: Args) -> int:
+    """Print the recent events as JSON lines; with -f, new ones until interrupted."""
+    import socket
+
+    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, dumps, parse_reply
+
+    path = os.path.join(args.run_dir, SOCKET_NAME)
+    payload = {"v": VERSION, "cmd": "events", "services": args.services, "follow": args.follow}
+    out = sys.stdout.buffer if sys.stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(dumps(payload).encode() + b"\n")
+            lines = _Lines(sock)
+            first = parse_reply(lines.next() or b"{}")
+            if not first.get("ok"):
+                raise Unreachable(refusal(first))
+            if not isinstance(first.get("events"), list):
+                raise ReplyError("the reply has no list of events (is this pyinit's socket?)")
+            for event in first["events"]:
+                out.write(dumps(event).encode() + b"\n")
+            out.flush()
+            sock.settimeout(None)
+            last: Any = None
+            while args.follow:
+                raw = lines.next(watch_stdout=True)
+                if not raw and last == "shutdown.end":
+                    return 0  # pyinit shut down: the stream ends with it
+                if not raw:
+                    sys.stderr.write("svctl: pyinit closed the event stream (shut down, or "
+                                     "this reader fell too far behind)\n")
+                    return 1
+                msg = parse_reply(raw)
+                if isinstance(msg.get("event"), dict):
+                    last = msg["event"].get("event")
+                    out.write(dumps(msg["event"]).encode() + b"\n")
+                    out.flush()
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and broken(1):
+            raise  # our reader went away: stdio.guarded exits 141
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
+    except KeyboardInterrupt:
+        return 0
+    return 0
 class _LogPrefix:
     """Lines of several services (a `logs` reply with `entries`), as `NAME | line` with
     the names padded to one width; a name is made safe for a terminal (it comes from
@@ -781,6 +835,7 @@ HANDLERS = {
     "rescan": cmd_rescan,
     "shutdown-container": cmd_shutdown_container,
     "logs": cmd_logs,
+    "events": cmd_events,
     "scale": cmd_scale,
     "run": cmd_run,
 }

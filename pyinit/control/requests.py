@@ -32,6 +32,7 @@ class ControlRequests:
         self.waits = Waits(self.status, loop)
         self.commands = Commands(services, self.status, self.waits)
         self.logs = Logs(services, self.status)
+        self.events: Any = None  # events.Events, made on the first `events` request
         services.subscribe(self.waits.changed)
 
     def handle(self, client: Client, req: dict[str, Any]) -> None:
@@ -52,6 +53,8 @@ class ControlRequests:
             self.shutdown(client, req)
         elif cmd == "logs":
             self.logs.logs(client, req)
+        elif cmd == "events":
+            self.stream_events(client, req)
         elif cmd == "run":  # scheduled jobs
             from pyinit.control.jobs import run
 
@@ -64,6 +67,14 @@ class ControlRequests:
             )
         else:
             raise ProtocolError(f"unknown command {render(cmd, 40)}")
+
+    def stream_events(self, client: Client, req: dict[str, Any]) -> None:
+        """`svctl events [-f]` (control/events.py, imported on first use)."""
+        if self.events is None:
+            from pyinit.control.events import Events
+
+            self.events = Events()
+        self.events.events(client, req)
 
     def shutdown(self, client: Client, req: dict[str, Any]) -> None:
         code = req.get("exit_code", 0)

@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pyinit.core import machine, signames
+from pyinit.core import events, machine, signames
 from pyinit.core.bounds import (
     MAX_ID,
     MAX_SECONDS,
@@ -468,9 +468,89 @@ SERVICE_KEYS: dict[str, Kind] = {
     "instances": _integer(1, MAX_INSTANCES),
     **JOB_KEYS,  # scheduled jobs (_schedule)
 }
+# --- pyinit.yaml's hooks: commands run on events (runtime/hooks.py, docs/events.md) ----
+MAX_HOOKS = 32
+MAX_HOOK_TIMEOUT = 3600.0
+HOOK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """A command pyinit runs, with the event on stdin, for each event it names."""
+
+    name: str
+    events: tuple[str, ...]  # event names (core/events.py), or "*" for every one
+    command: tuple[str, ...]
+    services: tuple[str, ...] = ()  # none: every service's events and pyinit's own
+    timeout: float = HOOK_TIMEOUT  # then SIGTERM, and SIGKILL after a grace
+    user: UserSpec = UserSpec()
+
+
+def _event_name(value: Any) -> str:
+    if value == events.ANY or (isinstance(value, str) and value in events.EVENTS):
+        return value
+    raise _Bad(f"{render(value)} is not an event (one of {', '.join(events.EVENTS)}, or *)")
+
+
+def _hook_timeout(value: Any) -> float:
+    seconds = _seconds(value)
+    if not 0 < seconds <= MAX_HOOK_TIMEOUT:
+        raise _Bad(f"must be more than 0 and at most {MAX_HOOK_TIMEOUT:g} seconds")
+    return seconds
+
+
+def _hook_command(value: Any) -> tuple[str, ...]:
+    if value is True:
+        raise _Bad("must be a command or a list, not true")
+    command = _command(value)
+    if any("\0" in word for word in command):
+        raise _Bad("must not contain a NUL byte")
+    return command
+
+
+HOOK_KEYS: dict[str, Kind] = {
+    "name": _service_name, "events": _list_of(_event_name, "event names"),
+    "services": _list_of(_service_name, "service names"), "command": _hook_command,
+    "timeout": _hook_timeout, "user": _ident, "group": _ident,
+}
+
+
+def _hooks(value: Any) -> tuple[HookSpec, ...]:
+    """pyinit.yaml's `hooks`: a list of mappings with HOOK_KEYS; the first problem."""
+    if not isinstance(value, list):
+        raise _wrong("a list of hooks (mappings with events and command)", value)
+    if len(value) > MAX_HOOKS:
+        raise _Bad(f"must list at most {MAX_HOOKS} hooks, not {len(value)}")
+    hooks: list[HookSpec] = []
+    for number, item in enumerate(value, 1):
+        where = f"item {number}"
+        if not isinstance(item, dict):
+            raise _Bad(f"{where} must be a mapping with keys {', '.join(HOOK_KEYS)}, "
+                       f"not {_type_name(item)}")
+        if True in item or False in item:  # YAML 1.1 reads a bare `on:` as true
+            raise _Bad(f"{where}: a key read as true/false (YAML takes `on` and `yes` for "
+                       "true): the events go under 'events'")
+        try:
+            data = _check(where, item, HOOK_KEYS)
+        except ConfigError as exc:
+            raise _Bad(exc.problems[0]) from None
+        missing = [k for k in ("events", "command") if k not in data]
+        if missing:
+            raise _Bad(f"{where} needs the key {missing[0]!r}")
+        if not data["events"]:
+            raise _Bad(f"{where}: key 'events' must name at least one event")
+        name = data.get("name", f"hook{number}")
+        if name in [h.name for h in hooks]:
+            raise _Bad(f"{where}: the name {name!r} is taken by an earlier hook")
+        hooks.append(HookSpec(name, data["events"], data["command"], data.get("services", ()),
+                              data.get("timeout", HOOK_TIMEOUT),
+                              UserSpec(data.get("user"), data.get("group"))))
+    return tuple(hooks)
+
+
 GLOBAL_KEYS: dict[str, Kind] = {
     "defaults": _mapping(SERVICE_KEYS), "wait_for_services": _flag,
-    "services_ready_timeout": _seconds, "health_listen": _text,
+    "services_ready_timeout": _seconds, "health_listen": _text, "hooks": _hooks,
 }
 
 
@@ -576,6 +656,7 @@ class GlobalConfig:
     wait_for_services: Optional[bool] = None
     services_ready_timeout: Optional[float] = None
     health_listen: Optional[str] = None
+    hooks: tuple[HookSpec, ...] = ()
 
 
 def validate_global(data: Any, path: str) -> GlobalConfig:

@@ -22,7 +22,7 @@ import signal
 import sys
 from typing import Any, Callable
 
-from pyinit.core import bounds, schema
+from pyinit.core import bounds, events, schema
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
@@ -200,6 +200,23 @@ def _every() -> Fragment:
     }
 
 
+def _hooks() -> Fragment:
+    """pyinit.yaml's hooks (docs/events.md): a list of HOOK_KEYS mappings, each with
+    events and command."""
+    hook = mapping(schema.HOOK_KEYS)
+    name = {"enum": [*events.EVENTS, events.ANY]}
+    hook["properties"]["events"] = {
+        "anyOf": [name, {"type": "array", "minItems": 1, "items": name}]
+    }
+    hook["required"] = ["events", "command"]
+    return {
+        "type": "array",
+        "maxItems": schema.MAX_HOOKS,
+        "items": hook,
+        "description": "each hook's name unique (checked by pyinit)",
+    }
+
+
 KINDS: dict[Callable[..., Any], Callable[[], Fragment]] = {
     schema._ident: _ident,
     schema._flag: lambda: {"type": "boolean"},
@@ -221,6 +238,19 @@ KINDS: dict[Callable[..., Any], Callable[[], Fragment]] = {
         "type": "string",
         "maxLength": 64,
         "pattern": f"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*{END}",
+    },
+    schema._hooks: _hooks,
+    schema._event_name: lambda: {"enum": [*events.EVENTS, events.ANY]},
+    schema._hook_timeout: lambda: {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": schema.MAX_HOOK_TIMEOUT,
+    },
+    schema._hook_command: lambda: {
+        "anyOf": [
+            {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            {"type": "string", "pattern": "\\S"},
+        ]
     },
     schema._positive_seconds: lambda: {
         "type": "number",

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pyinit.core import instances
+from pyinit.core.machine import DOWN
 from pyinit.core.model import ServiceDir
 from pyinit.output.capture import Settings
 from pyinit.runtime import log
@@ -32,7 +33,7 @@ from pyinit.services.host import Host
 from pyinit.services.readyhost import ReadyHost
 from pyinit.services.reconcile import Reconciler
 from pyinit.services.records import Service, Slot, Table
-from pyinit.services.runner import SlotRunner
+from pyinit.services.runner import SlotRunner, report
 from pyinit.services.shutdown import ShutdownOrder
 from pyinit.services.supervise import SuperviseDirs
 from pyinit.services.watcher import DirWatcher
@@ -175,9 +176,23 @@ class ServiceManager:
         self.supervise.soon(slot)
         if slot is slot.service.run:
             self.check_outcome(slot.service)
+            self.report_down(slot.service)
         for listener in self.on_change:
             listener(slot)
         self.gates.update()
+
+    @staticmethod
+    def report_down(svc: Service) -> None:
+        """`backoff` when a restart waits, `down` when it is down and stays down (once
+        each; not for a service that was never started)."""
+        machine = svc.run.machine
+        if machine.state != DOWN or svc.last_event is None:
+            return
+        if machine.start_at is not None:
+            if svc.last_event != "backoff":
+                report(svc, "backoff", delay=round(machine.delay, 3), restarts=machine.restarts)
+        elif machine.is_down() and svc.last_event != "down":
+            report(svc, "down", outcome=machine.outcome)
 
     def exited(self, slot: Slot) -> None:
         """After a process in slot exited (and its machine was told)."""
@@ -222,8 +237,10 @@ class ServiceManager:
             return
         if machine.failed:
             log.error(f"failed: {machine.failed}", svc.name)
+            report(svc, "failed", reason=machine.failed, restarts=machine.restarts)
         elif machine.outcome == "done":
             log.info("done", svc.name)
+            report(svc, "done")
         if svc.config.essential and not (svc.config.oneshot and machine.outcome == "done"):
             code = machine.last_exit.shell_code if machine.last_exit else 1
             log.error(

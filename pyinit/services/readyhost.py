@@ -15,6 +15,7 @@ from pyinit.runtime import log
 from pyinit.runtime.loop import EventLoop
 from pyinit.services.readiness import Tracker
 from pyinit.services.records import Service, Slot, Table
+from pyinit.services.runner import report
 
 Apply = Callable[[Slot, list], None]
 SpawnCheck = Callable[[Service, list, Callable[[ExitStatus], None]], Optional[int]]
@@ -77,6 +78,8 @@ class ReadyHost:
         svc.run.machine.became_ready()
         level = log.INFO if svc.config.ready is not None else log.DEBUG
         log.emit(level, "ready", svc.name)
+        if svc.run.machine.ready:
+            report(svc, "ready", pid=svc.run.machine.pid)
         self.apply(svc.run, [])
 
     def on_unhealthy(self, svc: Service, reason: str) -> None:
@@ -85,6 +88,7 @@ class ReadyHost:
         actions = machine.set_unhealthy(reason, self.loop.clock())
         if was is None and machine.unhealthy is not None:  # not when stopping anyway
             log.warning(f"{reason}: restarting it", svc.name)
+            report(svc, "unhealthy", pid=machine.pid, reason=reason)
         self.apply(svc.run, actions)
 
     # --- the socket ------------------------------------------------------------------

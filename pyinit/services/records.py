@@ -52,6 +52,7 @@ class Service:
     stop_asked: bool = False  # at shutdown: its stop was sent
     outcome_seen: Optional[str] = None  # the outcome acted on (essential services)
     retired: bool = False  # removed by a rescan or `svctl scale`, not by `svctl exit`
+    last_event: Optional[str] = None  # the last event emitted for it (runner.report)
 
     @property
     def name(self) -> str:

@@ -17,8 +17,9 @@ from pyinit.core.exits import ExitStatus
 from pyinit.core.machine import ClosePipe, Signal, Start
 from pyinit.core.repeats import Repeats
 from pyinit.core.schema import ServiceConfig
+from pyinit.core.signames import name as signal_name
 from pyinit.linux.signals import Inherited, kill_quietly
-from pyinit.runtime import launch, log, spawn
+from pyinit.runtime import events, launch, log, spawn
 from pyinit.runtime.scripts import is_executable
 from pyinit.services.captures import Captures
 from pyinit.services.host import Host
@@ -27,6 +28,20 @@ from pyinit.services.records import Service, Slot, Table
 
 LOG_EOF_GRACE = 1.0  # a logger's wait for EOF on its pipe before it is signalled
 Hook = Callable[[Slot], None]
+
+
+def report(svc: Service, name: str, **fields: Any) -> None:
+    """Emit a service event (core/events.py's names) and remember it as the last."""
+    svc.last_event = name
+    events.emit(name, svc.name, **fields)
+
+
+def exit_fields(status: ExitStatus) -> dict[str, Any]:
+    """An exit as event fields: code (null if signalled), signal name (null if not)."""
+    return {
+        "code": status.code,
+        "signal": None if status.signal is None else signal_name(status.signal),
+    }
 
 
 class SlotRunner:
@@ -47,6 +62,7 @@ class SlotRunner:
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
     def apply(self, slot: Slot, actions: list[Any]) -> None:
+        self.report_stop(slot, actions)
         for action in actions:
             if isinstance(action, Start):
                 self.start_process(slot, action)
@@ -82,6 +98,17 @@ class SlotRunner:
         except (spawn.SpawnError, launch.LaunchError, OSError) as exc:
             if tracker is not None:
                 tracker.close()
+            if not is_log and action.finish_args is None:
+                code = exc.exit_code if isinstance(exc, spawn.SpawnError) else 126
+                report(
+                    svc,
+                    "exited",
+                    code=code,
+                    signal=None,
+                    error=str(exc),
+                    process="setup" if action.setup else "run",
+                    expected=False,
+                )
             self.start_failed(slot, exc, now)
             return
         if self.start_failures.succeeded((svc.name, slot.label)):
@@ -90,9 +117,26 @@ class SlotRunner:
         self.host.reaper.watch(pid, lambda _pid, status: self.on_exit(slot, status))
         what = "finish" if action.finish_args else "setup" if action.setup else slot.label
         log.debug(f"started {what} (pid {pid})", svc.name)
+        if not is_log and action.finish_args is None:
+            self.report_start(slot, pid, action.setup)
         if tracker is not None:
             svc.tracker = tracker
             tracker.started()
+
+    @staticmethod
+    def report_start(slot: Slot, pid: int, setup: bool) -> None:
+        """`starting` when a start begins (setup, or run without one), `up` for run."""
+        machine = slot.machine
+        if setup or not machine.policy.has_setup:
+            report(
+                slot.service,
+                "starting",
+                pid=pid,
+                restarts=machine.restarts,
+                process="setup" if setup else "run",
+            )
+        if not setup:
+            report(slot.service, "up", pid=pid, restarts=machine.restarts)
 
     def start_failed(self, slot: Slot, exc: Exception, now: float) -> None:
         code = exc.exit_code if isinstance(exc, spawn.SpawnError) else spawn.NOT_EXECUTABLE
@@ -148,6 +192,17 @@ class SlotRunner:
         return pid
 
     # --- Signal, ClosePipe ---------------------------------------------------------------
+    @staticmethod
+    def report_stop(slot: Slot, actions: list[Any]) -> None:
+        """`stopping` when the machine sends run (or setup) its stop: a signal with
+        the kill timeout armed after it (not `svctl term`, not the SIGKILL)."""
+        machine = slot.machine
+        if slot.label != "run" or not machine.got_term or machine.kill_at is None:
+            return
+        sent = [a.signum for a in actions if isinstance(a, Signal)]
+        if sent and slot.service.last_event != "stopping":
+            report(slot.service, "stopping", pid=machine.pid, signal=signal_name(sent[0]))
+
     def send_signal(self, slot: Slot, action: Signal) -> None:
         pid = slot.machine.pid
         if pid is not None and pid > 0:
@@ -181,18 +236,42 @@ class SlotRunner:
             slot.label == "run" and is_executable(os.path.join(svc.defn.path, "finish"))
         )
         shutting_down = self.table.shutting_down
+        now = self.loop.clock()
         if machine.state == "setup" and (status.code != 0 or machine.unhealthy):
             stopping = not machine.run_after_setup or shutting_down
             why = machine.unhealthy or f"exited with {status.describe()}"
             log.emit(log.DEBUG if stopping else log.WARNING, f"setup {why}", svc.name)
+            if slot is svc.run:
+                report(
+                    svc,
+                    "exited",
+                    pid=machine.pid,
+                    **exit_fields(status),
+                    process="setup",
+                    expected=stopping,
+                    error=why,
+                )
         if machine.state == "run":
             level = log.DEBUG if machine.want == "d" or shutting_down else log.INFO
             log.emit(level, f"{slot.label} exited with {status.describe()}", svc.name)
+            if slot is svc.run:
+                started = machine.started_at if machine.started_at is not None else now
+                expected = machine.got_term or shutting_down  # a stop was sent (not `once`)
+                report(
+                    svc,
+                    "exited",
+                    pid=machine.pid,
+                    **exit_fields(status),
+                    process="run",
+                    expected=bool(expected and not machine.unhealthy),
+                    uptime=round(now - started, 3),
+                    restarts=machine.restarts,
+                )
             if slot is svc.run and svc.tracker is not None:
                 svc.tracker.close()
                 svc.tracker = None
                 svc.status_text = None
-        self.apply(slot, machine.exited(status, self.loop.clock()))
+        self.apply(slot, machine.exited(status, now))
         self.exited(slot)
 
     def arm(self, slot: Slot) -> None:

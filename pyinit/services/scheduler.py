@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Callable, Optional
 
-from pyinit.core import jobs
+from pyinit.core import jobs, signames
 from pyinit.core.machine import RUN
 from pyinit.linux.timerfd import CLOCK_SET, FIRED, WallTimer
-from pyinit.runtime import log
+from pyinit.runtime import events, log
 from pyinit.runtime.loop import EventLoop, Timer
 from pyinit.services.records import Service, Slot
 
@@ -159,6 +159,7 @@ class Scheduler:
             self.start(entry, why)
         elif decision == jobs.SKIPPED:
             log.info(f"still running: skipping the run {why} (overlap: skip)", name)
+            events.emit("job.skipped", name, why=why)
         elif decision == jobs.QUEUED:
             log.info(f"still running: the run {why} waits for it (overlap: queue)", name)
         elif decision == jobs.STOP_AND_RUN:
@@ -174,6 +175,7 @@ class Scheduler:
         if run.machine.is_down():
             return  # it could not start (the machine said so); logged by the runner
         log.info(f"run started {why}", entry.svc.name)
+        events.emit("job.run", entry.svc.name, pid=run.machine.pid, why=why)
         entry.job.started(self.wall())
         entry.timed_out = entry.stopped = False
         limit = entry.svc.config.timeout
@@ -208,8 +210,18 @@ class Scheduler:
         code = status.code if status else None
         signum = status.signal if status else None
         decision = entry.job.ended(self.wall(), code, signum, entry.timed_out, entry.stopped)
-        if entry.job.last is not None and entry.job.last.result == "failure" and status:
+        last = entry.job.last
+        if last is not None and last.result == "failure" and status:
             log.warning(f"run failed: {status.describe()}", entry.svc.name)
+        if last is not None and last.end is not None:
+            events.emit(
+                "job.done",
+                entry.svc.name,
+                result=last.result,
+                code=code,
+                signal=None if signum is None else signames.name(signum),
+                duration=round(last.end - last.start, 3),
+            )
         self.act(entry, decision, "that waited")
 
     # --- the wall-clock timer ---------------------------------------------------------------

@@ -27,15 +27,16 @@ pyinit pyinit.boot pyinit.cli pyinit.cli.init_command pyinit.cli.pyinit pyinit.c
 pyinit.config pyinit.control pyinit.control.commands pyinit.control.listener
 pyinit.control.logs pyinit.control.requests pyinit.control.server pyinit.control.status
 pyinit.control.waits pyinit.core pyinit.core.bounds pyinit.core.deps pyinit.core.envdir
-pyinit.core.exits pyinit.core.instances pyinit.core.lines pyinit.core.machine
-pyinit.core.model pyinit.core.protocol pyinit.core.records pyinit.core.repeats
+pyinit.core.events pyinit.core.exits pyinit.core.instances pyinit.core.lines
+pyinit.core.machine pyinit.core.model pyinit.core.protocol pyinit.core.records pyinit.core.repeats
 pyinit.core.schema pyinit.core.signames pyinit.core.svstatus pyinit.core.tai64
 pyinit.core.views pyinit.entry pyinit.linux pyinit.linux.inotify pyinit.linux.libc
 pyinit.linux.prctl pyinit.linux.proctree pyinit.linux.safefs pyinit.linux.signals
 pyinit.linux.users pyinit.output pyinit.output.capture pyinit.output.logdir
 pyinit.output.sinks pyinit.runtime pyinit.runtime.endgame pyinit.runtime.environment
-pyinit.runtime.launch pyinit.runtime.log pyinit.runtime.loop pyinit.runtime.reaper
-pyinit.runtime.rundir pyinit.runtime.scripts pyinit.runtime.spawn pyinit.services
+pyinit.runtime.events pyinit.runtime.launch pyinit.runtime.log pyinit.runtime.loop
+pyinit.runtime.reaper pyinit.runtime.rundir pyinit.runtime.scripts pyinit.runtime.spawn
+pyinit.services
 pyinit.services.api pyinit.services.captures pyinit.services.gates pyinit.services.host
 pyinit.services.manager pyinit.services.readiness pyinit.services.readyhost
 pyinit.services.reconcile pyinit.services.records pyinit.services.runner

@@ -401,6 +401,38 @@ CASES = [
     # --- ops-check: exact long options, svctl's hint (issue 21)
     Case("flag", "`--kill-t 3` (an abbreviation)", "pyinit", args=["--kill-t", "3"]),
     Case("svctl", "`svctl rescna`", "svctl", args=["rescna"]),
+    # --- ops-events: pyinit.yaml's hooks, `svctl events`
+    Case(
+        "pyinit.yaml",
+        "`hooks: [{on: [failed], command: alert}]` (YAML reads `on` as true)",
+        "pyinit",
+        files={"etc/pyinit.yaml": "hooks:\n  - on: [failed]\n    command: alert\n"},
+    ),
+    Case(
+        "pyinit.yaml",
+        "`hooks: [{events: [crashed], command: alert}]`",
+        "pyinit",
+        files={"etc/pyinit.yaml": "hooks:\n  - events: [crashed]\n    command: alert\n"},
+    ),
+    Case(
+        "pyinit.yaml",
+        "`hooks: [{events: [failed]}]` (no command)",
+        "pyinit",
+        files={"etc/pyinit.yaml": "hooks:\n  - events: [failed]\n"},
+    ),
+    Case(
+        "pyinit.yaml",
+        "`hooks: [{events: [failed], command: alert, timeout: 0}]`",
+        "pyinit",
+        files={"etc/pyinit.yaml": "hooks:\n  - {events: [failed], command: alert, timeout: 0}\n"},
+    ),
+    Case("svctl", "`svctl events --json`", "svctl", args=["events", "--json"]),
+    Case(
+        "control socket",
+        '`{"v": 1, "cmd": "events", "services": [""]}`',
+        "socket",
+        line=b'{"v": 1, "cmd": "events", "services": [""]}\n',
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

@@ -321,7 +321,7 @@ def test_read_config_file_partial_file(tmp_path) -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("wait_for_services: maybe\n", "P: key 'wait_for_services' must be true or false, not a str"),
-    ("wait: true\n", "P: unknown key 'wait' (allowed: defaults, health_listen, "
+    ("wait: true\n", "P: unknown key 'wait' (allowed: defaults, health_listen, hooks, "
                      "services_ready_timeout, wait_for_services)"),
     ("defaults:\n  usr: x\n", "P: defaults: unknown key 'usr' (did you mean 'user'?)"),
     ("a: b: c\n", "P: not valid YAML (line 1, column 5): mapping values are not allowed in "

@@ -20,6 +20,7 @@ from pyinit.core.schema import (
     SERVICE_KEYS,
     ConfigError,
     GlobalConfig,
+    HookSpec,
     Probe,
     ServiceConfig,
     UserSpec,
@@ -583,13 +584,15 @@ def test_validate_global_needs_no_file() -> None:
 def test_load_global_every_key(tmp_path) -> None:
     path = write(tmp_path, "defaults:\n  restart: on-failure\n  stop-signal: INT\n"
                  "wait_for_services: false\nservices-ready-timeout: 5\n"
-                 "health_listen: '127.0.0.1:8080'\n")
+                 "health_listen: '127.0.0.1:8080'\n"
+                 "hooks: [{events: [failed], command: alert}]\n")
     got = load_global(path)
     assert got == GlobalConfig(defaults={"restart": "on-failure", "stop_signal": 2},
                                wait_for_services=False, services_ready_timeout=5.0,
-                               health_listen="127.0.0.1:8080")
+                               health_listen="127.0.0.1:8080",
+                               hooks=(HookSpec("hook1", ("failed",), ("alert",)),))
     assert set(GLOBAL_KEYS) == {"defaults", "wait_for_services", "services_ready_timeout",
-                                "health_listen"}
+                                "health_listen", "hooks"}
 
 
 def test_defaults_apply_and_service_keys_override(tmp_path) -> None:
@@ -618,7 +621,7 @@ def test_defaults_do_not_leak_between_services(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("bogus: 1\n", "P: unknown key 'bogus' (allowed: defaults, health_listen, "
+    ("bogus: 1\n", "P: unknown key 'bogus' (allowed: defaults, health_listen, hooks, "
                    "services_ready_timeout, wait_for_services)"),
     ("wait_for_service: true\n", "P: unknown key 'wait_for_service' "
                                  "(did you mean 'wait_for_services'?)"),
