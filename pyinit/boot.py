@@ -192,10 +192,12 @@ class Init:
 
     def run_startup_scripts(self) -> int | None:
         """Run the init dir, cont-init.d, then rc.local; the exit code of the first
-        failure, or None."""
+        failure, or None. config.boot_failures may let a failure pass (BOOT_FAILURES)."""
         scripts = executables(self.config.init_dir) + executables(self.config.cont_init_dir)
         if is_executable(self.config.rc_local):
             scripts.append(self.config.rc_local)
+        policy = self.config.boot_failures
+        failed = False
         for path in scripts:
             log.info(f"running {path}")
             status = self.scripts.run(path, timeout=None)
@@ -204,18 +206,16 @@ class Init:
             environment.import_dir(self.env.current, override=True)
             self.export_run_dir()
             self.env.export(os.environ)
-            failure = self.boot_failure(path, status)
-            if failure is not None:
-                return failure
+            if status.shell_code != 0 and policy == "stop":
+                return self.boot_failure(path, status)
+            if status.shell_code != 0:  # s6-overlay's /init: every script runs
+                failed = True
+                (log.info if policy == "ignore" else log.warning)(
+                    f"{path} failed with {status.describe()}; going on")
+        if failed and policy == "stop-after":
+            log.error("some boot scripts failed; stopping the container")
+            return 1
         return None
-
-    @staticmethod
-    def boot_failure(path: str, status: ExitStatus | None) -> int | None:
-        """A boot script that failed stops the boot: its exit code (logged), else None."""
-        if status is None or status.shell_code == 0:
-            return None
-        log.error(f"{path} failed with {status.describe()}; stopping the boot")
-        return status.shell_code
 
     def start_services(self) -> None:
         """Serve the control socket and supervise services (with --skip-runit only the

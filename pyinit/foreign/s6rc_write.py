@@ -13,10 +13,12 @@ import json
 import os
 import shlex
 import shutil
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Optional
 
 from pyinit.foreign.s6rc import Command, Plan, Planned, SourceError
+from pyinit.foreign.s6rc_read import LEGACY_FILES
 
 EXECLINEB = (
     "/command/execlineb",
@@ -34,6 +36,7 @@ class Written:
 
     services: str
     finish: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def find_execlineb(path_env: str) -> Optional[str]:
@@ -102,30 +105,86 @@ def write(
     finish_dirs: list[str],
     essential: bool,
     execlineb: Optional[str],
+    legacy_root: str = "/etc/services.d",
+    as_is: Optional[dict[str, str]] = None,
 ) -> Written:
-    """Write plan (its sources under root) to out, made fresh; SourceError when a
-    oneshot needs execlineb and there is none."""
+    """Write plan (its sources under root, its legacy longruns under legacy_root) to
+    out, made fresh; SourceError when a oneshot needs execlineb and there is none."""
     scripts = {}
     for svc in plan.services:  # check every command before writing anything
         if svc.up is not None:
             scripts[svc.name] = script(svc.up, f"{root}/{svc.name}/up", execlineb)
-        if svc.down is not None:
+        if svc.down is not None and (svc.down.argv or svc.down.execline is not None):
             scripts[svc.name + "/down"] = script(svc.down, f"{root}/{svc.name}/down", execlineb)
     if os.path.lexists(out):
         shutil.rmtree(out)
     written = Written(os.path.join(out, "services"), os.path.join(out, "finish.d"))
     os.mkdir(out, 0o755)
-    os.mkdir(written.services, 0o755)
-    os.mkdir(written.finish, 0o755)
+    for directory in (written.services, written.finish, os.path.join(out, "downs")):
+        os.mkdir(directory, 0o755)
+    os.mkdir(os.path.join(out, "done"), 0o700)
     for svc in plan.services:
         _write_service(svc, root, written.services, scripts, essential)
+        if svc.name + "/down" in scripts:
+            _put(os.path.join(written.services, svc.name, "finish"), "text",
+                 _python(f"if sys.argv[1:2] == ['0']:  # up succeeded: its down runs at shutdown\n"
+                         f"    os.close(os.open({_marker(out, svc.name)!r}, "
+                         "os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))\n"))  # fmt: skip
+    for svc in plan.legacy:
+        why = (as_is or {}).get(svc.name)
+        if why is None:
+            _write_legacy(svc, legacy_root, written.services)
+        else:
+            os.symlink(
+                os.path.join(legacy_root, svc.name), os.path.join(written.services, svc.name)
+            )
+            written.warnings.append(f"{legacy_root}/{svc.name}: read as it is, not started "
+                                    f"after the user bundle ({why})")  # fmt: skip
     for i, svc in enumerate(reversed(plan.services)):
         if svc.name + "/down" in scripts:
-            kind, value = scripts[svc.name + "/down"]
-            _put(os.path.join(written.finish, f"a{i:04d}-{svc.name}"), kind, value)
+            _write_down(svc.name, scripts[svc.name + "/down"], out, f"a{i:04d}-{svc.name}")
     for n, directory in enumerate(finish_dirs):
         _link_scripts(directory, written.finish, f"b{n}-")
     return written
+
+
+def _marker(out: str, name: str) -> str:
+    return os.path.join(out, "done", name)
+
+
+def _python(body: str) -> str:
+    """A script run by the Python that runs pyinit (in the image whatever else is not)."""
+    return f"#!{sys.executable} -I\nimport os\nimport sys\n\n{body}"
+
+
+def _write_down(name: str, kind_value: tuple[str, str], out: str, entry: str) -> None:
+    """A oneshot's `down` as a shutdown script that runs only if its `up` succeeded
+    (s6-rc brings down only what is up): the oneshot's finish leaves a mark."""
+    kind, value = kind_value
+    target = value
+    if kind == "text":
+        target = os.path.join(out, "downs", name)
+        _put(target, "text", value)
+    body = f"if os.path.exists({_marker(out, name)!r}):\n    os.execv({target!r}, [{target!r}])\n"
+    _put(os.path.join(out, "finish.d", entry), "text", _python(body))
+
+
+def _write_legacy(svc: Planned, legacy_root: str, services: str) -> None:
+    """An /etc/services.d longrun as s6-overlay's services-up copies it: its run,
+    finish, log and notification-fd (and its down file), started after `user`."""
+    source = os.path.join(legacy_root, svc.name)
+    here = os.path.join(services, svc.name)
+    os.mkdir(here, 0o755)
+    for name in LEGACY_FILES:
+        if os.path.lexists(os.path.join(source, name)):
+            os.symlink(os.path.join(source, name), os.path.join(here, name))
+    if os.path.lexists(os.path.join(source, "down")):
+        _put(os.path.join(here, "down"), "text", "")
+    settings = {"working_directory": source}
+    if svc.requires:
+        settings["requires"] = svc.requires
+    _put(os.path.join(here, "service.yaml"), "text", json.dumps(settings, indent=1) + "\n")
+    os.chmod(os.path.join(here, "service.yaml"), 0o644)
 
 
 def _write_service(svc: Planned, root: str, services: str, scripts: dict, essential: bool) -> None:
