@@ -125,11 +125,9 @@ def write(
     os.mkdir(os.path.join(out, "done"), 0o700)
     for svc in plan.services:
         _write_service(svc, root, written.services, scripts, essential)
-        if svc.name + "/down" in scripts:
+        if svc.name + "/down" in scripts:  # up succeeded: its down runs at shutdown
             _put(os.path.join(written.services, svc.name, "finish"), "text",
-                 _python(f"if sys.argv[1:2] == ['0']:  # up succeeded: its down runs at shutdown\n"
-                         f"    os.close(os.open({_marker(out, svc.name)!r}, "
-                         "os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))\n"))  # fmt: skip
+                 _marking(_marker(out, svc.name)))  # fmt: skip
     for svc in plan.legacy:
         why = (as_is or {}).get(svc.name)
         if why is None:
@@ -152,9 +150,24 @@ def _marker(out: str, name: str) -> str:
     return os.path.join(out, "done", name)
 
 
-def _python(body: str) -> str:
-    """A script run by the Python that runs pyinit (in the image whatever else is not)."""
-    return f"#!{sys.executable} -I\nimport os\nimport sys\n\n{body}"
+def _python() -> Optional[str]:
+    """The Python that runs pyinit, for the scripts below (a shebang line takes one
+    short path without blanks; else they are /bin/sh scripts)."""
+    exe = sys.executable or ""
+    if exe.startswith("/") and len(exe) < 200 and exe.isprintable() and " " not in exe:
+        return exe
+    return None
+
+
+def _marking(marker: str) -> str:
+    """A oneshot's finish: marks its up a success (exit code 0, runit's $1)."""
+    python = _python()
+    if python is None:
+        return f'#!/bin/sh\n[ "$1" = 0 ] && : > {shlex.quote(marker)}\nexit 0\n'
+    return (
+        f"#!{python} -I\nimport os\nimport sys\n\nif sys.argv[1:2] == ['0']:\n"
+        f"    os.close(os.open({marker!r}, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))\n"
+    )
 
 
 def _write_down(name: str, kind_value: tuple[str, str], out: str, entry: str) -> None:
@@ -165,8 +178,13 @@ def _write_down(name: str, kind_value: tuple[str, str], out: str, entry: str) ->
     if kind == "text":
         target = os.path.join(out, "downs", name)
         _put(target, "text", value)
-    body = f"if os.path.exists({_marker(out, name)!r}):\n    os.execv({target!r}, [{target!r}])\n"
-    _put(os.path.join(out, "finish.d", entry), "text", _python(body))
+    marker, python = _marker(out, name), _python()
+    if python is None:
+        text = f"#!/bin/sh\n[ -e {shlex.quote(marker)} ] || exit 0\nexec {shlex.quote(target)}\n"
+    else:
+        text = (f"#!{python} -I\nimport os\n\nif os.path.exists({marker!r}):\n"
+                f"    os.execv({target!r}, [{target!r}])\n")  # fmt: skip
+    _put(os.path.join(out, "finish.d", entry), "text", text)
 
 
 def _write_legacy(svc: Planned, legacy_root: str, services: str) -> None:

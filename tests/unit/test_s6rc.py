@@ -282,6 +282,29 @@ def test_read_tree_refuses_a_service_dir_another_user_may_write(tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize("python", ["", "/a path/with blanks/python"])
+def test_down_only_after_up_without_a_usable_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str
+) -> None:
+    """No Python path a shebang can take: the same scripts in /bin/sh."""
+    monkeypatch.setattr("sys.executable", python)
+    root = make_tree(tmp_path)
+    sources = s6rc_read.read_tree(str(root))
+    assert sources is not None
+    out = tmp_path / "s6-rc"
+    w = s6rc_write.write(
+        s6rc.plan(sources, str(root)), str(root), str(out), [], False, "/usr/bin/execlineb"
+    )
+    (out / "downs" / "init-b").write_text("#!/bin/sh\necho b-down\n")
+    down, finish = Path(w.finish) / "a0001-init-b", Path(w.services) / "init-b" / "finish"
+    assert finish.read_text().startswith("#!/bin/sh\n")
+    assert subprocess.run([str(down)], capture_output=True).stdout == b""
+    subprocess.run([str(finish), "1", "0"], check=True)
+    assert subprocess.run([str(down)], capture_output=True).stdout == b""
+    subprocess.run([str(finish), "0", "0"], check=True)
+    assert subprocess.run([str(down)], capture_output=True).stdout == b"b-down\n"
+
+
 def test_write(tmp_path: Path) -> None:
     root = make_tree(tmp_path)
     sources = s6rc_read.read_tree(str(root))
