@@ -338,8 +338,9 @@ def _service(graph: Graph, atom: str, warnings: list[str]) -> Planned:
     _times(graph, src, out)
     if out.kind == "oneshot":
         out.up = parse_command(src.up or "", graph.where(atom, "up"))
-        if src.down is not None:
-            out.down = parse_command(src.down, graph.where(atom, "down"))
+        if src.down is not None:  # comments only: no down to run
+            down = parse_command(src.down, graph.where(atom, "down"))
+            out.down = down if down.argv or down.execline is not None else None
     else:
         out.has_finish = src.has_finish
         out.logger = graph.consumer_of.get(atom)
@@ -375,6 +376,8 @@ def _times(graph: Graph, src: Source, out: Planned) -> None:
         out.start_timeout = values.get("timeout-up")
         out.stop_timeout = values.get("timeout-kill", values.get("timeout-down"))
         out.finish_timeout = values.get("timeout-finish")
+    elif src.down is not None:  # the time its down gets (s6rc_write.UP_DOWN)
+        out.stop_timeout = values.get("timeout-down")
 
 
 def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
@@ -387,8 +390,8 @@ def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
     ]
     if graph.types[name] == "oneshot":
         for key, why in (("timeout-up", "a oneshot's up has no time limit in pyinit"),
-                         ("timeout-down", "a down script gets the kill timeout")):  # fmt: skip
-            if key in src.files:
+                         ("timeout-down", "this oneshot has no down")):  # fmt: skip
+            if key in src.files and (key == "timeout-up" or src.down is None):
                 out.append(f"{graph.where(name, key)}: ignored ({why})")
     if logger:
         for key in ("notification-fd", "timeout-up", "timeout-down", "timeout-kill", "down-signal"):

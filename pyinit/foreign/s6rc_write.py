@@ -1,7 +1,8 @@
 """Writing an s6rc.Plan as service dirs pyinit supervises: one dir per longrun or
 oneshot under OUT/services (run and finish are symlinks to the image's files, the
-settings in service.yaml), and OUT/finish.d, the shutdown scripts: the oneshots'
-`down` commands in reverse start order, then the image's /etc/cont-finish.d.
+settings in service.yaml; a oneshot with a `down` is a service that runs `up`,
+stays up and runs `down` when stopped: UP_DOWN), one per /etc/services.d longrun,
+and OUT/finish.d, the shutdown scripts: the image's /etc/cont-finish.d.
 
 OUT is made fresh (a previous boot's copy is removed) inside pyinit's run dir,
 which only root (or pyinit's user) can write.
@@ -81,8 +82,10 @@ def settings(svc: Planned, source_dir: str, essential: bool) -> dict:
         ready["start_timeout"] = svc.start_timeout
     if ready:
         out["ready"] = ready
-    if svc.kind == "oneshot":
+    if svc.kind == "oneshot" and svc.down is None:
         out.update(oneshot=True, restart="never", essential=essential)
+    elif svc.kind == "oneshot":  # up, then stays up until stopped: down (UP_DOWN)
+        out.update(restart="never", essential=essential, ready={"notification_fd": 3})
     for key in ("stop_signal", "stop_timeout", "finish_timeout"):
         if getattr(svc, key) is not None:
             out[key] = getattr(svc, key)
@@ -114,20 +117,16 @@ def write(
     for svc in plan.services:  # check every command before writing anything
         if svc.up is not None:
             scripts[svc.name] = script(svc.up, f"{root}/{svc.name}/up", execlineb)
-        if svc.down is not None and (svc.down.argv or svc.down.execline is not None):
+        if svc.down is not None:
             scripts[svc.name + "/down"] = script(svc.down, f"{root}/{svc.name}/down", execlineb)
     if os.path.lexists(out):
         shutil.rmtree(out)
     written = Written(os.path.join(out, "services"), os.path.join(out, "finish.d"))
     os.mkdir(out, 0o755)
-    for directory in (written.services, written.finish, os.path.join(out, "downs")):
+    for directory in (written.services, written.finish, os.path.join(out, "scripts")):
         os.mkdir(directory, 0o755)
-    os.mkdir(os.path.join(out, "done"), 0o700)
     for svc in plan.services:
-        _write_service(svc, root, written.services, scripts, essential)
-        if svc.name + "/down" in scripts:  # up succeeded: its down runs at shutdown
-            _put(os.path.join(written.services, svc.name, "finish"), "text",
-                 _marking(_marker(out, svc.name)))  # fmt: skip
+        _write_service(svc, root, out, scripts, essential)
     for svc in plan.legacy:
         why = (as_is or {}).get(svc.name)
         if why is None:
@@ -138,53 +137,78 @@ def write(
             )
             written.warnings.append(f"{legacy_root}/{svc.name}: read as it is, not started "
                                     f"after the user bundle ({why})")  # fmt: skip
-    for i, svc in enumerate(reversed(plan.services)):
-        if svc.name + "/down" in scripts:
-            _write_down(svc.name, scripts[svc.name + "/down"], out, f"a{i:04d}-{svc.name}")
     for n, directory in enumerate(finish_dirs):
         _link_scripts(directory, written.finish, f"b{n}-")
     return written
 
 
-def _marker(out: str, name: str) -> str:
-    return os.path.join(out, "done", name)
-
-
 def _python() -> Optional[str]:
-    """The Python that runs pyinit, for the scripts below (a shebang line takes one
-    short path without blanks; else they are /bin/sh scripts)."""
+    """The Python that runs pyinit, for UP_DOWN (a shebang line takes one short
+    path without blanks; else the /bin/sh form is written)."""
     exe = sys.executable or ""
     if exe.startswith("/") and len(exe) < 200 and exe.isprintable() and " " not in exe:
         return exe
     return None
 
 
-def _marking(marker: str) -> str:
-    """A oneshot's finish: marks its up a success (exit code 0, runit's $1)."""
+# A oneshot with a `down`, as s6-rc runs it: `up`; if it failed, exit with its code
+# (not up: no down); else ready on fd 3 and wait for the stop signal (pyinit sends
+# it once nothing that depends on it runs: reverse dependency order), then exec
+# `down`. A stop asked while `up` runs waits for `up`, as s6-rc's does.
+UP_DOWN = """import os
+import signal
+import sys
+
+up, down = {up!r}, {down!r}
+mask = signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGTERM}})
+pid = os.fork()
+if pid == 0:
+    try:
+        os.closerange(3, 4)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.execv(up, [up])
+    finally:
+        os._exit(127)
+code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+if code != 0:
+    sys.exit(code if code > 0 else 128 - code)
+os.write(3, b"\\n")
+os.close(3)
+signal.sigwait({{signal.SIGTERM}})
+signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+os.execv(down, [down])
+"""
+UP_DOWN_SH = """pid=
+trap 'stop=1; [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null' TERM
+{up} 3>&-
+code=$?
+[ "$code" = 0 ] || exit "$code"
+echo >&3
+exec 3>&-
+while [ -z "$stop" ]; do
+    sleep 86400 & pid=$!
+    [ -z "$stop" ] || kill -9 "$pid" 2>/dev/null
+    wait "$pid"
+done
+kill -9 "$pid" 2>/dev/null
+exec {down}
+"""
+
+
+def _up_down(name: str, scripts: dict, out: str) -> str:
+    """The run script of a oneshot with a `down` (UP_DOWN)."""
+    paths = []
+    for key in (name, name + "/down"):
+        kind, value = scripts[key]
+        if kind == "text":
+            value = os.path.join(out, "scripts", key.replace("/", "."))
+            _put(value, "text", scripts[key][1])
+        paths.append(value)
     python = _python()
     if python is None:
-        return f'#!/bin/sh\n[ "$1" = 0 ] && : > {shlex.quote(marker)}\nexit 0\n'
-    return (
-        f"#!{python} -I\nimport os\nimport sys\n\nif sys.argv[1:2] == ['0']:\n"
-        f"    os.close(os.open({marker!r}, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))\n"
-    )
-
-
-def _write_down(name: str, kind_value: tuple[str, str], out: str, entry: str) -> None:
-    """A oneshot's `down` as a shutdown script that runs only if its `up` succeeded
-    (s6-rc brings down only what is up): the oneshot's finish leaves a mark."""
-    kind, value = kind_value
-    target = value
-    if kind == "text":
-        target = os.path.join(out, "downs", name)
-        _put(target, "text", value)
-    marker, python = _marker(out, name), _python()
-    if python is None:
-        text = f"#!/bin/sh\n[ -e {shlex.quote(marker)} ] || exit 0\nexec {shlex.quote(target)}\n"
-    else:
-        text = (f"#!{python} -I\nimport os\n\nif os.path.exists({marker!r}):\n"
-                f"    os.execv({target!r}, [{target!r}])\n")  # fmt: skip
-    _put(os.path.join(out, "finish.d", entry), "text", text)
+        up, down = (shlex.quote(p) for p in paths)
+        return "#!/bin/sh\n" + UP_DOWN_SH.format(up=up, down=down)
+    return f"#!{python} -I\n" + UP_DOWN.format(up=paths[0], down=paths[1])
 
 
 def _write_legacy(svc: Planned, legacy_root: str, services: str) -> None:
@@ -205,8 +229,8 @@ def _write_legacy(svc: Planned, legacy_root: str, services: str) -> None:
     os.chmod(os.path.join(here, "service.yaml"), 0o644)
 
 
-def _write_service(svc: Planned, root: str, services: str, scripts: dict, essential: bool) -> None:
-    here = os.path.join(services, svc.name)
+def _write_service(svc: Planned, root: str, out: str, scripts: dict, essential: bool) -> None:
+    here = os.path.join(out, "services", svc.name)
     source = os.path.join(root, svc.name)
     os.mkdir(here, 0o755)
     if svc.kind == "longrun":
@@ -216,6 +240,8 @@ def _write_service(svc: Planned, root: str, services: str, scripts: dict, essent
         if svc.logger is not None:
             os.mkdir(os.path.join(here, "log"), 0o755)
             os.symlink(os.path.join(root, svc.logger, "run"), os.path.join(here, "log", "run"))
+    elif svc.name + "/down" in scripts:
+        _put(os.path.join(here, "run"), "text", _up_down(svc.name, scripts, out))
     else:
         kind, value = scripts[svc.name]
         _put(os.path.join(here, "run"), kind, value)

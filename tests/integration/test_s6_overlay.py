@@ -271,9 +271,13 @@ def test_a_failing_cont_init_script_and_s6_behaviour_if_stage2_fails(
 
 
 def test_a_oneshots_down_runs_only_if_its_up_succeeded(image: Image) -> None:
-    """s6-rc brings down only what is up, in reverse dependency order."""
+    """s6-rc brings down only what is up, in reverse dependency order: init-ok2's
+    down, then init-ok's, while svc-db (which init-ok depends on) still runs."""
     n = image.note
-    image.service("init-ok", "oneshot", up=f'sh -c "{n("ok-up").strip()}"',
+    image.service("svc-db", "longrun", notification_fd="3",
+                  run=f"trap '{n('db-term').strip()}; exit 0' TERM\n{n('db')}echo >&3\n"
+                  f"exec 3>&-\n{image.sleeper().replace('exec ', '')[:-1]} & wait\n")  # fmt: skip
+    image.service("init-ok", "oneshot", ("svc-db",), up=f'sh -c "{n("ok-up").strip()}"',
                   down=f'sh -c "{n("ok-down").strip()}"')  # fmt: skip
     image.service("init-ok2", "oneshot", ("init-ok",), up=f'sh -c "{n("ok2-up").strip()}"',
                   down=f'sh -c "{n("ok2-down").strip()}"')  # fmt: skip
@@ -284,7 +288,8 @@ def test_a_oneshots_down_runs_only_if_its_up_succeeded(image: Image) -> None:
     proc = image.start("sh", "-c", n("cmd"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert image.lines() == ["ok-up", "ok2-up", "cmd", "ok2-down", "ok-down"], err
+    assert image.lines() == ["db", "ok-up", "ok2-up", "cmd", "ok2-down", "ok-down", "db-term"], err
+    assert "Traceback" not in err
 
 
 def test_a_large_s6_cmd_wait_for_services_maxtime(image: Image) -> None:

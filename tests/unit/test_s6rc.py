@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -282,27 +285,55 @@ def test_read_tree_refuses_a_service_dir_another_user_may_write(tmp_path: Path) 
     )
 
 
-@pytest.mark.parametrize("python", ["", "/a path/with blanks/python"])
-def test_down_only_after_up_without_a_usable_python(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str
-) -> None:
-    """No Python path a shebang can take: the same scripts in /bin/sh."""
-    monkeypatch.setattr("sys.executable", python)
+def run_up_down(tmp_path: Path, up_code: int) -> tuple[int, str, bytes]:
+    """init-b's run (a oneshot with a down), up exiting up_code: what fd 3 got
+    (readiness), then SIGTERM; its exit code, the log, fd 3's bytes."""
     root = make_tree(tmp_path)
+    log = tmp_path / "log"
+    (root / "init-b" / "up").write_text(f"{root}/init-b/up.sh\n")
+    (root / "init-b" / "down").write_text(f"{root}/init-b/down.sh\n")
+    for name, body in (
+        ("up", f"echo up >> {log}; exit {up_code}"),
+        ("down", f"echo down >> {log}"),
+    ):
+        (root / "init-b" / f"{name}.sh").write_text(f"#!/bin/sh\n{body}\n")
+        (root / "init-b" / f"{name}.sh").chmod(0o755)
     sources = s6rc_read.read_tree(str(root))
     assert sources is not None
     out = tmp_path / "s6-rc"
-    w = s6rc_write.write(
-        s6rc.plan(sources, str(root)), str(root), str(out), [], False, "/usr/bin/execlineb"
-    )
-    (out / "downs" / "init-b").write_text("#!/bin/sh\necho b-down\n")
-    down, finish = Path(w.finish) / "a0001-init-b", Path(w.services) / "init-b" / "finish"
-    assert finish.read_text().startswith("#!/bin/sh\n")
-    assert subprocess.run([str(down)], capture_output=True).stdout == b""
-    subprocess.run([str(finish), "1", "0"], check=True)
-    assert subprocess.run([str(down)], capture_output=True).stdout == b""
-    subprocess.run([str(finish), "0", "0"], check=True)
-    assert subprocess.run([str(down)], capture_output=True).stdout == b"b-down\n"
+    w = s6rc_write.write(s6rc.plan(sources, str(root)), str(root), str(out), [], False, None)
+    run = Path(w.services) / "init-b" / "run"
+    r, wfd = os.pipe()
+    proc = subprocess.Popen([str(run)], close_fds=False, preexec_fn=lambda: os.dup2(wfd, 3))
+    os.close(wfd)
+    try:
+        ready = select.select([r], [], [], 30)[0]
+        got = os.read(r, 10) if ready else b"(timeout)"
+        if up_code == 0 and got == b"\n":
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, log.read_text() if log.exists() else "", got
+
+
+@pytest.mark.parametrize("python", [None, "", "/a path/with blanks/python"])
+@pytest.mark.parametrize("up_code", [0, 3])
+def test_a_oneshot_with_a_down_stays_up_and_runs_down_only_if_up_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: Optional[str], up_code: int
+) -> None:
+    """s6-rc brings down only what is up; pyinit stops this service (so its down
+    runs) once what depends on it stopped. Python, or /bin/sh without a usable one."""
+    if python is not None:
+        monkeypatch.setattr("sys.executable", python)
+    code, log, got = run_up_down(tmp_path, up_code)
+    if up_code == 0:
+        assert (code, log, got) == (0, "up\ndown\n", b"\n")
+    else:  # not up: exits with up's code, not ready, no down
+        assert (code, log, got) == (3, "up\n", b"")
 
 
 def test_write(tmp_path: Path) -> None:
@@ -325,24 +356,24 @@ def test_write(tmp_path: Path) -> None:
     assert os.readlink(services / "app" / "run") == f"{root}/app/run"
     assert os.readlink(services / "app" / "finish") == f"{root}/app/finish"
     assert os.readlink(services / "init-a" / "run") == f"{root}/init-a/run"
-    assert (services / "init-b" / "run").read_text() == (
-        "#!/usr/bin/execlineb -P\nif { true } echo b\n"
-    )
     app = json.loads((services / "app" / "service.yaml").read_text())
     assert app == {"requires": ["init-b"], "ready": {"notification_fd": 3},
                    "working_directory": f"{root}/app"}  # fmt: skip
+    a = json.loads((services / "init-a" / "service.yaml").read_text())
+    assert a["oneshot"] is True and a["restart"] == "never" and a["essential"] is True
+    # init-b has a down: it stays up (ready on fd 3) until stopped, then runs down
     b = json.loads((services / "init-b" / "service.yaml").read_text())
-    assert b["oneshot"] is True and b["restart"] == "never" and b["essential"] is True
-    assert sorted(os.listdir(w.finish)) == ["a0001-init-b", "b0-10-bye"]
-    assert (out / "downs" / "init-b").read_text() == "#!/bin/sh\nexec echo b-down\n"
-    # the down runs only once init-b's finish marked its up a success
-    down, mark = Path(w.finish) / "a0001-init-b", out / "done" / "init-b"
-    assert subprocess.run([str(down)], capture_output=True).stdout == b""
-    subprocess.run([str(services / "init-b" / "finish"), "1", "0"], check=True)
-    assert not mark.exists()
-    subprocess.run([str(services / "init-b" / "finish"), "0", "0"], check=True)
-    assert mark.exists()
-    assert subprocess.run([str(down)], capture_output=True).stdout == b"b-down\n"
+    assert "oneshot" not in b and b["restart"] == "never" and b["essential"] is True
+    assert b["ready"] == {"notification_fd": 3}
+    assert (out / "scripts" / "init-b").read_text() == (
+        "#!/usr/bin/execlineb -P\nif { true } echo b\n"
+    )
+    assert (out / "scripts" / "init-b.down").read_text() == "#!/bin/sh\nexec echo b-down\n"
+    assert (
+        f"up, down = {str(out / 'scripts' / 'init-b')!r}, "
+        in (services / "init-b" / "run").read_text()
+    )
+    assert sorted(os.listdir(w.finish)) == ["b0-10-bye"]
     assert os.readlink(Path(w.finish) / "b0-10-bye") == str(finish_d / "10-bye")
 
 
