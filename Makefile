@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test unit integration lint prctl-extra test-deps dist deb clean ansible-lint
+.PHONY: demo test unit integration lint prctl-extra test-deps dist deb clean ansible-lint schemas
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,9 +60,23 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check pyinit tests examples
 	$(VENV)/bin/ruff format --check pyinit tests examples
 
-# Wheel and sdist (pure Python) in dist/, then the Debian package beside them.
+# Wheel and sdist (pure Python) in dist/, then the Debian package beside them. twine
+# checks the metadata as PyPI would (installed here only, not for make test); the
+# LICENSE must be in both archives.
 dist: $(VENV)/.test-installed
+	rm -rf dist/pyinit_pid1-*
 	$(PY) -m build --outdir dist .
+	@[ -x $(VENV)/bin/twine ] || $(PIP) install 'twine>=6'
+	$(VENV)/bin/twine check --strict dist/pyinit_pid1-*
+	@unzip -l dist/pyinit_pid1-*.whl | grep -q 'dist-info/licenses/LICENSE' \
+	  || { echo "dist: the wheel has no LICENSE"; exit 1; }
+	@tar tzf dist/pyinit_pid1-*.tar.gz | grep -q '^pyinit_pid1-[^/]*/LICENSE$$' \
+	  || { echo "dist: the sdist has no LICENSE"; exit 1; }
+
+# The JSON Schemas of service.yaml and pyinit.yaml, from core/schema.py's tables
+# (tests/unit/test_schema_json.py fails when they are out of date).
+schemas: $(VENV)/.installed
+	$(PY) -m pyinit.core.schema_json
 
 deb:
 	packaging/debian/build-deb.sh dist

@@ -16,6 +16,10 @@ from pyinit import __version__
 from pyinit.core import bounds
 
 LOG_MODES = ("inherit", "prefix", "file")
+# Where the docs are once installed: the man page, and the .deb's doc dir (docs/ in the
+# source tree); every command's --help names them.
+DOC_DIR = "/usr/share/doc/pyinit-pid1"
+DOCS = f"Documentation: `man pyinit`, {DOC_DIR}/docs/pyinit.md or docs/pyinit.md in the source."
 DEFAULTS = {
     "env_dir": "/etc/container_environment",
     "init_dir": "/etc/my_init.d",
@@ -130,12 +134,14 @@ def build_parser(my_init_help: Callable[[], str] | None = None) -> argparse.Argu
     --enable-insecure-key (any number of times), and -h/--help printing my_init_help()."""
     p = argparse.ArgumentParser(
         add_help=my_init_help is None,
+        allow_abbrev=False,  # a new flag must never change what an existing ENTRYPOINT means
         prog="pyinit",
         usage="pyinit [options] [--] [COMMAND [ARGS...]]",
         description="A small PID 1 for containers: reaps zombies, forwards signals, runs "
         "startup scripts, supervises services and shuts everything down in bounded time.",
         epilog="Every path and timeout can also be set by the environment variable named "
-        "in brackets. See docs/pyinit.md.",
+        "in brackets. `pyinit check [--root DIR] [--json]` checks the configuration "
+        f"without starting anything. {DOCS}",
     )
     p.add_argument("--version", action="version", version=f"pyinit {__version__}")
     if my_init_help is not None:

@@ -15,7 +15,7 @@ RUN apk add --no-cache python3 py3-psutil py3-yaml procps
 
 COPY dist/ /tmp/pyinit-dist/
 RUN python3 -m venv --system-site-packages /opt/pyinit \
- && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/pyinit-dist/pyinit-*.whl \
+ && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/pyinit-dist/pyinit_pid1-*.whl \
  && /opt/pyinit/bin/python -I -m pyinit.launchers /usr/local/bin \
  && rm -rf /tmp/pyinit-dist \
  && mkdir -p /etc/service /etc/my_init.d /etc/container_environment

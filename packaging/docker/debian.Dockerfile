@@ -3,7 +3,7 @@
 # PyPI), pyinit itself in a venv that sees them (--system-site-packages), its
 # commands linked into /usr/local/bin.
 #
-#   make dist     # dist/pyinit-VERSION-py3-none-any.whl
+#   make dist     # dist/pyinit_pid1-VERSION-py3-none-any.whl
 #   podman build -f packaging/docker/debian.Dockerfile -t localhost/pyinit-debian .
 #
 # Tested by tests/container with Debian 12 (bookworm). Ubuntu 22.04/24.04: same
@@ -19,7 +19,7 @@ RUN apt-get update \
 COPY dist/ /tmp/pyinit-dist/
 RUN python3 -m venv --system-site-packages /opt/pyinit \
  && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps \
-      /tmp/pyinit-dist/pyinit-*.whl \
+      /tmp/pyinit-dist/pyinit_pid1-*.whl \
  && /opt/pyinit/bin/python -c 'import psutil, yaml, pyinit' \
  && /opt/pyinit/bin/python -I -m pyinit.launchers /usr/local/bin \
  && rm -rf /tmp/pyinit-dist \

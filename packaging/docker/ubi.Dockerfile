@@ -14,7 +14,7 @@ RUN microdnf install -y python3 python3-pip procps-ng shadow-utils && microdnf c
 
 COPY dist/ /tmp/pyinit-dist/
 RUN python3 -m venv /opt/pyinit \
- && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: /tmp/pyinit-dist/pyinit-*.whl \
+ && /opt/pyinit/bin/pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: /tmp/pyinit-dist/pyinit_pid1-*.whl \
  && /opt/pyinit/bin/python -I -m pyinit.launchers /usr/local/bin \
  && rm -rf /tmp/pyinit-dist \
  && mkdir -p /etc/service /etc/my_init.d /etc/container_environment

@@ -46,7 +46,7 @@ Full help is available online at https://github.com/Yelp/dumb-init
 NOTE = (
     "This is pyinit as dumb-init. How it differs from dumb-init: "
     "docs/migration.md#from-dumb-init\n"
-    "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n"
+    "(/usr/share/doc/pyinit-pid1/docs/ where pyinit's package is installed).\n"
 )
 SHORT_USAGE = "Usage: {prog} [option] program [args]\nTry {prog} --help for full usage.\n"
 REWRITE_USAGE = (

@@ -41,11 +41,11 @@ def help_text() -> str:
     import argparse
 
     p = argparse.ArgumentParser(
-        prog="my_init", description="Initialize the system.",
+        prog="my_init", description="Initialize the system.", allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="This is pyinit as my_init: every pyinit flag is accepted too (pyinit --help).\n"
         "How it differs from my_init: docs/migration.md#from-phusion-baseimages-my_init-with"
-        "-runit\n(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).")
+        "-runit\n(/usr/share/doc/pyinit-pid1/docs/ where pyinit's package is installed).")
     p.add_argument("main_command", metavar="MAIN_COMMAND", type=str, nargs="*",
                    help="The main command to run. (default: runit)")
     p.add_argument("--enable-insecure-key", action="store_true",

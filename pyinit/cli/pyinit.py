@@ -49,4 +49,20 @@ def main(argv: list[str] | None = None, signalled_exit_code: int | None = None,
 
             importlib.import_module(PERSONALITIES[chosen]).main()
             return
-    init_command.run(sys.argv[1:] if argv is None else argv, signalled_exit_code, my_init_help)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["check"] and my_init_help is None:  # `pyinit -- check` runs ./check
+        sys.exit(check(args[1:]))
+    init_command.run(args, signalled_exit_code, my_init_help)
+
+
+def check(args: list[str]) -> int:
+    """`pyinit check`: a command, not an init: the signal mask it was started with
+    comes back first (pyinit.entry blocked the handled signals)."""
+    import signal
+
+    from pyinit.cli import check as command
+    from pyinit.linux import signals
+
+    if signals.started_with is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, signals.started_with)
+    return command.main(args)

@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     env_dir = os.environ.get("PYINIT_ENV_DIR") or DEFAULT_ENV_DIR
     if os.path.basename(sys.argv[0]) == "with-contenv" and not os.environ.get("PYINIT_ENV_DIR"):
         env_dir = S6_ENV_DIR if os.path.isdir(S6_ENV_DIR) else DEFAULT_ENV_DIR
+    if args[:1] == ["--version"]:
+        from pyinit import __version__
+
+        print(f"pyinit-env (pyinit) {__version__}")
+        sys.exit(0)
     if args[:1] == ["--env-dir"]:
         if len(args) < 2:
             print(f"pyinit-env: --env-dir needs a DIR\n{USAGE}", file=sys.stderr)
@@ -43,7 +48,16 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--"]:
         args = args[1:]
     if not args or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr if not args else sys.stdout)
+        more = (
+            ""
+            if not args
+            else (
+                "\nRuns COMMAND with the container environment dir's "
+                "variables. Documentation: /usr/share/doc/pyinit-pid1/"
+                "docs/pyinit.md (docs/pyinit.md in the source)."
+            )
+        )
+        print(USAGE + more, file=sys.stderr if not args else sys.stdout)
         sys.exit(2 if not args else 0)
     from pyinit.core import bounds, envdir
     from pyinit.linux import signals

@@ -23,7 +23,7 @@ from the group database, then gid, then uid; HOME, USER, LOGNAME and UID from
 the passwd entry; then COMMAND, looked up on PATH as USER (execvp's rules).
 --no-new-privs: setuid binaries cannot escalate. --drop-caps: clear every
 capability set. --clear-env: keep only PATH, TERM, LANG (plus HOME, USER,
-LOGNAME, UID)."""
+LOGNAME, UID). Documentation: `man setuser`."""
 
 FAILURE = 111
 USAGE_ERROR = 100
@@ -75,6 +75,11 @@ def parse(args: list[str]) -> tuple[dict[str, bool], str, list[str]]:
             break
         if opt in ("--help",):
             print(USAGE)
+            sys.exit(0)
+        if opt == "--version":
+            from pyinit import __version__
+
+            print(f"setuser (pyinit) {__version__}")
             sys.exit(0)
         if opt not in options:
             sys.stderr.write(f"setuser: error: unknown option {opt}\n{USAGE}\n")

@@ -31,7 +31,8 @@ such a short form needs a SERVICE. Options go before the command.
 SERVICE is a name, name/log, or a path such as /etc/service/nginx; none means all.
 A counted service's or a template's name means all its instances; `up T@NAME`
 starts an instance of the template T@.
-`reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP."""
+`reload` with no SERVICE rescans the service dirs; with SERVICEs it sends SIGHUP.
+Documentation: `man svctl`, /usr/share/doc/pyinit-pid1/docs/svctl.md."""
 
 USAGE_ERROR = 100
 
@@ -220,6 +221,11 @@ def _options(rest: list[str], environ: dict[str, str]) -> tuple[str, bool, float
         opt = rest.pop(0)
         if opt in ("-h", "--help"):
             raise Usage("")
+        if opt == "--version":
+            from pyinit import __version__
+
+            sys.stdout.write(f"svctl (pyinit) {__version__}\n")
+            sys.exit(0)
         if opt == "-v":
             verbose = True
         elif opt in ("-w", "--run-dir"):
@@ -243,15 +249,24 @@ def _command(word: str, rest: list[str]) -> str:
     """The command a word names (svctl's, or sv's letters and words); rest: its operands."""
     name = command_name(word)
     if name is None:
-        raise Usage(f"unknown command {_short(word)}")
+        raise Usage(f"unknown command {_short(word)}{_nearest(word)}")
     if name != word and not [w for w in rest if not w.startswith("-") or w == "-"]:
         # sv always needs a SERVICE; svctl's "none means all" is for its own names only,
         # so `svctl help` or `svctl debug` never signal or stop every service
         raise Usage(
             f"unknown command {_short(word)} (sv's one-letter forms such as "
-            f"{word[:1]!r} need a SERVICE)"
+            f"{word[:1]!r} need a SERVICE){_nearest(word)}"
         )
     return name
+
+
+def _nearest(word: str) -> str:
+    """`; did you mean 'logs'?` for a typo of a command name, else ''."""
+    import difflib  # only on this error path: svctl's imports stay small
+
+    names = [n for n in (*COMMANDS, *HANDLERS) if len(n) > 1]
+    close = difflib.get_close_matches(word[:40], names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _operands(args: Args, rest: list[str]) -> None:
@@ -487,7 +502,7 @@ def _explain(error: str) -> str:
 
 
 def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
-    from pyinit.core.svstatus import sv_part
+    from pyinit.core.svstatus import job_part, sv_part
 
     deadline = time.monotonic() + args.wait
     rc = 0
@@ -506,9 +521,10 @@ def report_waits(args: Args, command: Command, reply: dict[str, Any]) -> int:
             print(f"fail: {name}: {_explain(problem)}")
             rc += 1
         elif done:
-            print("ok: " + sv_part(name, rec, now))
+            print("ok: " + sv_part(name, rec, now) + job_part(rec))
         else:
-            print(("kill: " if command.kill else "timeout: ") + sv_part(name, rec, now))
+            word = "kill: " if command.kill else "timeout: "
+            print(word + sv_part(name, rec, now) + job_part(rec))
             rc += 1
             if command.kill:  # only force-* kill what timed out, as sv -k
                 to_kill.append(res["service"])

@@ -57,7 +57,7 @@ LICENSE = "MIT License (tini's interface; implemented by pyinit, see its license
 # After the usage: this is pyinit, and where its differences from tini are written down.
 NOTE = (
     "This is pyinit as tini. How it differs from tini: docs/migration.md#from-tini\n"
-    "(/usr/share/doc/pyinit/docs/ where pyinit's package is installed).\n"
+    "(/usr/share/doc/pyinit-pid1/docs/ where pyinit's package is installed).\n"
 )
 
 

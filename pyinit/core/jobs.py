@@ -10,7 +10,12 @@ Rules:
 - A cron job is due at cron.next_run; an interval (`every`) job first one
   interval after it is added, then every interval after the time it was due
   (no drift), skipping the times already past (a suspended host runs it once).
-- Each due time gets its own jitter: it fires at due + jitter * fraction.
+- Each due time gets its own jitter: it fires at due + jitter * fraction. The
+  delay is always less than the time to the following due time (a cron job's
+  `jitter` longer than a gap between its times is cut to that gap; schema.py
+  refuses an `every` job's jitter of an interval or more), so no due time is lost.
+- Paused (`svctl down`, or a `down` file when the job is first seen): no due
+  time; resume (`svctl up`) plans from now, an interval job one interval ahead.
 - When it fires (or on `svctl run`) and no run is going: RUN. While one is
   going: `skip` does nothing (counted, the shell logs it); `queue` keeps one
   pending run (never more) that starts when the current one ends; `replace`
@@ -41,6 +46,7 @@ class LastRun:
     code: Optional[int] = None
     signal: Optional[int] = None
     timed_out: bool = False
+    stopped: bool = False  # by `svctl down` (or exit): the schedule was paused
 
     @property
     def result(self) -> str:
@@ -48,6 +54,8 @@ class LastRun:
             return "running"
         if self.timed_out:
             return "timeout"
+        if self.stopped:
+            return "stopped"
         return "success" if self.code == 0 and self.signal is None else "failure"
 
 
@@ -57,7 +65,7 @@ class Job:
     tz: tzinfo
     overlap: str = "skip"
     jitter: float = 0.0
-    enabled: bool = True  # a `down` file: no scheduled runs (svctl run still works)
+    paused: bool = False  # svctl down (or a `down` file): no scheduled runs; svctl run works
     due: Optional[float] = None  # the next due time (wall clock), before jitter
     fire_at: Optional[float] = None  # due plus this run's jitter
     pending: bool = False  # queue and replace: a run waits for the current one
@@ -67,7 +75,7 @@ class Job:
 
     def plan(self, now: float, fraction: float = 0.0) -> None:
         """The next due time after now (and the jitter for it)."""
-        if not self.enabled:
+        if self.paused:
             self.due = self.fire_at = None
             return
         if isinstance(self.schedule, cron.Every):
@@ -81,7 +89,27 @@ class Job:
         else:
             due = cron.next_run(self.schedule, self.tz, now)
         self.due = due
-        self.fire_at = None if due is None else due + self.jitter * fraction
+        self.fire_at = None if due is None else due + self.delay(due) * fraction
+
+    def delay(self, due: float) -> float:
+        """The most this due time may be delayed: the jitter, cut to less than the
+        time to the following due time (a cron job's gaps vary: `0,5 * * * *`)."""
+        if self.jitter <= 0 or isinstance(self.schedule, cron.Every):
+            return self.jitter
+        following = cron.next_run(self.schedule, self.tz, due)
+        return self.jitter if following is None else min(self.jitter, following - due)
+
+    def pause(self) -> None:
+        """`svctl down`: no due time, and no run queued."""
+        self.paused, self.pending = True, False
+        self.due = self.fire_at = None
+
+    def resume(self, now: float, fraction: float = 0.0) -> None:
+        """`svctl up`: due again, from now (no run now)."""
+        if self.paused:
+            self.paused = False
+            self.due = None
+            self.plan(now, fraction)
 
     def clock_set(self, now: float, fraction: float = 0.0) -> None:
         """The wall clock jumped: due again from now."""
@@ -114,11 +142,16 @@ class Job:
         self.last = LastRun(start=now)
 
     def ended(
-        self, now: float, code: Optional[int], signum: Optional[int], timed_out: bool = False
+        self,
+        now: float,
+        code: Optional[int],
+        signum: Optional[int],
+        timed_out: bool = False,
+        stopped: bool = False,
     ) -> str:
         """The run (and its finish) ended: RUN if one is pending, else NOTHING."""
         start = self.last.start if self.last else now
-        self.last = LastRun(start, now, code, signum, timed_out)
+        self.last = LastRun(start, now, code, signum, timed_out, stopped)
         if self.pending:
             self.pending = False
             return RUN
@@ -130,6 +163,7 @@ class Job:
         return {
             "schedule": self.schedule.text,
             "next_run": self.fire_at,
+            "paused": self.paused,
             "overlap": self.overlap,
             "runs": self.runs,
             "skipped": self.skipped,

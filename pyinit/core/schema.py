@@ -427,10 +427,22 @@ def _job(path: str, given: dict[str, Any], merged: dict[str, Any],
         if key in given:
             problems.append(f"{path}: key {key!r} does not apply to a scheduled job "
                             "(each run is a oneshot, never restarted)")
+    _jitter(path, "jitter" in given, merged, problems)
     for key in NOT_FOR_JOBS:
         merged.pop(key, None)
     merged["oneshot"] = True
     merged["restart"] = "never"
+
+
+def _jitter(path: str, own: bool, merged: dict[str, Any], problems: list[str]) -> None:
+    """An interval job's jitter must be less than its interval: a longer delay would
+    push a run past the next one (a cron job's jitter is cut per run: core/jobs.py)."""
+    every, jitter = merged.get("schedule"), merged.get("jitter", 0.0)
+    step = getattr(every, "seconds", None)
+    if step is not None and isinstance(jitter, (int, float)) and jitter >= step:
+        where = "" if own else ", from pyinit.yaml's defaults"
+        problems.append(f"{path}: key 'jitter' ({jitter:g}s{where}) must be less than the "
+                        f"interval ({step:g}s): a run would be delayed past the next one")
 
 
 def _log(value: Any) -> dict[str, Any]:

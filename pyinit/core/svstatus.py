@@ -56,10 +56,18 @@ def sv_status_line(label: str, rec: Record, now: float) -> str:
     line = sv_part(label, rec, now)
     if rec.get("log"):
         line += "; " + sv_part("log", rec["log"], now)
+    return line + job_part(rec)
+
+
+def job_part(rec: Record) -> str:
+    """A scheduled job's schedule after the status: `; paused` (svctl down, a down
+    file) or `; next run in Ns`; "" for a service that is no job."""
     job = rec.get("job")
-    if job and job.get("next_run_in") is not None:  # a scheduled job
-        line += f"; next run in {max(0, math.ceil(job['next_run_in']))}s"
-    return line
+    if job and job.get("paused"):
+        return "; paused"
+    if job and job.get("next_run_in") is not None:
+        return f"; next run in {max(0, math.ceil(job['next_run_in']))}s"
+    return ""
 
 
 def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
@@ -68,7 +76,12 @@ def satisfied(letters: str, rec: Record, asked_at: float) -> bool:
     pid = rec.get("pid") or 0
     state = rec.get("state", "down")
     since = rec.get("since", 0.0)
+    job = rec.get("job")  # a scheduled job: up resumes its schedule, starts no run
     for letter in letters:
+        if letter == "u" and job is not None:
+            if job.get("paused"):
+                return False
+            continue
         if letter == "x":  # sv waits for runsv to exit, i.e. for the service to be down
             return not pid and state == "down"
         if letter == "u" and (not pid or state != "run"):

@@ -30,23 +30,25 @@ class PrivilegeError(Exception):
     """A user or group that cannot be used; the message is one line for the user."""
 
 
-def resolve(spec: str) -> Account:
+def resolve(spec: str, accounts: Optional[Accounts] = None) -> Account:
     """`USER`, `UID`, `USER:GROUP` or `UID:GID` to an Account. A number is ASCII
-    digits from 0 to 2**32-2 (bounds.parse_ident); anything else is a name."""
+    digits from 0 to 2**32-2 (bounds.parse_ident); anything else is a name. Looked
+    up in this system's databases, or in `accounts` (an image's files)."""
+    db = accounts or SYSTEM
     user, _, group = spec.partition(":")
     if not user:
         raise PrivilegeError(f"no user in {render(spec)}")
     uid = _number(user, "uid")
-    entry = _passwd(user, uid)
+    entry = db.user(user, uid)
     if entry is None:
         if uid is None:
             raise PrivilegeError(f"unknown user {render(user)}")
         gid, name, home = uid, None, "/"
     else:
-        uid, gid, name, home = entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir
+        uid, gid, name, home = entry
     if group:
-        gid = _group_id(group)
-    groups = tuple(sorted(set(os.getgrouplist(name, gid)))) if name else (gid,)
+        gid = _group_id(group, db)
+    groups = tuple(sorted(set(db.grouplist(name, gid)))) if name else (gid,)
     if group:
         groups = tuple(sorted(set(groups) | {gid}))
     return Account(uid, gid, groups, name, home or "/")
@@ -61,27 +63,95 @@ def _number(text: str, what: str) -> int | None:
         raise PrivilegeError(str(exc)) from None
 
 
-def _passwd(user: str, uid: int | None) -> pwd.struct_passwd | None:
-    try:
-        return pwd.getpwnam(user)
-    except KeyError:
-        pass
-    if uid is not None:
+def _group_id(group: str, db: Accounts) -> int:
+    gid = _number(group, "gid")
+    found = db.group(group)
+    if found is not None:
+        return found
+    if gid is not None:
+        return gid
+    raise PrivilegeError(f"unknown group {render(group)}") from None
+
+
+# (uid, gid, name, home) of a passwd entry
+Entry = tuple[int, int, str, str]
+
+
+class Accounts:
+    """The passwd and group databases: this system's (NSS, through pwd and grp)."""
+
+    def user(self, user: str, uid: int | None) -> Entry | None:
+        """The entry named user, else the one of uid (when user is a number)."""
         try:
-            return pwd.getpwuid(uid)
+            e = pwd.getpwnam(user)
+        except KeyError:
+            if uid is None:
+                return None
+            try:
+                e = pwd.getpwuid(uid)
+            except KeyError:
+                return None
+        return e.pw_uid, e.pw_gid, e.pw_name, e.pw_dir
+
+    def group(self, name: str) -> int | None:
+        try:
+            return grp.getgrnam(name).gr_gid
         except KeyError:
             return None
-    return None
+
+    def grouplist(self, name: str, gid: int) -> list[int]:
+        return os.getgrouplist(name, gid)
 
 
-def _group_id(group: str) -> int:
-    gid = _number(group, "gid")
+SYSTEM = Accounts()
+MAX_DATABASE = 4 * 1024 * 1024  # bytes of an image's /etc/passwd or /etc/group
+
+
+class AccountFiles(Accounts):
+    """An image's /etc/passwd and /etc/group, read as text (`pyinit check --root`):
+    the files NSS would read inside the container."""
+
+    def __init__(self, passwd: str, group: str) -> None:
+        self.users: dict[str, Entry] = {}
+        self.by_uid: dict[int, Entry] = {}
+        for f in _records(passwd, 7):
+            uid, gid = _id(f[2]), _id(f[3])
+            if uid is not None and gid is not None and f[0] not in self.users:
+                self.users[f[0]] = (uid, gid, f[0], f[5])
+                self.by_uid.setdefault(uid, self.users[f[0]])
+        self.groups: dict[str, int] = {}
+        self.members: dict[int, set[str]] = {}
+        for f in _records(group, 4):
+            gid = _id(f[2])
+            if gid is not None:
+                self.groups.setdefault(f[0], gid)
+                self.members.setdefault(gid, set()).update(m for m in f[3].split(",") if m)
+
+    def user(self, user: str, uid: int | None) -> Entry | None:
+        found = self.users.get(user)
+        return found if found is not None or uid is None else self.by_uid.get(uid)
+
+    def group(self, name: str) -> int | None:
+        return self.groups.get(name)
+
+    def grouplist(self, name: str, gid: int) -> list[int]:
+        return [gid] + sorted(g for g, names in self.members.items() if name in names)
+
+
+def _records(text: str, fields: int) -> list[list[str]]:
+    out = []
+    for line in text.splitlines():
+        f = line.split(":")
+        if len(f) >= fields and f[0] and not line.startswith(("#", "+", "-")):
+            out.append(f)
+    return out
+
+
+def _id(text: str) -> int | None:
     try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if gid is not None:
-            return gid
-        raise PrivilegeError(f"unknown group {render(group)}") from None
+        return parse_ident(text, "id")
+    except InputError:
+        return None
 
 
 def environment(identity: Account, base: dict[str, str], clear: bool) -> dict[str, str]:

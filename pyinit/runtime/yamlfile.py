@@ -27,26 +27,30 @@ MAX_NODES = 10_000  # YAML nodes of a document, with every alias expanded
 MAX_DEPTH = 32  # nesting of YAML collections
 
 
-def load_service(path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceConfig:
-    """Read and validate one service.yaml (over pyinit.yaml's defaults)."""
-    return validate(load_yaml(path), path, defaults)
+def load_service(
+    path: str, defaults: Optional[dict[str, Any]] = None, source: Optional[str] = None
+) -> ServiceConfig:
+    """Read and validate one service.yaml (over pyinit.yaml's defaults). source: the
+    file to open when it is not path (`pyinit check --root`: path is the image's)."""
+    return validate(load_yaml(path, source), path, defaults)
 
 
-def load_global(path: str) -> GlobalConfig:
+def load_global(path: str, source: Optional[str] = None) -> GlobalConfig:
     """Read pyinit.yaml; a missing file is an empty one. ConfigError lists every problem."""
-    if not os.path.lexists(path):
+    if not os.path.lexists(source or path):
         return GlobalConfig()
-    return validate_global(load_yaml(path), path)
+    return validate_global(load_yaml(path, source), path)
 
 
-def load_yaml(path: str) -> Any:
+def load_yaml(path: str, source: Optional[str] = None) -> Any:
     """One YAML document, read with pyyaml's safe loader (the C one when present), in
     bounded memory and time: at most MAX_DOCUMENT bytes (a FIFO or device refused),
-    at most MAX_NODES nodes with every alias expanded, nested at most MAX_DEPTH deep."""
+    at most MAX_NODES nodes with every alias expanded, nested at most MAX_DEPTH deep.
+    Messages name path; the file opened is source, if given."""
     import yaml
 
     try:
-        text = bounds.read_fd(safefs.open_read(path), MAX_DOCUMENT, path)
+        text = bounds.read_fd(safefs.open_read(source or path), MAX_DOCUMENT, path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except InputError as exc:

@@ -172,7 +172,7 @@ class ManagerServices:
 
     def command(self, slot: Slot, letters: str) -> None:
         for letter in letters:
-            self.m.apply(slot, slot.machine.command(letter, self.m.loop.clock()))
+            self.m.command(slot, letter)
         svc = slot.service
         if svc.run.machine.removed and svc.run.machine.is_down():
             self.m.forget(svc)

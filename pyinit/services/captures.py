@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Optional
 
+from pyinit.core.model import ServiceDir
 from pyinit.output.capture import Capture, Settings
 from pyinit.runtime import log
 from pyinit.runtime.loop import EventLoop
@@ -18,6 +19,15 @@ from pyinit.services.records import Service
 
 OUTPUT_FLUSH = 2.0  # at exit, the longest wait for the container's stdout to take lines
 LOG_ROOT = "/var/log/pyinit"  # file mode's default: LOG_ROOT/NAME
+
+
+def log_directory(defn: ServiceDir) -> str:
+    """File mode's directory: service.yaml's log.dir (relative to the service dir, one
+    dir per instance), else LOG_ROOT/NAME."""
+    instance = [defn.instance] if defn.instance else []  # log.dir/INSTANCE
+    if defn.config.log_dir:
+        return os.path.join(defn.path, defn.config.log_dir, *instance)
+    return os.path.join(LOG_ROOT, defn.name)
 
 
 class Captures:
@@ -36,14 +46,11 @@ class Captures:
         mode = "runit" if svc.defn.has_log else (c.log_mode or o.log_mode)
         if mode not in ("prefix", "file"):
             return None
-        instance = [svc.defn.instance] if svc.defn.instance else []  # log.dir/INSTANCE
         return Settings(
             mode=mode,
             fmt=c.log_format or o.log_format,
             timestamps=o.log_timestamps if c.log_timestamps is None else c.log_timestamps,
-            directory=os.path.join(svc.defn.path, c.log_dir, *instance)
-            if c.log_dir
-            else os.path.join(LOG_ROOT, svc.name),
+            directory=log_directory(svc.defn),
             max_size=c.log_max_size,
             max_files=c.log_max_files,
         )

@@ -18,6 +18,23 @@ from pyinit.runtime import log
 from pyinit.services.records import Service, Slot, Table
 
 
+def dependency_graph(
+    found: dict[str, ServiceDir], groups: dict[str, list[str]]
+) -> tuple[dict[str, deps.Deps], dict[str, str]]:
+    """The dependency graph of found (groups expanded) and, per service whose
+    dependency is unknown or on a cycle, its error (also `pyinit check`'s)."""
+    graph = {
+        name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
+        for name, d in found.items()
+    }
+    graph = deps.expand_groups(graph, groups)
+    errors = {
+        name: f"{os.path.join(found[name].path, FILE_NAME)}: {problem}"
+        for name, problem in deps.problems(graph).items()
+    }
+    return graph, errors
+
+
 class Gates:
     def __init__(
         self, table: Table, apply: Callable[[Slot, list], None], clock: Callable[[], float]
@@ -34,14 +51,9 @@ class Gates:
     ) -> dict[str, ServiceDir]:
         """The dependency graph of found; unknown names and cycles make a service fail
         (found, with those marked by their error)."""
-        graph = {
-            name: deps.Deps() if d.error else deps.Deps(d.config.after, d.config.requires)
-            for name, d in found.items()
-        }
-        graph = deps.expand_groups(graph, groups)
-        for name, problem in deps.problems(graph).items():
-            where = os.path.join(found[name].path, FILE_NAME)
-            found[name] = dataclasses.replace(found[name], error=f"{where}: {problem}")
+        graph, errors = dependency_graph(found, groups)
+        for name, error in errors.items():
+            found[name] = dataclasses.replace(found[name], error=error)
         self.graph = {name: graph[name] for name in graph if not found[name].error}
         self.any = any(d.all for d in self.graph.values())
         return found

@@ -132,6 +132,12 @@ class ServiceManager:
         """Execute a machine's actions (after an event the caller sent it)."""
         self.runner.apply(slot, actions)
 
+    def command(self, slot: Slot, letter: str) -> None:
+        """One control letter (svctl, sv, supervise/control) to slot; a scheduled job's
+        up, down, once and exit go through the scheduler first (scheduler.command)."""
+        if self.scheduler is None or not self.scheduler.command(slot, letter):
+            self.apply(slot, slot.machine.command(letter, self.loop.clock()))
+
     def forget(self, svc: Service) -> None:
         self.reconciler.forget(svc)
 

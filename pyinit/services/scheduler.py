@@ -10,6 +10,12 @@ A run is the service's machine sent `once` (command "o"): its user, environment,
 limits, log mode and `finish` as any oneshot's, never restarted. A run's timeout
 sends `down` (the stop signal, the kill grace, SIGKILL). The end of a run (after
 its finish) comes from the manager's exited hook.
+
+Control letters to a job (svctl, sv, supervise/control: `command`): `u` resumes the
+schedule (no run now), `d` and `x` pause it and stop a run in progress as `down`
+does, `o` is a run under the overlap rule as `svctl run`; signal letters go to the
+current run. A `down` file pauses a job when it is first seen, as it keeps any
+service down at its start; later it only changes what is normal.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import tzinfo
 from typing import Any, Callable, Optional
 
 from pyinit.core import jobs
+from pyinit.core.machine import RUN
 from pyinit.linux.timerfd import CLOCK_SET, FIRED, WallTimer
 from pyinit.runtime import log
 from pyinit.runtime.loop import EventLoop, Timer
@@ -38,6 +45,7 @@ class Entry:
     svc: Service
     timeout: Optional[Timer] = None  # the running run's limit
     timed_out: bool = False
+    stopped: bool = False  # the running run was stopped by `svctl down` or `exit`
     key: tuple = ()  # what the job was made from: a change makes it again
 
 
@@ -63,21 +71,27 @@ class Scheduler:
     def sync(self, svc: Service) -> None:
         """svc is a job (added, or its definition changed)."""
         c = svc.config
-        key = (c.schedule, c.timezone, c.overlap, c.jitter, svc.defn.normally_up)
+        key = (c.schedule, c.timezone, c.overlap, c.jitter)
         entry = self.entries.get(svc.name)
         if entry is not None and entry.key == key:
             entry.svc = svc
             return
-        job = jobs.Job(
-            c.schedule, zone(c.timezone), c.overlap, c.jitter, enabled=svc.defn.normally_up
-        )
+        paused = not svc.defn.normally_up if entry is None else entry.job.paused
+        job = jobs.Job(c.schedule, zone(c.timezone), c.overlap, c.jitter, paused=paused)
         if entry is not None:  # keep its history
             job.runs, job.skipped, job.last = entry.job.runs, entry.job.skipped, entry.job.last
             job.pending = entry.job.pending
         first = entry is None
-        entry = self.entries[svc.name] = Entry(job, svc, entry.timeout if entry else None, key=key)
+        entry = self.entries[svc.name] = Entry(
+            job,
+            svc,
+            entry.timeout if entry else None,
+            entry.timed_out if entry else False,
+            entry.stopped if entry else False,
+            key=key,
+        )
         job.plan(self.wall(), self.fraction(job))
-        if first and c.on_start == "run" and not self.shutting_down():
+        if first and c.on_start == "run" and not paused and not self.shutting_down():
             self.start(entry, "at start (on_start: run)")
         self.rearm()
 
@@ -90,6 +104,40 @@ class Scheduler:
     def view(self, name: str) -> Optional[dict[str, Any]]:
         entry = self.entries.get(name)
         return None if entry is None else entry.job.view()
+
+    # --- control letters ------------------------------------------------------------------
+    def command(self, slot: Slot, letter: str) -> bool:
+        """A control letter for slot (svctl, sv, supervise/control): True if this took it
+        (u, o of a job's run); d and x pause the job and return False, so that the
+        machine then stops the run as for any service; anything else is not for here."""
+        entry = self.entries.get(slot.service.name)
+        if entry is None or entry.svc.run is not slot or letter not in "udox":
+            return False
+        if letter == "o":
+            self.ask(entry, "on request (once)")
+            return True
+        if letter == "u":
+            if entry.job.paused:
+                entry.job.resume(self.wall(), self.fraction(entry.job))
+                log.info("schedule resumed", entry.svc.name)
+                self.rearm()
+            return True
+        self.pause(entry)
+        return False
+
+    def pause(self, entry: Entry) -> None:
+        """`svctl down` (or `exit`): no more runs until `svctl up`; a run in progress is
+        stopped by the caller (the machine's `d`: the stop signal, stop_timeout, KILL)."""
+        if not entry.job.paused:
+            log.info("schedule paused", entry.svc.name)
+        entry.job.pause()
+        if entry.timeout is not None:  # the stop has its own limit now
+            entry.timeout.cancel()
+            entry.timeout = None
+        last, machine = entry.job.last, entry.svc.run.machine
+        if last is not None and last.end is None and machine.state == RUN and machine.pid:
+            entry.stopped = True  # (a run that exited already, its finish going, was not)
+        self.rearm()
 
     # --- runs ----------------------------------------------------------------------------
     def run_now(self, name: str) -> Optional[str]:
@@ -127,20 +175,21 @@ class Scheduler:
             return  # it could not start (the machine said so); logged by the runner
         log.info(f"run started {why}", entry.svc.name)
         entry.job.started(self.wall())
-        entry.timed_out = False
+        entry.timed_out = entry.stopped = False
         limit = entry.svc.config.timeout
         if limit is not None:
-            runs = entry.job.runs
-            entry.timeout = self.loop.call_later(limit, lambda: self.time_out(entry, runs))
+            name, runs = entry.svc.name, entry.job.runs
+            entry.timeout = self.loop.call_later(limit, lambda: self.time_out(name, runs, limit))
 
-    def time_out(self, entry: Entry, runs: int) -> None:
+    def time_out(self, name: str, runs: int, limit: float) -> None:
+        entry = self.entries.get(name)  # by name: a changed service.yaml makes a new Entry
+        if entry is None:
+            return
         entry.timeout = None
         run = entry.svc.run
         if entry.job.runs != runs or run.machine.is_down():
             return
-        log.warning(
-            f"run timed out after {entry.svc.config.timeout:g}s: stopping it", entry.svc.name
-        )
+        log.warning(f"run timed out after {limit:g}s: stopping it", entry.svc.name)
         entry.timed_out = True
         self.apply(run, run.machine.command("d", self.loop.clock()))
 
@@ -158,7 +207,7 @@ class Scheduler:
         status = slot.machine.last_exit
         code = status.code if status else None
         signum = status.signal if status else None
-        decision = entry.job.ended(self.wall(), code, signum, entry.timed_out)
+        decision = entry.job.ended(self.wall(), code, signum, entry.timed_out, entry.stopped)
         if entry.job.last is not None and entry.job.last.result == "failure" and status:
             log.warning(f"run failed: {status.describe()}", entry.svc.name)
         self.act(entry, decision, "that waited")

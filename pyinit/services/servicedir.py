@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pyinit.core import bounds
 from pyinit.core.instances import instance_of, is_template
@@ -21,6 +21,26 @@ from pyinit.core.schema import ConfigError, Probe, ServiceConfig
 from pyinit.linux import safefs
 from pyinit.runtime import log
 from pyinit.runtime.scripts import is_executable
+
+
+def _same(path: str) -> str:
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """How a scan reaches the files. Boot reads this system as it is (the default);
+    `pyinit check --root DIR` reads an image tree: `host` turns a path of the image
+    into the one to open (linux/rootfs.py), `accounts` are the image's passwd and
+    group files, and neither who may write the dirs nor whether this process could
+    switch users is asked (that is the container's business at boot)."""
+
+    host: Callable[[str], str] = _same
+    accounts: Any = None  # linux.users.Accounts; None: this system's
+    at_boot: bool = True  # delegation and why_not, as boot asks them
+
+
+BOOT = Reading()
 
 
 def writers(stats: list[os.stat_result], trusted: tuple[int, ...]) -> Optional[frozenset[int]]:
@@ -86,8 +106,10 @@ def pin_to(owner: int, config: ServiceConfig, run_as: Optional[Account],
     return own, own, None
 
 
-def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None) -> ServiceDir:
-    run = os.path.join(path, "run")
+def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None,
+                 reading: Reading = BOOT) -> ServiceDir:
+    host = reading.host
+    run = host(os.path.join(path, "run"))
     error = None
     if not os.path.lexists(run):
         error = "no run file"
@@ -97,28 +119,29 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
         error = "run is not executable"
     run_as = log_as = user = None
     config = ServiceConfig()
-    has_log = is_executable(os.path.join(path, "log", "run"))
-    owner, refused = delegation(path)
+    has_log = is_executable(host(os.path.join(path, "log", "run")))
+    owner, refused = delegation(host(path)) if reading.at_boot else (None, None)
     if error is None and refused is not None:
         error = f"not run: {refused} (root would run what they write)"
     if error is None:
         try:
-            config = read_config(path, defaults)
-            run_as, log_as, user = read_identities(config, os.path.join(path, "service.yaml"))
+            config = read_config(path, defaults, reading)
+            run_as, log_as, user = read_identities(config, os.path.join(path, "service.yaml"),
+                                                   reading)
         except ValueError as exc:
             error = str(exc)
     if error is None and owner is not None:
         run_as, log_as, error = pin_to(owner, config, run_as, log_as,
                                        os.path.join(path, "service.yaml"))
         user = user or str(owner)
-    instance = instance_of(name, os.path.basename(os.path.realpath(path)))
+    instance = instance_of(name, os.path.basename(os.path.realpath(host(path))))
     if error is None and config.instances is not None and (is_template(name) or instance):
         error = (f"{os.path.join(path, 'service.yaml')}: key 'instances' does not apply to "
                  "a template (its instances come from symlinks or svctl up)")
     return ServiceDir(
         name=name,
         path=path,
-        normally_up=not os.path.exists(os.path.join(path, "down")),
+        normally_up=not os.path.exists(host(os.path.join(path, "down"))),
         has_log=has_log,
         error=error,
         run_as=run_as,
@@ -126,21 +149,23 @@ def read_service(name: str, path: str, defaults: Optional[dict[str, Any]] = None
         user=user,
         config=config,
         instance=instance,
-        has_setup=is_executable(os.path.join(path, "setup")),
+        has_setup=is_executable(host(os.path.join(path, "setup"))),
     )
 
 
-def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
+def read_config(path: str, defaults: Optional[dict[str, Any]],
+                reading: Reading = BOOT) -> ServiceConfig:
     """service.yaml over pyinit.yaml's defaults, plus s6's notification-fd file;
     ValueError with one line if either is bad."""
     from pyinit.core import schema
 
     config_path = os.path.join(path, schema.FILE_NAME)
     try:
-        if os.path.lexists(config_path):
+        if os.path.lexists(reading.host(config_path)):
             from pyinit.runtime import yamlfile  # only with a service.yaml
 
-            config = yamlfile.load_service(config_path, defaults)
+            config = yamlfile.load_service(config_path, defaults,
+                                           source=reading.host(config_path))
         else:
             config = schema.validate({}, config_path, defaults)
     except ConfigError as exc:
@@ -153,9 +178,9 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
         except ValueError as exc:
             raise ValueError(f"{config_path}: key 'timezone': {exc}") from None
     fd_path = os.path.join(path, "notification-fd")
-    if config.ready is None and os.path.lexists(fd_path):
+    if config.ready is None and os.path.lexists(reading.host(fd_path)):
         try:
-            fd_file = safefs.open_read(fd_path)  # never another user's link
+            fd_file = safefs.open_read(reading.host(fd_path))  # never another user's link
             text = bounds.read_fd(fd_file, 64, fd_path).decode("ascii").strip()
             fd = bounds.small_number(text, 1023)
         except (OSError, ValueError):  # bounds.InputError, UnicodeDecodeError
@@ -167,7 +192,7 @@ def read_config(path: str, defaults: Optional[dict[str, Any]]) -> ServiceConfig:
 
 
 def read_identities(
-    config: ServiceConfig, config_path: str
+    config: ServiceConfig, config_path: str, reading: Reading = BOOT
 ) -> tuple[Optional[Account], Optional[Account], Optional[str]]:
     """The users service.yaml asks for, looked up now; ValueError with one line if not."""
     from pyinit.linux import users as privileges
@@ -179,10 +204,10 @@ def read_identities(
             out.append(None)
             continue
         try:
-            identity = privileges.resolve(spec)
+            identity = privileges.resolve(spec, reading.accounts)
         except privileges.PrivilegeError as exc:
             raise ValueError(f"{config_path}: {key}: {exc}") from None
-        reason = privileges.why_not(identity)
+        reason = privileges.why_not(identity) if reading.at_boot else None
         if reason is not None:
             raise ValueError(f"{config_path}: {key}: {reason}, cannot run as {spec}")
         out.append(identity)
@@ -190,14 +215,15 @@ def read_identities(
 
 
 def scan(
-    service_dirs: list[str], defaults: Optional[dict[str, Any]] = None
+    service_dirs: list[str], defaults: Optional[dict[str, Any]] = None,
+    reading: Reading = BOOT,
 ) -> tuple[dict[str, ServiceDir], list[str]]:
     """Every service in service_dirs (first dir wins on a name clash), and problems."""
     found: dict[str, ServiceDir] = {}
     problems: list[str] = []
     for base in service_dirs:
         try:
-            names = sorted(os.listdir(base))
+            names = sorted(os.listdir(reading.host(base)))
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -207,15 +233,15 @@ def scan(
             if name.startswith("."):
                 continue
             path = os.path.join(base, name)
-            if not os.path.isdir(path):
-                if os.path.islink(path):
+            if not os.path.isdir(reading.host(path)):
+                if os.path.islink(os.path.join(reading.host(base), name)):
                     problems.append(f"{path}: broken symlink, ignored")
                 continue
             if name in found:
                 problems.append(f"{path}: a service named {name!r} exists already, ignored")
                 continue
             try:
-                found[name] = read_service(name, path, defaults)
+                found[name] = read_service(name, path, defaults, reading)
             except Exception:  # a bug on one service's files must not stop the others
                 log.bug(f"reading {bounds.clip(path, 300)}")
                 found[name] = ServiceDir(name=name, path=path, normally_up=False,

@@ -183,6 +183,7 @@ class Owner(Protocol):
     @property
     def shutting_down(self) -> bool: ...
     def apply(self, slot: Slot, actions: list) -> None: ...
+    def command(self, slot: Slot, letter: str) -> None: ...
     def forget(self, svc: Service) -> None: ...
 
 
@@ -285,7 +286,7 @@ class SuperviseDirs:
         try:
             for letter in letters:
                 if letter in LETTERS:
-                    m.apply(slot, slot.machine.command(letter, m.loop.clock()))
+                    m.command(slot, letter)
             if svc.run.machine.removed and svc.run.machine.is_down():
                 m.forget(svc)
         finally:

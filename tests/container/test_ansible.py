@@ -30,7 +30,7 @@ def ansible_image(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     for playbook in IMAGE.glob("*.yml"):
         shutil.copy(playbook, ctx / "build")
     (ctx / "build/dist").mkdir()
-    for wheel in (dist / "dist").glob("pyinit-*.whl"):
+    for wheel in (dist / "dist").glob("pyinit_pid1-*.whl"):
         shutil.copy(wheel, ctx / "build/dist")
     if shutil.which("dpkg-deb"):
         r = subprocess.run(

@@ -16,28 +16,32 @@ DOCKER = ROOT / "packaging" / "docker"
 
 
 def test_wheel_is_pure_python_and_sdist_is_complete(dist: Path):
-    wheels = list((dist / "dist").glob("pyinit-*.whl"))
-    assert [w.name for w in wheels] == [wheels[0].name]
-    assert wheels[0].name.endswith("-py3-none-any.whl")
+    wheels = list((dist / "dist").glob("pyinit_pid1-*.whl"))
+    assert [w.name for w in wheels] == ["pyinit_pid1-0.1.0-py3-none-any.whl"]
     names = zipfile.ZipFile(wheels[0]).namelist()
-    code = [n for n in names if not n.startswith("pyinit-") or ".dist-info/" not in n]
-    assert all(n.endswith(".py") for n in code), [n for n in code if not n.endswith(".py")]
+    code = [n for n in names if ".dist-info/" not in n]
+    data = [n for n in code if not n.endswith(".py")]  # the JSON Schemas, for editors
+    assert sorted(data) == ["pyinit/core/schemas/pyinit.schema.json",
+                            "pyinit/core/schemas/service.schema.json"], data
+    assert "pyinit_pid1-0.1.0.dist-info/licenses/LICENSE" in names
     meta = zipfile.ZipFile(wheels[0]).read(next(n for n in names if n.endswith("METADATA")))
     requires = re.findall(rb"^Requires-Dist: ([\w-]+)", meta, re.M)
     assert b"psutil" in requires and b"pyyaml" in [r.lower() for r in requires]
-    sdist = subprocess.run(["tar", "tzf", *map(str, (dist / "dist").glob("pyinit-*.tar.gz"))],
+    assert b"License-Expression: MIT" in meta and b"Name: pyinit-pid1" in meta
+    sdist = subprocess.run(["tar", "tzf", *map(str, (dist / "dist").glob("pyinit_pid1-*.tar.gz"))],
                            capture_output=True, text=True, check=True).stdout
     assert "pyproject.toml" in sdist and "pyinit/boot.py" in sdist
+    assert "pyinit_pid1-0.1.0/LICENSE" in sdist.splitlines()
 
 
 def test_debian_image_has_pyinit_and_its_dependencies(containers: Containers, base_image: str):
     r = containers.run(base_image, "--", "/opt/pyinit/bin/python", "-c", (
         "import importlib.metadata as m, json;"
-        "print(json.dumps({d: m.version(d) for d in ('pyinit', 'psutil', 'PyYAML')}))"),
+        "print(json.dumps({d: m.version(d) for d in ('pyinit-pid1', 'psutil', 'PyYAML')}))"),
         opts=["--rm"])
     assert r.returncode == 0, r.stdout + r.stderr
     versions = json.loads(r.stdout.strip().splitlines()[-1])
-    assert versions["pyinit"] == "0.1.0" and versions["psutil"] and versions["PyYAML"]
+    assert versions["pyinit-pid1"] == "0.1.0" and versions["psutil"] and versions["PyYAML"]
     r = containers.run(base_image, "--", "head", "-1", "/usr/local/bin/svctl", opts=["--rm"])
     assert r.stdout.strip() == "#!/opt/pyinit/bin/python -I", r.stdout + r.stderr
 
@@ -47,7 +51,7 @@ def test_pip_install_of_the_wheel_takes_only_wheels(containers: Containers, dist
     (--only-binary=:all: fails if anything would need building) into a bare image."""
     containerfile(dist, f"""FROM {BASE}
 COPY dist/ /tmp/dist/
-RUN python3 -m venv /v && /v/bin/pip install -q --only-binary=:all: /tmp/dist/pyinit-*.whl
+RUN python3 -m venv /v && /v/bin/pip install -q --only-binary=:all: /tmp/dist/pyinit_pid1-*.whl
 ENTRYPOINT ["/v/bin/pyinit", "--"]
 """)
     image = build(dist, "pip-wheel")
@@ -62,9 +66,9 @@ def test_deb_installs_with_debian_dependencies(containers: Containers, tmp_path:
     subprocess.run([str(ROOT / "packaging/debian/build-deb.sh"), str(tmp_path)], check=True,
                    capture_output=True)
     ctx = containerfile(tmp_path, f"""FROM {BASE}
-COPY pyinit_0.1.0_all.deb /tmp/
+COPY pyinit-pid1_0.1.0_all.deb /tmp/
 RUN apt-get update -q \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/pyinit_0.1.0_all.deb \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/pyinit-pid1_0.1.0_all.deb \\
  && rm -rf /var/lib/apt/lists/*
 RUN mkdir -p /etc/service/hello \\
  && printf '#!/bin/sh\\necho hello from a service\\nexec sleep infinity\\n' \\
@@ -107,6 +111,6 @@ def test_recipes_are_well_formed(recipe: str):
     assert dict(steps)["STOPSIGNAL"] == "SIGTERM"
     run = " ".join(rest for w, rest in steps if w == "RUN")
     assert "mkdir -p /etc/service /etc/my_init.d" in run
-    assert "python3 -m venv" in run and "/tmp/pyinit-dist/pyinit-*.whl" in run
+    assert "python3 -m venv" in run and "/tmp/pyinit-dist/pyinit_pid1-*.whl" in run
     text = (DOCKER / recipe).read_text()
     assert "Tested" in text or "Not run here" in text  # says what it was tested with

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -187,4 +189,110 @@ def test_overlap_replace_and_on_start(box, tmp_path: Path, tag: str) -> None:  #
     wait_for(lambda: runs_of(d / "runs") == ["start", "term", "start"], 10, "the new run")
     rec = b.wait("rep", lambda r: r["pid"] and r["job"]["runs"] == 2, 10)
     assert rec["pid"] != first and rec["job"]["last_run"]["result"] == "running"
+    b.stop()
+
+
+# --- svctl, sv and supervise/control on a job (down pauses, up resumes, once is a run) -------
+TRAPPED = "trap 'echo int >> got; exit 3' INT\necho $$ > ready\necho start >> runs\n"
+SLEEP = "sleep 1000 & wait $!\n"
+LINE = r"down: {name}: \d+s; {tail}\n"
+
+
+def test_down_pauses_the_schedule_and_stops_the_run_up_resumes_it(box, tmp_path, tag) -> None:  # noqa: F811
+    """`svctl stop` (down, waiting) stops a run in progress with the job's stop signal and
+    pauses the schedule; status says `; paused`; `svctl start` (up, waiting) resumes it
+    and starts no run now. As `systemctl stop/start x.timer`."""
+    d = svc(tmp_path, tag, "nightly", TRAPPED + SLEEP, "every: 1h\nstop_signal: INT\n")
+    b = box()
+    b.ok("run", "nightly")
+    b.ready("nightly")
+    out = b.ok("stop", "nightly")  # waits until the run is down
+    assert re.fullmatch(r"ok: " + LINE.format(name="nightly", tail="paused"), out), out
+    assert (d / "got").read_text() == "int\n"  # the job's stop_signal, not SIGTERM
+    rec = b.rec("nightly")
+    assert rec["pid"] is None and rec["job"]["paused"] is True and rec["job"]["next_run"] is None
+    assert rec["job"]["last_run"]["result"] == "stopped"
+    assert rec["job"]["last_run"]["exit_code"] == 3
+    r = b.svctl("status", "nightly")
+    assert re.fullmatch(LINE.format(name="nightly", tail="paused"), r.stdout), r.stdout
+    assert "[nightly] schedule paused" in b.run.err
+
+    out = b.ok("start", "nightly")  # resumed: ok at once, with no run started
+    match = re.fullmatch(r"ok: " + LINE.format(name="nightly", tail=r"next run in (\d+)s"), out)
+    assert match and 3590 <= int(match.group(1)) <= 3600, out
+    rec = b.rec("nightly")
+    assert rec["pid"] is None and rec["job"]["runs"] == 1 and rec["job"]["paused"] is False
+    assert runs_of(d / "runs") == ["start"]
+    b.stop()
+
+
+def test_a_down_file_pauses_a_job_until_svctl_up(box, tmp_path, tag) -> None:  # noqa: F811
+    """A `down` file: paused from the start (no on_start run either); `svctl up` resumes
+    the schedule, whose runs then come every second."""
+    d = svc(tmp_path, tag, "lazy", "echo run >> runs\n", "every: 1s\non_start: run\n", down=True)
+    b = box()
+    rec = b.wait("lazy", lambda r: r.get("job") is not None, 10)
+    assert rec["job"]["paused"] is True and rec["job"]["runs"] == 0
+    r = b.svctl("status", "lazy")
+    assert re.fullmatch(LINE.format(name="lazy", tail="paused"), r.stdout), r.stdout
+    assert b.ok("up", "lazy") == ""
+    wait_for(lambda: len(runs_of(d / "runs")) >= 2, 10, "two scheduled runs after up")
+    rec = b.rec("lazy")
+    assert rec["job"]["paused"] is False and rec["job"]["runs"] >= 2
+    b.stop()
+
+
+def test_once_and_runits_letters_go_through_the_scheduler(box, tmp_path, tag) -> None:  # noqa: F811
+    """`svctl once` and runit's `sv once` (supervise/control's `o`) are runs under the
+    overlap rule with the job's timeout and a last-run record, as `svctl run`; `sv down`
+    and `sv up` pause and resume; `svctl term` ends the run and leaves the schedule on."""
+    d = svc(
+        tmp_path,
+        tag,
+        "report",
+        TRAPPED + GATE + "rm -f go\n",
+        "schedule: '@yearly'\ntimeout: 1\nstop_signal: INT\n",
+    )
+    b = box()
+    b.wait("report", lambda r: r.get("job") is not None, 10)
+    assert b.ok("once", "report") == ""
+    b.ready("report")
+    assert b.ok("once", "report") == ""  # still running: overlap skip
+    rec = b.wait("report", lambda r: r["job"]["skipped"] == 1, 10, "the second once skipped")
+    assert rec["job"]["runs"] == 1
+    assert "[report] still running: skipping the run on request (once)" in b.run.err
+    rec = b.wait("report", lambda r: r["job"]["last_run"]["end"], 10, "the timeout")
+    assert rec["job"]["last_run"]["result"] == "timeout" and (d / "got").read_text() == "int\n"
+
+    sv = shutil.which("sv")
+    if sv is None:
+        pytest.skip("runit's sv is not installed")
+    assert subprocess.run([sv, "once", str(d)], timeout=15).returncode == 0  # `o` to the FIFO
+    rec = b.wait("report", lambda r: r["job"]["runs"] == 2 and r["pid"], 10, "sv once's run")
+    assert rec["job"]["last_run"]["result"] == "running"
+    b.ready("report")
+    assert b.ok("term", "report") == ""  # SIGTERM to the run: ended, schedule untouched
+    rec = b.wait("report", lambda r: r["job"]["last_run"]["end"], 10, "the run to end")
+    assert rec["job"]["last_run"]["signal"] == 15 and rec["job"]["paused"] is False
+    assert subprocess.run([sv, "down", str(d)], timeout=15).returncode == 0
+    b.wait("report", lambda r: r["job"]["paused"], 10, "sv down to pause it")
+    assert subprocess.run([sv, "up", str(d)], timeout=15).returncode == 0
+    rec = b.wait("report", lambda r: not r["job"]["paused"], 10, "sv up to resume it")
+    assert rec["pid"] is None and rec["job"]["runs"] == 2 and rec["job"]["next_run"]
+    b.stop()
+
+
+def test_exit_stops_the_run_and_the_job_comes_back_afresh(box, tmp_path, tag) -> None:  # noqa: F811
+    """`svctl exit` (runit's x): the run in progress is stopped and no queued run starts
+    after it; the directory is supervised again as new, its schedule on."""
+    d = svc(tmp_path, tag, "sync", TRAPPED + SLEEP, "every: 1h\nstop_signal: INT\noverlap: queue\n")
+    b = box()
+    b.ok("run", "sync")
+    b.ready("sync")
+    assert b.ok("run", "sync") == "ok: run: sync: still running, queued (overlap: queue)\n"
+    b.ok("-w", "10", "exit", "sync")
+    assert (d / "got").read_text() == "int\n"
+    rec = b.wait("sync", lambda r: r.get("job") and r["job"]["runs"] == 0, 10, "sync again")
+    assert rec["pid"] is None and rec["job"]["paused"] is False and rec["job"]["next_run"]
+    assert runs_of(d / "runs") == ["start"]  # the queued run was dropped with the schedule
     b.stop()

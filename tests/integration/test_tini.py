@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,10 +32,19 @@ def run(binary: str, args: list[str], env: dict[str, str] | None = None,
     prefix = ["unshare", "--pid", "--fork", "--mount-proc"] if pid1 else []
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TINI_")}
     full_env.update(env or {})
-    r = subprocess.run(prefix + [binary, *args], capture_output=True, text=True, timeout=30,
-                       env=full_env)
-    return (r.returncode, normalize(r.stdout).replace(binary, "TINI"),
-            normalize(r.stderr).replace(binary, "TINI"))
+    # its own session, so a run that times out is killed whole: unshare's forked PID 1
+    # (and with it the namespace), not only unshare
+    proc = subprocess.Popen(prefix + [binary, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.communicate()
+        raise
+    return (proc.returncode, normalize(out).replace(binary, "TINI"),
+            normalize(err).replace(binary, "TINI"))
 
 
 def normalize(text: str) -> str:
@@ -123,9 +133,12 @@ def test_posixly_correct_stops_options_at_the_command(tini: str) -> None:
 
 @pytest.mark.skipif(can_unshare() is not None, reason="needs unshare")
 def test_as_pid1_warns_for_each_reaped_zombie_with_w(tini: str) -> None:
-    # An orphan (its parent exits at once) that tini reaps; the main child exits only once
-    # the orphan is gone from /proc (reaped), not after a delay that may be too short.
-    script = 'p=$(sh -c "true & echo \\$!"); while [ -e /proc/$p ]; do sleep 0.01; done'
+    # An orphan that tini reaps: it outlives its parent (it runs until that parent is gone,
+    # so the parent can never reap it first), and the main child exits only once the
+    # orphan is gone from /proc (reaped), not after a delay that may be too short.
+    orphan = "while kill -0 \"$1\" 2>/dev/null; do sleep 0.01; done"
+    parent = f"sh -c {shlex.quote(orphan)} orphan $$ >/dev/null & echo $!"
+    script = f"p=$(sh -c {shlex.quote(parent)}); while [ -e /proc/$p ]; do sleep 0.01; done"
     rc, out, err = run(tini, ["-w", "--", "sh", "-c", script], pid1=True)
     assert rc == 0
     assert err == "[WARN  tini (N)] Reaped zombie process with pid=N\n"

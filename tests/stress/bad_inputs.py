@@ -401,6 +401,11 @@ CASES = [
     s6_case("`/etc/services.d/bad name`", {"../../services.d/bad name/run": "+x#!/bin/sh\n"}),
     Case("s6-svc", "`s6-svc -b svc`", "tool", args=["-c", S6_SVC, "-b", "svc"]),
     Case("s6-svstat", "`s6-svstat -o pgid svc`", "tool", args=["-c", S6_SVSTAT, "-o", "pgid", "x"]),
+    # --- jobfix: scheduled jobs (issue 22): a jitter that would push a run past the next
+    yaml_case("`every: 1m` with `jitter: 120`", "every: 1m\njitter: 120\n"),
+    # --- ops-check: exact long options, svctl's hint (issue 21)
+    Case("flag", "`--kill-t 3` (an abbreviation)", "pyinit", args=["--kill-t", "3"]),
+    Case("svctl", "`svctl rescna`", "svctl", args=["rescna"]),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

@@ -94,10 +94,10 @@ def test_a_bug_on_one_services_files_does_not_stop_the_scan(
         (tmp_path / name / "run").chmod(0o755)
     real = service.read_config
 
-    def flaky(path: str, defaults: object) -> object:
+    def flaky(path: str, defaults: object, *reading: object) -> object:
         if path.endswith("/a"):
             raise OverflowError("a case nobody foresaw")
-        return real(path, defaults)  # type: ignore[arg-type]
+        return real(path, defaults, *reading)  # type: ignore[arg-type]
 
     monkeypatch.setattr(service, "read_config", flaky)
     found, _ = service.scan([str(tmp_path)])

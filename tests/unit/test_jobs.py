@@ -5,14 +5,17 @@ host's clock), and the real timerfd firing."""
 from __future__ import annotations
 
 import select
+import signal
 import time
 import types
 from datetime import timezone
 from typing import Any, Optional
 
+import pytest
+
 from pyinit.core import cron, jobs
 from pyinit.core.exits import ExitStatus
-from pyinit.core.machine import Machine, Policy, Start
+from pyinit.core.machine import Machine, Policy, Signal, Start
 from pyinit.core.model import ServiceDir
 from pyinit.core.schema import ServiceConfig
 from pyinit.linux.timerfd import CLOCK_SET, FIRED, NOTHING, WallTimer
@@ -88,10 +91,108 @@ def test_a_clock_set_computes_the_next_run_again() -> None:
     assert every.due == T0 - 3600 + 60
 
 
-def test_a_disabled_job_has_no_next_run() -> None:
-    j = job("@hourly", enabled=False)
+def test_a_paused_job_has_no_next_run() -> None:
+    j = job("@hourly", paused=True)
     j.plan(T0)
     assert j.due is None and jobs.earliest([j]) is None
+
+
+def dues_fired(j: jobs.Job, start: float, count: int, fraction: float) -> list[float]:
+    """The due times a job fires for, in order, when each fires at its fire_at (the
+    timer) with the given jitter fraction."""
+    j.plan(start, fraction)
+    seen = []
+    for _ in range(count):
+        assert j.due is not None and j.fire_at is not None
+        seen.append(j.due)
+        j.fire(j.fire_at, running=False, fraction=fraction)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "expr,jitter,tz",
+    [
+        ("* * * * *", 300, "UTC"),
+        ("0,5 * * * *", 600, "UTC"),  # gaps of 5 and 55 minutes
+        ("*/7 * * * *", 3600, "UTC"),  # 7 minutes, and 4 across the hour
+        ("30 1 * * *", 10 * 86400, "America/New_York"),  # a fall-back day on the way
+        ("0 0 29 2 *", 5 * 366 * 86400, "UTC"),  # leap days
+    ],
+)
+def test_a_jitter_longer_than_a_gap_never_loses_a_due_time(
+    expr: str, jitter: float, tz: str
+) -> None:
+    """Each due time gets its run, before the following one: the delay is cut to the gap
+    (core/jobs.py). The reference is cron.next_run, one due time after another."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    schedule = cron.parse(expr)
+    start = 1_793_000_000.0  # 2026-10-26: the fall-back of 2026-11-01 is ahead
+    expected, t = [], start
+    for _ in range(12):
+        t = cron.next_run(schedule, zone, t)  # type: ignore[assignment]
+        expected.append(t)
+    for fraction in (0.0, 0.5, 0.999999):
+        j = jobs.Job(schedule, zone, jitter=jitter)
+        assert dues_fired(j, start, 12, fraction) == expected, fraction
+
+
+def test_pause_and_resume() -> None:
+    every = job("every 60s", overlap="queue")
+    every.plan(T0)
+    assert every.request(running=True) == jobs.QUEUED
+    every.pause()
+    assert every.paused and every.due is None and not every.pending  # no queued run either
+    assert jobs.earliest([every]) is None and every.view()["paused"] is True
+    every.resume(T0 + 1000)
+    assert not every.paused and every.due == T0 + 1060  # an interval from now, no run now
+    daily = job("0 3 * * *", paused=True)
+    daily.plan(T0)
+    assert daily.due is None
+    daily.resume(T0)
+    assert daily.due == cron.next_run(cron.parse("0 3 * * *"), UTC, T0)
+    daily.started(T0 + 1)
+    daily.ended(T0 + 2, None, 15, stopped=True)
+    assert daily.view()["last_run"]["result"] == "stopped"  # type: ignore[index]
+
+
+def test_an_interval_jitter_of_the_interval_or_more_is_refused() -> None:
+    from pyinit.core.schema import ConfigError, validate
+
+    assert validate({"every": "1m", "jitter": 59}, "f").jitter == 59
+    assert validate({"schedule": "*/5 * * * *", "jitter": 600}, "f").jitter == 600  # cut per run
+    for yaml, defaults, where in (
+        ({"every": 60, "jitter": 60}, None, ""),
+        ({"schedule": "every 10s", "jitter": 30}, None, ""),
+        ({"every": "1m"}, {"jitter": 300}, ", from pyinit.yaml's defaults"),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            validate(yaml, "f", defaults)
+        jitter = yaml.get("jitter") or (defaults or {})["jitter"]
+        step = 10 if "schedule" in yaml else 60
+        assert str(exc.value) == (
+            f"f: key 'jitter' ({jitter}s{where}) must be less than the interval ({step}s): "
+            "a run would be delayed past the next one"
+        )
+
+
+def test_status_line_and_waits_of_a_paused_job() -> None:
+    from pyinit.core.svstatus import satisfied, sv_status_line
+
+    rec: dict[str, Any] = {
+        "state": "down",
+        "pid": None,
+        "since": 10.0,
+        "want": "d",
+        "normally_up": False,
+        "job": {"paused": True, "next_run_in": None},
+    }
+    assert sv_status_line("backup", rec, 15.0) == "down: backup: 5s; paused"
+    assert not satisfied("u", rec, 12.0) and satisfied("d", rec, 12.0)
+    rec["job"] = {"paused": False, "next_run_in": 41.2}
+    assert sv_status_line("backup", rec, 15.0) == "down: backup: 5s; next run in 42s"
+    assert satisfied("u", rec, 12.0) and satisfied("tcu", rec, 12.0)  # up: no run now
 
 
 # --- the shell, with fakes -----------------------------------------------------------------
@@ -133,11 +234,13 @@ class FakeLoop:
         return types.SimpleNamespace(cancel=lambda: None)
 
 
-def make(yaml: dict[str, Any]) -> tuple[Scheduler, Service, FakeTimer, list, list[float]]:
+def make(
+    yaml: dict[str, Any], normally_up: bool = True
+) -> tuple[Scheduler, Service, FakeTimer, list, list[float]]:
     from pyinit.core.schema import validate
 
     config: ServiceConfig = validate(yaml, "f")
-    svc = Service(ServiceDir("job", "/srv/job", True, False, config=config))
+    svc = Service(ServiceDir("job", "/srv/job", normally_up, False, config=config))
     svc.run = Slot(svc, "run", Machine(Policy(oneshot=True, restart="never")))
     svc.run.machine.boot(0.0, normally_up=False)
     timer, applied, wall = FakeTimer(), [], [T0]
@@ -210,3 +313,66 @@ def test_the_real_timerfd_fires_at_an_absolute_wall_time() -> None:
         assert select.select([timer.fd], [], [], 0.1)[0] == []
     finally:
         timer.close()
+
+
+def letter(sched: Scheduler, svc: Service, applied: list, which: str) -> None:
+    """A control letter as the manager sends it (ServiceManager.command)."""
+    if not sched.command(svc.run, which):
+        actions = svc.run.machine.command(which, 100.0)
+        applied.append(actions)
+
+
+def test_down_pauses_and_stops_the_run_up_resumes_without_a_run() -> None:
+    sched, svc, timer, applied, wall = make({"every": 60, "timeout": 30, "stop_signal": "INT"})
+    svc.run.machine.configure(Policy(oneshot=True, restart="never", stop_signal=signal.SIGINT))
+    assert sched.run_now("job") == jobs.RUN and svc.run.machine.pid == 1234
+    letter(sched, svc, applied, "d")
+    assert applied[-1][0] == Signal(signal.SIGINT, group=False)  # the job's stop signal
+    assert timer.armed is None and sched.view("job")["paused"] is True  # type: ignore[index]
+    svc.run.machine.exited(ExitStatus(signal=signal.SIGINT), 101.0)
+    sched.exited(svc.run)
+    assert sched.view("job")["last_run"]["result"] == "stopped"  # type: ignore[index]
+    wall[0] = T0 + 500
+    count = len(applied)
+    letter(sched, svc, applied, "u")
+    assert len(applied) == count and svc.run.machine.is_down()  # no run now
+    assert timer.armed == T0 + 560 and sched.view("job")["paused"] is False  # type: ignore[index]
+
+
+def test_once_goes_through_the_overlap_rule() -> None:
+    sched, svc, timer, applied, wall = make({"every": 60})
+    letter(sched, svc, applied, "o")
+    assert applied == [[Start()]] and sched.view("job")["runs"] == 1  # type: ignore[index]
+    letter(sched, svc, applied, "o")  # still running: overlap: skip
+    assert len(applied) == 1 and sched.view("job")["skipped"] == 1  # type: ignore[index]
+    letter(sched, svc, applied, "t")  # signals go to the current run, schedule untouched
+    assert applied[-1] == [Signal(signal.SIGTERM, group=False)] and timer.armed == T0 + 60
+
+
+def test_a_down_file_pauses_at_first_sight_only() -> None:
+    """A `down` file keeps a job paused when first seen (on_start: run included); a
+    later service.yaml change keeps whatever svctl up/down made of it."""
+    sched, svc, timer, applied, wall = make({"every": 60, "on_start": "run"}, normally_up=False)
+    assert not applied and timer.armed is None
+    letter(sched, svc, applied, "u")
+    assert timer.armed == T0 + 60 and not applied
+    from pyinit.core.schema import validate
+
+    svc.defn = ServiceDir("job", "/srv/job", False, False, config=validate({"every": 90}, "f"))
+    sched.sync(svc)  # the yaml changed, the down file is still there: not paused again
+    assert sched.view("job")["paused"] is False and timer.armed == T0 + 90  # type: ignore[index]
+
+
+def test_a_timeout_after_a_service_yaml_change_is_still_a_timeout() -> None:
+    from pyinit.core.schema import validate
+
+    sched, svc, timer, applied, wall = make({"every": 60, "timeout": 5})
+    assert sched.run_now("job") == jobs.RUN
+    svc.defn = ServiceDir("job", "/srv/job", True, False, config=validate({"every": 90}, "f"))
+    sched.sync(svc)  # a new schedule while the run goes on: the run keeps its limit
+    ((_, fire),) = sched.loop.timers  # type: ignore[attr-defined]
+    fire()
+    assert applied[-1][0].signum == 15
+    svc.run.machine.exited(ExitStatus(signal=15), 101.0)
+    sched.exited(svc.run)
+    assert sched.view("job")["last_run"]["result"] == "timeout"  # type: ignore[index]

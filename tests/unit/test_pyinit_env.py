@@ -106,7 +106,9 @@ def test_env_dir_without_its_argument_is_a_usage_error() -> None:
 def test_help(flag: str) -> None:
     result = pyinit_env([flag], {})
     assert result.returncode == 0
-    assert result.stdout == "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]\n"
+    usage, more = result.stdout.split("\n", 1)
+    assert usage == "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
+    assert "/usr/share/doc/pyinit-pid1/docs/pyinit.md" in more
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops to uid 65534")

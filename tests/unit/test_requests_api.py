@@ -68,6 +68,9 @@ class Manager:
     def apply(self, slot: Slot, actions: list[Any]) -> None:
         self.applied.append((slot.label, actions))
 
+    def command(self, slot: Slot, letter: str) -> None:  # ServiceManager.command, no job
+        self.apply(slot, slot.machine.command(letter, self.loop.clock()))
+
     def forget(self, svc: Service) -> None:
         self.forgotten.append(svc.name)
 

@@ -158,6 +158,9 @@ class Manager:
     def apply(self, slot: Slot, actions: list) -> None:
         self.supervise.update(slot)
 
+    def command(self, slot: Slot, letter: str) -> None:
+        self.apply(slot, slot.machine.command(letter, self.loop.clock()))
+
     def forget(self, svc: Service) -> None:
         self.forgotten.append(svc)
         self.supervise.close(svc)
