@@ -42,6 +42,20 @@ class Services(Protocol):
     def freeze(self) -> None: ...
 
 
+
+def let_pass(policy: str, path: str, status: ExitStatus) -> bool:
+    """Does the boot go on after this script? Always after a success; after a failure
+    only with s6-overlay's /init (cli/s6_init.py): policy "ignore" (an info line),
+    "warn" or "stop-after" (a warning; the boot stops with 1 once every script ran)."""
+    if status.shell_code == 0:
+        return True
+    if policy == "stop":
+        return False
+    (log.info if policy == "ignore" else log.warning)(
+        f"{path} failed with {status.describe()}; going on"
+        + ("" if policy != "stop-after" else " (the container stops once every script ran)"))
+    return True
+
 class Init:
     """PID 1's life: boot (run), the wait for the end, shutdown. Owns the run dir and
     the shutdown budget; scripts, the endgame and services are its parts."""
@@ -195,13 +209,13 @@ class Init:
         return boot_failure(path, self.scripts.run(path, timeout=None))
 
     def run_startup_scripts(self) -> int | None:
-        """Run the init dir, cont-init.d, then rc.local; the exit code of the first
-        failure, or None."""
+        """Run the init dir, cont-init.d, rc.local: None, or a failure's code (let_pass)."""
         scripts = executables(self.config.init_dir) + executables(self.config.cont_init_dir)
         if is_executable(self.config.rc_local):
             scripts.append(self.config.rc_local)
         if scripts:
             events.emit("boot.scripts", count=len(scripts))
+        failed = False
         for path in scripts:
             log.info(f"running {path}")
             status = self.scripts.run(path, timeout=None)
@@ -210,10 +224,10 @@ class Init:
             environment.import_dir(self.env.current, override=True)
             self.export_run_dir()
             self.env.export(os.environ)
-            failure = boot_failure(path, status)
-            if failure is not None:
-                return failure
-        return None
+            if not let_pass(self.config.boot_failures, path, status):
+                return boot_failure(path, status)
+            failed = failed or status.shell_code != 0
+        return 1 if failed and self.config.boot_failures == "stop-after" else None
 
     def start_services(self) -> None:
         """Serve the control socket and supervise services (with --skip-runit only the

@@ -86,6 +86,9 @@ class Config:
     service_defaults: dict = field(default_factory=dict)  # pyinit.yaml's `defaults`
     hooks: tuple = ()  # pyinit.yaml's `hooks` (schema.HookSpec)
     signalled_exit_code: int | None = None  # no main command, stopped by a signal (my_init: 2)
+    # a failing boot script: "stop" at once with its code; s6-overlay's /init sets
+    # "ignore", "warn" or "stop-after" (all run, then exit 1): Init.run_startup_scripts
+    boot_failures: str = "stop"
     log_mode: str = "inherit"  # services without log/run or a `log: mode`
     log_format: str = "text"  # prefix mode: text (NAME | line) or json
     log_timestamps: bool = False

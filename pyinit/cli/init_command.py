@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable
 
-from pyinit.config import UsageError, build_parser, parse, read_config_file
+from pyinit.config import Config, UsageError, build_parser, parse, read_config_file
 from pyinit.runtime import log
 
 SOFTWARE_ERROR = 70  # EX_SOFTWARE: pyinit itself failed
@@ -21,6 +21,7 @@ def run(
     args: list[str],
     signalled_exit_code: int | None = None,
     my_init_help: Callable[[], str] | None = None,
+    adjust: Callable[[Config], None] | None = None,
 ) -> None:
     """Parse args, boot, shut down, exit; never returns (the caller guards stdout)."""
     try:
@@ -40,6 +41,8 @@ def run(
     signals.block(signames.handled())
     log.configure(config.verbosity, nonblocking=True, fmt=config.log_format)
     config.signalled_exit_code = signalled_exit_code
+    if adjust is not None:  # a personality's settings no flag gives (cli/s6_init.py)
+        adjust(config)
 
     from pyinit.boot import Init
 

@@ -15,6 +15,18 @@ from pyinit.cli.stdio import guarded
 USAGE = "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
 DEFAULT_ENV_DIR = "/etc/container_environment"
 S6_ENV_DIR = "/run/s6/container_environment"  # as `with-contenv`, when /init made it
+CANNOT_READ = 111  # as s6's tools when a system call fails
+
+
+def _unreadable(path: str) -> bool:
+    """A dir that exists but this user may not read (missing: False, no variables)."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK)
 
 
 @guarded("pyinit-env")
@@ -51,6 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     from pyinit.linux import signals
     from pyinit.runtime import environment, spawn
 
+    if _unreadable(env_dir):
+        # pyinit keeps it root's (0700: variables may be secrets): another user's
+        # with-contenv stops here rather than run without what the dir holds
+        print(f"pyinit-env: error: cannot read {bounds.render(env_dir)}: permission denied "
+              f"(uid {os.getuid()}; it is root's alone: read it before dropping privileges)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(CANNOT_READ)
     parsed = environment.read_dir(env_dir)
     for problem in parsed.problems:
         print(f"pyinit-env: warning: {env_dir}: {problem}", file=sys.stderr)

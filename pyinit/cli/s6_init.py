@@ -3,20 +3,29 @@
 flags, then pyinit's boot with `/init`'s arguments as the main command (CMD).
 
 The order is s6-overlay's: S6_STAGE2_HOOK, /etc/cont-init.d, the `user` bundle
-(dependencies first), `user2` after it, then CMD once they are up (or after
-S6_CMD_WAIT_FOR_SERVICES_MAXTIME); at shutdown CMD, the services in reverse order,
-the oneshots' `down` scripts, /etc/cont-finish.d. docs/migration.md#from-s6-overlay.
+(dependencies first), then the /etc/services.d longruns (legacy-services) and
+`user2`, then CMD once they are up (or after S6_CMD_WAIT_FOR_SERVICES_MAXTIME); at
+shutdown CMD, the services in reverse order, the `down` of each oneshot whose `up`
+succeeded, /etc/cont-finish.d. docs/migration.md#from-s6-overlay.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyinit.config import Config
 
 CONTAINER_ENV = "/run/s6/container_environment"  # with-contenv's, as in s6-overlay
 SUBDIR = "s6-rc"  # in pyinit's run dir: the written service dirs
 SOFTWARE_ERROR = 70
 CONFIG_ERROR = 78  # EX_CONFIG: an s6-rc.d definition pyinit cannot run
+# S6_BEHAVIOUR_IF_STAGE2_FAILS for /etc/cont-init.d, as s6-overlay's cont-init script:
+# every script runs; then 0 goes on silently, 1 warns, 2 stops the container, exit 1
+# (s6-rc's code when legacy-cont-init fails, which rc.init writes as the exit code)
+BOOT_FAILURES = {0: "ignore", 1: "warn", 2: "stop-after"}
 
 
 def say(level: str, text: str) -> None:
@@ -74,21 +83,26 @@ def container_env_dir() -> str | None:
 
 
 def translate(etc: str, out: str, stop_on_failure: bool) -> list[str]:
-    """The s6-rc.d tree under etc written to out: pyinit's flags for it."""
+    """The s6-rc.d tree and the services.d longruns under etc written to out:
+    pyinit's flags for them."""
     from pyinit.foreign import s6rc, s6rc_read, s6rc_write
 
     root = os.path.join(etc, "s6-overlay", "s6-rc.d")
     sources = s6rc_read.read_tree(root, os.path.join(etc, "s6-overlay", "user-bundles.d"))
-    plan = s6rc.plan(sources or {}, root)
-    for line in plan.warnings:
-        say("warning", line)
+    legacy_root = os.path.join(etc, "services.d")
+    legacy, as_is = s6rc_read.read_legacy(legacy_root)
+    plan = s6rc.plan(sources or {}, root, tuple(legacy), legacy_root)
     execlineb = s6rc_write.find_execlineb(os.environ.get("PATH", "/usr/bin:/bin"))
     finish = [os.environ.get("PYINIT_CONT_FINISH_DIR") or "/etc/cont-finish.d"]
-    written = s6rc_write.write(plan, root, out, finish, stop_on_failure, execlineb)
+    written = s6rc_write.write(plan, root, out, finish, stop_on_failure, execlineb,
+                               legacy_root, as_is)  # fmt: skip
+    for line in plan.warnings + written.warnings:
+        say("warning", line)
     dirs = [d for d in os.environ.get("PYINIT_SERVICE_DIR", "").split(":") if d]
     flags = ["--service-dir", written.services]
-    for directory in dirs or ["/etc/service", "/etc/services.d"]:
-        flags += ["--service-dir", directory]
+    for directory in dirs or ["/etc/service"]:
+        if os.path.normpath(directory) != os.path.normpath(legacy_root):
+            flags += ["--service-dir", directory]
     return flags + [
         "--cont-finish-dir",
         os.path.join(out, "none"),
@@ -131,5 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     args = [*wanted.flags, *flags]
     if cmd:  # S6_CMD_ARG0 goes in front of a CMD only
         args += ["--", *wanted.arg0, *cmd]
+    policy = BOOT_FAILURES[wanted.behaviour]
+
+    def adjust(config: Config) -> None:
+        config.boot_failures = policy
+
     # no CMD, stopped by a signal: s6-overlay's halt exits 0
-    guarded("pyinit")(init_command.run)(args, 0)
+    guarded("pyinit")(init_command.run)(args, 0, None, adjust)

@@ -10,7 +10,7 @@ from pyinit.core import bounds
 
 MAX_MS = bounds.MAX_SECONDS * 1000
 DEFAULT_SHUTDOWN = 9.5  # pyinit's --shutdown-timeout default (config.Config)
-FOREVER = "2000000"  # seconds (23 days): the longest wait the event loop takes (epoll: 2**31 ms)
+FOREVER = str(bounds.MAX_SECONDS)  # "no limit": the longest timeout pyinit takes
 # Set to anything but their default, these only get a warning: pyinit has no such thing.
 UNSUPPORTED = {
     "S6_LOGGING": ("0", "the catch-all logger is not provided: output stays on stdout/stderr"),
@@ -38,6 +38,7 @@ class Settings:
     arg0: list[str] = field(default_factory=list)
     etc: str = "/etc"
     stop_on_failure: bool = False
+    behaviour: int = 0  # S6_BEHAVIOUR_IF_STAGE2_FAILS: 0 silent, 1 warn, 2 stop
 
 
 def _ms(env: Mapping[str, str], key: str, out: Settings) -> Optional[float]:
@@ -76,13 +77,16 @@ def settings(env: Mapping[str, str]) -> Settings:
     ):
         out.flags += ["--shutdown-timeout", _seconds(min(budget, bounds.MAX_SECONDS))]
     _verbosity(env, out)
-    # s6-overlay's rc.init reads it as `0$S6_BEHAVIOUR_IF_STAGE2_FAILS`: 0 when unset
-    behaviour = env.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "").strip() or "0"
-    if behaviour not in ("0", "1", "2"):
+    # s6-overlay's scripts read it as `0$S6_BEHAVIOUR_IF_STAGE2_FAILS` (0 when unset)
+    # and test -ne 0, -ge 2: any number of 2 or more stops the container
+    text = env.get("S6_BEHAVIOUR_IF_STAGE2_FAILS", "").strip() or "0"
+    behaviour = bounds.small_number(text, 10**18)
+    if behaviour is None:
         out.warnings.append(
-            f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(behaviour)}: not 0, 1 or 2; using 0"
+            f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render(text)}: not a number; using 0"
         )
-    out.stop_on_failure = behaviour == "2"
+    out.behaviour = min(behaviour or 0, 2)
+    out.stop_on_failure = out.behaviour == 2
     out.hook = env.get("S6_STAGE2_HOOK", "").split()
     out.arg0 = env.get("S6_CMD_ARG0", "").split()
     profile = env.get("S6_RUNTIME_PROFILE", "")

@@ -23,8 +23,11 @@ MAX_SCRIPT = 64 * 1024  # bytes of an `up` or `down` file
 MAX_SMALL = 256  # bytes of type, notification-fd, timeouts, down-signal, producer-for...
 MAX_MS = bounds.MAX_SECONDS * 1000
 # s6-overlay's own services: done before any service of the image starts under pyinit
-# (cont-init.d runs first), so a dependency on them is met (docs/migration.md)
+# (cont-init.d runs first), so a dependency on them is met (docs/migration.md).
+# legacy-services (the /etc/services.d longruns) depends on the `user` bundle, as in
+# s6-overlay's sources: a dependency on it is on those longruns.
 BUILTIN = frozenset({"base", "fix-attrs", "legacy-cont-init", "legacy-services"})
+LEGACY = "legacy-services"
 TOP_BUNDLES = ("user", "user2")
 TYPES = ("longrun", "oneshot", "bundle")
 SMALL_FILES = (
@@ -107,6 +110,7 @@ class Plan:
 
     services: list[Planned] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    legacy: list[Planned] = field(default_factory=list)  # /etc/services.d's longruns
 
 
 def check_name(name: str, where: str) -> str:
@@ -176,11 +180,13 @@ def service_type(src: Source, root: str) -> str:
 class Graph:
     """The definitions of one s6-rc.d tree, resolved: types, pipelines, bundles."""
 
-    def __init__(self, sources: dict[str, Source], root: str) -> None:
+    def __init__(self, sources: dict[str, Source], root: str, legacy: tuple[str, ...] = ()
+                 ) -> None:  # fmt: skip
         if len(sources) > MAX_SERVICES:
             raise SourceError(f"{root}: more than {MAX_SERVICES} service directories")
         self.root = root
         self.sources = sources
+        self.legacy = legacy
         for name in sources:
             check_name(name, f"{root}/{name}")
         self.types = {name: service_type(src, root) for name, src in sources.items()}
@@ -240,6 +246,8 @@ class Graph:
             raise SourceError(f"{where}: bundle cycle {' -> '.join((*seen, name))}")
         if name in self.pipelines:
             return [self.pipelines[name]]
+        if name == LEGACY and name not in self.sources:
+            return list(self.legacy)
         if name not in self.sources:
             if name in BUILTIN or name in TOP_BUNDLES:
                 return []
@@ -257,7 +265,7 @@ class Graph:
         """What atom (and its logger) depends on, as pyinit services."""
         out: list[str] = []
         for name in (atom, self.consumer_of.get(atom)):
-            if name is None:
+            if name is None or name not in self.sources:  # a legacy longrun: none here
                 continue
             for dep in self.sources[name].dependencies or []:
                 for target in self.atoms(dep, self.where(name, "dependencies.d")):
@@ -291,18 +299,36 @@ class Graph:
         return order
 
 
-def plan(sources: dict[str, Source], root: str) -> Plan:
-    """What pyinit runs for this tree: the `user` bundle's closure, then what `user2`
-    adds, each after every service of the first; SourceError on the first problem."""
-    graph = Graph(sources, root)
+def plan(sources: dict[str, Source], root: str, legacy: tuple[str, ...] = (),
+         legacy_root: str = "/etc/services.d") -> Plan:  # fmt: skip
+    """What pyinit runs for this tree, in s6-overlay's order: the `user` bundle's
+    closure; the legacy longruns (names in legacy_root), which require all of it;
+    then what `user2` adds, each after every service of the first set (and after the
+    legacy longruns when it depends on legacy-services). SourceError on the first
+    problem."""
+    for name in legacy:
+        if name in sources:
+            raise SourceError(f"{legacy_root}/{name}: {root}/{name} has the same name")
+    graph = Graph(sources, root, legacy)
     result = Plan()
     first = graph.closure(graph.atoms("user", f"{root}/user"))
-    second = [a for a in graph.closure(graph.atoms("user2", f"{root}/user2")) if a not in first]
+    for atom in first:
+        if any(dep in legacy for dep in graph.direct_deps(atom)):
+            raise SourceError(
+                f"{graph.where(atom, 'dependencies.d')}: cycle: {atom} is in the user "
+                f"bundle, which {LEGACY} ({legacy_root}) starts after"
+            )
+    second = [
+        a
+        for a in graph.closure(graph.atoms("user2", f"{root}/user2"))
+        if a not in first and a not in legacy
+    ]
     for atom in first + second:
         planned = _service(graph, atom, result.warnings)
         if atom in second:
             planned.after = [a for a in first if a not in planned.requires]
         result.services.append(planned)
+    result.legacy = [Planned(name, "legacy", requires=list(first)) for name in legacy]
     return result
 
 
@@ -312,8 +338,9 @@ def _service(graph: Graph, atom: str, warnings: list[str]) -> Planned:
     _times(graph, src, out)
     if out.kind == "oneshot":
         out.up = parse_command(src.up or "", graph.where(atom, "up"))
-        if src.down is not None:
-            out.down = parse_command(src.down, graph.where(atom, "down"))
+        if src.down is not None:  # comments only: no down to run
+            down = parse_command(src.down, graph.where(atom, "down"))
+            out.down = down if down.argv or down.execline is not None else None
     else:
         out.has_finish = src.has_finish
         out.logger = graph.consumer_of.get(atom)
@@ -349,6 +376,8 @@ def _times(graph: Graph, src: Source, out: Planned) -> None:
         out.start_timeout = values.get("timeout-up")
         out.stop_timeout = values.get("timeout-kill", values.get("timeout-down"))
         out.finish_timeout = values.get("timeout-finish")
+    elif src.down is not None:  # the time its down gets (s6rc_write.UP_DOWN)
+        out.stop_timeout = values.get("timeout-down")
 
 
 def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
@@ -361,8 +390,8 @@ def _ignored(graph: Graph, name: str, logger: bool) -> list[str]:
     ]
     if graph.types[name] == "oneshot":
         for key, why in (("timeout-up", "a oneshot's up has no time limit in pyinit"),
-                         ("timeout-down", "a down script gets the kill timeout")):  # fmt: skip
-            if key in src.files:
+                         ("timeout-down", "this oneshot has no down")):  # fmt: skip
+            if key in src.files and (key == "timeout-up" or src.down is None):
                 out.append(f"{graph.where(name, key)}: ignored ({why})")
     if logger:
         for key in ("notification-fd", "timeout-up", "timeout-down", "timeout-kill", "down-signal"):

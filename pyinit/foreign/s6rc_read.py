@@ -155,3 +155,47 @@ def _listing(path: str, key: str, entries: set[str]) -> Optional[list[str]]:
         for n in names:
             check_name(n, os.path.join(path, key))
     return names
+
+
+LEGACY_FILES = ("run", "finish", "log", "notification-fd")  # what services-up copies
+
+
+def read_legacy(path: str) -> tuple[list[str], dict[str, str]]:
+    """The service dirs of /etc/services.d, as s6-overlay's services-up takes them
+    (each dir; in name order), and those pyinit reads as they are (not ordered after
+    the `user` bundle), with why: another user may write it, or it has a service.yaml."""
+    try:
+        fd = safefs.open_dir(path)
+    except FileNotFoundError:
+        return [], {}
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        names = sorted(_names(fd, path, MAX_SERVICES))
+        dirs = [n for n in names if _is_dir(fd, n)]
+        if safefs.shared(fd):
+            return dirs, {n: f"another user may write {path}" for n in dirs}
+    finally:
+        os.close(fd)
+    as_is: dict[str, str] = {}
+    for name in dirs:
+        check_name(name, f"{path}/{name}")
+        try:
+            sub = safefs.open_dir(os.path.join(path, name))
+        except OSError as exc:
+            raise SourceError(f"{path}/{name}: {exc.strerror or exc}") from None
+        try:
+            if safefs.shared(sub):
+                as_is[name] = "another user may write it"
+            elif os.path.lexists(os.path.join(path, name, "service.yaml")):
+                as_is[name] = "it has a service.yaml"
+        finally:
+            os.close(sub)
+    return dirs, as_is
+
+
+def _is_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False

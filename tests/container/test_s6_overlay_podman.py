@@ -1,9 +1,11 @@
 """pyinit in place of s6-overlay v3 in a linuxserver.io-style image (images/s6-overlay):
 `ENTRYPOINT ["/init"]` reads /etc/s6-overlay/s6-rc.d; checked against what s6-overlay
-documents: cont-init.d, then the `user` bundle in dependency order, then `user2`, then
-CMD; the container's exit code is CMD's; `with-contenv` gives run scripts the container
-environment (/run/s6/container_environment, written by a oneshot); `s6-setuidgid abc`
-drops to the user; `podman stop` stops the services gracefully, then cont-finish.d."""
+documents: cont-init.d, then the `user` bundle in dependency order, then the
+/etc/services.d longrun (legacy-services) and `user2` (its oneshot depends on
+legacy-services), then CMD; the container's exit code is CMD's; `with-contenv`
+gives run scripts the container environment (/run/s6/container_environment,
+written by a oneshot); `s6-setuidgid abc` drops to the user; `podman stop` stops
+the services gracefully (services.d first), then cont-finish.d."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def before(lines: list[str], *steps: str) -> None:
 
 # svc-app's own line may come after `late`: a longrun without a notification-fd is up
 # once started, in s6-rc as in pyinit (tests/integration/test_s6_overlay.py waits on one)
-BOOT = ["cont-init", "init-migrations", "init-adduser uid=1000", "init-config-end", "late"]
+BOOT = ["cont-init", "init-migrations", "init-adduser uid=1000", "init-config-end", "legacy-app",
+        "late"]  # fmt: skip
 APP = ["init-config-end", "svc-app FROM_INIT=from-init", "app user=abc uid=1000 HOME=/config"]
 
 
@@ -50,6 +53,7 @@ def test_cmd_runs_after_user_and_user2_and_its_exit_code_is_the_containers(
     assert wait_exit(name, 120) == 5, logs(name)
     lines = order(name, tmp_path)
     before(lines, *BOOT, "cmd", "app-term", "cont-finish")
+    before(lines, "cmd", "legacy-term", "app-term")  # services.d stops first
     before(lines, *APP, "cmd", "app-term")  # with-contenv's variable; s6-setuidgid abc
     assert "Traceback" not in logs(name)
 
@@ -68,5 +72,6 @@ def test_podman_stop_is_graceful_and_bounded(
     lines = order(name, tmp_path)
     before(lines, *BOOT, "app-term", "cont-finish")
     before(lines, *APP, "app-term")
+    before(lines, "legacy-term", "app-term", "cont-finish")
     out = logs(name)
     assert "SIGKILL" not in out and "Traceback" not in out, out

@@ -1,8 +1,9 @@
-"""pyinit as s6-overlay v3's `/init` (here a link named `s6-init`, its other name), PID 1 of a new pid
-namespace, on a real s6-rc.d tree: s6-overlay's order (cont-init.d, the `user`
-bundle in dependency order, `user2`, CMD; at shutdown the services, the oneshots'
-`down`, cont-finish.d), CMD's exit code, a logger pipeline, a readiness fd, an
-execline `up`, S6_BEHAVIOUR_IF_STAGE2_FAILS, a bad definition, s6-svc and s6-svstat."""
+"""pyinit as s6-overlay v3's `/init` (here a link named `s6-init`, its other name),
+PID 1 of a new pid namespace, on a real s6-rc.d tree: s6-overlay's order
+(cont-init.d, the `user` bundle in dependency order, then /etc/services.d and
+`user2`, CMD; at shutdown the services, the `down` of the oneshots that are up,
+cont-finish.d), CMD's exit code, a logger pipeline, a readiness fd, an execline
+`up`, S6_BEHAVIOUR_IF_STAGE2_FAILS, a bad definition, s6-svc and s6-svstat."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Image:
             PYINIT_INIT_DIR=str(t / "none"), PYINIT_RC_LOCAL=str(t / "none"),
             PYINIT_CONT_INIT_DIR=str(t / "etc" / "cont-init.d"),
             PYINIT_CONT_FINISH_DIR=str(t / "etc" / "cont-finish.d"),
-            PYINIT_SERVICE_DIR=str(t / "etc" / "services.d"), KILL_PROCESS_TIMEOUT="3",
+            PYINIT_SERVICE_DIR=str(t / "service"), KILL_PROCESS_TIMEOUT="3",
         )  # fmt: skip
         env.update(extra)
         return env
@@ -157,7 +158,8 @@ def test_no_cmd_runs_until_sigterm_then_exits_0(image: Image) -> None:
     linuxserver_tree(image)
     image.service("svc-hup", "longrun", down_signal="SIGHUP\n",
                   run=f"trap '{image.note('got-HUP').strip()}; exit 0' HUP\n"
-                  f"{image.note('svc-hup')}{image.sleeper().replace('exec ', '')[:-1]} & wait\n")  # fmt: skip
+                  f"{image.note('svc-hup')}"
+                  f"{image.sleeper().replace('exec ', '')[:-1]} & wait\n")  # fmt: skip
     image.file("user/contents.d/svc-hup")
     proc = image.start()
     wait_for(lambda: "init-late" in image.lines() and "svc-hup" in image.lines(), 30, "boot")
@@ -219,3 +221,85 @@ def test_s6_svc_and_s6_svstat(image: Image) -> None:
         os.kill(image.pid1(proc), signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def legacy_longrun(img: Image, name: str) -> None:
+    write_script(img.tmp / "etc" / "services.d" / name / "run", img.note(name) + img.sleeper())
+
+
+def test_services_d_starts_after_the_user_bundle_user2_after_it(image: Image) -> None:
+    """s6-overlay's graph: cont-init.d; `user` (a slow oneshot, then its longrun);
+    legacy-services (services.d) requires all of `user`; a user2 oneshot that depends
+    on legacy-services after those; CMD last."""
+    n = image.note
+    image.service("init-slow", "oneshot", up=f'sh -c "sleep 0.3; {n("init-slow").strip()}"')
+    image.service("svc-app", "longrun", ("init-slow",), run=n("svc-app") + image.sleeper())
+    image.file("user/contents.d/svc-app")
+    image.service("init-late", "oneshot", ("legacy-services",),
+                  up=f'sh -c "{n("init-late").strip()}"')  # fmt: skip
+    image.file("user2/contents.d/init-late")
+    legacy_longrun(image, "legacy-a")
+    legacy_longrun(image, "legacy-b")
+    write_script(image.tmp / "etc" / "cont-init.d" / "10-first", n("cont-init"))
+    proc = image.start("sh", "-c", n("cmd"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = image.lines()
+    assert lines[:3] == ["cont-init", "init-slow", "svc-app"], lines
+    assert sorted(lines[3:5]) == ["legacy-a", "legacy-b"], lines
+    assert lines[5:] == ["init-late", "cmd"], lines
+
+
+@pytest.mark.parametrize("behaviour, code", [("0", 0), ("1", 0), ("2", 1)])
+def test_a_failing_cont_init_script_and_s6_behaviour_if_stage2_fails(
+    image: Image, behaviour: str, code: int
+) -> None:
+    """s6-overlay runs every cont-init.d script; then 0 goes on silently, 1 warns,
+    2 stops the container with exit code 1 (s6-rc's, written by rc.init)."""
+    d = image.tmp / "etc" / "cont-init.d"
+    write_script(d / "10-bad", image.note("bad") + "exit 5\n")
+    write_script(d / "20-next", image.note("next"))
+    image.service("svc-app", "oneshot", up=f'sh -c "{image.note("svc").strip()}"')
+    image.file("user/contents.d/svc-app")
+    proc = image.start("sh", "-c", image.note("cmd"), S6_BEHAVIOUR_IF_STAGE2_FAILS=behaviour)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    started = ["svc", "cmd"] if behaviour != "2" else []
+    assert image.lines() == ["bad", "next", *started]
+    assert ("warning" in err) == (behaviour != "0"), err
+    assert "Traceback" not in err
+
+
+def test_a_oneshots_down_runs_only_if_its_up_succeeded(image: Image) -> None:
+    """s6-rc brings down only what is up, in reverse dependency order: init-ok2's
+    down, then init-ok's, while svc-db (which init-ok depends on) still runs."""
+    n = image.note
+    image.service("svc-db", "longrun", notification_fd="3",
+                  run=f"trap '{n('db-term').strip()}; exit 0' TERM\n{n('db')}echo >&3\n"
+                  f"exec 3>&-\n{image.sleeper().replace('exec ', '')[:-1]} & wait\n")  # fmt: skip
+    image.service("init-ok", "oneshot", ("svc-db",), up=f'sh -c "{n("ok-up").strip()}"',
+                  down=f'sh -c "{n("ok-down").strip()}"')  # fmt: skip
+    image.service("init-ok2", "oneshot", ("init-ok",), up=f'sh -c "{n("ok2-up").strip()}"',
+                  down=f'sh -c "{n("ok2-down").strip()}"')  # fmt: skip
+    image.service("init-bad", "oneshot", up='sh -c "exit 4"',
+                  down=f'sh -c "{n("bad-down").strip()}"')  # fmt: skip
+    for name in ("init-ok2", "init-bad"):
+        image.file(f"user/contents.d/{name}")
+    proc = image.start("sh", "-c", n("cmd"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert image.lines() == ["db", "ok-up", "ok2-up", "cmd", "ok2-down", "ok-down", "db-term"], err
+    assert "Traceback" not in err
+
+
+def test_a_large_s6_cmd_wait_for_services_maxtime(image: Image) -> None:
+    """9,000,000 s (over epoll's 24.8 days per wait): taken as it is, as PID 1."""
+    image.service("svc-app", "longrun", notification_fd="3",
+                  run=image.note("svc-app") + "echo >&3\n" + image.sleeper())  # fmt: skip
+    image.file("user/contents.d/svc-app")
+    proc = image.start("sh", "-c", image.note("cmd") + "exit 4",
+                       S6_CMD_WAIT_FOR_SERVICES_MAXTIME="9000000000", S6_VERBOSITY="3")  # fmt: skip
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert image.lines() == ["svc-app", "cmd"]
+    assert "Traceback" not in err

@@ -389,11 +389,16 @@ CASES = [
     s6_case("`up` of 65 KiB", {"a/type": "oneshot", "a/up": "x" * 66560, "user/contents.d/a": ""}),
     s6_case("`type` of 1 MiB", {"a/type": "longrun" + " " * 2**20, "user/contents.d/a": ""}),
     s6_case("service dir `a@1`", {"a@1/type": "longrun", "a@1/run": LONGRUN["a/run"]}),
-    s6_case("`S6_BEHAVIOUR_IF_STAGE2_FAILS=5`", {}, {"S6_BEHAVIOUR_IF_STAGE2_FAILS": "5"}),
+    s6_case("`S6_BEHAVIOUR_IF_STAGE2_FAILS=often`", {}, {"S6_BEHAVIOUR_IF_STAGE2_FAILS": "often"}),
     s6_case(
         "`S6_CMD_WAIT_FOR_SERVICES_MAXTIME=soon`", {}, {"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "soon"}
     ),  # fmt: skip
     s6_case("`S6_LOGGING=1`", {}, {"S6_LOGGING": "1"}),
+    # --- s6fix: /etc/services.d after the user bundle (legacy-services)
+    s6_case("`user` service depending on `legacy-services`", {
+        **LONGRUN, "a/dependencies.d/legacy-services": "", "../../services.d/x/run": "+x#!/bin/sh\n"
+    }),  # fmt: skip
+    s6_case("`/etc/services.d/bad name`", {"../../services.d/bad name/run": "+x#!/bin/sh\n"}),
     Case("s6-svc", "`s6-svc -b svc`", "tool", args=["-c", S6_SVC, "-b", "svc"]),
     Case("s6-svstat", "`s6-svstat -o pgid svc`", "tool", args=["-c", S6_SVSTAT, "-o", "pgid", "x"]),
     # --- jobfix: scheduled jobs (issue 22): a jitter that would push a run past the next

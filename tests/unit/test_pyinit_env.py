@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,43 @@ def test_help(flag: str) -> None:
     usage, more = result.stdout.split("\n", 1)
     assert usage == "usage: pyinit-env [--env-dir DIR] COMMAND [ARGS...]"
     assert "/usr/share/doc/pyinit-pid1/docs/pyinit.md" in more
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops to uid 65534")
+@pytest.mark.parametrize("parent_mode", [0o755, 0o700])
+def test_an_env_dir_another_user_cannot_read_is_a_one_line_error(
+    env_dir: Path, parent_mode: int
+) -> None:
+    """pyinit keeps the dir root's (0700: variables may be secrets); with-contenv run
+    by another user stops with one line, not with a warning and half an environment
+    (the dir itself unreadable, or a dir on its path)."""
+    top = Path(tempfile.mkdtemp(prefix="s6fix-env-"))
+    try:
+        top.chmod(0o755)
+        (top / "s6").mkdir(parent_mode)
+        (top / "s6").chmod(parent_mode)
+        env_dir = env_dir.rename(top / "s6" / "container_environment")
+        env_dir.chmod(0o700)
+        check_unreadable(env_dir)
+    finally:
+        shutil.rmtree(top)
+
+
+def check_unreadable(env_dir: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from pyinit.cli import pyinit_env, stdio\n"
+        "from pyinit.core import bounds, envdir\n"
+        "from pyinit.linux import signals\n"
+        "from pyinit.runtime import environment, spawn\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "pyinit_env.main(sys.argv[1:])\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "--env-dir", str(env_dir), "/bin/true"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    assert r.returncode == 111, r.stderr
+    assert r.stderr.splitlines() == [
+        f"pyinit-env: error: cannot read '{env_dir}': permission denied (uid 65534; it is "
+        "root's alone: read it before dropping privileges)"
+    ]

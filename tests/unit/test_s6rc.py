@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
+import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
+from pyinit.core import bounds
 from pyinit.foreign import s6env, s6rc, s6rc_read, s6rc_write, s6svc
 from pyinit.foreign.s6rc import Command, Source, SourceError
 
@@ -280,6 +285,57 @@ def test_read_tree_refuses_a_service_dir_another_user_may_write(tmp_path: Path) 
     )
 
 
+def run_up_down(tmp_path: Path, up_code: int) -> tuple[int, str, bytes]:
+    """init-b's run (a oneshot with a down), up exiting up_code: what fd 3 got
+    (readiness), then SIGTERM; its exit code, the log, fd 3's bytes."""
+    root = make_tree(tmp_path)
+    log = tmp_path / "log"
+    (root / "init-b" / "up").write_text(f"{root}/init-b/up.sh\n")
+    (root / "init-b" / "down").write_text(f"{root}/init-b/down.sh\n")
+    for name, body in (
+        ("up", f"echo up >> {log}; exit {up_code}"),
+        ("down", f"echo down >> {log}"),
+    ):
+        (root / "init-b" / f"{name}.sh").write_text(f"#!/bin/sh\n{body}\n")
+        (root / "init-b" / f"{name}.sh").chmod(0o755)
+    sources = s6rc_read.read_tree(str(root))
+    assert sources is not None
+    out = tmp_path / "s6-rc"
+    w = s6rc_write.write(s6rc.plan(sources, str(root)), str(root), str(out), [], False, None)
+    run = Path(w.services) / "init-b" / "run"
+    r, wfd = os.pipe()
+    proc = subprocess.Popen([str(run)], close_fds=False, preexec_fn=lambda: os.dup2(wfd, 3))
+    os.close(wfd)
+    try:
+        ready = select.select([r], [], [], 30)[0]
+        got = os.read(r, 10) if ready else b"(timeout)"
+        if up_code == 0 and got == b"\n":
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, log.read_text() if log.exists() else "", got
+
+
+@pytest.mark.parametrize("python", [None, "", "/a path/with blanks/python"])
+@pytest.mark.parametrize("up_code", [0, 3])
+def test_a_oneshot_with_a_down_stays_up_and_runs_down_only_if_up_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: Optional[str], up_code: int
+) -> None:
+    """s6-rc brings down only what is up; pyinit stops this service (so its down
+    runs) once what depends on it stopped. Python, or /bin/sh without a usable one."""
+    if python is not None:
+        monkeypatch.setattr("sys.executable", python)
+    code, log, got = run_up_down(tmp_path, up_code)
+    if up_code == 0:
+        assert (code, log, got) == (0, "up\ndown\n", b"\n")
+    else:  # not up: exits with up's code, not ready, no down
+        assert (code, log, got) == (3, "up\n", b"")
+
+
 def test_write(tmp_path: Path) -> None:
     root = make_tree(tmp_path)
     sources = s6rc_read.read_tree(str(root))
@@ -300,17 +356,81 @@ def test_write(tmp_path: Path) -> None:
     assert os.readlink(services / "app" / "run") == f"{root}/app/run"
     assert os.readlink(services / "app" / "finish") == f"{root}/app/finish"
     assert os.readlink(services / "init-a" / "run") == f"{root}/init-a/run"
-    assert (services / "init-b" / "run").read_text() == (
-        "#!/usr/bin/execlineb -P\nif { true } echo b\n"
-    )
     app = json.loads((services / "app" / "service.yaml").read_text())
     assert app == {"requires": ["init-b"], "ready": {"notification_fd": 3},
                    "working_directory": f"{root}/app"}  # fmt: skip
+    a = json.loads((services / "init-a" / "service.yaml").read_text())
+    assert a["oneshot"] is True and a["restart"] == "never" and a["essential"] is True
+    # init-b has a down: it stays up (ready on fd 3) until stopped, then runs down
     b = json.loads((services / "init-b" / "service.yaml").read_text())
-    assert b["oneshot"] is True and b["restart"] == "never" and b["essential"] is True
-    assert sorted(os.listdir(w.finish)) == ["a0001-init-b", "b0-10-bye"]
-    assert (Path(w.finish) / "a0001-init-b").read_text() == "#!/bin/sh\nexec echo b-down\n"
+    assert "oneshot" not in b and b["restart"] == "never" and b["essential"] is True
+    assert b["ready"] == {"notification_fd": 3}
+    assert (out / "scripts" / "init-b").read_text() == (
+        "#!/usr/bin/execlineb -P\nif { true } echo b\n"
+    )
+    assert (out / "scripts" / "init-b.down").read_text() == "#!/bin/sh\nexec echo b-down\n"
+    assert (
+        f"up, down = {str(out / 'scripts' / 'init-b')!r}, "
+        in (services / "init-b" / "run").read_text()
+    )
+    assert sorted(os.listdir(w.finish)) == ["b0-10-bye"]
     assert os.readlink(Path(w.finish) / "b0-10-bye") == str(finish_d / "10-bye")
+
+
+def test_legacy_services_start_after_the_user_bundle(tmp_path: Path) -> None:
+    """s6-overlay: legacy-services depends on `user`; a service that depends on
+    legacy-services (a user2 one) waits for the services.d longruns."""
+    root = make_tree(tmp_path)
+    (root / "late" / "dependencies.d").mkdir(parents=True)
+    (root / "late" / "type").write_text("oneshot\n")
+    (root / "late" / "up").write_text("/bin/true\n")
+    (root / "late" / "dependencies.d" / "legacy-services").write_text("")
+    (root / "user2" / "contents.d").mkdir(parents=True)
+    (root / "user2" / "contents.d" / "late").write_text("")
+    sources = s6rc_read.read_tree(str(root))
+    assert sources is not None
+    p = s6rc.plan(sources, str(root), ("nginx", "php"), "/etc/services.d")
+    assert [(s.name, s.requires) for s in p.legacy] == [
+        ("nginx", ["init-a", "init-b", "app"]), ("php", ["init-a", "init-b", "app"])]  # fmt: skip
+    late = p.services[-1]
+    assert (late.name, late.requires) == ("late", ["nginx", "php"])
+    assert late.after == ["init-a", "init-b", "app"]
+    # without services.d, a dependency on legacy-services is met at once
+    assert s6rc.plan(sources, str(root)).services[-1].requires == []
+
+
+def test_legacy_services_errors(tmp_path: Path) -> None:
+    root = make_tree(tmp_path)
+    (root / "app" / "dependencies.d" / "legacy-services").write_text("")
+    sources = s6rc_read.read_tree(str(root))
+    assert sources is not None
+    with pytest.raises(SourceError) as err:
+        s6rc.plan(sources, str(root), ("nginx",), "/etc/services.d")
+    assert str(err.value) == (
+        f"{root}/app/dependencies.d: cycle: app is in the user bundle, which "
+        "legacy-services (/etc/services.d) starts after"
+    )
+    with pytest.raises(SourceError) as err:
+        s6rc.plan(sources, str(root), ("app",), "/etc/services.d")
+    assert str(err.value) == f"/etc/services.d/app: {root}/app has the same name"
+
+
+def test_read_legacy(tmp_path: Path) -> None:
+    legacy = tmp_path / "services.d"
+    assert s6rc_read.read_legacy(str(legacy)) == ([], {})
+    for name in ("b", "a", "native", "theirs"):
+        (legacy / name).mkdir(parents=True)
+    (legacy / "README").write_text("not a service")
+    (legacy / "native" / "service.yaml").write_text("{}")
+    (legacy / "theirs").chmod(0o777)
+    assert s6rc_read.read_legacy(str(legacy)) == (
+        ["a", "b", "native", "theirs"],
+        {"native": "it has a service.yaml", "theirs": "another user may write it"},
+    )
+    (legacy / "bad name").mkdir()
+    with pytest.raises(SourceError) as err:
+        s6rc_read.read_legacy(str(legacy))
+    assert str(err.value) == f"{legacy}/bad name: bad service name 'bad name'"
 
 
 def test_execline_without_execlineb_names_the_file() -> None:
@@ -336,7 +456,7 @@ def test_script_forms() -> None:
 
 def test_s6_variables_to_flags() -> None:
     s = s6env.settings({})
-    assert s.flags == ["--services-ready-timeout", s6env.FOREVER]
+    assert s.flags == ["--services-ready-timeout", str(bounds.MAX_SECONDS)]
     assert not s.stop_on_failure and s.etc == "/etc" and not s.warnings
     s = s6env.settings({
         "S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "2500", "S6_SERVICES_GRACETIME": "12000",
@@ -369,19 +489,38 @@ def test_s6_variables_pyinit_ones_win() -> None:
 
 def test_s6_variables_bad_and_unsupported_are_warnings() -> None:
     s = s6env.settings({
-        "S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "soon", "S6_BEHAVIOUR_IF_STAGE2_FAILS": "5",
+        "S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "soon", "S6_BEHAVIOUR_IF_STAGE2_FAILS": "x" * 5000,
         "S6_LOGGING": "1", "S6_RUNTIME_PROFILE": "../x", "S6_VERBOSITY": "lots",
     })  # fmt: skip
     assert s.warnings == [
         "S6_CMD_WAIT_FOR_SERVICES_MAXTIME='soon': not a number of milliseconds; ignored",
         "S6_VERBOSITY='lots': not a number; ignored",
-        "S6_BEHAVIOUR_IF_STAGE2_FAILS='5': not 0, 1 or 2; using 0",
+        f"S6_BEHAVIOUR_IF_STAGE2_FAILS={bounds.render('x' * 5000)}: not a number; using 0",
         "S6_RUNTIME_PROFILE='../x': not a profile name; ignored",
         "S6_LOGGING='1': ignored (the catch-all logger is not provided: output stays on "
         "stdout/stderr)",
     ]
-    assert not s.stop_on_failure
+    assert not s.stop_on_failure and s.behaviour == 0
     assert s6env.settings({"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"}).stop_on_failure
+
+
+def test_s6_behaviour_as_s6_overlay_tests_it() -> None:
+    """`0$S6_BEHAVIOUR_IF_STAGE2_FAILS`, -ne 0 warns, -ge 2 stops: 5 stops too."""
+    for text, level in (("", 0), ("0", 0), ("1", 1), ("2", 2), ("5", 2), ("02", 2)):
+        s = s6env.settings({"S6_BEHAVIOUR_IF_STAGE2_FAILS": text})
+        assert (s.behaviour, s.stop_on_failure, s.warnings) == (level, level == 2, [])
+
+
+def test_s6_waits_up_to_pyinits_longest_timeout() -> None:
+    """No limit (0 or unset) is pyinit's bound, no longer 2,000,000 s; a large value
+    is taken as it is (the loop waits in steps: runtime/loop.py MAX_WAIT)."""
+    for value in ("0", ""):
+        s = s6env.settings({"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": value})
+        assert s.flags == ["--services-ready-timeout", "10000000"]
+    s = s6env.settings({"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "9000000000"})
+    assert s.flags == ["--services-ready-timeout", "9000000"]
+    s = s6env.settings({"S6_CMD_WAIT_FOR_SERVICES_MAXTIME": "10000000001"})
+    assert s.flags == ["--services-ready-timeout", "10000000"] and s.warnings
 
 
 # --- s6-svc and s6-svstat ------------------------------------------------------------
