@@ -8,11 +8,13 @@ possible state, 1 for the current one, 0 for the others. Service names are
 hostile input: label values are escaped as the format says (backslash, double
 quote, newline), cut to MAX_LABEL characters, and any text that is not UTF-8
 becomes U+FFFD; at most MAX_SERVICES services are shown (and how many were left
-out), so the body is bounded whatever the service dirs hold.
+out), so the body is bounded whatever the service dirs hold. Scheduled jobs (a
+record with a `job`) get the pyinit_job_* families, only when one is shown.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 from pyinit.core.statustable import state
@@ -68,6 +70,65 @@ SERVICE_METRICS: list[tuple[str, str, str, Callable[[Record], Optional[float]]]]
 ]  # fmt: skip
 
 
+def _finite(value: Any) -> Optional[float]:
+    """A job's number (a time, a count): a finite int or float, not a bool."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) else None
+
+
+def _job(rec: Record) -> Record:
+    job = rec.get("job")
+    return job if isinstance(job, dict) else {}
+
+
+def _last(rec: Record) -> Record:
+    last = _job(rec).get("last_run")
+    return last if isinstance(last, dict) else {}
+
+
+def _ended(rec: Record) -> Optional[Record]:
+    """The job's last run if it has ended (a finite end time), else None."""
+    last = _last(rec)
+    return last if _finite(last.get("end")) is not None else None
+
+
+def _success(rec: Record) -> Optional[float]:
+    last = _ended(rec)
+    return None if last is None else float(last.get("result") == "success")
+
+
+def _run_seconds(rec: Record) -> Optional[float]:
+    last = _ended(rec) or {}
+    start, end = _finite(last.get("start")), _finite(last.get("end"))
+    return None if start is None or end is None else max(0.0, end - start)
+
+
+# the same for each scheduled job (a record with a `job`; docs/svctl.md's job record)
+JOB_METRICS: list[tuple[str, str, str, Callable[[Record], Optional[float]]]] = [
+    ("pyinit_job_next_run_timestamp_seconds", "gauge",
+     "UNIX time of the job's next run, jitter included (no sample while paused).",
+     lambda r: _finite(_job(r).get("next_run"))),
+    ("pyinit_job_paused", "gauge", "1 while the job's schedule is paused (svctl down), else 0.",
+     lambda r: float(bool(_job(r).get("paused")))),
+    ("pyinit_job_runs_total", "counter", "Runs of the job started since pyinit supervises it.",
+     lambda r: _finite(_job(r).get("runs"))),
+    ("pyinit_job_skipped_runs_total", "counter",
+     "Due times of the job skipped because a run was still going (overlap: skip).",
+     lambda r: _finite(_job(r).get("skipped"))),
+    ("pyinit_job_last_run_start_timestamp_seconds", "gauge",
+     "UNIX time the job's last run started.",
+     lambda r: _finite(_last(r).get("start"))),
+    ("pyinit_job_last_run_end_timestamp_seconds", "gauge",
+     "UNIX time the job's last run ended (no sample while it runs).",
+     lambda r: _finite(_last(r).get("end"))),
+    ("pyinit_job_last_run_duration_seconds", "gauge",
+     "Seconds the job's last run took (no sample while it runs).", _run_seconds),
+    ("pyinit_job_last_run_success", "gauge",
+     "1 if the job's last run succeeded (exit 0), 0 if not (no sample while it runs).", _success),
+]  # fmt: skip
+RESULTS = ("running", "success", "failure", "timeout", "stopped")
+
+
 def _sample(name: str, labels: str, value: float) -> str:
     text = str(int(value)) if value == int(value) and abs(value) < 2**53 else repr(value)
     return f"{name}{{{labels}}} {text}\n"
@@ -93,6 +154,7 @@ def render(records: list[Record], counters: dict[str, Any], version: str) -> str
         current = state(rec)
         out.extend(_sample("pyinit_service_state", f'{labels},state="{s}"', float(s == current))
                    for s in STATES)  # fmt: skip
+    out.extend(_jobs(shown, names))
     orphans = _number(counters.get("orphans_reaped")) or 0.0
     out.append(
         "# HELP pyinit_orphans_reaped_total Processes pyinit reaped that it had not started.\n"
@@ -105,3 +167,27 @@ def render(records: list[Record], counters: dict[str, Any], version: str) -> str
         f"pyinit_metrics_services_omitted {omitted}\n"
     )
     return "".join(out)
+
+
+def _jobs(shown: list[Record], names: list[str]) -> list[str]:
+    """The job families, if any shown service is a scheduled job (none else)."""
+    jobs = [(rec, labels) for rec, labels in zip(shown, names) if _job(rec)]
+    if not jobs:
+        return []
+    out: list[str] = []
+    for name, kind, help_text, read in JOB_METRICS:
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        for rec, labels in jobs:
+            value = read(rec)
+            if value is not None:
+                out.append(_sample(name, labels, value))
+    out.append(
+        "# HELP pyinit_job_last_run_result The job's last run's result: 1 for the current one "
+        "(see docs/pyinit.md#metrics).\n# TYPE pyinit_job_last_run_result gauge\n"
+    )
+    for rec, labels in jobs:
+        current = _last(rec).get("result")
+        if current is not None:
+            out.extend(_sample("pyinit_job_last_run_result", f'{labels},result="{r}"',
+                               float(r == current)) for r in RESULTS)  # fmt: skip
+    return out

@@ -2,7 +2,9 @@
 
 Pure: records and the time in, text out. The columns are one table (COLUMNS): a
 new column is one `Column(...)` added there, with its header, its widest width
-and the function that reads its cell from a record. Every text that came from a
+and the function that reads its cell from a record; a column with `only_if` is
+shown only when some record needs it (NEXT RUN: when a scheduled job is listed,
+so a table without jobs keeps its width). Every text that came from a
 service dir (a name, a user, ...) is hostile: control characters (and Unicode's
 bidi overrides) become '?', and every cell is cut to its column's width, so a
 record can neither move the terminal's cursor nor make a line unbounded.
@@ -10,6 +12,7 @@ record can neither move the terminal's cursor nor make a line unbounded.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -88,8 +91,56 @@ def state(rec: Record) -> str:
     return "up" if rec.get("ready", True) else "starting"
 
 
+def _num(value: Any) -> bool:
+    """A finite number (not a bool)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return ok and math.isfinite(value)
+
+
+def _job(rec: Record) -> Optional[Record]:
+    job = rec.get("job")
+    return job if isinstance(job, dict) and not rec.get("missing") else None
+
+
+def last_run(job: Record, now: float) -> str:
+    """A scheduled job's last run: `running`, `success, 3m12s ago`, `exit 2, 5s ago`,
+    `SIGKILL, 5s ago`, `timeout, 1m00s ago`, `stopped, 2s ago`; '-' before the first."""
+    last = job.get("last_run")
+    if not isinstance(last, dict):
+        return NONE
+    result = last.get("result")
+    if result == "running" or last.get("end") is None:
+        return "running"
+    if result == "failure":
+        what = last_exit({"last_exit_code": last.get("exit_code"),
+                          "last_signal": last.get("signal")}, now)  # fmt: skip
+        what = "failure" if what == NONE else what
+    else:
+        what = str(result)
+    end = last.get("end")
+    return f"{what}, {duration(now - end)} ago" if _num(end) else what
+
+
+def next_run(rec: Record, now: float) -> str:
+    """A scheduled job's next run: `in 42s` (rounded up, as `svctl status`), `paused`,
+    `never` (its expression has no further time); '-' for a service that is no job."""
+    job = _job(rec)
+    if job is None:
+        return NONE
+    if job.get("paused"):
+        return "paused"
+    due = job.get("next_run_in")
+    if not _num(due):
+        return "never"
+    return f"in {duration(math.ceil(due))}"
+
+
 def last_exit(rec: Record, now: float) -> str:
-    """`exit 3, 2m ago`, `SIGKILL, 5s ago`, or '-' when it never ended."""
+    """`exit 3, 2m ago`, `SIGKILL, 5s ago`, or '-' when it never ended; a scheduled
+    job's last run instead (last_run())."""
+    job = _job(rec)
+    if job is not None:
+        return last_run(job, now)
     code, sig = rec.get("last_exit_code"), rec.get("last_signal")
     if isinstance(sig, int) and not isinstance(sig, bool):
         from pyinit.core.signames import name
@@ -140,6 +191,7 @@ class Column:
     cell: Callable[[Record, float], str]  # a record and the time (UNIX) -> its text
     right: bool = False  # right-aligned (numbers)
     color: Optional[Callable[[str], Optional[str]]] = None  # the cell's text -> its color
+    only_if: Optional[Callable[[Record], bool]] = None  # shown when a record is such
 
 
 COLUMNS: list[Column] = [
@@ -149,6 +201,7 @@ COLUMNS: list[Column] = [
     Column("UPTIME", 8, _uptime, right=True),
     Column("RESTARTS", 8, _number("restarts"), right=True),
     Column("LAST EXIT", 28, last_exit),
+    Column("NEXT RUN", 10, next_run, only_if=lambda rec: _job(rec) is not None),
     Column("READY", 5, _ready),
     Column("USER", 24, lambda rec, now: rec.get("user") or NONE),
 ]
@@ -160,6 +213,7 @@ def render(
     """The table (a header line, one line per record), each line ending in '\\n'; with
     color, ANSI colors for the header and the STATE cells."""
     cols = COLUMNS if columns is None else columns
+    cols = [c for c in cols if c.only_if is None or any(c.only_if(r) for r in records)]
     rows = [[safe(col.cell(rec, now), col.width) for col in cols] for rec in records]
     widths = [max([len(col.header)] + [len(row[i]) for row in rows]) for i, col in enumerate(cols)]
     out = [_line([col.header for col in cols], cols, widths, BOLD if color else None)]

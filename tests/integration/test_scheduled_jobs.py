@@ -296,3 +296,55 @@ def test_exit_stops_the_run_and_the_job_comes_back_afresh(box, tmp_path, tag) ->
     assert rec["pid"] is None and rec["job"]["paused"] is False and rec["job"]["next_run"]
     assert runs_of(d / "runs") == ["start"]  # the queued run was dropped with the schedule
     b.stop()
+
+
+def test_status_l_and_metrics_show_a_jobs_next_run_and_last_run(box, tmp_path, tag) -> None:  # noqa: F811
+    """After real runs (svctl run): `status -l` has a NEXT RUN column and the job's last
+    run in LAST EXIT; /metrics (parsed by Prometheus's parser) the pyinit_job_* families,
+    agreeing with `status --json`'s job record."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from test_service_config import free_port, http_get
+
+    svc(tmp_path, tag, "good", "exit 0\n", "schedule: '@yearly'\n")
+    svc(tmp_path, tag, "bad", "exit 2\n", "schedule: '0 3 * * *'\n")
+    svc(tmp_path, tag, "held", "exit 0\n", "every: 1h\n", down=True)
+    svc(tmp_path, tag, "web")
+    port = free_port()
+    b = box(flags=("--health-listen", f"127.0.0.1:{port}"))
+    for name in ("good", "bad"):
+        b.wait(name, lambda r: r.get("job") is not None, 10)
+        assert b.ok("run", name) == f"ok: run: {name}: started\n"
+        b.wait(name, lambda r: r["job"]["last_run"] and r["job"]["last_run"]["end"], 10)
+    recs = {r["name"]: r for r in json.loads(b.ok("status", "--json"))}
+
+    rows = {line.split()[0]: line for line in b.ok("status", "-l").splitlines()}
+    header = rows.pop("NAME")
+    assert header.split("  ")[:6] == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"]
+    assert "NEXT RUN" in header and set(rows) == {"good", "bad", "held", "web"}
+    cut = header.index("LAST EXIT"), header.index("NEXT RUN"), header.index("READY")
+    cells = {n: (row[cut[0] : cut[1]].strip(), row[cut[1] : cut[2]].strip())
+             for n, row in rows.items()}  # fmt: skip
+    assert re.fullmatch(r"success, \d+s ago", cells["good"][0]), cells
+    assert re.fullmatch(r"in (\d+d\d\dh|\d+h\d\dm)", cells["good"][1]), cells  # @yearly
+    assert re.fullmatch(r"exit 2, \d+s ago", cells["bad"][0]), cells
+    assert re.fullmatch(r"in (\d+h\d\dm|\d+m\d\ds|\d+s)", cells["bad"][1]), cells  # < 1 day
+    assert cells["held"] == ("-", "paused") and cells["web"] == ("-", "-")
+
+    code, body = http_get(port, "/metrics")
+    assert code == 200
+    m = {(s.name, tuple(s.labels.items())): s.value
+         for f in text_string_to_metric_families(body.decode()) for s in f.samples}  # fmt: skip
+    good, bad, held, web = ((("service", n),) for n in ("good", "bad", "held", "web"))
+    for key, job in ((good, recs["good"]["job"]), (bad, recs["bad"]["job"])):
+        assert m[("pyinit_job_next_run_timestamp_seconds", key)] == job["next_run"]
+        assert m[("pyinit_job_runs_total", key)] == 1
+        assert m[("pyinit_job_last_run_end_timestamp_seconds", key)] == job["last_run"]["end"]
+        assert m[("pyinit_job_paused", key)] == 0
+    assert m[("pyinit_job_last_run_success", good)] == 1
+    assert m[("pyinit_job_last_run_success", bad)] == 0
+    assert m[("pyinit_job_last_run_result", (*bad, ("result", "failure")))] == 1
+    assert m[("pyinit_job_paused", held)] == 1 and m[("pyinit_job_runs_total", held)] == 0
+    assert ("pyinit_job_next_run_timestamp_seconds", held) not in m
+    assert ("pyinit_job_last_run_success", held) not in m  # never ran
+    assert not [k for k in m if k[0].startswith("pyinit_job_") and k[1][:1] == web]
+    b.stop()

@@ -107,6 +107,95 @@ def test_missing_records_are_not_services() -> None:
     assert "pyinit_service_up{" not in text
 
 
+def job_records() -> list[dict[str, Any]]:
+    """Three jobs (core/jobs.py's Job.view() through views.py) and a service."""
+    from datetime import timezone
+
+    from pyinit.core import cron
+    from pyinit.core.jobs import Job
+
+    ok = Job(cron.parse("every 90s"), timezone.utc, runs=4, skipped=2)
+    ok.plan(WALL - 30.0)  # due at WALL + 60
+    ok.started(WALL - 50.0)
+    ok.ended(WALL - 47.5, 0, None)
+    late = Job(cron.parse("@daily"), timezone.utc, runs=1)
+    late.pause()
+    late.started(WALL - 100.0)
+    late.ended(WALL - 40.0, 143, None, timed_out=True)
+    busy = Job(cron.parse("every 90s"), timezone.utc, runs=1)
+    busy.plan(WALL)
+    busy.started(WALL - 1.0)
+    views = [ServiceView(name, ProcessView(state="down"), job=j.view())
+             for name, j in (("ok", ok), ("late", late), ("busy", busy))]  # fmt: skip
+    views.append(ServiceView("web", ProcessView(state="run", pid=7)))
+    return [service_record(v, 100.0, WALL) for v in views]
+
+
+def test_scheduled_jobs_next_and_last_run() -> None:
+    m = parse(metrics.render(job_records(), {}, "0.1.0"))
+    ok, late, busy = ((("service", n),) for n in ("ok", "late", "busy"))
+    assert m["pyinit_job_next_run_timestamp_seconds"] == {ok: WALL + 60, busy: WALL + 90}
+    assert m["pyinit_job_paused"] == {ok: 0, late: 1, busy: 0}
+    assert m["pyinit_job_runs_total"] == {ok: 5, late: 2, busy: 2}  # started() counts
+    assert m["pyinit_job_skipped_runs_total"] == {ok: 2, late: 0, busy: 0}
+    assert m["pyinit_job_last_run_start_timestamp_seconds"] == {
+        ok: WALL - 50, late: WALL - 100, busy: WALL - 1}  # fmt: skip
+    # no end, duration or success while a run goes on (busy)
+    assert m["pyinit_job_last_run_end_timestamp_seconds"] == {ok: WALL - 47.5, late: WALL - 40}
+    assert m["pyinit_job_last_run_duration_seconds"] == {ok: 2.5, late: 60}
+    assert m["pyinit_job_last_run_success"] == {ok: 1, late: 0}
+    results = m["pyinit_job_last_run_result"]
+    assert len(results) == 3 * len(metrics.RESULTS)
+    assert {k for k, v in results.items() if v == 1} == {
+        (("result", "success"), ("service", "ok")),
+        (("result", "timeout"), ("service", "late")),
+        (("result", "running"), ("service", "busy")),
+    }
+    assert not any(("service", "web") in k for f in m if f.startswith("pyinit_job_")
+                   for k in m[f])  # fmt: skip
+    assert m["pyinit_service_up"][(("service", "web"),)] == 1  # services as before
+
+
+def test_job_families_only_with_jobs_each_once_before_its_samples() -> None:
+    assert "pyinit_job_" not in metrics.render(records(), {}, "0.1.0")  # no job: no family
+    text = metrics.render(job_records(), {}, "0.1.0")
+    lines = text.splitlines()
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE pyinit_job_")]
+    assert len(families) == len(set(families)) == len(metrics.JOB_METRICS) + 1
+    for name in families:
+        at = lines.index(next(x for x in lines if x.startswith(f"# HELP {name} ")))
+        assert lines[at + 1].startswith(f"# TYPE {name} ")
+        assert all(i > at + 1 for i, x in enumerate(lines) if x.split("{")[0] == name)
+    types = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert types["pyinit_job_runs"] == types["pyinit_job_skipped_runs"] == "counter"
+    assert types["pyinit_job_next_run_timestamp_seconds"] == "gauge"
+
+
+def test_hostile_job_records_give_no_sample_and_no_crash() -> None:
+    bad = [
+        {
+            "name": 'j"1\n',
+            "state": "down",
+            "job": {
+                "next_run": float("inf"),
+                "runs": "many",
+                "paused": "yes",
+                "last_run": {"start": float("nan"), "end": True, "result": "\n} 1"},
+            },
+        },
+        {"name": "j2", "state": "down", "job": {"last_run": "nonsense", "next_run": -1e400}},
+    ]
+    m = parse(metrics.render(bad, {}, "0.1.0"))
+    j1, j2 = (("service", 'j"1\n'),), (("service", "j2"),)
+    assert "pyinit_job_next_run_timestamp_seconds" not in m  # inf: no sample
+    assert "pyinit_job_runs_total" not in m  # not a number
+    assert m["pyinit_job_paused"] == {j1: 1, j2: 0}
+    for family in ("start_timestamp_seconds", "end_timestamp_seconds", "duration_seconds",
+                   "success"):  # nan, a bool: no time, so no run that ended  # fmt: skip
+        assert f"pyinit_job_last_run_{family}" not in m
+    assert set(m["pyinit_job_last_run_result"].values()) == {0}  # an unknown result
+
+
 # --- served by the health endpoint ---------------------------------------------------------
 @pytest.fixture
 def served():

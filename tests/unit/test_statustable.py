@@ -234,3 +234,81 @@ def test_listing_names_a_few_then_counts_the_rest() -> None:
     assert listing(["a", "b", "c"]) == "a, b and c"
     assert listing([f"s{i}" for i in range(12)]) == "s0, s1, s2, s3, s4 and 7 more"
     assert listing(["\033[2J" + "x" * 500]) == "?[2J" + "x" * 57 + "..."
+
+
+def job(**fields: Any) -> dict[str, Any]:
+    """A scheduled job's `job` record as core/jobs.py's Job.view() makes it (times UNIX)."""
+    from datetime import timezone
+
+    from pyinit.core import cron
+    from pyinit.core.jobs import Job
+
+    j = Job(cron.parse("every 90s"), timezone.utc)
+    j.plan(NOW - 48.2)  # due at NOW + 41.8
+    view = dict(j.view(), next_run_in=j.view()["next_run"] - NOW)  # as views.py adds it
+    view.update(fields)
+    return view
+
+
+def last(result: str, start: float, end: Any = None, code: Any = None, sig: Any = None) -> Any:
+    return {"start": start, "end": end, "exit_code": code, "signal": sig, "result": result}
+
+
+def test_a_jobs_next_run_and_last_run_in_their_columns() -> None:
+    nrun = statustable.next_run
+    assert nrun(rec(), NOW) == "-"  # not a job
+    assert nrun(rec(job=job()), NOW) == "in 42s"  # rounded up, as `svctl status`
+    assert nrun(rec(job=job(next_run_in=7500.2)), NOW) == "in 2h05m"
+    assert nrun(rec(job=job(next_run_in=-0.5)), NOW) == "in 0s"  # due: it fires now
+    assert nrun(rec(job=job(paused=True, next_run=None, next_run_in=None)), NOW) == "paused"
+    assert nrun(rec(job=job(next_run=None, next_run_in=None)), NOW) == "never"
+    assert nrun(rec(job=job(next_run_in=float("inf"))), NOW) == "never"  # no crash
+    assert nrun({"name": "x", "missing": True, "job": job()}, NOW) == "-"
+    runs = [
+        (None, "-"),
+        (last("running", NOW - 3), "running"),
+        (last("success", NOW - 200, NOW - 192, 0), "success, 3m12s ago"),
+        (last("failure", NOW - 400, NOW - 300, 2), "exit 2, 5m00s ago"),
+        (last("failure", NOW - 9, NOW - 5, None, 9), "SIGKILL, 5s ago"),
+        (last("timeout", NOW - 70, NOW - 60, 7), "timeout, 1m00s ago"),
+        (last("stopped", NOW - 70, NOW - 2, None, 15), "stopped, 2s ago"),
+        (last("failure", NOW - 9, NOW - 5), "failure, 5s ago"),  # no code: still a word
+    ]
+    for last_run, text in runs:  # the job's last run, not its run process's last exit
+        r = rec(job=job(last_run=last_run), last_exit_code=0, last_exit_at=NOW - 1)
+        assert last_exit(r, NOW) == text, last_run
+
+
+def test_the_next_run_column_only_when_a_job_is_listed() -> None:
+    services = [
+        rec(name="web", uptime=7512, user="www-data", last_signal=9, last_exit_at=NOW - 7500)
+    ]
+    without = render(services, NOW)
+    assert "NEXT RUN" not in without  # a table without jobs keeps its width
+    jobs = [
+        rec(name="backup", state="down", pid=None, outcome="done",
+            job=job(last_run=last("success", NOW - 200, NOW - 192, 0))),
+        rec(name="report", state="down", pid=None, ready=False,
+            job=job(paused=True, next_run=None, next_run_in=None,
+                    last_run=last("failure", NOW - 400, NOW - 300, 2))),
+        rec(name="stuck", uptime=3, job=job(next_run_in=86000, last_run=last("running", NOW))),
+    ]  # fmt: skip
+    assert render(services + jobs, NOW) == (
+        "NAME    STATE  PID  UPTIME  RESTARTS  LAST EXIT           NEXT RUN   READY  USER\n"
+        "web     up      42   2h05m         0  SIGKILL, 2h05m ago  -          yes    www-data\n"
+        "backup  done     -       -         0  success, 3m12s ago  in 42s     yes    -\n"
+        "report  down     -       -         0  exit 2, 5m00s ago   paused     -      -\n"
+        "stuck   up      42      3s         0  running             in 23h53m  yes    -\n"
+    )
+    assert render(services, NOW) == without  # and rendering changed no record
+
+
+def test_a_hostile_job_record_cannot_reach_the_terminal_or_widen_the_table() -> None:
+    evil = "\033[2J\u202e" + "x" * 10_000
+    r = rec(job=job(next_run_in=10.0**300, last_run=last(evil, NOW - 5, NOW - 1)))
+    out = render([r, rec(job={"last_run": "nonsense", "next_run_in": "soon"})], NOW)
+    assert "\033" not in out and "\u202e" not in out and out.count("\n") == 3
+    row, other = out.splitlines()[1:]
+    assert "?[2J?xxx" in row and "..." in row
+    assert len(row) <= sum(c.width for c in statustable.COLUMNS) + 2 * len(statustable.COLUMNS)
+    assert other.split()[5:7] == ["-", "never"]  # LAST EXIT, NEXT RUN
