@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -65,7 +66,10 @@ class Follower:
 
     def poll(self) -> list[dict]:
         assert self.proc.stdout is not None
-        while select.select([self.proc.stdout], [], [], 0.02)[0]:
+        # what is there now, within 0.5 s: a service crashing without backoff keeps the
+        # stream busy, and waiting for a quiet moment would wait forever
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and select.select([self.proc.stdout], [], [], 0.02)[0]:
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
                 break
