@@ -1,7 +1,7 @@
 """supervisord's eventlistener protocol over pyinit's events: pure (no I/O).
 
 An [eventlistener:x] runs as a pyinit service whose `run` execs the bridge
-(cli/eventlistener_bridge.py): it starts the listener program, follows pyinit's
+(foreign/supervisord_bridge.py): it starts the listener program, follows pyinit's
 events on the control socket and speaks supervisord's protocol (its
 supervisor/dispatchers.py, process.py, events.py) on the listener's stdin and
 stdout. This module holds the rules:
@@ -144,7 +144,9 @@ class States:
         return None, []
 
 
-def envelope(name: str, payload: str, serial: int, pool: str, poolserial: int, server: str) -> bytes:
+def envelope(
+    name: str, payload: str, serial: int, pool: str, poolserial: int, server: str
+) -> bytes:
     """supervisord's header line and payload (process.py _eventEnvelope); len is
     the payload's length in bytes, as supervisord counts the bytes it writes for
     ASCII names."""

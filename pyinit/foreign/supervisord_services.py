@@ -6,7 +6,7 @@ output streams up and execs the command as supervisord does (shlex-split, no
 shell), a `service.yaml` and, for autostart=false, a `down` file. What pyinit
 does not do is a note, one line each, never silence (docs/migration.md lists
 every key). An [eventlistener:x]'s process is a service too, whose `run` execs
-the bridge (cli/eventlistener_bridge.py) with the listener's command: `eventlistener`.
+the bridge (foreign/supervisord_bridge.py) with the listener's command: `eventlistener`.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def supervisord_notes(conf: Conf) -> list[str]:
     return out
 
 
-BRIDGE = "pyinit.cli.eventlistener_bridge"
+BRIDGE = "pyinit.foreign.supervisord_bridge"
 
 
 def eventlistener(
@@ -155,8 +155,9 @@ def eventlistener(
     if missing:
         notes.append(f"{where} events: not provided by pyinit, never sent: {', '.join(missing)}")
     if p.result_handler not in ("", "supervisor.dispatchers:default_handler"):
-        notes.append(f"{where} result_handler: only the default is provided: {show(p.result_handler)} "
-                     "is not imported (OK acknowledges, anything else sends the event again)")  # fmt: skip
+        notes.append(f"{where} result_handler: only the default is provided, "
+                     f"{show(p.result_handler)} is not imported (OK acknowledges, "
+                     "anything else sends the event again)")  # fmt: skip
     for key in ("stdout_logfile", "stdout_logfile_maxbytes", "stdout_logfile_backups"):
         if key in p.keys:
             notes.append(f"{where} {key}: not written: stdout is the eventlistener protocol")
@@ -168,9 +169,9 @@ def eventlistener(
     inner = dataclasses.replace(p, stdout_logfile="NONE", keys=keys)
     out = service(inner, conf, cwd, config, after, notes)
     user = out.config.pop("user", None)
+    server = conf.supervisord.get("identifier", "").strip() or "supervisor"
     bridge = [python, "-I", "-m", BRIDGE, "--pool", p.group, "--events", p.events,
-              "--buffer-size", str(p.buffer_size),
-              "--server", conf.supervisord.get("identifier", "").strip() or "supervisor"]  # fmt: skip
+              "--buffer-size", str(p.buffer_size), "--server", server]  # fmt: skip
     if user:
         bridge += ["--user", user]
     for q in conf.processes:

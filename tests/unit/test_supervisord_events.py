@@ -39,13 +39,18 @@ def test_subscription_refused(text: str, word: str) -> None:
 def test_states_crash_after_running_is_exited_with_expected() -> None:
     states = sv.States(exitcodes={"app:app_0": (0, 3)})
     assert states.apply(ev("starting", "app:app_0", pid=5, restarts=0)) == (
-        "PROCESS_STATE_STARTING", "processname:app_0 groupname:app from_state:STOPPED tries:0")
+        "PROCESS_STATE_STARTING",
+        "processname:app_0 groupname:app from_state:STOPPED tries:0",
+    )
     assert states.apply(ev("up", "app:app_0", pid=5)) is None
     assert states.apply(ev("ready", "app:app_0", pid=5)) == (
-        "PROCESS_STATE_RUNNING", "processname:app_0 groupname:app from_state:STARTING pid:5")
+        "PROCESS_STATE_RUNNING",
+        "processname:app_0 groupname:app from_state:STARTING pid:5",
+    )
     assert states.apply(ev("exited", "app:app_0", pid=5, code=3, expected=False)) == (
         "PROCESS_STATE_EXITED",
-        "processname:app_0 groupname:app from_state:RUNNING expected:1 pid:5")
+        "processname:app_0 groupname:app from_state:RUNNING expected:1 pid:5",
+    )
     assert states.apply(ev("backoff", "app:app_0", delay=0.1)) is None
     name, payload = states.apply(ev("starting", "app:app_0", pid=6, restarts=1))
     assert name == "PROCESS_STATE_STARTING" and "from_state:EXITED tries:1" in payload
@@ -58,9 +63,13 @@ def test_states_early_exits_are_backoff_then_fatal() -> None:
     states = sv.States()
     states.apply(ev("starting", pid=7, restarts=0))
     assert states.apply(ev("exited", pid=7, code=1)) == (
-        "PROCESS_STATE_BACKOFF", "processname:web groupname:web from_state:STARTING tries:1")
+        "PROCESS_STATE_BACKOFF",
+        "processname:web groupname:web from_state:STARTING tries:1",
+    )
     assert states.apply(ev("failed", reason="x")) == (
-        "PROCESS_STATE_FATAL", "processname:web groupname:web from_state:BACKOFF")
+        "PROCESS_STATE_FATAL",
+        "processname:web groupname:web from_state:BACKOFF",
+    )
     assert states.apply(ev("down", outcome="failed")) is None
 
 
@@ -71,7 +80,9 @@ def test_states_stop_asked_for() -> None:
     assert states.apply(ev("stopping", pid=9, signal="SIGTERM"))[1].endswith(
         "from_state:RUNNING pid:9")  # fmt: skip
     assert states.apply(ev("exited", pid=9, code=None, signal="SIGTERM", expected=True)) == (
-        "PROCESS_STATE_STOPPED", "processname:web groupname:web from_state:STOPPING pid:9")
+        "PROCESS_STATE_STOPPED",
+        "processname:web groupname:web from_state:STOPPING pid:9",
+    )
     assert states.apply(ev("down", outcome="exited")) is None
     assert states.apply(ev("boot.main", None, pid=1)) is None
 
@@ -174,10 +185,11 @@ def test_eventlistener_is_a_bridge_service(tmp_path: Path) -> None:
     svcs, notes = translated(tmp_path, CONF)
     lst = svcs["crash"]
     argv = shlex.split(lst.run.splitlines()[-1])
-    assert argv[:4] == ["exec", "/py", "-I", "-m"] and argv[4] == "pyinit.cli.eventlistener_bridge"
+    assert argv[:5] == ["exec", "/py", "-I", "-m", "pyinit.foreign.supervisord_bridge"]
     opts = argv[5 : argv.index("--")]
-    assert opts == ["--pool", "crash", "--events", "PROCESS_STATE,PROCESS_LOG", "--buffer-size",
-                    "50", "--server", "box", "--user", "nobody", "--exitcodes", "app=0,3"]  # fmt: skip
+    assert opts == ["--pool", "crash", "--events", "PROCESS_STATE,PROCESS_LOG",
+                    "--buffer-size", "50", "--server", "box", "--user", "nobody",
+                    "--exitcodes", "app=0,3"]  # fmt: skip
     assert argv[argv.index("--") + 1 :] == ["/usr/local/bin/crashmail", "-m", "ops@x", "-a"]
     assert "user" not in lst.config  # the bridge stays root to read the events
     assert svcs["app"].config["after"] == ["crash"]  # priority -1: started first

@@ -1,6 +1,6 @@
-"""A supervisord [eventlistener:x] under pyinit: the service's `run` execs this.
+"""A supervisord [eventlistener:x] under pyinit: the bridge its service's `run` execs.
 
-`python -I -m pyinit.cli.eventlistener_bridge --pool NAME --events LIST
+`python -I -m pyinit.foreign.supervisord_bridge --pool NAME --events LIST
 [--buffer-size N] [--server ID] [--user USER] [--exitcodes SERVICE=CODES]...
 -- COMMAND...` starts COMMAND (the listener) as its child, follows pyinit's events
 on the control socket (as `svctl events -f`) and speaks supervisord's protocol on
@@ -26,8 +26,9 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2)  # fmt: skip
 MAX_LINE = 1024 * 1024  # bytes of one line from pyinit's socket
 RETRY = 1.0  # seconds between tries to reach pyinit's socket
-USAGE = ("usage: eventlistener_bridge --pool NAME --events LIST [--buffer-size N] "
-         "[--server ID] [--user USER] [--exitcodes SERVICE=CODES]... -- COMMAND...")  # fmt: skip
+USAGE = ("usage: python -m pyinit.foreign.supervisord_bridge --pool NAME --events LIST "
+         "[--buffer-size N] [--server ID] [--user USER] [--exitcodes SERVICE=CODES]... "
+         "-- COMMAND...")  # fmt: skip
 
 
 class Opts:
