@@ -183,10 +183,10 @@ def eventlistener(
 
 
 PROGRAM_NAMED = {
-    "stdout_capture_maxbytes": "not supported: capture mode is for event listeners",
-    "stderr_capture_maxbytes": "not supported: capture mode is for event listeners",
-    "stdout_events_enabled": "not supported: no event listeners",
-    "stderr_events_enabled": "not supported: no event listeners",
+    "stdout_capture_maxbytes": "not supported: no PROCESS_COMMUNICATION events",
+    "stderr_capture_maxbytes": "not supported: no PROCESS_COMMUNICATION events",
+    "stdout_events_enabled": "not supported: no PROCESS_LOG events",
+    "stderr_events_enabled": "not supported: no PROCESS_LOG events",
     "stdout_syslog": "not supported: the lines go where stdout_logfile says",
     "stderr_syslog": "not supported: the lines go where stderr_logfile says",
     "serverurl": "not set as SUPERVISOR_SERVER_URL: supervisorctl talks to pyinit's socket",
