@@ -95,9 +95,9 @@ def spawn(opts: Opts) -> subprocess.Popen:
         groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
         creds = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": groups}
 
-    def child() -> None:
-        from pyinit.linux import prctl
+    from pyinit.linux import prctl  # imported here: the child may not read pyinit's files
 
+    def child() -> None:
         try:
             prctl.set_pdeathsig(signal.SIGKILL)  # the bridge killed: the listener too
         except OSError:
@@ -106,8 +106,9 @@ def spawn(opts: Opts) -> subprocess.Popen:
     try:
         return subprocess.Popen(opts.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 preexec_fn=child, **creds)  # fmt: skip
-    except OSError as exc:
-        fail(f"cannot run {opts.command[0][:80]!r}: {exc.strerror or exc}", opts.pool)
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)[:200]
+        fail(f"cannot run {opts.command[0][:80]!r}: {why}", opts.pool)
 
 
 def connect() -> Optional[tuple[socket.socket, list[dict[str, Any]], bytes]]:

@@ -123,3 +123,56 @@ startsecs=0
         kill_tree(proc.pid)
         proc.wait(10)
         out.close()
+
+
+TICKER = "\\n".join([  # statements for exec('...'): no quote but ", no newline in a string
+    "import os, sys",
+    "say = lambda *a: print(*a, file=sys.stderr, flush=True)",
+    "say(\"uid\", os.getuid(), \"gid\", os.getgid())",
+    "while True:",
+    "    sys.stdout.write(\"READY\" + chr(10)); sys.stdout.flush()",
+    "    line = sys.stdin.readline()",
+    "    if not line: break",
+    "    payload = sys.stdin.read(int(line.split(\"len:\")[1]))",
+    "    say(\"got\", line.split(\"eventname:\")[1].split()[0], payload)",
+    "    sys.stdout.write(\"RESULT 2\" + chr(10) + \"OK\"); sys.stdout.flush()",
+])  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3")
+def test_eventlistener_as_a_user_gets_ticks(tmp_path: Path, tag: str) -> None:
+    """user= runs the listener (not the bridge) as that user; TICK_5 comes from the
+    bridge, on a multiple of 5 seconds."""
+    (tmp_path / "bin").mkdir()
+    supervisord = tmp_path / "bin" / "supervisord"
+    supervisord.symlink_to(BIN)
+    conf = tmp_path / "supervisord.conf"
+    quoted = TICKER.replace('"', '\\"')  # in the command's "...", as shlex reads it
+    conf.write_text(f"""[supervisord]
+logfile=/dev/null
+[eventlistener:ticks]
+command=/usr/bin/python3 -c "exec('{quoted}')" {tag}
+events=TICK_5
+user=nobody
+directory=/
+stderr_logfile=/dev/stderr
+""")
+    env = dict(os.environ, PYINIT_RUN_DIR=str(tmp_path / "run"))
+    out = open(tmp_path / "out", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", str(supervisord),
+                             "-c", str(conf)], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        said = wait_for(lambda: [x for x in lines(tmp_path / "out") if x.startswith("got ")],
+                        20, "a TICK_5")  # fmt: skip
+        assert re.fullmatch(r"got TICK_5 when:\d+", said[0]), said  # type: ignore[index]
+        assert int(said[0].split(":")[1]) % 5 == 0  # type: ignore[index]
+        nobody = __import__("pwd").getpwnam("nobody")
+        assert f"uid {nobody.pw_uid} gid {nobody.pw_gid}" in lines(tmp_path / "out")
+        psutil.Process(proc.pid).children()[0].send_signal(signal.SIGTERM)  # PID 1
+        assert proc.wait(30) == 0
+        assert tagged_processes(tag) == []
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(10)
+        out.close()
