@@ -61,7 +61,7 @@ def main() -> None:
     try:
         path = os.path.abspath(opts["conf"]) if "conf" in opts else files.find(sys.argv[0])
         conf = load(path, files.read, files.matches, dict(os.environ), os.uname().nodename)
-        services, notes = translate(conf, os.getcwd())
+        services, notes = translate(conf, os.getcwd(), python=sys.executable)
     except ConfError as exc:
         _fail(str(exc), usage=False)
     for note in notes:

@@ -71,6 +71,11 @@ class Process:
     stderr_backups: int = 10
     file: str = ""
     keys: tuple[str, ...] = ()  # the keys written in its section
+    # [eventlistener:x] only (listener is True): its events=, buffer_size, result_handler
+    listener: bool = False
+    events: str = ""
+    buffer_size: int = 10
+    result_handler: str = ""
 
     @property
     def namespec(self) -> str:
@@ -85,7 +90,7 @@ class Conf:
     supervisord: dict[str, str] = field(default_factory=dict)  # [supervisord], expanded
     environment: dict[str, str] = field(default_factory=dict)  # [supervisord] environment
     processes: list[Process] = field(default_factory=list)
-    listeners: list[str] = field(default_factory=list)  # [eventlistener:x] sections
+    listeners: list[Process] = field(default_factory=list)  # [eventlistener:x]'s processes
     notes: list[str] = field(default_factory=list)  # one line each: what is not done
     files: list[str] = field(default_factory=list)  # every file read
     sections: list[str] = field(default_factory=list)  # every section, in file order
@@ -297,6 +302,7 @@ PROGRAM_KEYS = frozenset(
     stderr_logfile_backups stderr_capture_maxbytes stderr_events_enabled stderr_syslog
     environment directory umask serverurl""".split()  # noqa: SIM905
 )
+LISTENER_KEYS = PROGRAM_KEYS | {"events", "buffer_size", "result_handler"}
 
 
 def programs(
@@ -306,7 +312,7 @@ def programs(
     owner: dict[str, str],
 ) -> None:
     """Every [program:x] (in its [group:x] when one names it) into conf.processes,
-    sorted by priority then name; [eventlistener:x] into conf.listeners."""
+    sorted by priority then name; [eventlistener:x]'s into conf.listeners."""
     sections = parser.sections()
     grouped: dict[str, str] = {}  # program section -> its group
     for section in sections:
@@ -334,8 +340,36 @@ def programs(
             if len(conf.processes) > MAX_PROGRAMS:
                 raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
         elif section.startswith("eventlistener:"):
-            conf.listeners.append(section)
+            conf.listeners.extend(listeners(parser, section, names, owner))
+            if len(conf.processes) + len(conf.listeners) > MAX_PROGRAMS:
+                raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
     conf.processes.sort(key=lambda p: (p.priority, p.namespec))
+
+
+def listeners(
+    parser: configparser.RawConfigParser,
+    section: str,
+    names: dict[str, object],
+    owner: dict[str, str],
+) -> list[Process]:
+    """An [eventlistener:x]'s processes (its pool, named x): a program's keys with
+    priority -1 by default (started first), and events=, buffer_size (at least 1),
+    result_handler; redirect_stderr=true is refused, as supervisord does."""
+    where = f"[{section}]"
+    pool = process_or_group_name(section[len("eventlistener:") :], where)
+    raw = dict(parser.items(section))
+    if boolean(raw.get("redirect_stderr", "false"), f"{where} redirect_stderr"):
+        raise ConfError(f"{where}: redirect_stderr=true would interfere with the "
+                        "eventlistener protocol (supervisord refuses it too)")  # fmt: skip
+    if not raw.get("events", "").strip():
+        raise ConfError(f"{where}: requires an events line (supervisord requires one)")
+    size = integer(raw.get("buffer_size", "10"), f"{where} buffer_size", 1, 100_000)
+    out = processes(parser, section, pool, pool, names, default_priority="-1")
+    for p in out:
+        p.listener, p.events, p.buffer_size = True, raw["events"], size
+        p.result_handler = raw.get("result_handler", "").strip()
+        p.file = owner.get(section, "")
+    return out
 
 
 def processes(
@@ -344,6 +378,7 @@ def processes(
     program: str,
     group: str,
     base: dict[str, object],
+    default_priority: str = "999",
 ) -> list[Process]:
     """One [program:x]'s processes (numprocs of them), each with its values expanded."""
     where = f"[{section}]"
@@ -383,14 +418,16 @@ def processes(
             stopasgroup=stopasgroup,
             killasgroup=killasgroup,
         )
-        settings(p, get, where)
+        settings(p, get, where, default_priority)
         out.append(p)
     return out
 
 
-def settings(p: Process, get: Callable[[str, str], str], where: str) -> None:
+def settings(
+    p: Process, get: Callable[[str, str], str], where: str, default_priority: str = "999"
+) -> None:
     """The rest of a process's keys, converted as supervisord converts them."""
-    p.priority = integer(get("priority", "999"), f"{where} priority", -(10**6), 10**6)
+    p.priority = integer(get("priority", default_priority), f"{where} priority", -(10**6), 10**6)
     p.autostart = boolean(get("autostart", "true"), f"{where} autostart")
     p.autorestart = autorestart(get("autorestart", "unexpected"), f"{where} autorestart")
     p.startsecs = integer(get("startsecs", "1"), f"{where} startsecs", 0, 10**6)

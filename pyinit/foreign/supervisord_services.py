@@ -5,12 +5,13 @@ Each process becomes a service directory named as supervisorctl names it
 output streams up and execs the command as supervisord does (shlex-split, no
 shell), a `service.yaml` and, for autostart=false, a `down` file. What pyinit
 does not do is a note, one line each, never silence (docs/migration.md lists
-every key). [eventlistener:x] goes through `eventlistener`, the one place to map
-it once pyinit has event hooks.
+every key). An [eventlistener:x]'s process is a service too, whose `run` execs
+the bridge (foreign/supervisord_bridge.py) with the listener's command: `eventlistener`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -55,9 +56,12 @@ class Service:
         return json.dumps(self.config, indent=1, sort_keys=True) + "\n"
 
 
-def translate(conf: Conf, cwd: str, root: bool = True) -> tuple[list[Service], list[str]]:
-    """The services for conf's processes, and the notes (one line each) on what
-    pyinit does differently or not at all. cwd: supervisord's working directory."""
+def translate(
+    conf: Conf, cwd: str, root: bool = True, python: str = "python3"
+) -> tuple[list[Service], list[str]]:
+    """The services for conf's processes and event listeners, and the notes (one
+    line each) on what pyinit does differently or not at all. cwd: supervisord's
+    working directory; python: the interpreter an event listener's bridge runs on."""
     notes = list(conf.notes) + sections(conf) + supervisord_notes(conf)
     sup = conf.supervisord
     cwd = absolute(sup.get("directory", "").strip() or cwd, cwd)
@@ -73,16 +77,18 @@ def translate(conf: Conf, cwd: str, root: bool = True) -> tuple[list[Service], l
         if not 0 <= value <= 0o777:
             raise ConfError(f"[supervisord] umask: not an octal mode: {show(umask)}")
         defaults["umask"] = f"{value:03o}"
-    for section in conf.listeners:
-        notes.append(eventlistener(section))
     services = []
-    levels = sorted({p.priority for p in conf.processes})
-    for p in conf.processes:
+    every = sorted(conf.processes + conf.listeners, key=lambda p: (p.priority, p.namespec))
+    levels = sorted({p.priority for p in every})
+    for p in every:
         if not NAME.match(p.namespec):
             raise ConfError(f"[{p.section}]: {show(p.namespec)} cannot be a service name")
         before = [levels[i - 1] for i, v in enumerate(levels) if v == p.priority and i > 0]
-        after = [q.namespec for q in conf.processes if before and q.priority == before[0]]
-        services.append(service(p, conf, cwd, dict(defaults), after, notes))
+        after = [q.namespec for q in every if before and q.priority == before[0]]
+        if p.listener:
+            services.append(eventlistener(p, conf, cwd, dict(defaults), after, notes, python))
+        else:
+            services.append(service(p, conf, cwd, dict(defaults), after, notes))
     return services, notes
 
 
@@ -123,20 +129,64 @@ def supervisord_notes(conf: Conf) -> list[str]:
     return out
 
 
-def eventlistener(section: str) -> str:
-    """What pyinit does with an [eventlistener:x]: the one place to map it to event
-    hooks when pyinit has them."""
-    return (
-        f"[{section}] not started: event listeners are not supported "
-        "(pyinit's own event hooks are the way to react to state changes)"
-    )
+BRIDGE = "pyinit.foreign.supervisord_bridge"
+
+
+def eventlistener(
+    p: Process,
+    conf: Conf,
+    cwd: str,
+    config: dict[str, Any],
+    after: list[str],
+    notes: list[str],
+    python: str,
+) -> Service:
+    """An [eventlistener:x]'s process: a service whose run execs the bridge, which
+    runs the listener's command as its child (as `user`, the bridge staying root to
+    read pyinit's events) and speaks supervisord's protocol on its stdin/stdout.
+    Its other keys are a program's; stdout is the protocol, so only stderr is logged."""
+    from pyinit.foreign.supervisord_events import EventsError, subscription
+
+    where = f"[{p.section}]"
+    try:
+        _, missing = subscription(p.events)
+    except EventsError as exc:
+        raise ConfError(f"{where} events: {exc}") from None
+    if missing:
+        notes.append(f"{where} events: not provided by pyinit, never sent: {', '.join(missing)}")
+    if p.result_handler not in ("", "supervisor.dispatchers:default_handler"):
+        notes.append(f"{where} result_handler: only the default is provided, "
+                     f"{show(p.result_handler)} is not imported (OK acknowledges, "
+                     "anything else sends the event again)")  # fmt: skip
+    for key in ("stdout_logfile", "stdout_logfile_maxbytes", "stdout_logfile_backups"):
+        if key in p.keys:
+            notes.append(f"{where} {key}: not written: stdout is the eventlistener protocol")
+    pool = [q for q in conf.listeners if q.section == p.section]
+    if len(pool) > 1 and p is pool[0]:
+        notes.append(f"{where} numprocs: each process gets every event (not one of the pool)")
+    keys = tuple(k for k in p.keys if k not in ("events", "buffer_size", "result_handler")
+                 and not k.startswith("stdout_logfile"))  # fmt: skip
+    inner = dataclasses.replace(p, stdout_logfile="NONE", keys=keys)
+    out = service(inner, conf, cwd, config, after, notes)
+    user = out.config.pop("user", None)
+    server = conf.supervisord.get("identifier", "").strip() or "supervisor"
+    bridge = [python, "-I", "-m", BRIDGE, "--pool", p.group, "--events", p.events,
+              "--buffer-size", str(p.buffer_size), "--server", server]  # fmt: skip
+    if user:
+        bridge += ["--user", user]
+    for q in conf.processes:
+        if q.exitcodes != (0,):
+            bridge += ["--exitcodes", f"{q.namespec}={','.join(map(str, q.exitcodes))}"]
+    lines = out.run.rstrip("\n").split("\n")
+    lines[-1] = "exec " + " ".join(shlex.quote(a) for a in bridge + ["--"]) + lines[-1][4:]
+    return dataclasses.replace(out, run="\n".join(lines) + "\n")
 
 
 PROGRAM_NAMED = {
-    "stdout_capture_maxbytes": "not supported: capture mode is for event listeners",
-    "stderr_capture_maxbytes": "not supported: capture mode is for event listeners",
-    "stdout_events_enabled": "not supported: no event listeners",
-    "stderr_events_enabled": "not supported: no event listeners",
+    "stdout_capture_maxbytes": "not supported: no PROCESS_COMMUNICATION events",
+    "stderr_capture_maxbytes": "not supported: no PROCESS_COMMUNICATION events",
+    "stdout_events_enabled": "not supported: no PROCESS_LOG events",
+    "stderr_events_enabled": "not supported: no PROCESS_LOG events",
     "stdout_syslog": "not supported: the lines go where stdout_logfile says",
     "stderr_syslog": "not supported: the lines go where stderr_logfile says",
     "serverurl": "not set as SUPERVISOR_SERVER_URL: supervisorctl talks to pyinit's socket",

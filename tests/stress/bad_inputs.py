@@ -438,6 +438,22 @@ CASES = [
         "socket",
         line=b'{"v": 1, "cmd": "events", "services": [""]}\n',
     ),
+    # --- evbridge: supervisord [eventlistener:x] through the bridge (issue 24)
+    supervisord_case(
+        "`[eventlistener:x] events=PROCESS_STATE_CRASHED`",
+        "[supervisord]\n[eventlistener:x]\ncommand=l\nevents=PROCESS_STATE_CRASHED\n",
+    ),
+    supervisord_case(
+        "`[eventlistener:x]` without `events=`", "[supervisord]\n[eventlistener:x]\ncommand=l\n"
+    ),
+    supervisord_case(
+        "`[eventlistener:x] buffer_size=0`",
+        "[supervisord]\n[eventlistener:x]\ncommand=l\nevents=TICK_5\nbuffer_size=0\n",
+    ),
+    supervisord_case(
+        "`[eventlistener:x] buffer_size=lots`",
+        "[supervisord]\n[eventlistener:x]\ncommand=l\nevents=TICK_5\nbuffer_size=lots\n",
+    ),
 ]
 
 RUN = "#!/bin/sh\nexec sleep 30\n"

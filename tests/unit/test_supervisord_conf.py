@@ -210,7 +210,7 @@ port=:9001
 command=f
 [eventlistener:ev]
 command=e
-events=PROCESS_STATE
+events=PROCESS_STATE,PROCESS_LOG
 [program:p]
 command=p
 stdout_syslog=true
