@@ -72,15 +72,34 @@ def open_dir(path: str, create: Optional[int] = None) -> int:
     return _walk(path, create, None)
 
 
-def _walk(path: str, create: Optional[int], file_flags: Optional[int]) -> int:
+def open_dir_below(base: str, path: str, create: int) -> int:
+    """open_dir(path, create) for a path inside directory base, which must exist:
+    only what is below base is made, walked from base's fd. A service dir removed
+    while pyinit still writes into it (its supervise/, its log dir) is never made
+    again, half-empty and root's, under the name the next scan reads
+    (FileNotFoundError instead; renamed away meanwhile, what is made goes with it)."""
+    rel = os.path.relpath(path, base)
+    if rel == ".." or rel.startswith("../"):
+        raise _fail(errno.EINVAL, "not below its base directory", path)
+    base_fd = _walk(base, None, None)
+    try:
+        return _walk(rel, create, None, start=base_fd)
+    finally:
+        os.close(base_fd)
+
+
+def _walk(path: str, create: Optional[int], file_flags: Optional[int],
+          start: Optional[int] = None) -> int:
     """open_dir's and open_read's walk: with file_flags, the last component is a
     file, opened by open_file (a symlink there followed as one on the way). One
     budget of MAX_LINKS symlinks for the whole path."""
     trusted = trusted_uids()
-    if not path.startswith("/"):
+    if start is None and not path.startswith("/"):
         path = os.path.join(os.getcwd(), path)
     parts = _components(path)  # a stack: the next component last
-    stack = [os.open("/", DIR_FLAGS)]
+    # start: a relative path from that dir, never above it (until a link leads to /)
+    stack = [os.dup(start) if start is not None else os.open("/", DIR_FLAGS)]
+    floor = start is not None
     links = 0
     try:
         while parts:
@@ -88,6 +107,12 @@ def _walk(path: str, create: Optional[int], file_flags: Optional[int]) -> int:
             if name == "..":
                 if len(stack) > 1:
                     os.close(stack.pop())
+                elif floor and not links:
+                    raise _fail(errno.EINVAL, "leads above its base directory", path)
+                elif floor:  # a link's target above the base dir: the real parent
+                    up = os.open("..", DIR_FLAGS, dir_fd=stack[0])
+                    os.close(stack[0])
+                    stack[0] = up
                 continue
             here = stack[-1]
             try:
@@ -112,9 +137,12 @@ def _walk(path: str, create: Optional[int], file_flags: Optional[int]) -> int:
                     raise _fail(errno.ELOOP, "too many levels of symbolic links", path)
                 target = os.readlink(name, dir_fd=here)
                 if target.startswith("/"):
-                    for fd in stack[1:]:
+                    for fd in stack[1 if not floor else 0 :]:
                         os.close(fd)
-                    del stack[1:]
+                    del stack[1 if not floor else 0 :]
+                    if floor:  # from the base dir to the root
+                        stack.append(os.open("/", DIR_FLAGS))
+                        floor = False
                 parts.extend(_components(target))
                 continue
             if file_flags is not None and not parts:

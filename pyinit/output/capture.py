@@ -30,6 +30,7 @@ class Settings:
     fmt: str = "text"  # text or json (prefix mode)
     timestamps: bool = False
     directory: str = ""
+    within: str = ""  # a dir that must exist, directory being below it (the service dir)
     max_size: int = 1_000_000
     max_files: int = 10
 
@@ -43,7 +44,8 @@ class Capture:
         self.sinks = sinks
         self.ring = Ring()
         self.followers: list[Callable[[bytes], None]] = []
-        self.file = (FileLog(settings.directory, name, settings.max_size, settings.max_files)
+        self.file = (FileLog(settings.directory, name, settings.max_size, settings.max_files,
+                             settings.within)
                      if settings.mode == "file" else None)
         self.file_failed: Optional[str] = None  # file mode that fell back to prefix: why
         self.pipes: dict[str, tuple[int, int]] = {}
@@ -139,7 +141,7 @@ class Capture:
     def retry_file(self) -> None:
         """On SIGHUP: a file mode that fell back to prefix tries its directory again."""
         s = self.settings
-        self.file = FileLog(s.directory, self.name, s.max_size, s.max_files)
+        self.file = FileLog(s.directory, self.name, s.max_size, s.max_files, s.within)
         try:
             self.file.open()
         except OSError:

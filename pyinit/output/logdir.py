@@ -43,8 +43,9 @@ DONE = re.compile(r"@[0-9a-f]{24}\.s")  # a finished file's name (svlogd's)
 
 class FileLog:
     def __init__(self, directory: str, source: str, max_size: int = 1_000_000,
-                 max_files: int = 10) -> None:
+                 max_files: int = 10, within: str = "") -> None:
         self.directory = directory
+        self.within = within  # must exist (the service dir of a relative log.dir): not made
         self.source = source
         self.max_size = max_size
         self.max_files = max_files
@@ -64,7 +65,8 @@ class FileLog:
         """Open (creating it, mode 0755) the directory and `current` in it, never
         through a link another user could have put there (safefs)."""
         if self.dir_fd is None:
-            self.dir_fd = safefs.open_dir(self.directory, create=0o755)
+            self.dir_fd = (safefs.open_dir_below(self.within, self.directory, create=0o755)
+                           if self.within else safefs.open_dir(self.directory, create=0o755))
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT  # safefs adds O_NONBLOCK: no FIFO hang
         self.fd = safefs.open_file(self.dir_fd, "current", flags, 0o644)
         self.size = os.fstat(self.fd).st_size

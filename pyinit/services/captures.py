@@ -51,6 +51,7 @@ class Captures:
             fmt=c.log_format or o.log_format,
             timestamps=o.log_timestamps if c.log_timestamps is None else c.log_timestamps,
             directory=log_directory(svc.defn),
+            within=svc.defn.path if c.log_dir and not c.log_dir.startswith("/") else "",
             max_size=c.log_max_size,
             max_files=c.log_max_files,
         )

@@ -76,7 +76,10 @@ class Supervise:
         The service dir may be its user's: the dir is walked to safely and every
         file in it opened relative to it (safefs), never through a link."""
         try:
-            self.dir_fd = self._add(safefs.open_dir(self.dir, create=0o700))
+            # the service dir must be there: supervise/ is made in it, never the dir
+            self.dir_fd = self._add(
+                safefs.open_dir_below(os.path.dirname(self.dir), self.dir, create=0o700)
+            )
             lock = self._add(
                 safefs.open_file(self.dir_fd, "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             )
@@ -302,6 +305,8 @@ class SuperviseDirs:
         try:
             sup.open()
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not os.path.isdir(path):
+                return None  # the service dir is going away: its rescan removes the service
             problem = f"{sup.dir} ({exc.strerror or exc})"
             unwritable = exc.errno in UNWRITABLE
             sup = self._open_fallback(path, slot, problem) if unwritable else None

@@ -260,3 +260,18 @@ def test_set_mode_changes_the_held_dir_not_what_its_path_now_names(tmp_path: Pat
         os.close(d)
     assert stat.S_IMODE((tmp_path / "moved").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "held").stat().st_mode) == 0o755 & ~_umask()
+
+
+def test_open_dir_below_makes_only_what_is_below_an_existing_base(tmp_path) -> None:
+    base = tmp_path / "svc"
+    with pytest.raises(FileNotFoundError):
+        safefs.open_dir_below(str(base), str(base / "supervise"), 0o700)
+    assert not base.exists()  # never made again
+    base.mkdir()
+    os.close(safefs.open_dir_below(str(base), str(base / "a" / "b"), 0o700))
+    assert (base / "a" / "b").is_dir()
+    with pytest.raises(OSError):
+        safefs.open_dir_below(str(base), str(tmp_path / "elsewhere"), 0o700)
+    with pytest.raises(OSError):
+        safefs.open_dir_below(str(base), str(base / "x" / ".." / ".." / "up"), 0o700)
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "up").exists()

@@ -499,3 +499,39 @@ def test_nothing_reopened_after_close_all(mgr, tmp_path) -> None:
     mgr.supervise.close_all()
     running(mgr, svc)
     assert not (tmp_path / "web" / "supervise").exists()
+
+
+def test_a_removed_service_dir_is_not_made_again(tmp_path) -> None:
+    """supervise/ is made in the service dir, never the dir: one removed while its
+    state was still to be written (rm -rf of a service dir) stayed away, instead of
+    coming back root's and half-empty, read by the next scan as a service without run."""
+    from pyinit.services.supervise import Supervise
+
+    gone = tmp_path / "services" / "gone"
+    sup = Supervise(str(gone), owner=None)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError):
+        sup.open()
+    assert not (tmp_path / "services").exists()
+    gone.mkdir(parents=True)
+    sup.open()
+    try:
+        assert (gone / "supervise" / "lock").exists()
+    finally:
+        sup.close()
+
+
+def test_a_relative_log_dir_is_not_made_without_its_service_dir(tmp_path) -> None:
+    from pyinit.output.logdir import FileLog
+
+    service = tmp_path / "svc"
+    log = FileLog(str(service / "logs"), "svc", within=str(service))
+    with pytest.raises(FileNotFoundError):
+        log.open()
+    assert not service.exists()
+    service.mkdir()
+    log.open()
+    try:
+        assert (service / "logs" / "current").exists()
+    finally:
+        os.close(log.fd)
+        os.close(log.dir_fd)
