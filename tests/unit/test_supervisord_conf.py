@@ -233,6 +233,8 @@ colour=red
         (HEAD + "[program:a]\n", "no command"),
         (HEAD + "[program:a]\ncommand=%(ENV_NOPE)s\n", "%(ENV_NOPE)s, which is not defined"),
         (HEAD + "[program:a]\ncommand=%(x)99999999s\n", "width over 999"),
+        (HEAD + "[program:a]\ncommand=%(process_num).99999999d\n", "precision over 999"),
+        (HEAD + "[program:a]\ncommand=%(process_num)5.*d\n", "precision over 999"),
         (HEAD + "[program:a]\ncommand=a\nautostart=maybe\n", "not a valid boolean"),
         (HEAD + "[program:a]\ncommand=a\nautorestart=often\n", "true, false or unexpected"),
         (HEAD + "[program:a]\ncommand=a\nstopsignal=FOO\n", "not a signal"),
