@@ -34,6 +34,10 @@ MAX_NUMBER_TEXT = 24  # characters of a number (int() of a 100000-digit text is 
 MAX_WIDTH = re.compile(r"%(\([^)]*\))?[-#0 +]*([0-9]{4,}|\*|[0-9]*\.([0-9]{4,}|\*))")
 MAX_PROCS = 1000  # numprocs, as pyinit's instances
 MAX_PROGRAMS = 1000  # processes in all
+# eventlistener processes in all: each one's bridge follows pyinit's events, which at
+# most 16 clients may do at once (control/events.py MAX_FOLLOWERS); past that a bridge
+# would retry every second and never get an event. 4 are left for `svctl events -f`.
+MAX_LISTENERS = 12
 
 
 class ConfError(Exception):
@@ -345,6 +349,11 @@ def programs(
                 raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
         elif section.startswith("eventlistener:"):
             conf.listeners.extend(listeners(parser, section, names, owner))
+            if len(conf.listeners) > MAX_LISTENERS:
+                raise ConfError(
+                    f"more than {MAX_LISTENERS} eventlistener processes in all (each follows "
+                    "pyinit's events, which at most 16 clients may do at once)"
+                )
             if len(conf.processes) + len(conf.listeners) > MAX_PROGRAMS:
                 raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
     conf.processes.sort(key=lambda p: (p.priority, p.namespec))
