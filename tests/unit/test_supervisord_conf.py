@@ -263,6 +263,19 @@ def test_bad_service_name(tmp_path: Path) -> None:
         services(tmp_path, HEAD + "[program:a+b]\ncommand=a\n")
 
 
+def test_an_include_file_name_is_no_command_in_the_run_script(tmp_path: Path) -> None:
+    """The run's comment line named the include file as it is: a newline in its name
+    made the rest of the name a shell command."""
+    name = "conf.d/x\ntouch PWNED\n.conf"
+    conf = conf_of(tmp_path, HEAD + "[include]\nfiles=conf.d/*.conf\n",
+                   extra={name: "[program:a]\ncommand=/bin/true\n"})  # fmt: skip
+    svcs, _ = translate(conf, "/")
+    lines = svcs[0].run.splitlines()
+    assert lines[0] == "#!/bin/sh" and lines[-1] == "exec /bin/true"
+    assert all(line.startswith(("#", "exec ")) for line in lines), lines
+    assert "x\\ntouch PWNED\\n.conf" in lines[1]
+
+
 def test_yaml_is_json(tmp_path: Path) -> None:
     svcs, _ = services(tmp_path, HEAD + "[program:a]\ncommand=a\nenvironment=X='é'\n")
     assert json.loads(svcs["a"].yaml())["environment"]["X"] == "é"
