@@ -19,6 +19,7 @@ from pyinit.core import bounds, signames
 
 MAX_SERVICES = 1000  # service directories read from s6-rc.d
 MAX_NAME = 200  # characters of a service name
+MAX_NESTING = 100  # bundles within bundles
 MAX_SCRIPT = 64 * 1024  # bytes of an `up` or `down` file
 MAX_SMALL = 256  # bytes of type, notification-fd, timeouts, down-signal, producer-for...
 MAX_MS = bounds.MAX_SECONDS * 1000
@@ -193,6 +194,7 @@ class Graph:
         self.consumer_of: dict[str, str] = {}  # producer -> consumer
         self.producer_of: dict[str, str] = {}  # consumer -> producer
         self.pipelines: dict[str, str] = {}  # pipeline-name -> producer
+        self.expanded: dict[str, list[str]] = {}  # bundle -> its atoms (atoms())
         for name in sorted(sources):
             self._check(name)
         for name in sorted(sources):
@@ -244,6 +246,10 @@ class Graph:
         is its producer's logger); builtins stand for nothing."""
         if name in seen:
             raise SourceError(f"{where}: bundle cycle {' -> '.join((*seen, name))}")
+        if len(seen) > MAX_NESTING:  # Python's own recursion limit is 1000
+            raise SourceError(f"{where}: bundles nested more than {MAX_NESTING} deep")
+        if name in self.expanded:  # each bundle once: nested diamonds are not exponential
+            return list(self.expanded[name])
         if name in self.pipelines:
             return [self.pipelines[name]]
         if name == LEGACY and name not in self.sources:
@@ -259,6 +265,7 @@ class Graph:
             for atom in self.atoms(member, self.where(name, "contents.d"), (*seen, name)):
                 if atom not in out:
                     out.append(atom)
+        self.expanded[name] = list(out)
         return out
 
     def direct_deps(self, atom: str) -> list[str]:

@@ -30,9 +30,14 @@ from pyinit.core.bounds import clip
 
 MAX_VALUE_SHOWN = 80
 MAX_NUMBER_TEXT = 24  # characters of a number (int() of a 100000-digit text is slow)
-MAX_WIDTH = re.compile(r"%(\([^)]*\))?[-#0 +]*([0-9]{4,}|\*)")  # a %-format width over 999
+# a %-format width or precision over 999 (`%(process_num).99999999d` is 100 MB of zeros)
+MAX_WIDTH = re.compile(r"%(\([^)]*\))?[-#0 +]*([0-9]{4,}|\*|[0-9]*\.([0-9]{4,}|\*))")
 MAX_PROCS = 1000  # numprocs, as pyinit's instances
 MAX_PROGRAMS = 1000  # processes in all
+# eventlistener processes in all: each one's bridge follows pyinit's events, which at
+# most 16 clients may do at once (control/events.py MAX_FOLLOWERS); past that a bridge
+# would retry every second and never get an event. 4 are left for `svctl events -f`.
+MAX_LISTENERS = 12
 
 
 class ConfError(Exception):
@@ -102,9 +107,12 @@ def show(value: str) -> str:
 
 
 def expand(text: str, names: dict[str, object], where: str) -> str:
-    """text % names, as supervisord's expand(); a huge %-format width is refused."""
-    if MAX_WIDTH.search(text):
-        raise ConfError(f"{where}: a %-format width over 999 in {show(text)}")
+    """text % names, as supervisord's expand(); a huge %-format width or precision is
+    refused."""
+    huge = MAX_WIDTH.search(text)
+    if huge:
+        what = "precision" if "." in huge.group(2) else "width"
+        raise ConfError(f"{where}: a %-format {what} over 999 in {show(text)}")
     try:
         return text % names
     except KeyError as exc:
@@ -341,6 +349,11 @@ def programs(
                 raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
         elif section.startswith("eventlistener:"):
             conf.listeners.extend(listeners(parser, section, names, owner))
+            if len(conf.listeners) > MAX_LISTENERS:
+                raise ConfError(
+                    f"more than {MAX_LISTENERS} eventlistener processes in all (each follows "
+                    "pyinit's events, which at most 16 clients may do at once)"
+                )
             if len(conf.processes) + len(conf.listeners) > MAX_PROGRAMS:
                 raise ConfError(f"more than {MAX_PROGRAMS} processes in all")
     conf.processes.sort(key=lambda p: (p.priority, p.namespec))

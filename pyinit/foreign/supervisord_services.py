@@ -231,7 +231,8 @@ def service(
         raise ConfError(f"{where} command: {exc}: {show(p.command)}") from None
     if not argv:
         raise ConfError(f"{where} command: empty")
-    lines = ["#!/bin/sh", f"# {where} of {p.file or 'supervisord.conf'}, as pyinit's service"]
+    source = repr(p.file or "supervisord.conf")[1:-1]  # a newline in a file name is no command
+    lines = ["#!/bin/sh", f"# {where} of {source}, as pyinit's service"]
     lines += redirects + ["exec " + " ".join(shlex.quote(a) for a in argv), ""]
     return Service(p.namespec, "\n".join(lines), config, down=not p.autostart)
 

@@ -6,7 +6,8 @@ pipe before the fork: it fits, so it never blocks) and in PYINIT_* variables. It
 stdout and stderr come back through a non-blocking pipe read by the loop, as
 `pyinit: INFO: [hook NAME] line`, at most MAX_OUTPUT bytes a run. At its timeout
 the session gets SIGTERM and SIGCONT, then SIGKILL after KILL_GRACE; every run
-is reaped (Reaper.watch). A hook that cannot start is logged, once until it
+is reaped (Reaper.watch); when it exits, what it left in its session is killed
+(SIGKILL to the group). A hook that cannot start is logged, once until it
 starts again. close() at shutdown drops the queue and ends what runs within the
 shutdown budget.
 """
@@ -195,6 +196,10 @@ class Hooks:
                     self.say(run, line)
 
     def on_exit(self, run: Run, status: ExitStatus) -> None:
+        # what it left in its session (`alert &`) goes with it: else each run could
+        # leave a process behind, past the timeout and MAX_RUNNING (the group's id
+        # is not reused while a member lives)
+        kill_quietly(run.pid, signal.SIGKILL, True)
         self.read(run)  # what it wrote last; a child that keeps the pipe gets EPIPE
         self.close_output(run)
         for timer in run.timers:

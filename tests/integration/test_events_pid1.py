@@ -326,6 +326,27 @@ def test_a_hanging_hook_is_killed_at_its_timeout_and_reaped(box, tmp_path: Path,
     b.stop()
 
 
+def test_what_a_hook_leaves_in_its_session_is_killed_when_it_exits(
+    box, tmp_path: Path, tag: str
+) -> None:
+    """A hook that backgrounds its work (`alert &`) escaped the timeout and the bound
+    of 4 running: each event left a process behind."""
+    crashing(tmp_path, tag, "crash", "restart: never\n")
+    out = hook_dir(tmp_path)
+    b = box(f"""\
+        hooks:
+          - name: bg
+            events: [exited]
+            command: ["/bin/sh", "-c", "{PY} -c 'import time; time.sleep(1000)' {tag} &
+                      touch {out}/started"]
+            timeout: 60
+        """)
+    wait_for(lambda: (out / "started").exists(), 10, "the hook to start its background sleep")
+    wait_for(lambda: not tagged_processes(tag), 10, "the hook's background sleep killed")
+    assert no_zombies(b)
+    b.stop()
+
+
 def test_hook_concurrency_is_bounded_and_queued_runs_follow(box, tmp_path: Path,
                                                            tag: str) -> None:
     crashing(tmp_path, tag, "flap", "backoff: {initial: 0.02, factor: 1}\n")

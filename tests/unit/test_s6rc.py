@@ -593,3 +593,14 @@ def test_with_contenv_reads_the_s6_env_dir(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=30)  # fmt: skip
     assert (r.returncode, r.stdout) == (0, "yes\n"), r.stderr
+
+
+def test_deeply_nested_and_diamond_bundles_are_bounded() -> None:
+    """A chain of 998 bundles was a RecursionError traceback; 25 levels of two
+    bundles each holding both of the next level took 2**25 steps (hours)."""
+    chain = [bundle(f"b{i}", f"b{i + 1}") for i in range(998)]
+    with pytest.raises(SourceError, match="bundles nested more than 100 deep"):
+        s6rc.plan(tree(*chain, longrun("b998"), bundle("user", "b0")), ROOT)
+    ladder = [bundle(f"l{i}_{x}", f"l{i + 1}_0", f"l{i + 1}_1") for i in range(40) for x in "01"]
+    p = plan(*ladder, longrun("l40_0"), longrun("l40_1"), bundle("user", "l0_0"))
+    assert [s.name for s in p.services] == ["l40_0", "l40_1"]

@@ -233,6 +233,8 @@ colour=red
         (HEAD + "[program:a]\n", "no command"),
         (HEAD + "[program:a]\ncommand=%(ENV_NOPE)s\n", "%(ENV_NOPE)s, which is not defined"),
         (HEAD + "[program:a]\ncommand=%(x)99999999s\n", "width over 999"),
+        (HEAD + "[program:a]\ncommand=%(process_num).99999999d\n", "precision over 999"),
+        (HEAD + "[program:a]\ncommand=%(process_num)5.*d\n", "precision over 999"),
         (HEAD + "[program:a]\ncommand=a\nautostart=maybe\n", "not a valid boolean"),
         (HEAD + "[program:a]\ncommand=a\nautorestart=often\n", "true, false or unexpected"),
         (HEAD + "[program:a]\ncommand=a\nstopsignal=FOO\n", "not a signal"),
@@ -259,6 +261,19 @@ def test_bad_inputs_one_line(tmp_path: Path, body: str, message: str) -> None:
 def test_bad_service_name(tmp_path: Path) -> None:
     with pytest.raises(ConfError, match="cannot be a service name"):
         services(tmp_path, HEAD + "[program:a+b]\ncommand=a\n")
+
+
+def test_an_include_file_name_is_no_command_in_the_run_script(tmp_path: Path) -> None:
+    """The run's comment line named the include file as it is: a newline in its name
+    made the rest of the name a shell command."""
+    name = "conf.d/x\ntouch PWNED\n.conf"
+    conf = conf_of(tmp_path, HEAD + "[include]\nfiles=conf.d/*.conf\n",
+                   extra={name: "[program:a]\ncommand=/bin/true\n"})  # fmt: skip
+    svcs, _ = translate(conf, "/")
+    lines = svcs[0].run.splitlines()
+    assert lines[0] == "#!/bin/sh" and lines[-1] == "exec /bin/true"
+    assert all(line.startswith(("#", "exec ")) for line in lines), lines
+    assert "x\\ntouch PWNED\\n.conf" in lines[1]
 
 
 def test_yaml_is_json(tmp_path: Path) -> None:

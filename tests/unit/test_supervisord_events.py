@@ -202,7 +202,11 @@ def test_eventlistener_is_a_bridge_service(tmp_path: Path) -> None:
                                              ("events=\n", "requires an events line"),
                                              ("events=TICK_5\nbuffer_size=0\n", "buffer_size"),
                                              ("events=TICK_5\nredirect_stderr=true\n",
-                                              "redirect_stderr")])  # fmt: skip
+                                              "redirect_stderr"),
+                                             # 13 bridges: the 13th+ could never follow
+                                             ("events=TICK_5\nnumprocs=13\n"
+                                              "process_name=x%(process_num)d\n",
+                                              "more than 12 eventlistener processes")])  # fmt: skip
 def test_eventlistener_refused(tmp_path: Path, extra: str, word: str) -> None:
     with pytest.raises(ConfError, match=word):
         translated(tmp_path, "[supervisord]\n[eventlistener:x]\ncommand=c\n" + extra)
