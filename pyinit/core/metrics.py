@@ -21,7 +21,7 @@ from pyinit.core.statustable import state
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_SERVICES = 500
-MAX_LABEL = 128  # characters of a label value (before escaping)
+MAX_LABEL = 512  # characters of a label value (before escaping): any service name whole
 STATES = ("up", "starting", "paused", "stopping", "finish", "backoff", "waiting", "done",
           "down", "failed")  # fmt: skip
 

@@ -95,11 +95,20 @@ def test_the_body_is_bounded_whatever_the_services() -> None:
             for i in range(metrics.MAX_SERVICES + 7)]  # fmt: skip
     text = metrics.render(recs, {}, "0.1.0")
     m = parse(text)
-    assert len(m["pyinit_service_up"]) == 1  # all cut to the same 128 characters
+    assert len(m["pyinit_service_up"]) == 1  # all cut to the same MAX_LABEL characters
     assert m["pyinit_metrics_services_omitted"] == {(): 7}
     per_service = 2 * metrics.MAX_LABEL + 200
     lines_per_service = len(metrics.SERVICE_METRICS) + len(metrics.STATES)
     assert len(text) < metrics.MAX_SERVICES * lines_per_service * per_service + 10_000
+
+
+def test_long_names_that_differ_late_stay_apart() -> None:
+    """A service dir's name may have 255 bytes, an instance's more: two that share
+    their first 128 characters are still two series (Prometheus drops a duplicate)."""
+    names = ["x" * 300 + "a", "x" * 300 + "b"]
+    recs = [service_record(ServiceView(n, ProcessView()), 1.0, WALL) for n in names]
+    m = parse(metrics.render(recs, {}, "0.1.0"))
+    assert len(m["pyinit_service_up"]) == 2
 
 
 def test_missing_records_are_not_services() -> None:
