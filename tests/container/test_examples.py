@@ -134,9 +134,13 @@ def test_kubernetes_pod(multi_service: str, tmp_path: Path, manifest: str):
             assert notes["prometheus.io/scrape"] == "true", notes
             body = fetch(name, f"http://127.0.0.1:{notes['prometheus.io/port']}"
                                f"{notes['prometheus.io/path']}")  # fmt: skip
-            up = {s.labels["service"]: s.value for f in text_string_to_metric_families(body)
-                  for s in f.samples if s.name == "pyinit_service_up"}  # fmt: skip
-            assert up["app"] == up["nginx"] == up["cron"] == 1, up
+            samples = [s for f in text_string_to_metric_families(body) for s in f.samples]
+            up = {s.labels["service"]: s.value for s in samples if s.name == "pyinit_service_up"}
+            assert up["app"] == up["nginx"] == 1, up
+            # the scheduled job (cron's replacement) ran once at start (on_start: run)
+            runs = {s.labels["service"]: s.value for s in samples
+                    if s.name == "pyinit_job_runs_total"}  # fmt: skip
+            assert runs.get("heartbeat", 0) >= 1, runs
         ps = exec_(name, "ps", "-eo", "pid=,ppid=,args=").stdout
         procs = [line.split(None, 2) for line in ps.splitlines()]
         pyinit = [pid for pid, _, args in procs if "bin/pyinit" in args]
