@@ -92,39 +92,23 @@ def _walk(path: str, create: Optional[int], file_flags: Optional[int],
           start: Optional[int] = None) -> int:
     """open_dir's and open_read's walk: with file_flags, the last component is a
     file, opened by open_file (a symlink there followed as one on the way). One
-    budget of MAX_LINKS symlinks for the whole path."""
+    budget of MAX_LINKS symlinks for the whole path. With start, path is relative
+    to that dir and may not lead above it (a link's target may)."""
     trusted = trusted_uids()
     if start is None and not path.startswith("/"):
         path = os.path.join(os.getcwd(), path)
     parts = _components(path)  # a stack: the next component last
-    # start: a relative path from that dir, never above it (until a link leads to /)
     stack = [os.dup(start) if start is not None else os.open("/", DIR_FLAGS)]
-    floor = start is not None
+    floor = start is not None  # stack[0] is start's dir, not /
     links = 0
     try:
         while parts:
             name = parts.pop()
             if name == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                elif floor and not links:
-                    raise _fail(errno.EINVAL, "leads above its base directory", path)
-                elif floor:  # a link's target above the base dir: the real parent
-                    up = os.open("..", DIR_FLAGS, dir_fd=stack[0])
-                    os.close(stack[0])
-                    stack[0] = up
+                _up(stack, floor, links, path)
                 continue
             here = stack[-1]
-            try:
-                st = os.stat(name, dir_fd=here, follow_symlinks=False)
-            except FileNotFoundError:
-                if create is None:
-                    raise
-                try:
-                    os.mkdir(name, create, dir_fd=here)
-                except FileExistsError:
-                    pass
-                st = os.stat(name, dir_fd=here, follow_symlinks=False)
+            st = _stat_or_make(here, name, create)
             if stat.S_ISLNK(st.st_mode):
                 if not stable(os.fstat(here), st, trusted):
                     raise _fail(
@@ -136,13 +120,11 @@ def _walk(path: str, create: Optional[int], file_flags: Optional[int],
                 if links > MAX_LINKS:
                     raise _fail(errno.ELOOP, "too many levels of symbolic links", path)
                 target = os.readlink(name, dir_fd=here)
-                if target.startswith("/"):
-                    for fd in stack[1 if not floor else 0 :]:
+                if target.startswith("/"):  # from /, whatever the start
+                    for fd in stack:
                         os.close(fd)
-                    del stack[1 if not floor else 0 :]
-                    if floor:  # from the base dir to the root
-                        stack.append(os.open("/", DIR_FLAGS))
-                        floor = False
+                    stack[:] = [os.open("/", DIR_FLAGS)]
+                    floor = False
                 parts.extend(_components(target))
                 continue
             if file_flags is not None and not parts:
@@ -159,6 +141,33 @@ def _walk(path: str, create: Optional[int], file_flags: Optional[int],
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def _up(stack: list[int], floor: bool, links: int, path: str) -> None:
+    """A `..` step: back along the walk; at / it stays; at a start dir it is refused,
+    unless a link's target leads there (then the real parent)."""
+    if len(stack) > 1:
+        os.close(stack.pop())
+    elif floor and not links:
+        raise _fail(errno.EINVAL, "leads above its base directory", path)
+    elif floor:
+        up = os.open("..", DIR_FLAGS, dir_fd=stack[0])
+        os.close(stack[0])
+        stack[0] = up
+
+
+def _stat_or_make(here: int, name: str, create: Optional[int]) -> os.stat_result:
+    """lstat of name in dir here; with create, a missing name is made a dir first."""
+    try:
+        return os.stat(name, dir_fd=here, follow_symlinks=False)
+    except FileNotFoundError:
+        if create is None:
+            raise
+    try:
+        os.mkdir(name, create, dir_fd=here)
+    except FileExistsError:
+        pass
+    return os.stat(name, dir_fd=here, follow_symlinks=False)
 
 
 def _components(path: str) -> list[str]:
