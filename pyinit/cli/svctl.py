@@ -15,7 +15,7 @@ from pyinit.cli.stdio import broken, guarded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any, Callable, Optional
 
 USAGE = """usage: svctl [--run-dir DIR] [-v] [-w SECS] COMMAND [SERVICE...]
 
@@ -661,93 +661,93 @@ class _Lines:
 
 def cmd_logs(args: Args) -> int:
     """Print a service's last lines; with -f, keep printing new ones until interrupted."""
-    import socket
+    from pyinit.core.protocol import ReplyError, parse_reply
 
-    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, dumps, parse_reply
+    prefix: Any = None  # several services: `NAME | line`
 
-    path = os.path.join(args.run_dir, SOCKET_NAME)
-    payload = {
-        "v": VERSION,
-        "cmd": "logs",
-        "services": args.services,
-        "lines": args.lines,
-        "follow": args.follow,
-    }
-    out = sys.stdout.buffer if sys.stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            sock.connect(path)
-            sock.sendall(dumps(payload).encode() + b"\n")
-            lines = _Lines(sock)
-            first = parse_reply(lines.next() or b"{}")
-            if not first.get("ok"):
-                raise Unreachable(refusal(first))
-            prefix = _LogPrefix(first) if "entries" in first else None  # several services
-            if prefix is None and not isinstance(first.get("lines"), list):
-                raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
-            for line in prefix.entries(first) if prefix else first["lines"]:
-                if isinstance(line, str):
-                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    def first(reply: dict[str, Any], out: Any) -> None:
+        nonlocal prefix
+        prefix = _LogPrefix(reply) if "entries" in reply else None
+        if prefix is None and not isinstance(reply.get("lines"), list):
+            raise ReplyError("the reply has no list of lines (is this pyinit's socket?)")
+        for line in prefix.entries(reply) if prefix else reply["lines"]:
+            if isinstance(line, str):
+                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
+
+    def each(raw: bytes, out: Any) -> Optional[int]:
+        if not raw:
+            return 0  # pyinit went away (shutdown)
+        msg = parse_reply(raw)
+        line = prefix.line(msg) if prefix else msg.get("line")
+        if isinstance(line, str):
+            out.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out.flush()
-            sock.settimeout(None)
-            while args.follow:
-                raw = lines.next(watch_stdout=True)
-                if not raw:
-                    return 0  # pyinit went away (shutdown)
-                msg = parse_reply(raw)
-                line = prefix.line(msg) if prefix else msg.get("line")
-                if isinstance(line, str):
-                    out.write(line.encode("utf-8", "surrogateescape") + b"\n")
-                    out.flush()
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, OSError) and broken(1):
-            raise  # our reader went away: stdio.guarded exits 141
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise Unreachable(f"cannot reach pyinit at {path}: {reason}") from None
-    except KeyboardInterrupt:
-        return 0
-    return 0
+        return None
+
+    payload = {"cmd": "logs", "services": args.services, "lines": args.lines,
+               "follow": args.follow}  # fmt: skip
+    return _stream(args, payload, first, each)
 
 
 def cmd_events(args: Args) -> int:
     """Print the recent events as JSON lines; with -f, new ones until interrupted."""
+    from pyinit.core.protocol import ReplyError, dumps, parse_reply
+
+    last: Any = None
+
+    def first(reply: dict[str, Any], out: Any) -> None:
+        if not isinstance(reply.get("events"), list):
+            raise ReplyError("the reply has no list of events (is this pyinit's socket?)")
+        for event in reply["events"]:
+            out.write(dumps(event).encode() + b"\n")
+
+    def each(raw: bytes, out: Any) -> Optional[int]:
+        nonlocal last
+        if not raw and last == "shutdown.end":
+            return 0  # pyinit shut down: the stream ends with it
+        if not raw:
+            sys.stderr.write("svctl: pyinit closed the event stream (shut down, or "
+                             "this reader fell too far behind)\n")
+            return 1
+        msg = parse_reply(raw)
+        if isinstance(msg.get("event"), dict):
+            last = msg["event"].get("event")
+            out.write(dumps(msg["event"]).encode() + b"\n")
+            out.flush()
+        return None
+
+    payload = {"cmd": "events", "services": args.services, "follow": args.follow}
+    return _stream(args, payload, first, each)
+
+
+def _stream(args: Args, payload: dict[str, Any],
+            first: Callable[[dict[str, Any], Any], None],
+            each: Callable[[bytes, Any], Optional[int]]) -> int:
+    """A streaming request (logs, events): first(reply, out) prints the first reply;
+    with -f, each(line, out) every further line (b"" when pyinit closed the stream)
+    until it returns an exit code. A closed stdout exits 141 (stdio.guarded)."""
     import socket
 
-    from pyinit.core.protocol import SOCKET_NAME, VERSION, ReplyError, dumps, parse_reply
+    from pyinit.core.protocol import SOCKET_NAME, VERSION, dumps, parse_reply
 
     path = os.path.join(args.run_dir, SOCKET_NAME)
-    payload = {"v": VERSION, "cmd": "events", "services": args.services, "follow": args.follow}
     out = sys.stdout.buffer if sys.stdout is not None else open(os.devnull, "wb")  # noqa: SIM115
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
             sock.connect(path)
-            sock.sendall(dumps(payload).encode() + b"\n")
+            sock.sendall(dumps({"v": VERSION, **payload}).encode() + b"\n")
             lines = _Lines(sock)
-            first = parse_reply(lines.next() or b"{}")
-            if not first.get("ok"):
-                raise Unreachable(refusal(first))
-            if not isinstance(first.get("events"), list):
-                raise ReplyError("the reply has no list of events (is this pyinit's socket?)")
-            for event in first["events"]:
-                out.write(dumps(event).encode() + b"\n")
+            reply = parse_reply(lines.next() or b"{}")
+            if not reply.get("ok"):
+                raise Unreachable(refusal(reply))
+            first(reply, out)
             out.flush()
             sock.settimeout(None)
-            last: Any = None
             while args.follow:
-                raw = lines.next(watch_stdout=True)
-                if not raw and last == "shutdown.end":
-                    return 0  # pyinit shut down: the stream ends with it
-                if not raw:
-                    sys.stderr.write("svctl: pyinit closed the event stream (shut down, or "
-                                     "this reader fell too far behind)\n")
-                    return 1
-                msg = parse_reply(raw)
-                if isinstance(msg.get("event"), dict):
-                    last = msg["event"].get("event")
-                    out.write(dumps(msg["event"]).encode() + b"\n")
-                    out.flush()
+                rc = each(lines.next(watch_stdout=True), out)
+                if rc is not None:
+                    return rc
     except (OSError, ValueError) as exc:
         if isinstance(exc, OSError) and broken(1):
             raise  # our reader went away: stdio.guarded exits 141
@@ -756,6 +756,8 @@ def cmd_events(args: Args) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
 class _LogPrefix:
     """Lines of several services (a `logs` reply with `entries`), as `NAME | line` with
     the names padded to one width; a name is made safe for a terminal (it comes from

@@ -139,21 +139,9 @@ def render(records: list[Record], counters: dict[str, Any], version: str) -> str
     shown = [r for r in records if not r.get("missing")][:MAX_SERVICES]
     omitted = max(0, len([r for r in records if not r.get("missing")]) - len(shown))
     names = [f'service="{label_value(str(r.get("name", "")))}"' for r in shown]
-    out: list[str] = []
-    for name, kind, help_text, read in SERVICE_METRICS:
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-        for rec, labels in zip(shown, names):
-            value = read(rec)
-            if value is not None:
-                out.append(_sample(name, labels, value))
-    out.append(
-        "# HELP pyinit_service_state The service's state: 1 for the current one "
-        "(see docs/pyinit.md#metrics).\n# TYPE pyinit_service_state gauge\n"
-    )
-    for rec, labels in zip(shown, names):
-        current = state(rec)
-        out.extend(_sample("pyinit_service_state", f'{labels},state="{s}"', float(s == current))
-                   for s in STATES)  # fmt: skip
+    rows = list(zip(shown, names))
+    out = _families(SERVICE_METRICS, rows)
+    out += _enum("pyinit_service_state", "The service's state", "state", STATES, rows, state)
     out.extend(_jobs(shown, names))
     orphans = _number(counters.get("orphans_reaped")) or 0.0
     out.append(
@@ -174,20 +162,33 @@ def _jobs(shown: list[Record], names: list[str]) -> list[str]:
     jobs = [(rec, labels) for rec, labels in zip(shown, names) if _job(rec)]
     if not jobs:
         return []
+    out = _families(JOB_METRICS, jobs)
+    out += _enum("pyinit_job_last_run_result", "The job's last run's result", "result",
+                 RESULTS, jobs, lambda rec: _last(rec).get("result"))  # fmt: skip
+    return out
+
+
+def _families(table: list, rows: list[tuple[Record, str]]) -> list[str]:
+    """One family per (name, kind, help, reader) of table, a sample per row it reads."""
     out: list[str] = []
-    for name, kind, help_text, read in JOB_METRICS:
+    for name, kind, help_text, read in table:
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-        for rec, labels in jobs:
+        for rec, labels in rows:
             value = read(rec)
             if value is not None:
                 out.append(_sample(name, labels, value))
-    out.append(
-        "# HELP pyinit_job_last_run_result The job's last run's result: 1 for the current one "
-        "(see docs/pyinit.md#metrics).\n# TYPE pyinit_job_last_run_result gauge\n"
-    )
-    for rec, labels in jobs:
-        current = _last(rec).get("result")
+    return out
+
+
+def _enum(name: str, what: str, label: str, values: Any, rows: list[tuple[Record, str]],
+          current_of: Callable[[Record], Any]) -> list[str]:
+    """A gauge with one series per value, 1 for a row's current one (none when a row
+    has no current value)."""
+    out = [f"# HELP {name} {what}: 1 for the current one (see docs/pyinit.md#metrics).\n"
+           f"# TYPE {name} gauge\n"]  # fmt: skip
+    for rec, labels in rows:
+        current = current_of(rec)
         if current is not None:
-            out.extend(_sample("pyinit_job_last_run_result", f'{labels},result="{r}"',
-                               float(r == current)) for r in RESULTS)  # fmt: skip
+            out.extend(_sample(name, f'{labels},{label}="{v}"', float(v == current))
+                       for v in values)  # fmt: skip
     return out
