@@ -26,12 +26,9 @@ MAX_ENTRIES = 64  # entries of one service directory
 def read_tree(root: str, extra: Optional[str] = None) -> Optional[dict[str, Source]]:
     """The services of root (None when root does not exist). extra, s6-overlay
     3.2's user-bundles.d, adds names to the `user` and `user2` bundles."""
-    try:
-        root_fd = safefs.open_dir(root)
-    except FileNotFoundError:
+    root_fd = _open_dir(root)
+    if root_fd is None:
         return None
-    except OSError as exc:
-        raise SourceError(f"{root}: {exc.strerror or exc}") from None
     try:
         names = _names(root_fd, root, MAX_SERVICES)
     finally:
@@ -55,6 +52,16 @@ def _add_user_bundles(out: dict[str, Source], extra: str) -> None:
             ]
 
 
+def _open_dir(path: str) -> Optional[int]:
+    """safefs.open_dir(path), None when it does not exist; SourceError otherwise."""
+    try:
+        return safefs.open_dir(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror or exc}") from None
+
+
 def _names(dir_fd: int, path: str, limit: int) -> list[str]:
     try:
         names, more = safefs.listdir(dir_fd, limit)
@@ -67,12 +74,9 @@ def _names(dir_fd: int, path: str, limit: int) -> list[str]:
 
 def _list_dir(path: str) -> Optional[list[str]]:
     """The names in a dependencies.d or contents.d (None: no such directory)."""
-    try:
-        fd = safefs.open_dir(path)
-    except FileNotFoundError:
+    fd = _open_dir(path)
+    if fd is None:
         return None
-    except OSError as exc:
-        raise SourceError(f"{path}: {exc.strerror or exc}") from None
     try:
         names = sorted(_names(fd, path, MAX_SERVICES))
     finally:
